@@ -1,0 +1,3 @@
+from streamseg.cli import entry
+
+entry()

@@ -1,0 +1,79 @@
+"""ONNX Runtime: the embedded default backend, on the CPU everywhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from streamseg.errors import BackendError, ModelError
+from streamseg.models.spec import ModelSpec
+
+_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
+
+
+def default_threads() -> int:
+    """Intra-op threads: every core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class OnnxRuntimeBackend:
+    def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
+                 providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: no per-session chatter
+        try:
+            self.session = ort.InferenceSession(
+                str(model_path), options, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as err:  # ORT raises its own untyped exceptions
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise BackendError(f"ONNX Runtime cannot load {model_path}: {first}") from None
+        self.spec = spec
+        self.fixed_input_size = check_io(self.session, spec, model_path)
+        self.name = f"onnxruntime ({self.session.get_providers()[0]})"
+        self._outputs = [spec.output_name]
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        return self.session.run(self._outputs, {self.spec.input_name: tensor})[0]
+
+    def close(self) -> None:
+        self.session = None
+
+
+def check_io(session, spec: ModelSpec, model_path: str | Path) -> tuple[int, int] | None:
+    """Refuse a model whose inputs and outputs don't match its spec.
+
+    Returns the static input (H, W) if the model has one, else None.
+    """
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    where = Path(model_path).name
+    if spec.input_name not in inputs:
+        raise ModelError(f"{where}: spec input {spec.input_name!r} not in the model's inputs {sorted(inputs)}")
+    if spec.output_name not in outputs:
+        raise ModelError(f"{where}: spec output {spec.output_name!r} not in the model's outputs {sorted(outputs)}")
+    arg = inputs[spec.input_name]
+    if len(arg.shape) != 4:
+        raise ModelError(f"{where}: input {arg.name!r} has rank {len(arg.shape)}, expected 4 ({spec.layout})")
+    dtype = _DTYPES.get(arg.type)
+    if dtype != spec.dtype:
+        raise ModelError(f"{where}: input {arg.name!r} is {arg.type}, spec says {spec.dtype}")
+    c_axis, hw_axes = (1, (2, 3)) if spec.layout == "NCHW" else (3, (1, 2))
+    channels = arg.shape[c_axis]
+    if isinstance(channels, int) and channels != 3:
+        raise ModelError(f"{where}: input {arg.name!r} has {channels} channels at axis {c_axis}, expected 3 ({spec.layout})")
+    h, w = (arg.shape[a] for a in hw_axes)
+    if isinstance(h, int) and isinstance(w, int):
+        return h, w
+    return None

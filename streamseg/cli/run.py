@@ -1,0 +1,88 @@
+"""``streamseg run INPUT -o OUTPUT --model M``: the main job."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from streamseg.composite import MODES
+from streamseg.config import RunConfig
+from streamseg.logs import redact
+from streamseg.models.spec import ModelSpec
+
+
+@click.command()
+@click.argument("source")
+@click.option("-o", "--output", "outputs", multiple=True, help="Video output (mp4, mkv…); repeat for several.")
+@click.option("-m", "--model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML; flags win.")
+@click.option("--backend", help="auto | onnxruntime  [default: auto]")
+@click.option("--threads", type=int, help="Inference threads [default: all cores].")
+@click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
+@click.option("--overlay", type=click.Choice(MODES), help="What to draw [default: overlay].")
+@click.option("--alpha", type=float, help="Overlay opacity 0..1 [default: 0.5].")
+@click.option("--classes", help="Draw only these classes, comma-separated.")
+@click.option("--labels-out", help="Folder for per-frame label maps and summary.csv.")
+@click.option("--labels-format", type=click.Choice(["png", "npz"]), help="Indexed PNGs or one labels.npz.")
+@click.option("--summary", help="Per-frame summary file (.csv or .jsonl).")
+@click.option("--max-frames", type=int, help="Stop after N frames.")
+@click.option("--queue-size", type=int, help="Frames each stage queue holds [default: 4].")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def run(source: str, spec_path: str | None, config_path: str | None, no_progress: bool, **flags: Any) -> None:
+    """Segment SOURCE (a video file) and write the overlay video, label maps and summary."""
+    from streamseg.pipeline import Pipeline
+
+    given = {k: v for k, v in flags.items() if v is not None and v != ()}
+    if spec_path:
+        given["spec"] = ModelSpec.from_yaml(spec_path)
+    config = RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
+    if not config.outputs and not config.labels_out and not config.summary:
+        raise click.UsageError("nothing to write: give -o OUTPUT, --labels-out DIR or --summary FILE")
+
+    pipeline = Pipeline(source, config=config)
+    _stop_on_signals(pipeline)
+    pipeline.start()
+    total = pipeline.info.frames
+    if config.max_frames:
+        total = min(total, config.max_frames) if total else config.max_frames
+    bar = _progress(total, redact(pipeline.info.name), disabled=no_progress)
+    pipeline.on_result = lambda result: bar.update(1)
+    try:
+        summary = pipeline.run()
+    finally:
+        bar.close()
+    _print_summary(summary)
+
+
+def _stop_on_signals(pipeline) -> None:
+    """First Ctrl-C / SIGTERM stops reading and finalizes outputs; a second one aborts."""
+
+    def handler(signum, frame):
+        pipeline.stop()
+        click.echo("\nstreamseg: stopping, finalizing outputs (Ctrl-C again to abort)", err=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _progress(total: int | None, name: str, *, disabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name[-40:], unit="frame", disable=disabled or not sys.stderr.isatty(),
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def _print_summary(summary) -> None:
+    echo = lambda text="": click.echo(text, err=True)  # noqa: E731
+    state = "stopped early" if summary.stopped_early else "done"
+    echo(f"streamseg: {state}: {summary.frames_in} frames in, {summary.frames_out} out, "
+         f"{sum(summary.dropped.values())} dropped, {summary.fps:.2f} fps over {summary.wall_seconds:.1f} s "
+         f"on {summary.backend}")
+    echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
+    for name, s in summary.stages.items():
+        echo(f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['busy_s']:>9.1f}")

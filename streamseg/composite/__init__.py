@@ -1,0 +1,5 @@
+"""Composite stage: labels drawn over frames."""
+
+from streamseg.composite.overlay import MODES, Compositor
+
+__all__ = ["MODES", "Compositor"]

@@ -1,0 +1,62 @@
+"""Draw label maps: colored mask, blended overlay, or both side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from streamseg.errors import ConfigError
+from streamseg.models.spec import ModelSpec
+
+Mode = Literal["overlay", "mask", "side-by-side"]
+MODES: tuple[str, ...] = ("overlay", "mask", "side-by-side")
+
+
+class Compositor:
+    """Colors labels with the spec's palette and blends them over the frame.
+
+    Only the drawn classes are colored: the background class and, when a class
+    filter is given, every class outside it keep the original pixels (overlay)
+    or stay black (mask).
+    """
+
+    def __init__(self, spec: ModelSpec, *, mode: Mode = "overlay", alpha: float = 0.5,
+                 classes: Sequence[str] | None = None):
+        if mode not in MODES:
+            raise ConfigError(f"overlay: unknown mode {mode!r} (choose from {', '.join(MODES)})")
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"alpha: must be within 0..1, got {alpha}")
+        self.mode = mode
+        self.alpha = alpha
+        drawn = np.ones(256, bool)
+        drawn[spec.num_classes:] = False
+        if classes:
+            unknown = sorted(set(classes) - set(spec.classes))
+            if unknown:
+                raise ConfigError(f"classes: not in the model's classes: {', '.join(unknown)}")
+            drawn[:] = False
+            drawn[[spec.classes.index(c) for c in classes]] = True
+        elif spec.background is not None:
+            drawn[spec.background] = False
+        lut = np.zeros((256, 3), np.uint8)
+        lut[: spec.num_classes] = spec.colors
+        lut[~drawn] = 0
+        self._lut = lut
+        self._drawn = drawn
+
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        """RGB picture of the drawn classes; the rest is black."""
+        return self._lut[labels]
+
+    def __call__(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        color = self.colorize(labels)
+        if self.mode == "mask":
+            return color
+        blended = cv2.addWeighted(image, 1.0 - self.alpha, color, self.alpha, 0.0)
+        overlay = np.where(self._drawn[labels][:, :, None], blended, image)
+        if self.mode == "overlay":
+            return overlay
+        return np.hstack([overlay, color])

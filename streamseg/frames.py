@@ -1,0 +1,77 @@
+"""Small immutable records that travel between the pipeline stages.
+
+Data flows one way: a decoded ``Frame`` becomes a ``Prepared`` input tensor,
+then an ``Inferred`` raw model output, then a ``Result`` with its label map
+and composited picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded picture, RGB ``uint8`` of shape (H, W, 3)."""
+
+    source: str
+    index: int
+    image: np.ndarray
+    pts: int | None
+    time_base: Fraction | None
+    capture_time: float  # time.time() when the decoder produced it
+
+    @property
+    def time(self) -> float | None:
+        """Presentation time in seconds, when the stream gave one."""
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """Where the frame sits inside the model input: scale, then pad right/bottom."""
+
+    frame_size: tuple[int, int]  # (H, W) of the frame
+    content_size: tuple[int, int]  # (H, W) of the resized frame inside the input
+    input_size: tuple[int, int]  # (H, W) of the model input, padding included
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    frame: Frame
+    tensor: np.ndarray  # model input, e.g. (1, 3, H, W) float32
+    geometry: Geometry
+
+
+@dataclass(frozen=True, slots=True)
+class Inferred:
+    frame: Frame
+    output: np.ndarray  # the model's raw output for this frame
+    geometry: Geometry
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A segmented frame, as handed to sinks and to Python API users."""
+
+    source: str
+    index: int
+    pts: int | None
+    time_base: Fraction | None
+    capture_time: float
+    frame: np.ndarray  # the decoded picture, RGB uint8 (H, W, 3)
+    labels: np.ndarray  # class ids, uint8 (H, W)
+    picture: np.ndarray  # the composited picture to encode, RGB uint8
+    latency: float  # seconds from capture to the end of compositing
+    scores: np.ndarray | None = None  # per-class scores, when asked for
+
+    @property
+    def time(self) -> float | None:
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)

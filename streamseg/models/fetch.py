@@ -1,0 +1,61 @@
+"""Checksum-pinned downloads of zoo files into the user cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from streamseg.errors import DownloadError
+from streamseg.models.spec import ModelSource
+
+
+def cache_dir() -> Path:
+    """``$STREAMSEG_CACHE``, else ``$XDG_CACHE_HOME/streamseg``, else ``~/.cache/streamseg``."""
+    explicit = os.environ.get("STREAMSEG_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "streamseg"
+
+
+def cached_path(source: ModelSource) -> Path:
+    return cache_dir() / "models" / source.url.rsplit("/", 1)[-1]
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(source: ModelSource, *, progress=None, timeout: float = 30.0) -> Path:
+    """The cached file for ``source``, downloading and verifying it first if needed."""
+    target = cached_path(source)
+    if target.exists() and sha256_of(target) == source.sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    try:
+        with urllib.request.urlopen(source.url, timeout=timeout) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or source.size
+            if progress is not None:
+                progress.reset(total=total)
+            while block := response.read(1 << 20):
+                out.write(block)
+                if progress is not None:
+                    progress.update(len(block))
+    except (urllib.error.URLError, OSError) as err:
+        partial.unlink(missing_ok=True)
+        reason = getattr(err, "reason", None) or getattr(err, "strerror", None) or err
+        raise DownloadError(f"cannot download {source.url}: {reason} (offline? see README: working offline)") from None
+    actual = sha256_of(partial)
+    if actual != source.sha256:
+        partial.unlink(missing_ok=True)
+        raise DownloadError(f"{source.url}: sha256 {actual} does not match the pinned {source.sha256}")
+    partial.replace(target)
+    return target

@@ -1,0 +1,164 @@
+"""A model described as data: what goes in, what comes out, what the classes are.
+
+A spec is enough to run any segmentation ONNX: the pipeline reads input and
+output names, layout, color order, normalization, resize rule, classes,
+palette and output decoding from it, and nothing from the model's name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streamseg.errors import ConfigError
+from streamseg.models.palettes import voc_palette
+
+RGB = tuple[Annotated[int, Field(ge=0, le=255)], Annotated[int, Field(ge=0, le=255)], Annotated[int, Field(ge=0, le=255)]]
+Triple = tuple[float, float, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Normalize(_Strict):
+    """``(pixel * range / 255 - mean) / std``, per channel in the model's color order."""
+
+    range: Literal[1, 255] = 1  # 1: mean/std on 0-1 pixels; 255: on 0-255 pixels
+    mean: Triple
+    std: Triple | None = None  # None: mean subtraction only
+
+    @model_validator(mode="after")
+    def _std_positive(self) -> Normalize:
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError("std values must be > 0")
+        return self
+
+
+class Resize(_Strict):
+    """How a frame becomes the model input.
+
+    ``short_side``: scale so the short side is ``size`` (dynamic H/W models).
+    ``letterbox``: scale to fit inside ``size`` (H, W) keeping aspect, pad the rest.
+    ``stretch``: scale to exactly ``size`` (H, W). ``none``: keep the frame size.
+    """
+
+    mode: Literal["short_side", "letterbox", "stretch", "none"]
+    size: int | tuple[int, int] | None = None
+    pad_multiple: int = Field(1, ge=1)  # pad right/bottom to a multiple of this
+
+    @model_validator(mode="after")
+    def _size_fits_mode(self) -> Resize:
+        if self.mode == "short_side" and not isinstance(self.size, int):
+            raise ValueError("short_side needs size: <int>")
+        if self.mode in ("letterbox", "stretch") and not isinstance(self.size, tuple):
+            raise ValueError(f"{self.mode} needs size: [height, width]")
+        return self
+
+
+class Decode(_Strict):
+    """How the raw output becomes a label map.
+
+    ``argmax``: (1, C, h, w) scores; labels are the argmax, upsampled (nearest).
+    ``labels``: (1, h, w) or (1, 1, h, w) class ids already.
+    ``duc``: dense upsampling convolution output (1, C, h*w*r*r) as in the ONNX
+    model zoo's ResNet101-DUC: a (r x r) sub-pixel grid per cell of ``cell``
+    input pixels; scores are resized to the frame, then argmaxed.
+    """
+
+    kind: Literal["argmax", "labels", "duc"] = "argmax"
+    cell: int = Field(8, ge=1)  # duc: input pixels per output cell
+    subpixels: int = Field(4, ge=1)  # duc: r, sub-pixels per cell side
+
+
+class ModelSource(_Strict):
+    url: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int | None = None
+
+
+class ModelSpec(_Strict):
+    name: str
+    input_name: str = "input"
+    output_name: str = "out"
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    color_order: Literal["RGB", "BGR"] = "RGB"
+    dtype: Literal["float32", "float16"] = "float32"
+    normalize: Normalize
+    resize: Resize
+    decode: Decode = Decode()
+    classes: tuple[str, ...] = Field(min_length=1, max_length=256)
+    palette: tuple[RGB, ...] | None = None  # default: the VOC colormap
+    background: int | None = 0  # class not drawn by the overlay; None draws all
+    source: ModelSource | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if self.palette is not None and len(self.palette) != len(self.classes):
+            raise ValueError(f"palette has {len(self.palette)} colors for {len(self.classes)} classes")
+        if self.background is not None and not 0 <= self.background < len(self.classes):
+            raise ValueError(f"background {self.background} is not a class index")
+        return self
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def colors(self) -> tuple[tuple[int, int, int], ...]:
+        return self.palette if self.palette is not None else voc_palette(self.num_classes)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    @classmethod
+    def from_mapping(cls, data: object, where: str = "spec") -> ModelSpec:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(describe_validation_error(err, where)) from None
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "spec") -> ModelSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{where}: not valid JSON ({err})") from None
+        return cls.from_mapping(data, where)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ModelSpec:
+        data = load_yaml(path)
+        if isinstance(data, dict) and "spec" in data:  # a run config holding a spec
+            return cls.from_mapping(data["spec"], f"{path}: spec")
+        return cls.from_mapping(data, str(path))
+
+
+def load_yaml(path: str | Path) -> object:
+    """Parse a YAML file, turning every failure into a one-line ``ConfigError``."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
+
+
+def describe_validation_error(err: ValidationError, where: str) -> str:
+    """One line naming the first bad key, e.g. ``x.yaml: normalize.mean: ...``."""
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: {key}: {msg}{more}"

@@ -1,0 +1,69 @@
+"""Model output to a label map at frame size, on the CPU."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from streamseg.errors import ModelError
+from streamseg.frames import Geometry
+from streamseg.models.spec import ModelSpec
+
+
+def argmax_labels(scores: np.ndarray) -> np.ndarray:
+    """Class index of the best score per pixel for (C, H, W) scores, as uint8."""
+    return np.argmax(scores, axis=0).astype(np.uint8)
+
+
+def duc_unpack(output: np.ndarray, input_size: tuple[int, int], cell: int, subpixels: int) -> np.ndarray:
+    """The zoo's DUC layout (1, C, h*w*r*r) to scores (C, H*r/cell, W*r/cell)."""
+    r = subpixels
+    fh, fw = input_size[0] // cell, input_size[1] // cell
+    classes = output.shape[1]
+    if output.size != classes * r * r * fh * fw:
+        raise ModelError(
+            f"DUC output {tuple(output.shape)} does not fit a {input_size[0]}x{input_size[1]} input "
+            f"(expected {classes}x{r * r * fh * fw})"
+        )
+    packed = output.reshape(classes, r, r, fh, fw)
+    return packed.transpose(0, 3, 1, 4, 2).reshape(classes, fh * r, fw * r)
+
+
+def _content_rows_cols(g: Geometry, out_h: int, out_w: int) -> tuple[int, int]:
+    """The part of an output map that covers the frame, not the padding."""
+    ih, iw = g.input_size
+    ch, cw = g.content_size
+    return max(1, round(ch * out_h / ih)), max(1, round(cw * out_w / iw))
+
+
+class CpuPostprocessor:
+    """Decodes raw outputs per the spec's ``decode`` rule into (H, W) uint8 labels."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.decode = spec.decode
+
+    def __call__(self, output: np.ndarray, g: Geometry) -> np.ndarray:
+        fh, fw = g.frame_size
+        kind = self.decode.kind
+        if kind == "duc":
+            scores = duc_unpack(output, g.input_size, self.decode.cell, self.decode.subpixels)
+            rows, cols = _content_rows_cols(g, *scores.shape[1:])
+            # as the zoo does: resize the scores to the frame, then argmax
+            hwc = np.ascontiguousarray(scores[:, :rows, :cols].transpose(1, 2, 0))
+            resized = cv2.resize(hwc, (fw, fh), interpolation=cv2.INTER_LINEAR)
+            if resized.ndim == 2:  # OpenCV drops a single channel
+                return np.zeros((fh, fw), np.uint8)
+            return np.argmax(resized, axis=2).astype(np.uint8)
+        if kind == "labels":
+            labels = output.reshape(output.shape[-2:])
+            rows, cols = _content_rows_cols(g, *labels.shape)
+            labels = labels[:rows, :cols].astype(np.uint8)
+        else:
+            if output.ndim != 4 or output.shape[0] != 1:
+                raise ModelError(f"expected (1, C, H, W) scores, got {tuple(output.shape)}")
+            rows, cols = _content_rows_cols(g, *output.shape[2:])
+            labels = argmax_labels(output[0, :, :rows, :cols])
+        if labels.shape != (fh, fw):
+            labels = cv2.resize(labels, (fw, fh), interpolation=cv2.INTER_NEAREST)
+        return labels

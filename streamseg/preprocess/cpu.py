@@ -1,0 +1,80 @@
+"""Frame to model input on the CPU: resize, pad, normalize, lay out, in one pass."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from streamseg.frames import Frame, Geometry, Prepared
+from streamseg.models.spec import ModelSpec, Resize
+
+
+def plan_geometry(resize: Resize, height: int, width: int) -> Geometry:
+    """Where a (height, width) frame lands inside the model input."""
+    if resize.mode == "short_side":
+        scale = resize.size / min(height, width)
+        content = (max(1, round(height * scale)), max(1, round(width * scale)))
+        target = content
+    elif resize.mode == "letterbox":
+        target = resize.size
+        scale = min(target[0] / height, target[1] / width)
+        content = (max(1, round(height * scale)), max(1, round(width * scale)))
+    elif resize.mode == "stretch":
+        content = target = resize.size
+    else:
+        content = target = (height, width)
+    m = resize.pad_multiple
+    padded = (math.ceil(target[0] / m) * m, math.ceil(target[1] / m) * m)
+    return Geometry(frame_size=(height, width), content_size=content, input_size=padded)
+
+
+class CpuPreprocessor:
+    """Turns RGB uint8 frames into the spec's input tensor.
+
+    Normalization folds into one multiply-add per channel,
+    ``x = pixel * gain + offset``, so padding with 0 equals padding with the
+    mean color (the zoo's DUC border).
+    """
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        norm = spec.normalize
+        std = np.asarray(norm.std or (1.0, 1.0, 1.0), np.float32)
+        mean = np.asarray(norm.mean, np.float32)
+        channels = [2, 1, 0] if spec.color_order == "BGR" else [0, 1, 2]
+        self._channels = channels
+        self._gain = (norm.range / 255.0) / std
+        self._offset = -mean / std
+        self._dtype = np.dtype(spec.dtype)
+        self._geometry: Geometry | None = None  # cached while the frame size holds
+
+    def geometry(self, height: int, width: int) -> Geometry:
+        g = self._geometry
+        if g is None or g.frame_size != (height, width):
+            g = self._geometry = plan_geometry(self.spec.resize, height, width)
+        return g
+
+    def __call__(self, frame: Frame) -> Prepared:
+        image = frame.image
+        g = self.geometry(*image.shape[:2])
+        ch, cw = g.content_size
+        if (ch, cw) != g.frame_size:
+            shrink = ch * cw < g.frame_size[0] * g.frame_size[1]
+            image = cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return Prepared(frame, self.to_tensor(image, g), g)
+
+    def to_tensor(self, image: np.ndarray, g: Geometry) -> np.ndarray:
+        """Normalize a resized RGB image into a fresh, zero-padded input tensor."""
+        ih, iw = g.input_size
+        ch, cw = image.shape[:2]
+        nchw = self.spec.layout == "NCHW"
+        shape = (1, 3, ih, iw) if nchw else (1, ih, iw, 3)
+        padded = (ih, iw) != (ch, cw)
+        tensor = np.zeros(shape, np.float32) if padded else np.empty(shape, np.float32)
+        for dst, src in enumerate(self._channels):
+            plane = tensor[0, dst, :ch, :cw] if nchw else tensor[0, :ch, :cw, dst]
+            np.multiply(image[:, :, src], self._gain[dst], out=plane, dtype=np.float32)
+            plane += self._offset[dst]
+        return tensor if self._dtype == np.float32 else tensor.astype(self._dtype)

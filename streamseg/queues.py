@@ -1,0 +1,90 @@
+"""Bounded queues between stages, each with a named fill policy.
+
+``BLOCK`` makes the producer wait (offline files: lossless). ``DROP_OLDEST``
+discards the oldest item to make room (live sources: latency never grows) and
+counts what it dropped. The end-of-stream marker is never dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections import deque
+from typing import Any
+
+
+class FillPolicy(enum.Enum):
+    BLOCK = "block"
+    DROP_OLDEST = "drop-oldest"
+
+
+class _EndOfStream:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = _EndOfStream()
+"""Sentinel a worker puts on its output queue from ``finally``: nothing follows."""
+
+
+class Closed(Exception):
+    """Raised by ``put`` once the consumer has gone (the pipeline is stopping)."""
+
+
+class StageQueue:
+    """A thread-safe FIFO with ``maxsize`` and a ``FillPolicy``."""
+
+    def __init__(self, name: str, maxsize: int, policy: FillPolicy = FillPolicy.BLOCK):
+        if maxsize < 1:
+            raise ValueError(f"queue {name!r}: maxsize must be >= 1, got {maxsize}")
+        self.name = name
+        self.maxsize = maxsize
+        self.policy = policy
+        self.dropped = 0
+        self.peak = 0
+        self._items: deque[Any] = deque()
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            while len(self._items) >= self.maxsize and not self._closed:
+                if self.policy is FillPolicy.DROP_OLDEST:
+                    self._drop_oldest()
+                    break
+                self._cond.wait()
+            if self._closed:
+                raise Closed(self.name)
+            self._items.append(item)
+            self.peak = max(self.peak, len(self._items))
+            self._cond.notify_all()
+
+    def _drop_oldest(self) -> None:
+        for i, old in enumerate(self._items):
+            if old is not END:
+                del self._items[i]
+                self.dropped += 1
+                return
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Next item, or ``END`` once closed; raises ``TimeoutError`` after ``timeout``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items or self._closed, timeout):
+                raise TimeoutError(self.name)
+            if not self._items:
+                return END
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        """The consumer is gone: wake everyone, refuse further puts."""
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,51 @@
+"""Per-frame summary rows: index, pts, time, latency and class pixel fractions."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from streamseg.errors import SinkError
+from streamseg.frames import Result
+
+
+def class_fractions(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    counts = np.bincount(labels.ravel(), minlength=num_classes)[:num_classes]
+    return counts / max(1, labels.size)
+
+
+class SummarySink:
+    """CSV (``.csv``) or JSON Lines (``.jsonl``/``.json``), one row per frame."""
+
+    def __init__(self, path: str | Path, classes: tuple[str, ...]):
+        self.path = Path(path)
+        self.classes = classes
+        self.json = self.path.suffix.lower() in (".json", ".jsonl")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", newline="")
+        except OSError as err:
+            raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
+        if not self.json:
+            self._csv = csv.writer(self._file)
+            self._csv.writerow(["index", "pts", "time", "latency_ms", *classes])
+
+    def write(self, result: Result) -> None:
+        fractions = class_fractions(result.labels, len(self.classes))
+        time = result.time
+        if self.json:
+            row = {
+                "index": result.index, "pts": result.pts, "time": time,
+                "latency_ms": round(result.latency * 1000, 2),
+                "classes": {c: round(float(f), 6) for c, f in zip(self.classes, fractions) if f > 0},
+            }  # fmt: skip
+            self._file.write(json.dumps(row) + "\n")
+        else:
+            self._csv.writerow([result.index, result.pts, "" if time is None else f"{time:.6f}",
+                                f"{result.latency * 1000:.2f}", *(f"{f:.6f}" for f in fractions)])
+
+    def close(self, complete: bool = True) -> None:
+        self._file.close()

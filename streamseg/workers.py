@@ -1,0 +1,113 @@
+"""Stage threads: take from one queue, work, put on the next, always end with END."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from streamseg.queues import END, Closed, StageQueue
+
+log = logging.getLogger(__name__)
+
+
+class StageStats:
+    """Items, busy seconds and recent per-item latencies of one stage."""
+
+    def __init__(self, name: str, window: int = 4096):
+        self.name = name
+        self.items = 0
+        self.busy = 0.0
+        self._recent: deque[float] = deque(maxlen=window)
+
+    def add(self, seconds: float) -> None:
+        self.items += 1
+        self.busy += seconds
+        self._recent.append(seconds)
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self._recent, q)) if self._recent else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "items": self.items,
+            "busy_s": round(self.busy, 4),
+            "mean_ms": round(1000 * self.busy / self.items, 2) if self.items else 0.0,
+            "p50_ms": round(1000 * self.percentile(50), 2),
+            "p99_ms": round(1000 * self.percentile(99), 2),
+        }
+
+
+class Worker(threading.Thread):
+    """Runs ``work`` on each item of ``inbox`` and puts the result on ``outbox``.
+
+    A producer worker has no inbox and iterates ``items`` instead. ``work`` may
+    return None to emit nothing. On any exit the worker puts END on its outbox
+    from ``finally``, so the consumer always stops; an error is kept for the
+    pipeline to raise, and the inbox is closed so upstream stops too.
+    """
+
+    def __init__(self, name: str, work: Callable[[Any], Any], *, inbox: StageQueue | None = None,
+                 outbox: StageQueue | None = None, items: Callable[[], Iterable[Any]] | None = None,
+                 stopping: threading.Event, skip_when_stopping: bool = False,
+                 on_error: Callable[[BaseException], None]):
+        super().__init__(name=f"streamseg-{name}", daemon=True)
+        self.stage = name
+        self.work = work
+        self.inbox = inbox
+        self.outbox = outbox
+        self.items = items
+        self.stopping = stopping
+        self.skip_when_stopping = skip_when_stopping
+        self.on_error = on_error
+        self.stats = StageStats(name)
+        self.exhausted = False  # a producer whose items ran out, not one told to stop
+
+    def _inputs(self) -> Iterable[Any]:
+        if self.items is not None:
+            for item in self.items():
+                if self.stopping.is_set():
+                    return
+                yield item
+            self.exhausted = True
+            return
+        while True:
+            item = self.inbox.get()
+            if item is END:
+                return
+            if self.skip_when_stopping and self.stopping.is_set():
+                continue  # stopping: drain without working, END still comes
+            yield item
+
+    def run(self) -> None:
+        try:
+            inputs = iter(self._inputs())
+            while True:
+                started = time.perf_counter()
+                item = next(inputs, END)  # a producer's time includes its decode
+                if item is END:
+                    break
+                if self.items is None:
+                    started = time.perf_counter()
+                out = self.work(item)
+                self.stats.add(time.perf_counter() - started)
+                if out is not None and self.outbox is not None:
+                    self.outbox.put(out)
+        except Closed:  # downstream is gone: pass the news upstream
+            if self.inbox is not None:
+                self.inbox.close()
+        except BaseException as err:  # noqa: BLE001 - handed to the pipeline, re-raised there
+            self.on_error(err)
+            if self.inbox is not None:
+                self.inbox.close()
+        finally:
+            if self.outbox is not None:
+                try:
+                    self.outbox.put(END)
+                except Closed:
+                    pass
