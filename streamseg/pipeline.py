@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ class Pipeline:
     """
 
     def __init__(self, source: str | Path, model: str | Path | None = None, *, config: RunConfig | None = None,
-                 on_result: Callable[[Result], None] | None = None, **options: Any):
+                 on_result: Callable[[Result], None] | None = None, sinks: Sequence[Sink] = (), **options: Any):
         values = config.model_dump(exclude_unset=True) if config is not None else {}
         values.update(options)
         if model is not None:
@@ -75,6 +75,7 @@ class Pipeline:
         self._workers: list[Worker] = []
         self._queues: list[StageQueue] = []
         self._sinks: list[Sink] = []
+        self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
         self._started_at = 0.0
         self._finished_at = 0.0
         self._closed = False
@@ -92,7 +93,7 @@ class Pipeline:
         self.source = open_source(self.source_uri, max_frames=cfg.max_frames)
         self.info = self.source.info
         try:
-            self._sinks = self._open_sinks(spec)
+            self._sinks = self._open_sinks(spec) + self._extra_sinks
         except BaseException:
             self.source.close()
             raise
@@ -241,6 +242,15 @@ class Pipeline:
             return bool(self._errors)
         decode, output = self._workers[0], self._workers[-1]
         return not decode.exhausted or output.stats.items < decode.stats.items
+
+    def snapshot(self) -> dict[str, Any]:
+        """Live counters for metrics pages: per-stage stats, queue depths and drops."""
+        return {
+            "stages": {w.stage: w.stats for w in self._workers},
+            "queues": {q.name: {"depth": len(q), "dropped": q.dropped, "maxsize": q.maxsize} for q in self._queues},
+            "elapsed": time.perf_counter() - self._started_at if self._started_at else 0.0,
+            "state": "stopped" if self._closed else "running" if self._workers else "starting",
+        }
 
     def summary(self) -> RunSummary:
         stats = {w.stage: w.stats.as_dict() for w in self._workers}

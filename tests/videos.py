@@ -1,0 +1,84 @@
+"""Test videos made with PyAV: odd sizes, variable frame rate, audio, 10-bit, gray."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def moving_scene(index: int, width: int, height: int) -> np.ndarray:
+    """A street-like RGB picture: sky, road, and a box that moves with ``index``."""
+    image = np.empty((height, width, 3), np.uint8)
+    horizon = height // 2
+    image[:horizon] = (90, 140, 200)
+    image[horizon:] = (80, 80, 85)
+    x = (index * 7) % max(1, width - width // 5)
+    image[horizon - height // 8: horizon + height // 6, x: x + width // 5] = (200, 30, 30)
+    noise = (np.arange(width)[None, :] + index) % 16
+    image[horizon:, :, 1] = np.clip(80 + noise[:, :].astype(np.int16) - 8, 0, 255).astype(np.uint8)
+    return image
+
+
+def make_video(path: str | Path, *, width: int = 160, height: int = 96, frames: int = 12, fps: int = 10,
+               codec: str = "libx264", pix_fmt: str = "yuv420p", audio: bool = False,
+               pts: list[int] | None = None, time_base: Fraction | None = None,
+               rotation: int = 0) -> Path:
+    """Write a short test video; ``pts`` (in ``time_base``) makes it variable-frame-rate."""
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        tb = time_base or Fraction(1, fps * 100)
+        stream.time_base = tb
+        stream.codec_context.time_base = tb
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast"}
+        astream = None
+        if audio:
+            astream = container.add_stream("aac", rate=48000)
+            astream.layout = "mono"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(moving_scene(i, width, height), format="rgb24")
+            frame = frame.reformat(format=pix_fmt)
+            frame.pts = pts[i] if pts else round(i / (fps * tb))
+            frame.time_base = tb
+            if rotation:
+                frame.rotation = rotation
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+        if astream is not None:
+            samples_total = int(48000 * frames / fps)
+            t = np.arange(samples_total) / 48000
+            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for start in range(0, samples_total, 1024):
+                chunk = tone[start:start + 1024]
+                aframe = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                aframe.sample_rate = 48000
+                aframe.pts = start
+                for packet in astream.encode(aframe):
+                    container.mux(packet)
+            for packet in astream.encode(None):
+                container.mux(packet)
+    return path
+
+
+def read_video(path: str | Path) -> tuple[list[np.ndarray], list[int], Fraction, dict]:
+    """Every decoded frame as RGB, their pts, the time base, and stream facts."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        images, pts = [], []
+        for frame in container.decode(stream):
+            images.append(frame.to_ndarray(format="rgb24"))
+            pts.append(frame.pts)
+        facts = {
+            "codec": stream.codec_context.name,
+            "audio": [a.codec_context.name for a in container.streams.audio],
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+        }
+        return images, pts, stream.time_base, facts
