@@ -31,6 +31,11 @@ class RunConfig(BaseModel):
     summary: str | None = None  # --summary: CSV or JSON Lines
     max_frames: int | None = Field(None, ge=1)  # --max-frames
     queue_size: int = Field(4, ge=1, le=256)  # --queue-size
+    publish: str | None = None  # --publish: ZeroMQ PUB endpoint for label maps, e.g. tcp://127.0.0.1:5555
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # --metrics-port: Prometheus /metrics and /health
+    preview_port: int | None = Field(None, ge=0, le=65535)  # --preview: live preview page
+    serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics and preview servers listen on
+    scores: bool = False  # Python API only: per-class scores on each Result (raw model scores)
     encoder: EncoderOptions = EncoderOptions()
 
     @field_validator("classes", mode="before")

@@ -76,6 +76,9 @@ class Pipeline:
         self._queues: list[StageQueue] = []
         self._sinks: list[Sink] = []
         self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
+        self.metrics = None  # the /metrics and /health server, with --metrics-port
+        self.preview = None  # the preview page server, with --preview
+        self.publisher = None  # the label-map publisher, with --publish
         self._started_at = 0.0
         self._finished_at = 0.0
         self._closed = False
@@ -85,6 +88,18 @@ class Pipeline:
 
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> Pipeline:
+        if self.config.metrics_port is not None:  # first, so /health says "starting" while the model loads
+            from streamseg.observe import MetricsServer
+
+            self.metrics = MetricsServer(self, self.config.metrics_port, self.config.serve_host)
+        try:
+            return self._start_stages()
+        except BaseException:
+            if self.metrics is not None:
+                self.metrics.close()
+            raise
+
+    def _start_stages(self) -> Pipeline:
         cfg = self.config
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = _with_input_size(spec, cfg.input_size)
@@ -121,6 +136,19 @@ class Pipeline:
                     sinks.append(SummarySink(folder / "summary.csv", spec.classes))
             if cfg.summary:
                 sinks.append(SummarySink(cfg.summary, spec.classes))
+            if cfg.publish:
+                from streamseg.publish import LabelPublisher
+
+                self.publisher = LabelPublisher(cfg.publish, spec.classes, self.info.name)
+                sinks.append(self.publisher)
+            if cfg.preview_port is not None:
+                from streamseg.observe import PreviewServer
+
+                self.preview = PreviewServer(self, cfg.preview_port, spec.classes, spec.colors, self.info.name,
+                                             cfg.serve_host)
+                sinks.append(self.preview)
+            if self.metrics is not None:
+                sinks.append(self.metrics)
         except BaseException:
             for sink in sinks:
                 sink.close(complete=False)
@@ -155,8 +183,9 @@ class Pipeline:
         frame = item.frame
         labels = self.postprocess(item.output, item.geometry)
         picture = self.compositor(frame.image, labels)
+        scores = self.postprocess.scores(item.output, item.geometry) if self.config.scores else None
         return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time,
-                      frame.image, labels, picture, time.time() - frame.capture_time)
+                      frame.image, labels, picture, time.time() - frame.capture_time, scores)
 
     def _output(self, result: Result) -> Result:
         for sink in self._sinks:
@@ -249,7 +278,8 @@ class Pipeline:
             "stages": {w.stage: w.stats for w in self._workers},
             "queues": {q.name: {"depth": len(q), "dropped": q.dropped, "maxsize": q.maxsize} for q in self._queues},
             "elapsed": time.perf_counter() - self._started_at if self._started_at else 0.0,
-            "state": "stopped" if self._closed else "running" if self._workers else "starting",
+            "state": ("stopped" if self._closed or self._stopping.is_set()  # stopping: only draining is left
+                      else "running" if self._workers else "starting"),
         }
 
     def summary(self) -> RunSummary:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -16,19 +17,25 @@ from streamseg.queues import END, Closed, StageQueue
 log = logging.getLogger(__name__)
 
 
+# upper bounds (seconds) of the cumulative latency histogram that /metrics exports
+LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
 class StageStats:
-    """Items, busy seconds and recent per-item latencies of one stage."""
+    """Items, busy seconds, recent per-item latencies and a latency histogram of one stage."""
 
     def __init__(self, name: str, window: int = 4096):
         self.name = name
         self.items = 0
         self.busy = 0.0
         self._recent: deque[float] = deque(maxlen=window)
+        self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, not cumulative; last is +Inf
 
     def add(self, seconds: float) -> None:
         self.items += 1
         self.busy += seconds
         self._recent.append(seconds)
+        self.bucket_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self._recent, q)) if self._recent else 0.0

@@ -31,6 +31,10 @@ from streamseg.models.spec import ModelSpec
 @click.option("--summary", help="Per-frame summary file (.csv or .jsonl).")
 @click.option("--max-frames", type=int, help="Stop after N frames.")
 @click.option("--queue-size", type=int, help="Frames each stage queue holds [default: 4].")
+@click.option("--publish", help="Publish label maps on this ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555.")
+@click.option("--metrics-port", type=int, help="Serve Prometheus /metrics and /health on this port.")
+@click.option("--preview", "preview_port", type=int, help="Serve a live preview page on this port.")
+@click.option("--serve-host", help="Interface for --metrics-port and --preview [default: 127.0.0.1].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(source: str, spec_path: str | None, config_path: str | None, no_progress: bool, **flags: Any) -> None:
     """Segment SOURCE (a video file) and write the overlay video, label maps and summary."""
@@ -40,12 +44,14 @@ def run(source: str, spec_path: str | None, config_path: str | None, no_progress
     if spec_path:
         given["spec"] = ModelSpec.from_yaml(spec_path)
     config = RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
-    if not config.outputs and not config.labels_out and not config.summary:
-        raise click.UsageError("nothing to write: give -o OUTPUT, --labels-out DIR or --summary FILE")
+    if not (config.outputs or config.labels_out or config.summary or config.publish or config.preview_port is not None):
+        raise click.UsageError("nothing to write: give -o OUTPUT, --labels-out DIR, --summary FILE, --publish "
+                               "ENDPOINT or --preview PORT")
 
     pipeline = Pipeline(source, config=config)
     _stop_on_signals(pipeline)
     pipeline.start()
+    _announce_servers(pipeline)
     total = pipeline.info.frames
     if config.max_frames:
         total = min(total, config.max_frames) if total else config.max_frames
@@ -56,6 +62,17 @@ def run(source: str, spec_path: str | None, config_path: str | None, no_progress
     finally:
         bar.close()
     _print_summary(summary)
+
+
+def _announce_servers(pipeline) -> None:
+    """One line per local page, so a user (or a script) knows where to look."""
+    if pipeline.metrics is not None:
+        click.echo(f"streamseg: metrics at {pipeline.metrics.url}metrics, health at {pipeline.metrics.url}health",
+                   err=True)
+    if pipeline.preview is not None:
+        click.echo(f"streamseg: preview at {pipeline.preview.url}", err=True)
+    if pipeline.publisher is not None:
+        click.echo(f"streamseg: publishing label maps on {redact(pipeline.publisher.endpoint)}", err=True)
 
 
 def _stop_on_signals(pipeline) -> None:

@@ -67,3 +67,19 @@ class CpuPostprocessor:
         if labels.shape != (fh, fw):
             labels = cv2.resize(labels, (fw, fh), interpolation=cv2.INTER_NEAREST)
         return labels
+
+    def scores(self, output: np.ndarray, g: Geometry) -> np.ndarray | None:
+        """Raw per-class scores (C, h, w) float32 over the frame's part of the output, at model resolution.
+
+        None for models that output labels only. Not resized to the frame: at
+        frame size they would cost C times the label map's memory per frame.
+        """
+        kind = self.decode.kind
+        if kind == "labels":
+            return None
+        if kind == "duc":
+            scores = duc_unpack(output, g.input_size, self.decode.cell, self.decode.subpixels)
+        else:
+            scores = output[0]
+        rows, cols = _content_rows_cols(g, *scores.shape[1:])
+        return np.ascontiguousarray(scores[:, :rows, :cols], dtype=np.float32)

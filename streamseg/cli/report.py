@@ -1,0 +1,125 @@
+"""``streamseg report SUMMARY``: class area fractions over time, as a PNG plot and a CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+
+from streamseg.errors import ConfigError, MissingExtraError, SinkError, SourceError
+
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ClassSeries:
+    """Per-frame class area fractions of one processed video."""
+
+    index: np.ndarray  # (N,) frame indices
+    time: np.ndarray  # (N,) seconds; NaN where the stream gave no time
+    classes: tuple[str, ...]
+    fractions: np.ndarray  # (N, C)
+
+    @property
+    def x(self) -> tuple[np.ndarray, str]:
+        if len(self.time) and not np.isnan(self.time).any():
+            return self.time, "time (s)"
+        return self.index.astype(float), "frame"
+
+
+@click.command()
+@click.argument("summary", type=click.Path(exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="PNG plot [default: SUMMARY's name + .png].")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV out [default: the PNG's name + .csv].")
+@click.option("--top", type=click.IntRange(1, 20), default=8, show_default=True,
+              help="Plot this many classes; the rest add up to 'other'.")
+def report(summary: str, output: str | None, csv_path: str | None, top: int) -> None:
+    """Plot class area fractions over time from a run's --summary file (.csv/.jsonl) or --labels-out folder."""
+    path = Path(summary)
+    if path.is_dir():
+        path = path / "summary.csv"
+    series = read_summary(path)
+    png = Path(output) if output else path.with_suffix(".png")
+    table = Path(csv_path) if csv_path else png.with_suffix(".csv")
+    order = np.argsort(-series.fractions.mean(axis=0), kind="stable")
+    seen = [int(i) for i in order if series.fractions[:, i].max() > 0]
+    write_csv(table, series, seen)
+    plot(png, series, seen[:top])
+    click.echo(f"wrote {png} and {table} ({len(series.index)} frames, {len(seen)} classes seen)")
+    for i in seen[:top]:
+        column = series.fractions[:, i]
+        click.echo(f"  {series.classes[i]:<16} mean {100 * column.mean():5.1f}%  max {100 * column.max():5.1f}%  "
+                   f"in {100 * (column > 0).mean():5.1f}% of frames")
+
+
+def read_summary(path: Path) -> ClassSeries:
+    """A summary CSV (``index,pts,time,latency_ms,<class>...``) or JSON Lines file."""
+    if not path.exists():
+        raise SourceError(f"{path}: not found (give a --summary file or a --labels-out folder)")
+    try:
+        with open(path, newline="") as file:
+            if path.suffix.lower() in (".jsonl", ".json"):
+                rows = [json.loads(line) for line in file if line.strip()]
+                classes = tuple(dict.fromkeys(c for row in rows for c in row["classes"]))
+                fractions = [[row["classes"].get(c, 0.0) for c in classes] for row in rows]
+            else:
+                reader = csv.reader(file)
+                head = next(reader, None)
+                if not head or head[:4] != ["index", "pts", "time", "latency_ms"]:
+                    raise ConfigError(f"{path}: not a streamseg summary (expected columns index,pts,time,latency_ms)")
+                classes = tuple(head[4:])
+                parsed = list(reader)
+                rows = [dict(zip(["index", "pts", "time"], r[:3])) for r in parsed]
+                fractions = [[float(v) for v in r[4:]] for r in parsed]
+    except (OSError, UnicodeDecodeError) as err:
+        raise SourceError(f"{path}: cannot read: {err}") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{path}: not a streamseg summary ({err})") from None
+    if not rows:
+        raise ConfigError(f"{path}: no frames in this summary")
+    times = [np.nan if row["time"] in ("", None) else float(row["time"]) for row in rows]
+    return ClassSeries(np.array([int(row["index"]) for row in rows]), np.array(times), classes,
+                       np.array(fractions, dtype=float).reshape(len(rows), len(classes)))
+
+
+def write_csv(path: Path, series: ClassSeries, columns: list[int]) -> None:
+    """``index,time,<class>...``: the classes seen, largest mean area first."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["index", "time", *(series.classes[i] for i in columns)])
+            for n, index in enumerate(series.index):
+                when = "" if np.isnan(series.time[n]) else f"{series.time[n]:.6f}"
+                writer.writerow([int(index), when, *(f"{series.fractions[n, i]:.6f}" for i in columns)])
+    except OSError as err:
+        raise SinkError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def plot(path: Path, series: ClassSeries, shown: list[int]) -> None:
+    """Stacked areas of the ``shown`` classes, the rest as 'other'."""
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+    except ImportError:
+        raise MissingExtraError("streamseg report", "report") from None
+    x, label = series.x
+    layers = [series.fractions[:, i] for i in shown]
+    names = [series.classes[i] for i in shown]
+    rest = 1.0 - np.sum(layers, axis=0) if layers else np.ones(len(x))
+    if rest.max() > 1e-6:
+        layers.append(np.clip(rest, 0.0, 1.0))
+        names.append(OTHER)
+    figure = Figure(figsize=(10, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    axes.stackplot(x, layers, labels=names, colors=[f"C{i % 10}" for i in range(len(layers))], alpha=0.9)
+    axes.set(xlabel=label, ylabel="area fraction", ylim=(0, 1), xlim=(x.min(), x.max() if len(x) > 1 else x.min() + 1),
+             title="class area over time")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    try:
+        figure.savefig(path, dpi=100)
+    except OSError as err:
+        raise SinkError(f"cannot write {path}: {err.strerror or err}") from None

@@ -1,0 +1,83 @@
+"""``streamseg subscribe ENDPOINT``: print (or save) the label maps a ``run --publish`` sends."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from streamseg.errors import SourceError
+from streamseg.logs import redact
+
+TOP = 3  # classes named per line
+
+
+@click.command()
+@click.argument("endpoint")
+@click.option("-n", "--count", type=click.IntRange(min=1), help="Exit after N label maps [default: run until Ctrl-C].")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Give up after this many seconds without a message.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message: the header plus class fractions.")
+@click.option("--save", type=click.Path(file_okay=False), help="Also save each label map as DIR/NNNNNN.png.")
+def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: bool, save: str | None) -> None:
+    """Connect to ENDPOINT (e.g. tcp://127.0.0.1:5555) and describe each label map received."""
+    from streamseg.publish.wire import TOPIC, decode
+    from streamseg.publish.zmq_pub import require_zmq
+
+    zmq = require_zmq()
+    folder = Path(save) if save else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    context = zmq.Context.instance()
+    socket = context.socket(zmq.SUB)
+    try:
+        socket.connect(endpoint)
+    except zmq.ZMQError as err:
+        socket.close(0)
+        raise SourceError(f"cannot connect to {redact(endpoint)}: {err}") from None
+    socket.setsockopt(zmq.SUBSCRIBE, TOPIC)
+    poller = zmq.Poller()
+    poller.register(socket, zmq.POLLIN)
+    received = 0
+    try:
+        while count is None or received < count:
+            if not poller.poll(None if timeout is None else timeout * 1000):
+                if received == 0:
+                    raise SourceError(f"no label maps from {redact(endpoint)} within {timeout:g} s")
+                break  # the stream went quiet: done
+            try:
+                header, labels = decode(socket.recv_multipart())
+            except ValueError as err:
+                click.echo(f"streamseg: skipping a message: {err}", err=True)
+                continue
+            received += 1
+            fractions = np.bincount(labels.ravel(), minlength=len(header["classes"])) / max(1, labels.size)
+            click.echo(_describe(header, fractions, as_json))
+            if folder is not None:
+                _save_png(folder / f"{header['frame']:06d}.png", labels)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        socket.close(0)
+    click.echo(f"streamseg: received {received} label maps", err=True)
+
+
+def _describe(header: dict, fractions: np.ndarray, as_json: bool) -> str:
+    names = header["classes"]
+    if as_json:
+        shares = {names[i]: round(float(f), 6) for i, f in enumerate(fractions[: len(names)]) if f > 0}
+        return json.dumps({**{k: v for k, v in header.items() if k != "classes"}, "fractions": shares})
+    top = np.argsort(-fractions)[:TOP]
+    classes = "  ".join(f"{names[i] if i < len(names) else i} {100 * fractions[i]:.1f}%" for i in top if fractions[i])
+    when = "-" if header["time"] is None else f"{header['time']:.3f}s"
+    age_ms = (time.time() - header["capture_time"]) * 1000
+    h, w = header["shape"]
+    return f"frame {header['frame']:>6}  t={when}  {w}x{h}  age {age_ms:.0f} ms  {classes}"
+
+
+def _save_png(path: Path, labels: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(labels).save(path, compress_level=1)

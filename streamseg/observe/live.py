@@ -1,0 +1,71 @@
+"""A read-only view of a running pipeline: state, fps, stage latencies, queues, drops.
+
+Both ``/metrics`` and the preview page read it; neither feeds anything back.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+FPS_WINDOW = 5.0  # seconds of history behind the fps figure
+
+
+class LiveStats:
+    """Turns ``Pipeline.snapshot()`` into figures: fps over the last few seconds, totals, state."""
+
+    def __init__(self, pipeline: Any):
+        self.pipeline = pipeline
+        self._samples: deque[tuple[float, int]] = deque()  # (monotonic time, frames out)
+        self._lock = threading.Lock()
+
+    def read(self) -> dict[str, Any]:
+        snap = self.pipeline.snapshot()
+        stages = snap.get("stages", {})
+        frames_out = stages["output"].items if "output" in stages else 0
+        frames_in = stages["decode"].items if "decode" in stages else 0
+        extra = snap.get("extra") or {}
+        return {
+            "state": snap.get("state", "starting"),
+            "frames_in": frames_in,
+            "frames_out": frames_out,
+            "fps": self._fps(frames_out, snap.get("elapsed", 0.0)),
+            "elapsed": snap.get("elapsed", 0.0),
+            "stages": stages,
+            "queues": snap.get("queues", {}),
+            "reconnects": int(snap.get("reconnects", extra.get("reconnects", 0)) or 0),
+        }
+
+    def _fps(self, frames: int, elapsed: float) -> float:
+        now = time.monotonic()
+        with self._lock:
+            samples = self._samples
+            samples.append((now, frames))
+            while len(samples) > 2 and now - samples[1][0] >= FPS_WINDOW:
+                samples.popleft()  # keep one sample at least FPS_WINDOW old
+            then, frames_then = samples[0]
+        if now - then >= 0.5:
+            return (frames - frames_then) / (now - then)
+        return frames / elapsed if elapsed > 0 else 0.0  # first reads: the average so far
+
+
+def gpu_memory() -> dict[str, dict[str, int]]:
+    """Per CUDA device: bytes in use on the device and held by torch's allocator.
+
+    Read only when torch is already loaded (a torch or TensorRT backend): the
+    metrics never import torch, nor open a CUDA context of their own.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return {}
+    devices = {}
+    for index in range(torch.cuda.device_count()):
+        free, total = torch.cuda.mem_get_info(index)
+        devices[str(index)] = {
+            "used": total - free, "total": total,
+            "allocated": torch.cuda.memory_allocated(index), "reserved": torch.cuda.memory_reserved(index),
+        }  # fmt: skip
+    return devices

@@ -1,0 +1,56 @@
+"""The preview page: the composited stream as MJPEG and live stats polled from /stats.json."""
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>streamseg preview</title>
+<style>
+  body { margin: 0; font: 14px system-ui, sans-serif; background: #111; color: #eee; display: flex; gap: 16px;
+         padding: 16px; flex-wrap: wrap; }
+  #video { max-width: 100%; background: #000; display: block; }
+  #panel { min-width: 240px; }
+  table { border-collapse: collapse; }
+  td { padding: 2px 8px 2px 0; }
+  .bar { height: 10px; display: inline-block; vertical-align: middle; }
+  .num { text-align: right; font-variant-numeric: tabular-nums; }
+</style>
+</head>
+<body>
+<img id="video" src="/stream.mjpg" alt="composited stream">
+<div id="panel">
+  <h3 id="source">streamseg</h3>
+  <table>
+    <tr><td>state</td><td id="state" class="num">-</td></tr>
+    <tr><td>fps</td><td id="fps" class="num">-</td></tr>
+    <tr><td>latency</td><td id="latency" class="num">-</td></tr>
+    <tr><td>frames</td><td id="frames" class="num">-</td></tr>
+    <tr><td>dropped</td><td id="dropped" class="num">-</td></tr>
+  </table>
+  <h4>class distribution</h4>
+  <table id="classes"></table>
+</div>
+<script>
+async function refresh() {
+  try {
+    const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
+    document.getElementById("source").textContent = s.source;
+    document.getElementById("state").textContent = s.state;
+    document.getElementById("fps").textContent = s.fps.toFixed(2);
+    document.getElementById("latency").textContent = s.latency_ms.toFixed(0) + " ms";
+    document.getElementById("frames").textContent = s.frames;
+    document.getElementById("dropped").textContent = s.dropped;
+    const rows = s.classes.map(c =>
+      `<tr><td>${c.name}</td><td class="num">${(100 * c.fraction).toFixed(1)}%</td>` +
+      `<td><span class="bar" style="width:${Math.max(1, 120 * c.fraction)}px;background:${c.color}"></span></td></tr>`);
+    document.getElementById("classes").innerHTML = rows.join("");
+  } catch (err) {
+    document.getElementById("state").textContent = "disconnected";
+  }
+}
+refresh();
+setInterval(refresh, 500);
+</script>
+</body>
+</html>
+"""
