@@ -15,6 +15,8 @@ from streamseg.errors import StreamsegError
 COMMANDS = {
     "run": "streamseg.cli.run:run",
     "models": "streamseg.cli.models:models",
+    "subscribe": "streamseg.cli.subscribe:subscribe",
+    "report": "streamseg.cli.report:report",
 }
 
 
