@@ -82,3 +82,21 @@ def read_video(path: str | Path) -> tuple[list[np.ndarray], list[int], Fraction,
             "height": stream.codec_context.height,
         }
         return images, pts, stream.time_base, facts
+
+
+def rotate_mp4(source: str | Path, target: str | Path) -> Path:
+    """Copy an MP4, setting its video track's display matrix to 90 degrees clockwise.
+
+    That is what phones write for portrait video: the coded picture is landscape
+    and players turn it upright. (PyAV cannot write the matrix itself.)
+    """
+    import struct
+
+    data = bytearray(Path(source).read_bytes())
+    at = data.find(b"tkhd")
+    version = data[at + 4]
+    # tkhd: version/flags, times, track id, reserved, duration, reserved, layer, group, volume, reserved
+    offset = at + 8 + (8 if version == 0 else 16) + 8 + (4 if version == 0 else 8) + 8 + 8
+    data[offset: offset + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    Path(target).write_bytes(data)
+    return Path(target)

@@ -113,7 +113,7 @@ class ModelSpec(_Strict):
         return self.palette if self.palette is not None else voc_palette(self.num_classes)
 
     def to_json(self) -> str:
-        return self.model_dump_json(exclude_none=True)
+        return self.model_dump_json()  # None values too: background=None means "draw every class"
 
     @classmethod
     def from_mapping(cls, data: object, where: str = "spec") -> ModelSpec:

@@ -101,6 +101,9 @@ class FileSource:
                 log.warning("%s: stopped after %d frames: %s", self.path, index, _reason(err))
                 return
             image = to_rgb(decoded) if decoded is not None else None
+        expected = self.info.frames
+        if expected and index < expected:
+            log.warning("%s: ended after %d of %d frames (truncated?)", self.path, index, expected)
 
     def close(self) -> None:
         self._container.close()
