@@ -75,6 +75,8 @@ def read_summary(path: Path) -> ClassSeries:
                 parsed = list(reader)
                 rows = [dict(zip(["index", "pts", "time"], r[:3])) for r in parsed]
                 fractions = [[float(v) for v in r[4:]] for r in parsed]
+    except ConfigError:
+        raise
     except (OSError, UnicodeDecodeError) as err:
         raise SourceError(f"{path}: cannot read: {err}") from None
     except (ValueError, KeyError, TypeError) as err:
