@@ -1,0 +1,112 @@
+"""Precision lives in the ONNX: FP16 converts the FP32 graph, INT8 must already carry Q/DQ nodes.
+
+TensorRT builds strongly typed networks here (TensorRT 11 knows no other
+kind), so every tensor's type comes from the ONNX and no builder flag picks a
+precision.
+
+FP16 I/O choice: the converted model takes and returns ``float16`` tensors
+(``keep_io_types=False``). The GPU preprocessor writes its input straight in
+FP16 (half the bytes), the argmax reads FP16 scores, and no Cast layers sit at
+the edges. The spec embedded in the FP16 file says ``dtype: float16``, so the
+CPU preprocessor produces the same dtype when ONNX Runtime runs the file.
+The converter is ONNX Runtime's copy of onnxconverter-common's ``float16``
+(shipped in the onnxruntime wheel), so it adds no dependency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from streamseg.errors import ConfigError, ModelError
+from streamseg.models.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+_QDQ = {"QuantizeLinear", "DequantizeLinear"}
+_QOPERATOR = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QLinearAdd"}
+_FLOAT16 = 10  # onnx.TensorProto.FLOAT16
+
+
+def onnx_precision(model) -> str:
+    """What an ONNX graph computes in: ``int8`` (Q/DQ), ``int8-qoperator``, ``fp16`` or ``fp32``."""
+    ops = {node.op_type for node in model.graph.node}
+    if ops & _QOPERATOR:
+        return "int8-qoperator"
+    if ops & _QDQ:
+        return "int8"
+    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if inputs and inputs[0].type.tensor_type.elem_type == _FLOAT16:
+        return "fp16"
+    return "fp32"
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_for_precision(onnx_path: str | Path, spec: ModelSpec, precision: str | None,
+                        folder: str | Path) -> tuple[Path, ModelSpec, str]:
+    """The ONNX file, its spec and precision for ``precision`` (None: the file's own).
+
+    An FP16 copy of an FP32 file is made in ``folder`` once.
+    """
+    import onnx
+
+    if precision is not None and precision not in PRECISIONS:
+        raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    onnx_path = Path(onnx_path)
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    found = onnx_precision(model)
+    name = onnx_path.name
+    if found == "int8-qoperator":
+        raise ModelError(f"{name} is quantized in QOperator form (QLinearConv…), which TensorRT cannot parse: "
+                         "quantize to Q/DQ with `streamseg quantize`")
+    precision = precision or found
+    if precision == "int8":
+        if found != "int8":
+            raise ModelError(f"--precision int8 needs a Q/DQ INT8 ONNX, but {name} is {found}: "
+                             f"make one with `streamseg quantize --model {name} --calib VIDEO --output OUT.onnx`")
+        return onnx_path, spec, precision
+    if found == precision:
+        return onnx_path, _spec_dtype(spec, "float16" if precision == "fp16" else "float32"), precision
+    if precision == "fp32" or found != "fp32":
+        raise ModelError(f"--precision {precision} asked, but {name} is {found}: pass the matching model "
+                         f"(or --precision {found})")
+    return convert_to_fp16(onnx_path, spec, folder, model=model), _spec_dtype(spec, "float16"), precision
+
+
+def convert_to_fp16(onnx_path: Path, spec: ModelSpec, folder: str | Path, *, model=None) -> Path:
+    """An FP16 copy of an FP32 ONNX, named by the source's sha256 so it is made once."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from streamseg.models import SPEC_METADATA_KEY
+
+    folder = Path(folder)
+    target = folder / f"{onnx_path.stem}-fp16-{sha256_of(onnx_path)[:16]}.onnx"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    model = model if model is not None else onnx.load(str(onnx_path))
+    log.info("converting %s to FP16 (float16 inputs and outputs)", onnx_path.name)
+    # keep_io_types=False: float16 I/O, see the module docstring
+    half = convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=False)
+    kept = [p for p in half.metadata_props if p.key != SPEC_METADATA_KEY]
+    del half.metadata_props[:]
+    half.metadata_props.extend(kept)
+    half.metadata_props.add(key=SPEC_METADATA_KEY, value=_spec_dtype(spec, "float16").to_json())
+    partial = target.with_suffix(".onnx.part")
+    onnx.save(half, str(partial))
+    partial.replace(target)
+    return target
+
+
+def _spec_dtype(spec: ModelSpec, dtype: str) -> ModelSpec:
+    return spec if spec.dtype == dtype else spec.model_copy(update={"dtype": dtype})

@@ -1,0 +1,57 @@
+"""``streamseg build-engine --model M --precision fp16``: build (or reuse) a cached TensorRT engine."""
+
+from __future__ import annotations
+
+import shutil
+
+import click
+
+from streamseg.backends.onnx_precision import PRECISIONS
+
+
+@click.command("build-engine")
+@click.option("-m", "--model", required=True, help="Built-in name, NAME:variant, or PATH.onnx.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp16", show_default=True,
+              help="fp16 converts the FP32 ONNX; int8 needs a Q/DQ ONNX (streamseg quantize).")
+@click.option("--size", "input_size", type=int, help="Short side of the model input, as `run --size`.")
+@click.option("--min-shape", help="Smallest input, HxW or NxCxHxW [default: from the spec].")
+@click.option("--opt-shape", help="Input TensorRT tunes for [default: from the spec].")
+@click.option("--max-shape", help="Largest input [default: from the spec].")
+@click.option("--batch", type=click.IntRange(1, 64), default=1, show_default=True, help="Largest batch.")
+@click.option("--workspace", type=click.FloatRange(0.1), default=4.0, show_default=True,
+              help="Builder workspace limit, GiB.")
+@click.option("--engine-dir", type=click.Path(file_okay=False), help="Engine cache [default: ~/.cache/streamseg/engines].")
+@click.option("--force", is_flag=True, help="Rebuild even when the cache holds a matching engine.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also copy the engine (and manifest) here.")
+def build_engine(model: str, spec_path: str | None, precision: str, input_size: int | None, min_shape: str | None,
+                 opt_shape: str | None, max_shape: str | None, batch: int, workspace: float, engine_dir: str | None,
+                 force: bool, output: str | None) -> None:
+    """Build a TensorRT engine for MODEL at PRECISION, cached by ONNX hash, TensorRT version and GPU."""
+    from streamseg.backends.engine_cache import EngineCache, Profile, manifest_path
+    from streamseg.backends.tensorrt import default_engine_dir
+    from streamseg.backends.trt_build import default_profile, ensure_engine, import_tensorrt, parse_shape
+    from streamseg.models import resolve_model
+    from streamseg.models.spec import ModelSpec
+    from streamseg.pipeline import _with_input_size
+
+    import_tensorrt()  # fail first, in one line, when TensorRT is absent
+    spec = ModelSpec.from_yaml(spec_path) if spec_path else None
+    onnx_path, spec = resolve_model(model, spec)
+    spec = _with_input_size(spec, input_size)
+    profile = default_profile(spec, batch=batch)
+    given = [min_shape, opt_shape, max_shape]
+    if any(given):
+        if not all(given):
+            raise click.UsageError("give all three of --min-shape, --opt-shape and --max-shape, or none")
+        lo, opt, hi = (parse_shape(s, batch=b) for s, b in zip(given, (1, batch, batch)))
+        profile = Profile(lo, opt, hi)
+    cache = EngineCache(engine_dir or default_engine_dir())
+    built, _ = ensure_engine(onnx_path, spec, precision=precision, profile=profile, cache=cache,
+                             rebuild="always" if force else "auto", workspace=int(workspace * (1 << 30)))
+    if output:
+        shutil.copyfile(built.path, output)
+        shutil.copyfile(manifest_path(built.path), f"{output}.json")
+    state = "built" if built.built else "reused"
+    click.echo(f"{state} {output or built.path} ({precision}, {profile.describe()}, "
+               f"{built.key.trt_module} {built.key.trt_version}, {built.key.gpu_name} sm {built.key.compute_capability})")
