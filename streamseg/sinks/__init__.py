@@ -7,11 +7,16 @@ from typing import Protocol
 from streamseg.frames import Result
 from streamseg.sinks.encoder import EncoderOptions
 from streamseg.sinks.labels import NpzLabelSink, PngLabelSink
+from streamseg.sinks.stream import StreamSink
 from streamseg.sinks.summary import SummarySink
 from streamseg.sinks.video_file import VideoFileSink
+from streamseg.sources.backoff import Backoff
 from streamseg.sources.base import StreamInfo
+from streamseg.sources.options import SourceOptions
 
-__all__ = ["EncoderOptions", "NpzLabelSink", "PngLabelSink", "Sink", "SummarySink", "open_video_sink"]
+__all__ = ["EncoderOptions", "NpzLabelSink", "PngLabelSink", "Sink", "StreamSink", "SummarySink", "open_video_sink"]
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "udp://", "rtmp://", "rtmps://", "hls:")
 
 
 class Sink(Protocol):
@@ -22,6 +27,13 @@ class Sink(Protocol):
         ...
 
 
-def open_video_sink(uri: str, info: StreamInfo, options: EncoderOptions) -> Sink:
-    """A video output for ``uri``: a file path today; stream schemes join here."""
+def open_video_sink(uri: str, info: StreamInfo, options: EncoderOptions,
+                    live: SourceOptions = SourceOptions()) -> Sink:
+    """A video output for ``uri``: ``rtsp://`` push, ``udp://`` MPEG-TS, ``rtmp://``, ``hls:DIR``, else a file.
+
+    Stream outputs use ``live.transport`` and reconnect with ``live``'s backoff and give-up limit.
+    """
+    if uri.lower().startswith(STREAM_SCHEMES):
+        backoff = Backoff(live.reconnect_delay, live.reconnect_max_delay, live.reconnect_give_up)
+        return StreamSink(uri, info, options, transport=live.transport, backoff=backoff)
     return VideoFileSink(uri, info, options)

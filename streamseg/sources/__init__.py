@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from streamseg.sources.base import Source, StreamInfo
 from streamseg.sources.file import FileSource
+from streamseg.sources.live import LiveSource
+from streamseg.sources.options import SourceOptions
 
-__all__ = ["Source", "StreamInfo", "open_source"]
+__all__ = ["Source", "SourceOptions", "StreamInfo", "open_source"]
+
+_DEVICE = re.compile(r"^/dev/video\d+$")
+_NETWORK = ("http", "https", "rtmp", "rtmps", "srt", "tcp")
 
 
-def open_source(uri: str, *, max_frames: int | None = None) -> Source:
-    """Open ``uri``: a file path today; live schemes join here."""
+def open_source(uri: str, *, max_frames: int | None = None, options: SourceOptions = SourceOptions()) -> Source:
+    """Open ``uri`` by its form.
+
+    ``rtsp://`` / ``rtsps://`` (``options.transport``), ``udp://`` MPEG-TS, ``http(s)://``
+    (HLS playlists and other HTTP streams), ``rtmp://``, ``srt://``, ``/dev/videoN`` (V4L2),
+    else a file: decoded as fast as it goes, or paced as a camera with ``options.realtime``.
+    """
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    live = {"options": options, "max_frames": max_frames}
+    if scheme in ("rtsp", "rtsps"):
+        return LiveSource(uri, container_options=_rtsp_options(options), **live)
+    if scheme == "udp":
+        # a big socket FIFO, overruns skipped instead of fatal: a slow reader loses packets, not the stream
+        return LiveSource(uri, container_options={"fifo_size": "1000000", "overrun_nonfatal": "1"}, **live)
+    if scheme in _NETWORK:
+        return LiveSource(uri, **live)
+    if _DEVICE.match(uri):
+        return LiveSource(uri, format="v4l2", **live)
+    if options.realtime and Path(uri).is_file():
+        return LiveSource(uri, paced=True, **live)
     return FileSource(uri, max_frames=max_frames)
+
+
+def _rtsp_options(options: SourceOptions) -> dict[str, str]:
+    return {
+        "rtsp_transport": options.transport,
+        "timeout": str(int(options.read_timeout * 1_000_000)),  # socket I/O timeout, in microseconds
+        # keep probing buffers (fflags=nobuffer can drop the first IDR) but hold no frames for reordering
+        "max_delay": "100000",
+        "reorder_queue_size": "0",
+    }

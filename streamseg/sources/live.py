@@ -1,0 +1,210 @@
+"""Live inputs: network streams, V4L2 devices and files played as cameras, reconnected when they drop.
+
+Frames carry timestamps derived from the capture clock (time base 1/90000), so
+they rise monotonically through stalls, reconnects and loops, whatever the
+stream said (an RTSP stream's first pts can be None).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+
+from streamseg.errors import SourceError
+from streamseg.frames import Frame
+from streamseg.logs import redact
+from streamseg.sources.backoff import Backoff
+from streamseg.sources.base import StreamInfo
+from streamseg.sources.file import to_rgb
+from streamseg.sources.options import SourceOptions
+
+log = logging.getLogger(__name__)
+
+CLOCK_RATE = 90000  # ticks per second of the capture-clock pts, as RTP video uses
+TIME_BASE = Fraction(1, CLOCK_RATE)
+
+
+class CaptureClock:
+    """Monotonic pts (1/90000) from the moment each frame was captured."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._last = -1
+
+    def pts(self, now: float) -> int:
+        if self._start is None:
+            self._start = now
+        pts = max(round((now - self._start) * CLOCK_RATE), self._last + 1)
+        self._last = pts
+        return pts
+
+
+class LiveSource:
+    """Decodes the first video stream of ``url`` with PyAV and reconnects with backoff.
+
+    The first connection is made on open and fails fast (a typo should not
+    retry forever); once frames have flowed, EOF, read timeouts, ExitError and
+    refused connections lead to reconnects. ``paced`` plays a file at its own
+    rate; with ``loop`` it starts over at the end instead of stopping.
+    """
+
+    def __init__(self, url: str, *, options: SourceOptions, format: str | None = None,
+                 container_options: dict[str, str] | None = None, paced: bool = False,
+                 max_frames: int | None = None):
+        self.url = url
+        self.name = redact(url)
+        self.options = options
+        self.paced = paced
+        self.max_frames = max_frames
+        self.reconnects = 0  # successful reconnections after a loss
+        self.loops = 0
+        self._format = format
+        self._container_options = container_options or {}
+        self._interrupted = threading.Event()
+        self._container = self._open()
+        try:
+            self._pictures = self._decode()  # kept: frames() goes on where the first picture left off
+            self._first = next(self._pictures, None)
+        except (av.FFmpegError, OSError) as err:
+            self._close_container()
+            raise SourceError(f"cannot read {self.name}: {_reason(err)}") from None
+        if self._first is None:
+            self._close_container()
+            raise SourceError(f"{self.name}: no decodable video frames")
+        height, width = self._first.shape[:2]
+        self.info = StreamInfo(name=self.name, width=width, height=height, time_base=TIME_BASE,
+                               rate=self._stream.average_rate or self._stream.guessed_rate,
+                               frames=None, live=True)
+
+    # -- connection ------------------------------------------------------------------------
+    def _open(self) -> av.container.InputContainer:
+        timeout = self.options.read_timeout
+        try:
+            container = av.open(self.url, format=self._format, options=self._container_options,
+                                timeout=(max(timeout, 5.0), timeout))
+        except (av.FFmpegError, OSError) as err:
+            raise SourceError(f"cannot open {self.name}: {_reason(err)}") from None
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{self.name} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO" if self.paced else "SLICE"  # frame threads would add frames of delay
+        self._stream = stream
+        return container
+
+    def _close_container(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except (av.FFmpegError, OSError):
+                pass
+            self._container = None
+
+    # -- decoding ------------------------------------------------------------------------
+    def _decode(self) -> Iterator[np.ndarray]:
+        """Upright RGB pictures from the open container, paced when asked; returns at EOF."""
+        stream, started, first_pts = self._stream, None, None
+        step = 1 / float(stream.average_rate or stream.guessed_rate or 25)
+        tb = float(stream.time_base or TIME_BASE)
+        for packet in self._container.demux(stream):
+            if self._interrupted.is_set():
+                return
+            try:
+                decoded = packet.decode()
+            except av.InvalidDataError:  # e.g. slices before the first keyframe of a joined stream
+                continue
+            for frame in decoded:
+                if self.paced:
+                    offset = 0.0
+                    if frame.pts is not None:
+                        first_pts = frame.pts if first_pts is None else first_pts
+                        offset = (frame.pts - first_pts) * tb
+                    elif started is not None:
+                        offset = time.monotonic() - started + step
+                    if started is None:
+                        started = time.monotonic()
+                    wait = started + offset - time.monotonic()
+                    if wait > 0 and self._interrupted.wait(wait):
+                        return
+                yield to_rgb(frame)
+
+    def frames(self) -> Iterator[Frame]:
+        clock = CaptureClock()
+        backoff = Backoff(self.options.reconnect_delay, self.options.reconnect_max_delay,
+                          self.options.reconnect_give_up)
+        size = (self.info.height, self.info.width)
+        index, pending = 0, self._first
+        self._first = None
+        while not self._interrupted.is_set():
+            if self._container is None and not self._reconnect(backoff):
+                return
+            try:
+                pictures = self._decode()
+                if pending is not None:
+                    pictures = _prepend(pending, self._pictures)
+                    pending = None
+                for image in pictures:
+                    if image.shape[:2] != size:  # a camera that came back at another size
+                        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                    now = time.monotonic()
+                    yield Frame(self.name, index, image, clock.pts(now), TIME_BASE, time.time())
+                    index += 1
+                    backoff.reset()
+                    if self.max_frames is not None and index >= self.max_frames:
+                        return
+                reason = "end of stream"
+            except (av.FFmpegError, OSError) as err:
+                reason = _reason(err)
+            self._close_container()
+            if self._interrupted.is_set():
+                return
+            if self.paced:  # a file: loop or stop, no reconnecting
+                if not self.options.loop:
+                    return
+                self.loops += 1
+                self._container = self._open()
+                continue
+            log.warning("%s: lost (%s)", self.name, reason)
+
+    def _reconnect(self, backoff: Backoff) -> bool:
+        """Wait, reopen; one log line per attempt. False when interrupted or the give-up limit is hit."""
+        while not self._interrupted.is_set():
+            delay = backoff.next()
+            if delay is None:
+                raise SourceError(f"{self.name}: gave up after {backoff.failures} reconnect attempts")
+            log.warning("%s: reconnecting in %.1f s (attempt %d)", self.name, delay, backoff.failures)
+            if self._interrupted.wait(delay):
+                return False
+            try:
+                self._container = self._open()
+            except SourceError as err:
+                log.warning("%s", err)
+                continue
+            self.reconnects += 1
+            log.warning("%s: reconnected (%d so far)", self.name, self.reconnects)
+            return True
+        return False
+
+    def interrupt(self) -> None:
+        """Stop waiting and reading soon (from any thread, or a signal handler)."""
+        self._interrupted.set()
+
+    def close(self) -> None:
+        self._interrupted.set()
+        self._close_container()
+
+
+def _prepend(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
+
+
+def _reason(err: BaseException) -> str:
+    return redact(getattr(err, "strerror", None) or str(err) or type(err).__name__)
