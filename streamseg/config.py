@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from streamseg.errors import ConfigError
 from streamseg.models.spec import ModelSpec, describe_validation_error, load_yaml
 from streamseg.sinks.encoder import EncoderOptions
+from streamseg.sources.options import SourceOptions
 
 
 class RunConfig(BaseModel):
@@ -36,7 +37,8 @@ class RunConfig(BaseModel):
     preview_port: int | None = Field(None, ge=0, le=65535)  # --preview: live preview page
     serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics and preview servers listen on
     scores: bool = False  # Python API only: per-class scores on each Result (raw model scores)
-    encoder: EncoderOptions = EncoderOptions()
+    encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop
+    source: SourceOptions = SourceOptions()  # --transport, --realtime, --loop, --read-timeout, --reconnect-*
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -61,4 +63,7 @@ class RunConfig(BaseModel):
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of options at the top level")
         merged = {**data, **(overrides or {})}
+        for key, value in (overrides or {}).items():  # nested options (encoder, source) merge key by key
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                merged[key] = {**data[key], **value}
         return cls.build(merged, str(path))

@@ -105,7 +105,7 @@ class Pipeline:
         self.spec = spec = _with_input_size(spec, cfg.input_size)
         self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
-        self.source = open_source(self.source_uri, max_frames=cfg.max_frames)
+        self.source = open_source(self.source_uri, max_frames=cfg.max_frames, options=cfg.source)
         self.info = self.source.info
         try:
             self._sinks = self._open_sinks(spec) + self._extra_sinks
@@ -125,7 +125,7 @@ class Pipeline:
         cfg, sinks = self.config, []
         try:
             for uri in cfg.outputs:
-                sinks.append(open_video_sink(uri, self.info, cfg.encoder))
+                sinks.append(open_video_sink(uri, self.info, cfg.encoder, cfg.source))
             if cfg.labels_out:
                 folder = Path(cfg.labels_out)
                 if cfg.labels_format == "npz":
@@ -159,8 +159,9 @@ class Pipeline:
         """decode -> preprocess -> infer -> composite -> outputs, each arrow a bounded queue."""
         policy = FillPolicy.DROP_OLDEST if self.info.live else FillPolicy.BLOCK
         size = self.config.queue_size
-        decoded = StageQueue("decoded", size, policy)
-        prepared = StageQueue("prepared", size, policy)
+        fresh = 1 if self.info.live else size  # live: inference always takes the newest decoded frame
+        decoded = StageQueue("decoded", fresh, policy)
+        prepared = StageQueue("prepared", fresh, policy)
         inferred = StageQueue("inferred", size, policy)
         composited = StageQueue("composited", size, policy)
         results = StageQueue("results", size, policy)
@@ -228,6 +229,13 @@ class Pipeline:
     def stop(self) -> None:
         """Stop reading; frames already inferred still reach the outputs. Safe from signal handlers."""
         self._stopping.set()
+        self._interrupt_source()
+
+    def _interrupt_source(self) -> None:
+        """Wake a live source out of a reconnect wait or a stalled read."""
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
 
     def close(self) -> None:
         """Stop, join the stages, and finalize every output (on every exit path)."""
@@ -235,6 +243,7 @@ class Pipeline:
             return
         self._closed = True
         self._stopping.set()
+        self._interrupt_source()
         if self._queues:
             self._results.close()  # nobody reads results any more
         for worker in self._workers:
@@ -294,7 +303,19 @@ class Pipeline:
             queue_peaks={q.name: q.peak for q in self._queues},
             wall_seconds=(self._finished_at or time.perf_counter()) - self._started_at,
             stopped_early=self.stopped_early,
+            extra=self._link_counts(),
         )
+
+    def _link_counts(self) -> dict[str, int]:
+        """Reconnects of a live source and of stream outputs, and frames outputs dropped while down."""
+        counts = {}
+        if hasattr(self.source, "reconnects"):
+            counts["reconnects"] = self.source.reconnects
+        streams = [sink for sink in self._sinks if hasattr(sink, "reconnects")]
+        if streams:
+            counts["output_reconnects"] = sum(sink.reconnects for sink in streams)
+            counts["output_dropped"] = sum(sink.dropped for sink in streams)
+        return counts
 
 
 def _with_input_size(spec: ModelSpec, size: int | None) -> ModelSpec:

@@ -35,12 +35,24 @@ from streamseg.models.spec import ModelSpec
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics and /health on this port.")
 @click.option("--preview", "preview_port", type=int, help="Serve a live preview page on this port.")
 @click.option("--serve-host", help="Interface for --metrics-port and --preview [default: 127.0.0.1].")
+@click.option("--transport", type=click.Choice(["tcp", "udp"]), help="RTSP transport, in and out [default: tcp].")
+@click.option("--realtime", is_flag=True, default=None, help="Play a file SOURCE at its native rate, as a camera.")
+@click.option("--loop", is_flag=True, default=None, help="With --realtime: start the file over at its end.")
+@click.option("--read-timeout", type=float, help="Seconds without data before a live input reconnects [default: 5].")
+@click.option("--reconnect-delay", type=float, help="First reconnect wait, doubled per failure [default: 0.5 s].")
+@click.option("--reconnect-max-delay", type=float, help="Longest reconnect wait [default: 10 s].")
+@click.option("--reconnect-give-up", type=int, help="Give up after N failed reconnects in a row [default: never].")
+@click.option("--encoder", "codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
+@click.option("--bitrate", help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
+@click.option("--gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(source: str, spec_path: str | None, config_path: str | None, no_progress: bool, **flags: Any) -> None:
-    """Segment SOURCE (a video file) and write the overlay video, label maps and summary."""
+    """Segment SOURCE (a video file, rtsp://, udp://, http(s):// HLS, rtmp://, /dev/videoN) and write the
+    overlay video or stream, label maps and summary."""
     from streamseg.pipeline import Pipeline
 
     given = {k: v for k, v in flags.items() if v is not None and v != ()}
+    _nest_live_flags(given)
     if spec_path:
         given["spec"] = ModelSpec.from_yaml(spec_path)
     config = RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
@@ -62,6 +74,30 @@ def run(source: str, spec_path: str | None, config_path: str | None, no_progress
     finally:
         bar.close()
     _print_summary(summary)
+
+
+SOURCE_FLAGS = ("transport", "realtime", "loop", "read_timeout", "reconnect_delay", "reconnect_max_delay",
+                "reconnect_give_up")
+ENCODER_FLAGS = ("codec", "bitrate", "gop")
+
+
+def _nest_live_flags(given: dict[str, Any]) -> None:
+    """Move live-input and encoder flags into RunConfig's ``source`` and ``encoder`` options."""
+    for key, names in (("source", SOURCE_FLAGS), ("encoder", ENCODER_FLAGS)):
+        nested = {name: given.pop(name) for name in names if name in given}
+        if nested:
+            given[key] = nested
+    bitrate = given.get("encoder", {}).get("bitrate")
+    if bitrate is not None:
+        given["encoder"]["bitrate"] = _parse_bitrate(bitrate)
+
+
+def _parse_bitrate(text: str) -> int:
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+    try:
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected bits per second, e.g. 2M or 800k", param_hint="--bitrate")
 
 
 def _announce_servers(pipeline) -> None:
@@ -100,6 +136,11 @@ def _print_summary(summary) -> None:
     echo(f"streamseg: {state}: {summary.frames_in} frames in, {summary.frames_out} out, "
          f"{sum(summary.dropped.values())} dropped, {summary.fps:.2f} fps over {summary.wall_seconds:.1f} s "
          f"on {summary.backend}")
+    links = summary.extra
+    if "reconnects" in links or "output_reconnects" in links:
+        echo(f"streamseg: live: {links.get('reconnects', 0)} input reconnects, "
+             f"{links.get('output_reconnects', 0)} output reconnects, "
+             f"{links.get('output_dropped', 0)} frames dropped while an output was down")
     echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
     for name, s in summary.stages.items():
         echo(f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['busy_s']:>9.1f}")
