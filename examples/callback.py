@@ -26,8 +26,9 @@ class CarWatcher:
 
 
 def main(source: str, model: str, output: str) -> None:
-    pipeline = Pipeline(source, model=model, outputs=[output], metrics_port=9100)  # /metrics while it runs
+    pipeline = Pipeline(source, model=model, outputs=[output], metrics_port=0)  # 0: any free port
     pipeline.start()
+    print(f"Prometheus metrics at {pipeline.metrics.url}metrics while it runs")
     watcher = CarWatcher(pipeline.spec.classes.index("car"))
     pipeline.on_result = watcher
     summary = pipeline.run()  # blocks until the source ends; Ctrl-C: pipeline.stop() from a signal handler

@@ -120,6 +120,10 @@ def test_report_plots_class_areas_over_time_and_writes_csv(car_video, duc_onnx, 
         for c in classes:
             assert float(row[c]) == pytest.approx(truth[i][names.index(c)], abs=1e-6)
 
+    refused = run_cli("report", str(tmp_path / "summary.csv"), "-o", str(tmp_path / "summary.png"))
+    assert refused.returncode != 0 and "is the summary being read" in refused.stderr  # never overwrite the input
+    assert (tmp_path / "summary.csv").read_text().startswith("index,pts,time,latency_ms,")
+
     with Image.open(tmp_path / "areas.png") as png:
         picture = np.asarray(png.convert("RGB"))
     assert picture.shape == (450, 1000, 3)

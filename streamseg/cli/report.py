@@ -33,7 +33,7 @@ class ClassSeries:
 
 @click.command()
 @click.argument("summary", type=click.Path(exists=True))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="PNG plot [default: SUMMARY's name + .png].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="PNG plot [default: SUMMARY-report.png].")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV out [default: the PNG's name + .csv].")
 @click.option("--top", type=click.IntRange(1, 20), default=8, show_default=True,
               help="Plot this many classes; the rest add up to 'other'.")
@@ -43,8 +43,10 @@ def report(summary: str, output: str | None, csv_path: str | None, top: int) -> 
     if path.is_dir():
         path = path / "summary.csv"
     series = read_summary(path)
-    png = Path(output) if output else path.with_suffix(".png")
+    png = Path(output) if output else path.with_name(path.stem + "-report.png")
     table = Path(csv_path) if csv_path else png.with_suffix(".csv")
+    if table.resolve() == path.resolve():
+        raise ConfigError(f"{table}: is the summary being read; give --csv another file")
     order = np.argsort(-series.fractions.mean(axis=0), kind="stable")
     seen = [int(i) for i in order if series.fractions[:, i].max() > 0]
     write_csv(table, series, seen)
