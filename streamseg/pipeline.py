@@ -288,7 +288,9 @@ class Pipeline:
             "queues": {q.name: {"depth": len(q), "dropped": q.dropped, "maxsize": q.maxsize} for q in self._queues},
             "elapsed": time.perf_counter() - self._started_at if self._started_at else 0.0,
             "state": ("stopped" if self._closed or self._stopping.is_set()  # stopping: only draining is left
-                      else "running" if self._workers else "starting"),
+                      else "starting" if not self._workers
+                      else "reconnecting" if getattr(self.source, "reconnecting", False) else "running"),
+            "extra": self._link_counts(),  # reconnects of a live source and of stream outputs
         }
 
     def summary(self) -> RunSummary:

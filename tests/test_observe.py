@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -71,6 +75,7 @@ def test_metrics_and_health_during_a_run(car_video, duc_onnx):
         assert end[("streamseg_queue_depth", (("queue", queue),))] <= 4
         assert end[("streamseg_dropped_frames_total", (("queue", queue),))] == 0  # a file: lossless
     assert end[("streamseg_reconnects_total", ())] == 0
+    assert end[("streamseg_output_reconnects_total", ())] == 0
     assert not any(name.startswith("streamseg_gpu") for name, _ in end)  # no GPU here, no invented figure
     with pytest.raises(OSError):  # closed with the pipeline
         urllib.request.urlopen(base + "health", timeout=2)
@@ -137,3 +142,50 @@ def test_report_on_a_non_summary_is_one_clear_error(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"streamseg: error: {bad}: not a streamseg summary (expected columns " \
                                   "index,pts,time,latency_ms)"
+
+
+def test_health_and_reconnects_follow_a_live_source_through_a_server_restart(duc_onnx, tmp_path):
+    """A real RTSP camera behind a relay that goes down: /health says reconnecting, then running, counted once."""
+    from servers import Camera, RtspRelay, free_port, relay_missing
+
+    reason = relay_missing()
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    with RtspRelay("cam") as relay, Camera(relay.url("cam-in"), fps=15, size="320x192"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamseg", "run", relay.url("cam"), "--model", str(duc_onnx), "--summary",
+             str(tmp_path / "s.csv"), "--metrics-port", str(port), "--reconnect-delay", "0.3",
+             "--reconnect-max-delay", "1", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+        try:
+            before = wait_for_health(base, lambda h: h["status"] == "running" and h["frames"] >= 3, proc)
+            relay.stop()
+            wait_for_health(base, lambda h: h["status"] == "reconnecting", proc)
+            relay.start()
+            after = wait_for_health(base, lambda h: h["status"] == "running" and h["frames"] > before["frames"] + 3,
+                                    proc)
+            final = samples(get(base + "metrics")[1].decode())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0, err[-2000:]
+    assert after["frames"] > before["frames"]
+    assert final[("streamseg_reconnects_total", ())] >= 1
+    assert final[("streamseg_up", (("state", "running"),))] == 1.0
+
+
+def wait_for_health(base: str, wanted, proc: subprocess.Popen, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            status, body = get(base + "health")
+            last = json.loads(body)
+            if wanted(last):
+                return last
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.05)
+    raise AssertionError(f"/health never matched; last {last}, run exit {proc.poll()}")

@@ -36,7 +36,8 @@ class LiveStats:
             "elapsed": snap.get("elapsed", 0.0),
             "stages": stages,
             "queues": snap.get("queues", {}),
-            "reconnects": int(snap.get("reconnects", extra.get("reconnects", 0)) or 0),
+            "reconnects": int(extra.get("reconnects", 0)),
+            "output_reconnects": int(extra.get("output_reconnects", 0)),
         }
 
     def _fps(self, frames: int, elapsed: float) -> float:

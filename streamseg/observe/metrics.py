@@ -71,6 +71,8 @@ class PipelineCollector:
         yield dropped
         yield core.CounterMetricFamily("streamseg_reconnects", "Times a live source reconnected",
                                        value=s["reconnects"])
+        yield core.CounterMetricFamily("streamseg_output_reconnects", "Times a stream output reconnected",
+                                       value=s["output_reconnects"])
         gpus = gpu_memory()
         if gpus:
             memory = core.GaugeMetricFamily("streamseg_gpu_memory_bytes", "GPU memory", labels=["device", "kind"])

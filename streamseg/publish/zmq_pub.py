@@ -44,7 +44,7 @@ class LabelPublisher:
         log.info("publishing label maps on %s", redact(endpoint))
 
     def write(self, result: Result) -> None:
-        self._socket.send_multipart(self._encoder.encode(result), copy=False)
+        self._socket.send_multipart(self._encoder.encode(result))
         self.sent += 1
 
     def close(self, complete: bool = True) -> None:

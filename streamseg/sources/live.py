@@ -192,6 +192,11 @@ class LiveSource:
             return True
         return False
 
+    @property
+    def reconnecting(self) -> bool:
+        """True while a lost stream is being reopened (``/health`` says "reconnecting")."""
+        return self._container is None and not self.paced and not self._interrupted.is_set()
+
     def interrupt(self) -> None:
         """Stop waiting and reading soon (from any thread, or a signal handler)."""
         self._interrupted.set()
