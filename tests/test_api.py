@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from streamseg import Pipeline, Result
 
 FRAMES = 5

@@ -14,15 +14,15 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
-from conftest import run_cli
 from streamseg import Pipeline
 from streamseg.models import spec_from_onnx
 from streamseg.observe import MetricsServer
 
 pytest.importorskip("prometheus_client", reason="needs the observe extra (prometheus-client)")
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families
 
 STAGES = ["decode", "preprocess", "infer", "composite", "output"]
 
@@ -181,7 +181,7 @@ def wait_for_health(base: str, wanted, proc: subprocess.Popen, timeout: float = 
     last = None
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            status, body = get(base + "health")
+            _, body = get(base + "health")
             last = json.loads(body)
             if wanted(last):
                 return last

@@ -40,7 +40,7 @@ def paced(pipeline: Pipeline, seconds_per_frame: float) -> tuple[threading.Threa
 
 def closest_picture_error(shown: np.ndarray, pictures: list[np.ndarray]) -> float:
     """Mean abs difference to the most similar composited picture, at 1/8 size so JPEG noise averages out."""
-    small = lambda a: cv2.resize(a, (96, 54), interpolation=cv2.INTER_AREA).astype(int)  # noqa: E731
+    small = lambda a: cv2.resize(a, (96, 54), interpolation=cv2.INTER_AREA).astype(int)
     return min(np.abs(small(shown) - small(p)).mean() for p in pictures)
 
 

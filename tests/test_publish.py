@@ -10,16 +10,15 @@ import time
 import urllib.request
 import zlib
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ROOT
+from PIL import Image
+from videos import moving_scene
+
 from streamseg.frames import Result
 from streamseg.publish.wire import MessageEncoder, decode
-from videos import moving_scene
 
 pytest.importorskip("zmq", reason="needs the publish extra (pyzmq)")
 

@@ -23,7 +23,7 @@ class QuietHandler(BaseHTTPRequestHandler):
         """The object this server serves (a ``MetricsServer``, a ``PreviewServer``)."""
         return self.server.app
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s: " + format, self.server.name, *args)
 
     def send_body(self, body: bytes, content_type: str, status: int = 200) -> None:

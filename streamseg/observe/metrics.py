@@ -126,7 +126,7 @@ class MetricsServer:
 
 
 class _MetricsHandler(QuietHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         metrics: MetricsServer = self.app
         path = self.path.split("?", 1)[0]
         if path == "/metrics":

@@ -30,7 +30,7 @@ class PreviewServer:
                  source: str, host: str = "127.0.0.1"):
         self.live = LiveStats(pipeline)
         self.classes = classes
-        self.colors = ["#%02x%02x%02x" % tuple(rgb) for rgb in colors]
+        self.colors = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in colors]
         self.source = source
         self._latest: Result | None = None
         self._new_frame = threading.Condition()
@@ -89,7 +89,7 @@ class PreviewServer:
 
 
 class _PreviewHandler(QuietHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         preview: PreviewServer = self.app
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
