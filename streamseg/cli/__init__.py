@@ -15,8 +15,12 @@ from streamseg.errors import StreamsegError
 COMMANDS = {
     "run": "streamseg.cli.run:run",
     "models": "streamseg.cli.models:models",
+    "bench": "streamseg.cli.bench:bench",
+    "build-engine": "streamseg.cli.build_engine:build_engine",
     "subscribe": "streamseg.cli.subscribe:subscribe",
     "report": "streamseg.cli.report:report",
+    "datasets": "streamseg.cli.datasets:datasets",
+    "train": "streamseg.cli.train:train",
 }
 
 
