@@ -103,7 +103,7 @@ class Pipeline:
         cfg = self.config
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = _with_input_size(spec, cfg.input_size)
-        self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads)
+        self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.source = open_source(self.source_uri, max_frames=cfg.max_frames, options=cfg.source)
         self.info = self.source.info
@@ -115,6 +115,11 @@ class Pipeline:
         self.preprocess = CpuPreprocessor(spec)
         self.postprocess = CpuPostprocessor(spec)
         self.compositor = compositor
+        if getattr(self.backend, "device", "cpu") == "cuda":  # frames stay on the GPU until encoding
+            from streamseg.cuda_stages import CudaStages
+
+            gpu = CudaStages(self.backend, spec, compositor, scores=cfg.scores)
+            self.preprocess, self._infer, self._composite = gpu.preprocess, gpu.infer, gpu.composite
         self._wire()
         self._started_at = time.perf_counter()
         for worker in self._workers:
