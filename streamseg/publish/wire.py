@@ -32,7 +32,7 @@ from streamseg.frames import Result
 
 TOPIC = b"labels"
 VERSION = 1
-LEVEL = 1  # zlib level 1: label maps are flat, so it already shrinks them ~100x, at ~1 ms a frame
+LEVEL = 1  # fast (1-4 ms a 768x432 frame); smooth maps still shrink ~100x, speckled ones ~4x
 
 
 class MessageEncoder:
