@@ -11,6 +11,9 @@ from streamseg.errors import BackendError, ModelError
 from streamseg.models.spec import ModelSpec
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
+# CSE would merge the per-consumer Q/DQ pairs of `streamseg quantize` models, and a Q shared by several
+# DQs stays INT8, which ORT's x86 QLinearConv does not take: FP32 models lose nothing by skipping it.
+_DISABLED_OPTIMIZERS = ["CommonSubexpressionElimination"]
 
 
 def default_threads() -> int:
@@ -34,7 +37,8 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3  # errors only: no per-session chatter
         try:
             self.session = ort.InferenceSession(
-                str(model_path), options, providers=providers or ["CPUExecutionProvider"]
+                str(model_path), options, providers=providers or ["CPUExecutionProvider"],
+                disabled_optimizers=_DISABLED_OPTIMIZERS,
             )
         except Exception as err:  # ORT raises its own untyped exceptions
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

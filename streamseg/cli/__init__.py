@@ -21,6 +21,8 @@ COMMANDS = {
     "report": "streamseg.cli.report:report",
     "datasets": "streamseg.cli.datasets:datasets",
     "train": "streamseg.cli.train:train",
+    "quantize": "streamseg.cli.quantize:quantize",
+    "eval": "streamseg.cli.eval:eval_command",
 }
 
 
