@@ -39,7 +39,7 @@ class RunConfig(BaseModel):
     serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics and preview servers listen on
     scores: bool = False  # Python API only: per-class scores on each Result (raw model scores)
     encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop
-    source: SourceOptions = SourceOptions()  # --transport, --realtime, --loop, --read-timeout, --reconnect-*
+    live: SourceOptions = SourceOptions()  # --transport, --realtime, --loop, --read-timeout, --reconnect-*
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -64,7 +64,7 @@ class RunConfig(BaseModel):
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of options at the top level")
         merged = {**data, **(overrides or {})}
-        for key, value in (overrides or {}).items():  # nested options (encoder, source) merge key by key
+        for key, value in (overrides or {}).items():  # nested options (encoder, live) merge key by key
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 merged[key] = {**data[key], **value}
         return cls.build(merged, str(path))

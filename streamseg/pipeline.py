@@ -105,7 +105,7 @@ class Pipeline:
         self.spec = spec = _with_input_size(spec, cfg.input_size)
         self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
-        self.source = open_source(self.source_uri, max_frames=cfg.max_frames, options=cfg.source)
+        self.source = open_source(self.source_uri, max_frames=cfg.max_frames, options=cfg.live)
         self.info = self.source.info
         try:
             self._sinks = self._open_sinks(spec) + self._extra_sinks
@@ -130,7 +130,7 @@ class Pipeline:
         cfg, sinks = self.config, []
         try:
             for uri in cfg.outputs:
-                sinks.append(open_video_sink(uri, self.info, cfg.encoder, cfg.source))
+                sinks.append(open_video_sink(uri, self.info, cfg.encoder, cfg.live))
             if cfg.labels_out:
                 folder = Path(cfg.labels_out)
                 if cfg.labels_format == "npz":

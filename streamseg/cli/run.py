@@ -84,8 +84,8 @@ ENCODER_FLAGS = ("codec", "bitrate", "gop")
 
 
 def _nest_live_flags(given: dict[str, Any]) -> None:
-    """Move live-input and encoder flags into RunConfig's ``source`` and ``encoder`` options."""
-    for key, names in (("source", SOURCE_FLAGS), ("encoder", ENCODER_FLAGS)):
+    """Move live-input and encoder flags into RunConfig's ``live`` and ``encoder`` options."""
+    for key, names in (("live", SOURCE_FLAGS), ("encoder", ENCODER_FLAGS)):
         nested = {name: given.pop(name) for name in names if name in given}
         if nested:
             given[key] = nested
