@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,39 @@ def duc_onnx(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "duc_standin.onnx"
     run_cli("models", "export", "duc_resnet101_hdc", "--weights", "none", "--output", str(path), check=True)
     return path
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What ``trained_model`` returns; every path is inside one session temp folder."""
+
+    data: Path  # synthetic VOC dataset: JPEGImages/, SegmentationClass/, ImageSets/, classes.txt
+    video: Path  # data/heldout/heldout.mp4, 320x240, never seen in training
+    video_labels: Path  # data/heldout/labels/000000.png ...: its ground truth (palette PNG, value = class id)
+    output: Path  # the `streamseg train --output` folder
+    onnx: Path  # output/model.onnx, spec (6 classes, palette, short side 240) embedded: `run --model` ready
+    checkpoint: Path  # output/last.pt: model/optimizer state dicts, epoch, iteration, meta (weights_only=True)
+    best: Path  # output/best.pt: the best epoch's model state dict alone
+    classes: tuple[str, ...]  # background, road, sidewalk, sky, car, person
+    history: list  # one dict per epoch: epoch, iteration, loss, val_miou, val_pixel_accuracy, seconds
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> TrainedModel:
+    """fcn_tiny trained once per session on synthetic street scenes via the real CLI (about 2-3 min on 2 cores).
+
+    Its val mIoU is about 0.8; see tests/test_train.py for the measured figures.
+    """
+    if not HAS_TORCH:
+        pytest.skip("needs the export extra (torch, torchvision)")
+    root = tmp_path_factory.mktemp("trained")
+    data, output = root / "synth", root / "fcn_tiny"
+    run_cli("datasets", "synth", "--out", str(data), "--n", "300", "--video-frames", "30", check=True)
+    run_cli("train", "--model", "fcn_tiny", "--data", str(data), "--output", str(output), "--epochs", "14",
+            "--crop-size", "160", "--no-progress", check=True)
+    return TrainedModel(
+        data=data, video=data / "heldout" / "heldout.mp4", video_labels=data / "heldout" / "labels", output=output,
+        onnx=output / "model.onnx", checkpoint=output / "last.pt", best=output / "best.pt",
+        classes=("background", "road", "sidewalk", "sky", "car", "person"),
+        history=[json.loads(line) for line in (output / "history.jsonl").read_text().splitlines()],
+    )

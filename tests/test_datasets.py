@@ -5,9 +5,9 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
-from conftest import run_cli
 from streamseg.datasets import SegmentationFolder, synth
 from streamseg.errors import ConfigError, SourceError
 

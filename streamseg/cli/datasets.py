@@ -61,7 +61,7 @@ def info(root: str, format_: str) -> None:
     from streamseg.datasets.folders import SegmentationFolder, read_classes
     from streamseg.errors import SourceError
 
-    classes, palette = read_classes(root, format_)
+    classes, _ = read_classes(root, format_)
     for split in ("train", "val"):
         try:
             folder = SegmentationFolder(root, format_, split)

@@ -43,7 +43,8 @@ def train(data: str, output: str, format_: str, resume: str | None, no_progress:
     The best epoch is exported to OUTPUT/model.onnx with its classes and
     palette embedded: `streamseg run VIDEO -o out.mp4 --model OUTPUT/model.onnx`.
     """
-    from streamseg.training.trainer import TrainOptions, train as run_training
+    from streamseg.training.trainer import TrainOptions
+    from streamseg.training.trainer import train as run_training
 
     opts = TrainOptions(data=Path(data), output=Path(output), format=format_,
                         resume=Path(resume) if resume else None, progress=False if no_progress else None,

@@ -83,7 +83,7 @@ def random_scene(rng: np.random.Generator, size: tuple[int, int] = (240, 320)) -
 
 
 def random_thing(rng: np.random.Generator, scene: Scene, kind: int) -> Thing:
-    h, w = scene.size
+    h = scene.size[0]
     depth = rng.uniform(0.15, 1.0) ** 0.7  # 0 at the horizon, 1 at the bottom edge
     y = scene.horizon + depth * (h - scene.horizon)
     half = scene.road_half * depth
@@ -116,7 +116,7 @@ def render(scene: Scene, light: Lighting, rng: np.random.Generator, t: float = 0
     tex = np.random.default_rng(scene.texture_seed)  # static textures stay put from frame to frame
     image = np.zeros((h, w, 3), np.float32)
     mask = np.full((h, w), BACKGROUND, np.uint8)
-    hz = int(round(scene.horizon))
+    hz = round(scene.horizon)
 
     # sky: vertical gradient with clouds
     ramp = np.linspace(0, 1, hz)[:, None, None]
@@ -153,7 +153,7 @@ def render(scene: Scene, light: Lighting, rng: np.random.Generator, t: float = 0
 
 
 def _tiles_and_markings(image: np.ndarray, mask: np.ndarray, scene: Scene) -> None:
-    h, w = scene.size
+    h = scene.size[0]
     hz = scene.horizon
     rows = np.arange(h, dtype=np.float32)
     depth = np.clip((rows - hz) / (h - hz), 1e-3, 1)
@@ -183,7 +183,7 @@ def _draw_car(image, mask, x, y, height, thing: Thing) -> None:
           thing.second_color, CAR)  # windows
     radius = max(1, int(height * 0.17))
     for wx in (x - width * 0.32, x + width * 0.32):
-        center = (int(round(wx)), int(round(y - height * 0.1)))
+        center = (round(wx), round(y - height * 0.1))
         cv2.circle(image, center, radius, (20, 20, 22), -1, lineType=cv2.LINE_AA)
         cv2.circle(mask, center, radius, CAR, -1)
     for lx in (x - width * 0.45, x + width * 0.38):  # lights
@@ -204,8 +204,8 @@ def _draw_person(image, mask, x, y, height, thing: Thing) -> None:
     for side in (-1, 1):  # arms
         _fill(image, mask, [(x + side * half, shoulders), (x + side * half * 1.4, shoulders + 2),
                             (x + side * half * 1.2, hips), (x + side * half * 0.9, hips)], thing.color, PERSON)
-    center = (int(round(x)), int(round(shoulders - head)))
-    radius = max(1, int(round(head)))
+    center = (round(x), round(shoulders - head))
+    radius = max(1, round(head))
     cv2.circle(image, center, radius, (200, 160, 130), -1, lineType=cv2.LINE_AA)
     cv2.circle(mask, center, radius, PERSON, -1)
 

@@ -145,7 +145,7 @@ def train(opts: TrainOptions) -> TrainResult:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.4f}")
                 bar.update(1)
             metrics = evaluate(model, evalset, k, device)
-            improved = metrics.miou > best_miou
+            improved = metrics.miou > best_miou or not (opts.output / checkpoints.BEST).exists()
             if improved:
                 best_miou, best_epoch = metrics.miou, epoch + 1
                 checkpoints.save(opts.output / checkpoints.BEST, model.state_dict())
