@@ -26,7 +26,8 @@ import gi
 gi.require_version("Gst", "1.0"); gi.require_version("GstRtspServer", "1.0")
 from gi.repository import Gst, GstRtspServer
 Gst.init(None)
-missing = [e for e in ("rtph264depay", "rtph264pay", "h264parse", "appsrc", "appsink") if not Gst.ElementFactory.find(e)]
+elements = ("rtph264depay", "rtph264pay", "h264parse", "appsrc", "appsink")
+missing = [e for e in elements if not Gst.ElementFactory.find(e)]
 assert not missing, missing
 """
 

@@ -113,7 +113,8 @@ def test_keeps_running_through_three_server_restarts_without_leaking_credentials
         for restart in range(3):
             relay.restart(down=1.0)
             since = time.monotonic()
-            assert out.wait_for_frames(10, since=since, timeout=40), f"frames did not flow again after restart {restart + 1}"
+            flowing = out.wait_for_frames(10, since=since, timeout=40)
+            assert flowing, f"frames did not flow again after restart {restart + 1}"
     finally:
         out.stop()
         err = stop(proc, signal.SIGTERM)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class Backoff:
-    """Waits of ``first``, 2x, 4x … capped at ``most`` seconds; ``next()`` is None once ``give_up`` failures pile up."""
+    """Waits of ``first``, 2x, 4x … capped at ``most`` seconds.
+
+    ``next()`` returns None once ``give_up`` attempts in a row have failed.
+    """
 
     def __init__(self, first: float = 0.5, most: float = 10.0, give_up: int | None = None):
         self.first = first
