@@ -1,0 +1,160 @@
+"""The three things ``streamseg bench`` measures, each on the same first N frames of one input.
+
+* ``bare``: the inference engine alone, on input tensors preprocessed beforehand;
+* ``end_to_end``: the whole ``Pipeline``, decode to encoded file;
+* ``naive``: the PyTorch Hub example loop (``benchmarks/naive_hub.py``).
+
+Every mode's fps is ``(n - 1) / (t_last - t_first)`` over the instants frames
+come out, so the first frame (engine warm-up, pipeline fill) counts in none.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from streamseg.backends import create_backend
+from streamseg.bench.resources import ResourceSampler
+from streamseg.errors import ConfigError, MissingExtraError, ModelError
+from streamseg.frames import Frame
+from streamseg.models.spec import ModelSpec
+from streamseg.preprocess import CpuPreprocessor
+from streamseg.sources import open_source
+
+NAIVE_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "naive_hub.py"
+
+
+def throughput(done: list[float]) -> float:
+    """Frames per second between the first and the last frame out."""
+    if len(done) < 2 or done[-1] <= done[0]:
+        return 0.0
+    return (len(done) - 1) / (done[-1] - done[0])
+
+
+def latency(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {"items": 0, "mean_ms": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
+    ms = 1000 * np.asarray(seconds)
+    return {"items": len(seconds), "mean_ms": round(float(ms.mean()), 2),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
+def sized_spec(spec: ModelSpec, size: int | None) -> ModelSpec:
+    """``spec`` with ``--size`` as its short side (as the pipeline applies it)."""
+    if size is None:
+        return spec
+    if spec.resize.mode != "short_side":
+        raise ConfigError(f"size: {spec.name} resizes by {spec.resize.mode}, not short_side")
+    return spec.model_copy(update={"resize": spec.resize.model_copy(update={"size": size})})
+
+
+def decode(source: str, frames: int) -> list[Frame]:
+    """The first ``frames`` decoded frames of ``source``, kept in memory."""
+    src = open_source(source, max_frames=frames)
+    try:
+        return list(src.frames())
+    finally:
+        src.close()
+
+
+def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, backend: str,
+                 threads: int | None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Inference alone; also returns the first input tensor and its output (to check other engines)."""
+    prepare = CpuPreprocessor(spec)
+    prepared = [prepare(frame) for frame in frames]
+    engine = create_backend(backend, model_path, spec, threads=threads)
+    done, seconds, first = [], [], None
+    try:
+        with ResourceSampler() as resources:
+            for item in prepared:
+                started = time.perf_counter()
+                output = engine.run(item.tensor)
+                done.append(time.perf_counter())
+                seconds.append(done[-1] - started)
+                if first is None:
+                    first = output
+        name = engine.name
+    finally:
+        engine.close()
+    geometry = prepared[0].geometry
+    report = {"fps": round(throughput(done), 4), "frames": len(done), "engine": name,
+              "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)}, **resources.report()}
+    return report, prepared[0].tensor, first
+
+
+def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames: int, output: Path,
+                       backend: str, threads: int | None, size: int | None) -> dict:
+    from streamseg.pipeline import Pipeline
+
+    done: list[float] = []
+    pipeline = Pipeline(source, model_path, spec=spec, backend=backend, threads=threads, input_size=size,
+                        outputs=[str(output)], max_frames=frames, on_result=lambda result: done.append(time.perf_counter()))
+
+    def queues() -> dict[str, tuple[int, int]]:
+        return {name: (q["depth"], q["maxsize"]) for name, q in pipeline.snapshot()["queues"].items()}
+
+    try:
+        pipeline.start()
+    except BaseException:
+        pipeline.close()
+        raise
+    with ResourceSampler(probe=queues) as resources:
+        summary = pipeline.run()
+    stages = {name: {k: s[k] for k in ("items", "mean_ms", "p50_ms", "p99_ms")} for name, s in summary.stages.items()}
+    return {"fps": round(throughput(done), 4), "frames": summary.frames_out, "wall_fps": round(summary.fps, 4),
+            "engine": summary.backend, "stages": stages, "queue_peaks": summary.queue_peaks,
+            "dropped": sum(summary.dropped.values()), "dropped_by_queue": summary.dropped,
+            "output_bytes": output.stat().st_size if output.exists() else 0, **resources.report()}
+
+
+def load_naive_script() -> ModuleType:
+    """``benchmarks/naive_hub.py`` from the source tree (it is a script, not part of the package)."""
+    if not NAIVE_SCRIPT.is_file():
+        raise ConfigError(f"naive baseline not found at {NAIVE_SCRIPT}: run from a source checkout or skip it")
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
+        raise MissingExtraError("the naive baseline", "export")
+    module_spec = importlib.util.spec_from_file_location("streamseg_naive_hub", NAIVE_SCRIPT)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def measure_naive(source: str, spec: ModelSpec, *, frames: int, output: Path, weights: str, seed: int,
+                  check: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """The Hub loop with the same network, weights and input size; ``check`` is (input, ONNX output)."""
+    naive = load_naive_script()
+    try:
+        model = naive.load_model(spec.name, weights, seed=seed)
+    except ValueError as err:
+        raise ModelError(f"naive baseline: {err}") from None
+    agreement = _same_weights(model, check) if check is not None else None
+    done: list[float] = []
+    with ResourceSampler() as resources:
+        times = naive.run_naive(source, output, model, size=spec.resize.size, frames=frames,
+                                on_frame=lambda index: done.append(time.perf_counter()))
+    return {"fps": round(throughput(done), 4), "frames": len(done), "engine": "torch eager FP32",
+            "weights": weights if weights == "pretrained" else f"random, seed {seed}", "same_weights_check": agreement,
+            "stages": {stage: latency(values) for stage, values in times.items()}, **resources.report()}
+
+
+def _same_weights(model, check: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Run the eager model on the bare mode's first tensor; refuse to time a different network."""
+    from streamseg.models.torch_compat import import_torch
+
+    torch = import_torch()
+    tensor, expected = check
+    with torch.no_grad():
+        got = model(torch.from_numpy(tensor))["out"].numpy()
+    if got.shape != expected.shape:
+        raise ModelError(f"naive baseline: output {got.shape} differs from the ONNX model's {expected.shape}")
+    agree = float((got.argmax(1) == expected.argmax(1)).mean())
+    max_diff = float(np.abs(got - expected).max())
+    if agree < 0.99:
+        raise ModelError(f"naive baseline: the eager model's labels agree with the ONNX model's on {agree:.1%} of "
+                         "pixels only: not the same weights (export with --weights none, seed 0, or pass "
+                         "--naive-weights pretrained)")
+    return {"label_agreement": round(agree, 6), "max_abs_diff": max_diff}

@@ -1,0 +1,50 @@
+"""Per-stage time as a stacked bar per mode and run: where each frame's time goes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from streamseg.errors import MissingExtraError
+
+COLORS = {"decode": "#4c72b0", "preprocess": "#55a868", "infer": "#c44e52", "composite": "#8172b2",
+          "postprocess": "#8172b2", "blend": "#ccb974", "output": "#64b5cd", "encode": "#64b5cd"}
+
+
+def plot_stages(reports: list[dict], path: Path) -> Path:
+    """One horizontal bar per (run, mode), split into stage medians in ms per frame."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingExtraError("--plot", "bench") from None
+    rows = []
+    for report in reports:
+        tag = f"{report['spec']} {report['input_size'][0]}x{report['input_size'][1]}"
+        for mode in ("bare", "end_to_end", "naive"):
+            if report.get(mode):
+                rows.append((f"{tag}\n{mode.replace('_', '-')} ({report[mode]['fps']:.2f} fps)", report[mode]["stages"]))
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(rows) + 1.5))
+    seen = set()
+    for y, (label, stages) in enumerate(rows):
+        left = 0.0
+        for stage, s in stages.items():
+            ax.barh(y, s["p50_ms"], left=left, color=COLORS.get(stage, "#999999"),
+                    label=stage if stage not in seen else None, edgecolor="white", linewidth=0.5)
+            seen.add(stage)
+            left += s["p50_ms"]
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("median ms per frame, by stage (pipeline stages overlap; the Hub loop's add up)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":  # python -m streamseg.bench.plot OUT.png REPORT.json...
+    plot_stages([json.loads(Path(p).read_text()) for p in sys.argv[2:]], Path(sys.argv[1]))

@@ -1,0 +1,86 @@
+"""Where and when a benchmark ran, and its report as text."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def machine() -> dict:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    versions = {}
+    for package in ("onnxruntime", "torch", "torchvision", "av", "numpy", "opencv-python-headless"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cpu": model, "cores": cores, "platform": platform.platform(), "python": sys.version.split()[0],
+            "versions": versions, "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def commit() -> str | None:
+    """The checkout's commit, ``+dirty`` when tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "streamseg", "benchmarks"],
+                               timeout=10).returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _ratio(report: dict, key: str) -> str:
+    value = report["ratios"].get(key)
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def as_text(report: dict) -> str:
+    """A human summary: fps and ratios, then per-stage latencies and resources per mode."""
+    lines = [
+        f"streamseg bench: {report['model']} on {report['input']} ({report['frames']} frames, input "
+        f"{report['input_size'][0]}x{report['input_size'][1]}, {report['flops']['gmacs']:.1f} GMACs/frame)",
+        f"  machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; commit {report['commit']}; "
+        f"{report['date']}",
+        f"  bare {report['bare_fps'] or 0:.3f} fps | end-to-end {report['end_to_end_fps'] or 0:.3f} fps | "
+        f"naive {report['naive_fps'] or 0:.3f} fps",
+        f"  end_to_end/bare {_ratio(report, 'end_to_end/bare')}   end_to_end/naive {_ratio(report, 'end_to_end/naive')}",
+    ]
+    for mode in ("bare", "end_to_end", "naive"):
+        result = report.get(mode)
+        if not result:
+            continue
+        lines.append(f"  {mode}: {result['fps']:.3f} fps on {result['engine']}, CPU {result['cpu_percent']:.0f}%, "
+                     f"peak RSS {result['peak_rss_mb']:.0f} MiB")
+        for stage, s in result["stages"].items():
+            lines.append(f"    {stage:<12} p50 {s['p50_ms']:9.1f} ms  p99 {s['p99_ms']:9.1f} ms")
+        if mode == "end_to_end":
+            occupancy = ", ".join(f"{n} {q['mean']:.1f}/{q['maxsize']}" for n, q in result["queue_occupancy"].items())
+            lines.append(f"    queues (mean depth/size): {occupancy}; dropped {result['dropped']}")
+    for mode, reason in report.get("skipped", {}).items():
+        lines.append(f"  {mode}: skipped: {reason}")
+    for warning in report.get("warnings", ()):
+        lines.append(f"  warning: {warning}")
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""``streamseg bench INPUT --model M``: end-to-end vs. bare engine vs. the naive Hub loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from streamseg.bench import MODES
+
+
+@click.command()
+@click.argument("source")
+@click.option("-m", "--model", required=True, help="Built-in name, NAME:int8, or PATH.onnx.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
+@click.option("--backend", default="auto", show_default=True, help="auto | onnxruntime")
+@click.option("--threads", type=int, help="Inference threads [default: all cores].")
+@click.option("--frames", type=click.IntRange(min=2), default=30, show_default=True, help="Frames per mode.")
+@click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
+@click.option("--modes", default=",".join(MODES), show_default=True, help="Which to measure, comma-separated.")
+@click.option("--naive-weights", type=click.Choice(["none", "pretrained"]), default="none", show_default=True,
+              help="Weights of the eager model; must match the ONNX file's.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random weights (as `models export`).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Keep the end-to-end video here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
+def bench(source: str, model: str, spec_path: str | None, backend: str, threads: int | None, frames: int,
+          input_size: int | None, modes: str, naive_weights: str, seed: int, output: str | None, as_json: bool,
+          plot: str | None) -> None:
+    """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
+    from streamseg.bench import run_benchmark
+    from streamseg.bench.report import as_text
+    from streamseg.models.spec import ModelSpec
+
+    spec = ModelSpec.from_yaml(spec_path) if spec_path else None
+    chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
+    report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, size=input_size,
+                           modes=chosen, naive_weights=naive_weights, seed=seed, spec=spec, output=output,
+                           progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True))
+    if plot:
+        from streamseg.bench.plot import plot_stages
+
+        plot_stages([report], Path(plot))
+    click.echo(json.dumps(report) if as_json else as_text(report))
