@@ -145,7 +145,7 @@ def render(scene: Scene, light: Lighting, rng: np.random.Generator, t: float = 0
     _tiles_and_markings(image, mask, scene)
 
     for thing in sorted(scene.things, key=lambda th: th.y):  # far ones first, near ones occlude them
-        x = (thing.x + thing.vx * t + w) % (w * 1.4) - 0.2 * w  # wrap around, entering from the far side
+        x = (thing.x + thing.vx * t + 0.2 * w) % (w * 1.4) - 0.2 * w  # wrap around, entering from the far side
         (_draw_car if thing.kind == CAR else _draw_person)(image, mask, x, thing.y, thing.scale * h, thing)
 
     _light(image, light, rng)

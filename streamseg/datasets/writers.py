@@ -108,10 +108,12 @@ def write_heldout_video(folder: Path, *, seed: int, size: tuple[int, int], frame
     scene.things = [thing for thing in scene.things if thing.kind == synth.PERSON][:3]
     while len(scene.things) < 2:  # the video always shows people and cars, in view
         scene.things.append(synth.random_thing(rng, scene, synth.PERSON))
-    for lane in (-1, 1):
+    for lane in (-1, 1):  # one car per lane, near enough to see, driving slowly so it stays on the road
+        depth = rng.uniform(0.45, 0.85)
         car = synth.random_thing(rng, scene, synth.CAR)
-        scene.things.append(dataclasses.replace(car, x=size[1] * (0.5 + lane * rng.uniform(0.1, 0.3)),
-                                                vx=lane * abs(car.vx)))
+        scene.things.append(dataclasses.replace(
+            car, y=scene.horizon + depth * (size[0] - scene.horizon), scale=depth * rng.uniform(0.3, 0.4),
+            x=scene.vanish_x + lane * scene.road_half * depth * rng.uniform(0.3, 0.5), vx=-lane * rng.uniform(3, 8)))
     light = dataclasses.replace(synth.random_lighting(rng), gain=1.0)
     labels = folder / "labels"
     labels.mkdir(parents=True, exist_ok=True)
