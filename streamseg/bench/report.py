@@ -52,6 +52,10 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
+def _fps(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} fps"
+
+
 def _ratio(report: dict, key: str) -> str:
     value = report["ratios"].get(key)
     return "n/a" if value is None else f"{value:.2f}x"
@@ -64,8 +68,7 @@ def as_text(report: dict) -> str:
         f"{report['input_size'][0]}x{report['input_size'][1]}, {report['flops']['gmacs']:.1f} GMACs/frame)",
         f"  machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; commit {report['commit']}; "
         f"{report['date']}",
-        f"  bare {report['bare_fps'] or 0:.3f} fps | end-to-end {report['end_to_end_fps'] or 0:.3f} fps | "
-        f"naive {report['naive_fps'] or 0:.3f} fps",
+        "  " + " | ".join(f"{mode.replace('_', '-')} {_fps(report[f'{mode}_fps'])}" for mode in ("bare", "end_to_end", "naive")),
         f"  end_to_end/bare {_ratio(report, 'end_to_end/bare')}   end_to_end/naive {_ratio(report, 'end_to_end/naive')}",
     ]
     for mode in ("bare", "end_to_end", "naive"):
