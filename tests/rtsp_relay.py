@@ -21,6 +21,7 @@ H264 = "video/x-h264,stream-format=byte-stream,alignment=au"
 class Relay:
     def __init__(self, port: str, pairs: list[tuple[str, str]]):
         self.readers: dict[str, set] = {}  # record path -> appsrcs of live play medias
+        self.last_pts: dict[object, int] = {}  # appsrc -> pts of the last buffer pushed
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address("127.0.0.1")
         self.server.set_service(port)
@@ -49,7 +50,7 @@ class Relay:
     def _play_factory(self, path: str):
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_shared(True)
-        factory.set_launch(f"( appsrc name=src is-live=true do-timestamp=true format=time caps=\"{H264}\" "
+        factory.set_launch(f"( appsrc name=src is-live=true format=time caps=\"{H264}\" "
                            "! rtph264pay name=pay0 pt=96 config-interval=-1 )")
 
         def configure(_factory, media):
@@ -64,8 +65,16 @@ class Relay:
         sample = sink.emit("pull-sample")
         if sample is not None:
             for src in list(self.readers[path]):
+                clock = src.get_clock()
+                if clock is None:  # not playing yet
+                    continue
+                # restamp on the play pipeline's clock, strictly rising: two frames with one RTP
+                # timestamp would be merged into one access unit by the reader (and decode as garbage)
+                now = clock.get_time() - src.get_base_time()
+                pts = max(now, self.last_pts.get(src, -Gst.MSECOND) + Gst.MSECOND)
+                self.last_pts[src] = pts
                 buffer = sample.get_buffer().copy()
-                buffer.pts = buffer.dts = Gst.CLOCK_TIME_NONE  # restamped by the play pipeline's clock
+                buffer.pts, buffer.dts = pts, Gst.CLOCK_TIME_NONE
                 src.emit("push-buffer", buffer)
         return Gst.FlowReturn.OK
 

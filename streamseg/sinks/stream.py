@@ -100,6 +100,10 @@ class StreamSink:
             video.time_base = TIME_BASE
             video.codec_context.time_base = TIME_BASE
             configure(video, self.options, width, height)
+            if video.codec_context.name == "libx264":
+                # one slice per frame: zerolatency's sliced threads split frames into slices that some
+                # relays and readers then hand out as separate packets (decoded as half-grey frames)
+                video.options = {**video.options, "x264-params": "sliced-threads=0:threads=1"}
             container.start_encoding()  # connects and sends the header now, so a refusal shows here
         except BaseException:
             _close_quietly(container)
