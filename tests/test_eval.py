@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
-from conftest import run_cli
 from streamseg.backends.onnxruntime import OnnxRuntimeBackend
 from streamseg.frames import Frame
 from streamseg.models import spec_from_onnx

@@ -64,7 +64,7 @@ def quantize_int8(model_path: str | Path, tensors: list[np.ndarray], output: str
         try:
             # shape inference and ORT's basic graph optimizations (BatchNorm folds into Conv), as ORT advises
             quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=False)
-        except Exception as err:  # symbolic shape inference fails on some graphs; ONNX's inference still runs
+        except Exception as err:  # noqa: BLE001 - symbolic shape inference fails on some graphs; quantize as is
             log.warning("quantization pre-processing failed (%s); quantizing the model as it is", err)
             prepared = Path(model_path)
         model = onnx.load(str(prepared))
