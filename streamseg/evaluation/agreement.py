@@ -93,8 +93,12 @@ def compare(reference: str | Path, candidate: str | Path, video: str | Path, *, 
     picked = sample_frames([Path(video)], frames, phase=0.75)  # calibration used phase 0.25
     ref_inputs = preprocess(picked, ref_spec)
     cand_inputs = preprocess(picked, cand_spec) if cand_spec != ref_spec else ref_inputs
-    ref_backend = OnnxRuntimeBackend(ref_path, ref_spec, threads=threads)
     cand_backend = _candidate_backend(cand_path, cand_spec, candidate_backend, threads)
+    try:
+        ref_backend = OnnxRuntimeBackend(ref_path, ref_spec, threads=threads)
+    except BaseException:
+        cand_backend.close()
+        raise
     ref_post, cand_post = CpuPostprocessor(ref_spec), CpuPostprocessor(cand_spec)
     height, width = picked[0].image.shape[:2]  # one video: every sampled frame has this size
     ref_geometry = plan_geometry(ref_spec.resize, height, width)
