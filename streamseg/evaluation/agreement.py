@@ -60,7 +60,7 @@ def _candidate_backend(path: Path, spec: ModelSpec, backend: str, threads: int |
 
         if importlib.util.find_spec("tensorrt") is None or not cuda_present():
             raise BackendError(f"{path.name} is a TensorRT engine: comparing it needs TensorRT and a CUDA GPU, "
-                               "and neither is usable here")
+                               "which are not both usable here")
         raise BackendError(f"{path.name}: pass the ONNX it was built from with --candidate-backend tensorrt "
                            "(the engine cache finds or builds the engine)")
     return create_backend(backend, path, spec, threads=threads)
