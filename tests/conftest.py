@@ -83,7 +83,7 @@ def trained_model(tmp_path_factory) -> TrainedModel:
     data, output = root / "synth", root / "fcn_tiny"
     run_cli("datasets", "synth", "--out", str(data), "--n", "300", "--video-frames", "30", check=True)
     run_cli("train", "--model", "fcn_tiny", "--data", str(data), "--output", str(output), "--epochs", "14",
-            "--crop-size", "160", "--no-progress", check=True)
+            "--crop-size", "160", "--no-progress", check=True, timeout=1800)  # ~3 min on 2 quiet cores
     return TrainedModel(
         data=data, video=data / "heldout" / "heldout.mp4", video_labels=data / "heldout" / "labels", output=output,
         onnx=output / "model.onnx", checkpoint=output / "last.pt", best=output / "best.pt",
