@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from streamseg.errors import BackendError
+from streamseg.models.fetch import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +74,6 @@ class EngineKey:
     def from_dict(cls, data: dict) -> EngineKey:
         profile = Profile(**{k: tuple(v) for k, v in data["profile"].items()})
         return cls(**{**data, "profile": profile})
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -150,7 +143,7 @@ def check_engine(path: str | Path, key: EngineKey) -> Lookup:
         return Lookup(path, "corrupt", f"unreadable manifest ({type(err).__name__})")
     if built_for != key:
         return Lookup(path, "stale", "built for " + describe_difference(built_for, key))
-    if file_sha256(path) != expected_sha:
+    if sha256_of(path) != expected_sha:
         return Lookup(path, "corrupt", "engine bytes do not match the manifest's sha256")
     return Lookup(path, "ok")
 

@@ -15,11 +15,11 @@ The converter is ONNX Runtime's copy of onnxconverter-common's ``float16``
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 from streamseg.errors import ConfigError, ModelError
+from streamseg.models.fetch import sha256_of
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,6 @@ def onnx_precision(model) -> str:
     if inputs and inputs[0].type.tensor_type.elem_type == _FLOAT16:
         return "fp16"
     return "fp32"
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_for_precision(onnx_path: str | Path, spec: ModelSpec, precision: str | None,

@@ -25,7 +25,7 @@ def cached_path(source: ModelSource) -> Path:
     return cache_dir() / "models" / source.url.rsplit("/", 1)[-1]
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
