@@ -109,7 +109,8 @@ def test_example_subscriber_needs_only_zmq_and_zlib(car_video, duc_onnx):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     example = subprocess.Popen([sys.executable, str(ROOT / "examples" / "subscriber.py"), endpoint, "--count", "3"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run = streamseg("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "3", "--publish", endpoint,
+    # PUB/SUB drops what is sent before the subscription lands, so publish more maps than it waits for
+    run = streamseg("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "30", "--publish", endpoint,
                     "--no-progress")
     try:
         run_err = run.communicate(timeout=120)[1]
