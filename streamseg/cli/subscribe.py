@@ -32,6 +32,8 @@ def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: 
         folder.mkdir(parents=True, exist_ok=True)
     context = zmq.Context.instance()
     socket = context.socket(zmq.SUB)
+    # retry every 10 ms (not 100): a subscriber started before the run attaches in time for its first frames
+    socket.setsockopt(zmq.RECONNECT_IVL, 10)
     try:
         socket.connect(endpoint)
     except zmq.ZMQError as err:
