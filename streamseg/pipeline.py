@@ -102,7 +102,7 @@ class Pipeline:
     def _start_stages(self) -> Pipeline:
         cfg = self.config
         model_path, spec = resolve_model(cfg.model, cfg.spec)
-        self.spec = spec = _with_input_size(spec, cfg.input_size)
+        self.spec = spec = spec.with_short_side(cfg.input_size)
         self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.source = open_source(self.source_uri, max_frames=cfg.max_frames, options=cfg.live)
@@ -324,11 +324,3 @@ class Pipeline:
             counts["output_dropped"] = sum(sink.dropped for sink in streams)
         return counts
 
-
-def _with_input_size(spec: ModelSpec, size: int | None) -> ModelSpec:
-    """The spec with its short-side target replaced by ``--size``."""
-    if size is None:
-        return spec
-    if spec.resize.mode != "short_side":
-        raise ConfigError(f"input_size: {spec.name} resizes by {spec.resize.mode}, not short_side")
-    return spec.model_copy(update={"resize": spec.resize.model_copy(update={"size": size})})

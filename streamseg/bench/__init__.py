@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from streamseg.bench.flops import count_macs
-from streamseg.bench.modes import decode, measure_bare, measure_end_to_end, measure_naive, sized_spec
+from streamseg.bench.modes import decode, measure_bare, measure_end_to_end, measure_naive
 from streamseg.bench.report import commit, machine, now
 from streamseg.errors import ConfigError, SourceError
 from streamseg.models import ZOO, resolve_model
@@ -32,7 +32,7 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
     if frames < 2:
         raise ConfigError(f"frames: at least 2 are needed to measure a rate, got {frames}")
     model_path, spec = resolve_model(model, spec)
-    spec = sized_spec(spec, size)
+    spec = spec.with_short_side(size, "size")
     probe = decode(source, 1)
     if not probe:
         raise SourceError(f"{source}: no frames")

@@ -43,15 +43,6 @@ def latency(seconds: list[float]) -> dict[str, float]:
             "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
 
 
-def sized_spec(spec: ModelSpec, size: int | None) -> ModelSpec:
-    """``spec`` with ``--size`` as its short side (as the pipeline applies it)."""
-    if size is None:
-        return spec
-    if spec.resize.mode != "short_side":
-        raise ConfigError(f"size: {spec.name} resizes by {spec.resize.mode}, not short_side")
-    return spec.model_copy(update={"resize": spec.resize.model_copy(update={"size": size})})
-
-
 def decode(source: str, frames: int) -> list[Frame]:
     """The first ``frames`` decoded frames of ``source``, kept in memory."""
     src = open_source(source, max_frames=frames)

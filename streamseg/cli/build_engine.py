@@ -33,12 +33,11 @@ def build_engine(model: str, spec_path: str | None, precision: str, input_size: 
     from streamseg.backends.trt_build import default_profile, ensure_engine, import_tensorrt, parse_shape
     from streamseg.models import resolve_model
     from streamseg.models.spec import ModelSpec
-    from streamseg.pipeline import _with_input_size
 
     import_tensorrt()  # fail first, in one line, when TensorRT is absent
     spec = ModelSpec.from_yaml(spec_path) if spec_path else None
     onnx_path, spec = resolve_model(model, spec)
-    spec = _with_input_size(spec, input_size)
+    spec = spec.with_short_side(input_size)
     profile = default_profile(spec, batch=batch)
     given = [min_shape, opt_shape, max_shape]
     if any(given):

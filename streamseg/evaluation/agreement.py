@@ -72,13 +72,12 @@ def compare(reference: str | Path, candidate: str | Path, video: str | Path, *, 
     """Run both models on ``frames`` frames spread over ``video`` and compare labels, logits and speed."""
     from streamseg.backends.onnxruntime import OnnxRuntimeBackend
     from streamseg.models import resolve_model, spec_from_onnx
-    from streamseg.pipeline import _with_input_size
     from streamseg.postprocess.cpu import CpuPostprocessor
     from streamseg.preprocess.cpu import plan_geometry
     from streamseg.quantize.calibration import preprocess, sample_frames
 
     ref_path, ref_spec = resolve_model(reference)
-    ref_spec = _with_input_size(ref_spec, input_size)
+    ref_spec = ref_spec.with_short_side(input_size)
     cand_path = Path(candidate)
     if not cand_path.is_file():
         raise ModelError(f"candidate model not found: {candidate}")
@@ -86,7 +85,7 @@ def compare(reference: str | Path, candidate: str | Path, video: str | Path, *, 
     if cand_path.suffix.lower() == ".onnx":
         found = spec_from_onnx(cand_path)
         if found is not None:
-            cand_spec = _with_input_size(found, input_size or _short_side(ref_spec))
+            cand_spec = found.with_short_side(input_size or _short_side(ref_spec))
     if cand_spec.classes != ref_spec.classes:
         raise ModelError(f"candidate has {cand_spec.num_classes} classes, reference {ref_spec.num_classes}: "
                          "they do not segment the same thing")

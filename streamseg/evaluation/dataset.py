@@ -26,13 +26,12 @@ def evaluate_dataset(model: str | Path, root: str | Path, *, format: str = "voc"
     from streamseg.backends import create_backend
     from streamseg.datasets import SegmentationFolder
     from streamseg.models import resolve_model
-    from streamseg.pipeline import _with_input_size
     from streamseg.postprocess.cpu import CpuPostprocessor
     from streamseg.preprocess.cpu import CpuPreprocessor
 
     folder = SegmentationFolder(root, format=format, split=split)
     model_path, spec = resolve_model(model, spec)
-    spec = _with_input_size(spec, input_size)
+    spec = spec.with_short_side(input_size)
     if folder.num_classes != spec.num_classes:
         raise ConfigError(f"{spec.name} has {spec.num_classes} classes but the dataset has {folder.num_classes} "
                           f"({folder.root}); give the dataset a classes.txt matching the model")

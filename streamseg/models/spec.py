@@ -112,6 +112,17 @@ class ModelSpec(_Strict):
     def colors(self) -> tuple[tuple[int, int, int], ...]:
         return self.palette if self.palette is not None else voc_palette(self.num_classes)
 
+    def with_short_side(self, size: int | None, option: str = "input_size") -> ModelSpec:
+        """This spec with its short-side target replaced by ``size`` (``--size``); None keeps it.
+
+        ``option`` names the setting in the error a fixed-size model raises.
+        """
+        if size is None:
+            return self
+        if self.resize.mode != "short_side":
+            raise ConfigError(f"{option}: {self.name} resizes by {self.resize.mode}, not short_side")
+        return self.model_copy(update={"resize": self.resize.model_copy(update={"size": size})})
+
     def to_json(self) -> str:
         return self.model_dump_json()  # None values too: background=None means "draw every class"
 

@@ -32,7 +32,6 @@ def quantize(model: str | Path, calib: str | Path, output: str | Path, *, frames
     from streamseg.backends.onnx_precision import sha256_of
     from streamseg.models import resolve_model
     from streamseg.models.export import embed_spec
-    from streamseg.pipeline import _with_input_size
     from streamseg.quantize.calibration import media_files, preprocess, sample_frames
     from streamseg.quantize.static import quantize_int8
 
@@ -46,7 +45,7 @@ def quantize(model: str | Path, calib: str | Path, output: str | Path, *, frames
     model_path, spec = resolve_model(model, spec)
     if Path(model_path).resolve() == output.resolve():
         raise ConfigError("output would overwrite the model it quantizes")
-    spec = _with_input_size(spec, input_size)
+    spec = spec.with_short_side(input_size)
     files = media_files(calib)
     started = time.perf_counter()
     picked = sample_frames(files, frames, phase=0.25)
