@@ -84,7 +84,7 @@ def _publish_once(url: str, fps: int, width: int, height: int, gop: int, index: 
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = stream.codec_context.time_base = tb
         stream.codec_context.gop_size = gop
-        stream.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": "sliced-threads=0"}
+        stream.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": "sliced-threads=0:threads=1"}
         start = time.monotonic()
         next_at = start
         while True:
