@@ -45,10 +45,9 @@ def test_scores_on_request_agree_with_labels(api_results):
     r = api_results[0]
     assert r.scores is not None and r.scores.dtype == np.float32 and r.scores.shape[0] == 19
     assert r.scores.shape[1] < 432 and r.scores.shape[2] < 768  # at model resolution, not frame size
-    # the label map is these scores brought to frame size, then argmax (DUC's decoding)
-    at_frame_size = cv2.resize(np.ascontiguousarray(r.scores.transpose(1, 2, 0)), (768, 432),
-                               interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_array_equal(np.argmax(at_frame_size, axis=2), r.labels)
+    # the label map is these scores brought to frame size (bilinear, each class plane), then argmax
+    at_frame_size = np.stack([cv2.resize(plane, (768, 432), interpolation=cv2.INTER_LINEAR) for plane in r.scores])
+    np.testing.assert_array_equal(np.argmax(at_frame_size, axis=0), r.labels)
 
 
 def test_scores_are_off_by_default(car_video, duc_onnx):

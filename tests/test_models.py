@@ -100,8 +100,8 @@ def test_duc_padding_is_the_mean_color():
     assert not tensor[0, :, 400:, :].any()  # padding = mean, i.e. zero after subtraction
 
 
-def zoo_duc_postprocess(raw: np.ndarray, input_hw, content_hw, frame_hw) -> np.ndarray:
-    """The model zoo's duc-postprocess.py, loop-free but written independently of streamseg."""
+def zoo_duc_postprocess(raw: np.ndarray, input_hw, content_hw, frame_hw) -> tuple[np.ndarray, np.ndarray]:
+    """The model zoo's duc-postprocess.py (labels and the resized scores), written independently of streamseg."""
     label_num, ds_rate, cell_width = raw.shape[1], 8, 2
     feat_h, feat_w = input_hw[0] // ds_rate, input_hw[1] // ds_rate
     labels = np.empty((label_num, feat_h * 4, feat_w * 4), raw.dtype)
@@ -111,7 +111,7 @@ def zoo_duc_postprocess(raw: np.ndarray, input_hw, content_hw, frame_hw) -> np.n
             labels[:, i::4, j::4] = packed[:, i, j]
     labels = labels[:, : content_hw[0] // cell_width, : content_hw[1] // cell_width]
     labels = cv2.resize(np.transpose(labels, [1, 2, 0]), (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_LINEAR)
-    return np.argmax(labels, axis=2).astype(np.uint8)
+    return np.argmax(labels, axis=2).astype(np.uint8), labels
 
 
 def test_duc_decode_equals_the_zoo_reshape():
@@ -122,7 +122,13 @@ def test_duc_decode_equals_the_zoo_reshape():
     spec = ZOO["duc_resnet101_hdc"].spec
     g = plan_geometry(spec.resize, 432, 768)  # content 450x800 inside 800x800
     labels = CpuPostprocessor(spec)(raw, g)
-    assert np.array_equal(labels, zoo_duc_postprocess(raw, (800, 800), g.content_size, (432, 768)))
+    expected, scores = zoo_duc_postprocess(raw, (800, 800), g.content_size, (432, 768))
+    # streamseg resizes plane by plane, the zoo all 19 channels at once: OpenCV's two paths round
+    # differently (~1e-4), so labels may differ only where the zoo's two best classes are that close
+    differ = labels != expected
+    top2 = np.sort(scores, axis=2)[..., -2:]
+    assert differ.mean() < 1e-4
+    assert (top2[..., 1] - top2[..., 0])[differ].max(initial=0) < 1e-3
 
 
 def test_pipeline_labels_equal_a_direct_onnxruntime_run(car_video, duc_onnx):
@@ -135,7 +141,7 @@ def test_pipeline_labels_equal_a_direct_onnxruntime_run(car_video, duc_onnx):
         data = np.zeros((1, 3, 800, 800), np.float32)
         data[0, :, :450, :] = (scaled - np.array([122.675, 116.669, 104.008], np.float32)).transpose(2, 0, 1)
         raw = session.run(["seg_loss"], {"data": data})[0]
-        expected = zoo_duc_postprocess(raw, (800, 800), (450, 800), (432, 768))
+        expected, _ = zoo_duc_postprocess(raw, (800, 800), (450, 800), (432, 768))
         assert (r.labels == expected).mean() > 0.999  # float rounding may flip a near-tie
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 
@@ -42,8 +44,8 @@ def argmax_labels(scores: np.ndarray) -> np.ndarray:
     return labels
 
 
-def duc_unpack(output: np.ndarray, input_size: tuple[int, int], cell: int, subpixels: int) -> np.ndarray:
-    """The zoo's DUC layout (1, C, h*w*r*r) to scores (C, H*r/cell, W*r/cell)."""
+def _duc_packed(output: np.ndarray, input_size: tuple[int, int], cell: int, subpixels: int) -> np.ndarray:
+    """The zoo's DUC layout (1, C, h*w*r*r) as a (C, r, r, h, w) view, after checking it fits the input."""
     r = subpixels
     fh, fw = input_size[0] // cell, input_size[1] // cell
     classes = output.shape[1]
@@ -52,8 +54,28 @@ def duc_unpack(output: np.ndarray, input_size: tuple[int, int], cell: int, subpi
             f"DUC output {tuple(output.shape)} does not fit a {input_size[0]}x{input_size[1]} input "
             f"(expected {classes}x{r * r * fh * fw})"
         )
-    packed = output.reshape(classes, r, r, fh, fw)
+    return output.reshape(classes, r, r, fh, fw)
+
+
+def duc_unpack(output: np.ndarray, input_size: tuple[int, int], cell: int, subpixels: int) -> np.ndarray:
+    """The zoo's DUC layout (1, C, h*w*r*r) to scores (C, H*r/cell, W*r/cell)."""
+    packed = _duc_packed(output, input_size, cell, subpixels)
+    classes, r, _, fh, fw = packed.shape
     return packed.transpose(0, 3, 1, 4, 2).reshape(classes, fh * r, fw * r)
+
+
+def duc_content_planes(output: np.ndarray, g: Geometry, cell: int, subpixels: int) -> Iterator[np.ndarray]:
+    """The score planes of ``duc_unpack``, class by class, cut to the frame's content (no padding).
+
+    Unpacking one plane at a time, and only the rows and columns that cover
+    the frame, keeps the work in cache: a third of unpacking all and cropping.
+    """
+    packed = _duc_packed(output, g.input_size, cell, subpixels)
+    r, fh, fw = subpixels, packed.shape[3], packed.shape[4]
+    rows, cols = _content_rows_cols(g, fh * r, fw * r)
+    need_y, need_x = -(-rows // r), -(-cols // r)
+    for plane in packed[:, :, :, :need_y, :need_x]:
+        yield np.ascontiguousarray(plane.transpose(2, 0, 3, 1).reshape(need_y * r, need_x * r)[:rows, :cols])
 
 
 def _content_rows_cols(g: Geometry, out_h: int, out_w: int) -> tuple[int, int]:
@@ -74,14 +96,13 @@ class CpuPostprocessor:
         fh, fw = g.frame_size
         kind = self.decode.kind
         if kind == "duc":
-            scores = duc_unpack(output, g.input_size, self.decode.cell, self.decode.subpixels)
-            rows, cols = _content_rows_cols(g, *scores.shape[1:])
-            # as the zoo does: resize the scores to the frame, then argmax
-            hwc = np.ascontiguousarray(scores[:, :rows, :cols].transpose(1, 2, 0))
-            resized = cv2.resize(hwc, (fw, fh), interpolation=cv2.INTER_LINEAR)
-            if resized.ndim == 2:  # OpenCV drops a single channel
-                return np.zeros((fh, fw), np.uint8)
-            return np.argmax(resized, axis=2).astype(np.uint8)
+            # as the zoo does: resize the scores to the frame, then argmax; plane by plane, so the
+            # argmax runs over contiguous planes (a third of resizing HWC and np.argmax)
+            resized = np.empty((output.shape[1], fh, fw), np.float32)
+            planes = duc_content_planes(output, g, self.decode.cell, self.decode.subpixels)
+            for plane, out in zip(planes, resized):
+                cv2.resize(plane, (fw, fh), dst=out, interpolation=cv2.INTER_LINEAR)
+            return argmax_labels(resized)
         if kind == "labels":
             labels = output.reshape(output.shape[-2:])
             rows, cols = _content_rows_cols(g, *labels.shape)
