@@ -32,7 +32,7 @@ class RunConfig(BaseModel):
     labels_format: Literal["png", "npz"] = "png"  # --labels-format
     summary: str | None = None  # --summary: CSV or JSON Lines
     max_frames: int | None = Field(None, ge=1)  # --max-frames
-    queue_size: int = Field(4, ge=1, le=256)  # --queue-size
+    queue_size: int | None = Field(None, ge=1, le=256)  # --queue-size; None: 4 for files, 1 for live inputs
     publish: str | None = None  # --publish: ZeroMQ PUB endpoint for label maps, e.g. tcp://127.0.0.1:5555
     metrics_port: int | None = Field(None, ge=0, le=65535)  # --metrics-port: Prometheus /metrics and /health
     preview_port: int | None = Field(None, ge=0, le=65535)  # --preview: live preview page

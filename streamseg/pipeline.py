@@ -28,7 +28,7 @@ from streamseg.preprocess import CpuPreprocessor
 from streamseg.queues import END, FillPolicy, StageQueue
 from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, open_video_sink
 from streamseg.sources import open_source
-from streamseg.workers import Worker
+from streamseg.workers import StageStats, Worker
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class RunSummary:
     wall_seconds: float
     stopped_early: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)  # capture -> written to every output
 
     @property
     def fps(self) -> float:
@@ -73,6 +74,7 @@ class Pipeline:
         self._stopping = threading.Event()
         self._errors: list[BaseException] = []
         self._workers: list[Worker] = []
+        self.latency = StageStats("latency")  # per frame, from capture to written to every output
         self._queues: list[StageQueue] = []
         self._sinks: list[Sink] = []
         self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
@@ -162,9 +164,11 @@ class Pipeline:
 
     def _wire(self) -> None:
         """decode -> preprocess -> infer -> composite -> outputs, each arrow a bounded queue."""
-        policy = FillPolicy.DROP_OLDEST if self.info.live else FillPolicy.BLOCK
-        size = self.config.queue_size
-        fresh = 1 if self.info.live else size  # live: inference always takes the newest decoded frame
+        live = self.info.live
+        policy = FillPolicy.DROP_OLDEST if live else FillPolicy.BLOCK
+        # live: a frame waits behind at most one other anywhere, so latency is the stages' time
+        size = self.config.queue_size or (1 if live else 4)
+        fresh = 1 if live else size  # live: inference always takes the newest decoded frame
         decoded = StageQueue("decoded", fresh, policy)
         prepared = StageQueue("prepared", fresh, policy)
         inferred = StageQueue("inferred", size, policy)
@@ -196,6 +200,7 @@ class Pipeline:
     def _output(self, result: Result) -> Result:
         for sink in self._sinks:
             sink.write(result)
+        self.latency.add(time.time() - result.capture_time)
         return result
 
     def _fail(self, err: BaseException) -> None:
@@ -311,6 +316,7 @@ class Pipeline:
             wall_seconds=(self._finished_at or time.perf_counter()) - self._started_at,
             stopped_early=self.stopped_early,
             extra=self._link_counts(),
+            latency=self.latency.as_dict(),
         )
 
     def _link_counts(self) -> dict[str, int]:

@@ -32,7 +32,7 @@ from streamseg.models.spec import ModelSpec
 @click.option("--labels-format", type=click.Choice(["png", "npz"]), help="Indexed PNGs or one labels.npz.")
 @click.option("--summary", help="Per-frame summary file (.csv or .jsonl).")
 @click.option("--max-frames", type=int, help="Stop after N frames.")
-@click.option("--queue-size", type=int, help="Frames each stage queue holds [default: 4].")
+@click.option("--queue-size", type=int, help="Frames each stage queue holds [default: 4 for files, 1 for live inputs].")
 @click.option("--publish", help="Publish label maps on this ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555.")
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics and /health on this port.")
 @click.option("--preview", "preview_port", type=int, help="Serve a live preview page on this port.")
@@ -143,6 +143,9 @@ def _print_summary(summary) -> None:
         echo(f"streamseg: live: {links.get('reconnects', 0)} input reconnects, "
              f"{links.get('output_reconnects', 0)} output reconnects, "
              f"{links.get('output_dropped', 0)} frames dropped while an output was down")
+    if summary.latency.get("items"):
+        echo(f"streamseg: latency from capture to written: p50 {summary.latency['p50_ms']:.0f} ms, "
+             f"p99 {summary.latency['p99_ms']:.0f} ms")
     echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
     for name, s in summary.stages.items():
         echo(f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['busy_s']:>9.1f}")
