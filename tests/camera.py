@@ -58,6 +58,21 @@ def read_stamp(image: np.ndarray) -> int:
     return value
 
 
+def stamp_white_level(image: np.ndarray) -> float:
+    """Mean over the stamp's white half-blocks (their centres) of each pixel's darkest channel.
+
+    255 for the camera's own picture; a colour overlay blended over it tints the
+    white, so the darkest channel drops (to ~(255 + that channel) / 2 at alpha 0.5).
+    """
+    value, per_row, inner = read_stamp(image), BITS // ROWS, slice(2, BLOCK - 2)
+    levels = []
+    for bit in range(BITS):
+        row, col = divmod(bit, per_row)
+        y, x = row * BLOCK, col * 2 * BLOCK + (0 if (value >> (BITS - 1 - bit)) & 1 else BLOCK)
+        levels.append(image[y:y + BLOCK, x:x + BLOCK][inner, inner].min(axis=2).mean())
+    return float(np.mean(levels))
+
+
 def now_millis() -> int:
     return int(time.time() * 1000) % 2**BITS
 
