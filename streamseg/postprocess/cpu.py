@@ -75,7 +75,8 @@ def duc_content_planes(output: np.ndarray, g: Geometry, cell: int, subpixels: in
     rows, cols = _content_rows_cols(g, fh * r, fw * r)
     need_y, need_x = -(-rows // r), -(-cols // r)
     for plane in packed[:, :, :, :need_y, :need_x]:
-        yield np.ascontiguousarray(plane.transpose(2, 0, 3, 1).reshape(need_y * r, need_x * r)[:rows, :cols])
+        unpacked = plane.transpose(2, 0, 3, 1).reshape(need_y * r, need_x * r)[:rows, :cols]
+        yield np.ascontiguousarray(unpacked, dtype=np.float32)  # float32 whatever the engine gave
 
 
 def _content_rows_cols(g: Geometry, out_h: int, out_w: int) -> tuple[int, int]:
