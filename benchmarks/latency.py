@@ -36,34 +36,48 @@ from servers import SYSTEM_PYTHON, Camera, RtspRelay, StreamReader, relay_missin
 MISREAD_MS = 60_000  # a stamp misread through the codec is far off
 
 
+class Samples:
+    """Latencies (ms) a viewer reports, kept once ``warmup`` seconds have passed since its first frame.
+
+    The frames buffered while a viewer probed the stream come out in a burst,
+    seconds late, and say nothing about the steady state.
+    """
+
+    def __init__(self, warmup: float):
+        self.warmup = warmup
+        self.values: list[int] = []
+        self.first: float | None = None  # when the first frame came
+
+    def add(self, value: int) -> None:
+        now = time.monotonic()
+        self.first = self.first or now
+        if now - self.first >= self.warmup and value < MISREAD_MS:
+            self.values.append(value)
+
+    def collect(self, seconds: float) -> None:
+        """Wait for the first frame (a minute at most), then through warm-up and ``seconds`` of samples."""
+        deadline = time.monotonic() + 60
+        while self.first is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(self.warmup + seconds)
+
+
 def pyav_viewer(url: str, seconds: float, warmup: float) -> list[int]:
     """Latencies (ms) of the frames PyAV decodes from ``url`` over ``seconds``, after ``warmup``."""
-    samples: list[int] = []
-    first: list[float] = []  # when the first frame came
-
-    def on_frame(image: np.ndarray) -> None:
-        now = time.monotonic()
-        first[:] = first or [now]
-        value = latency_ms(read_stamp(image))
-        # warm-up counts from the first frame: the frames buffered while the reader probed the
-        # stream come out in a burst, seconds late, and say nothing about the steady state
-        if now - first[0] >= warmup and value < MISREAD_MS:
-            samples.append(value)
-
+    samples = Samples(warmup)
     reader = StreamReader(url, options={"rtsp_transport": "tcp"}, keep_images=0)
-    reader.on_frame = on_frame
+    reader.on_frame = lambda image: samples.add(latency_ms(read_stamp(image)))
     reader.start()
-    _wait_for(lambda: first, 60)
-    time.sleep(warmup + seconds)
+    samples.collect(seconds)
     reader.stop()
-    return samples
+    return samples.values
 
 
 def gst_viewer(url: str, seconds: float, warmup: float) -> list[int]:
     """The same with tests/gst_viewer.py; it reconnects until frames come (the output may start late)."""
-    samples: list[int] = []
-    first: list[float] = []
+    samples = Samples(warmup)
     halt = threading.Event()
+    procs: list[subprocess.Popen] = []
 
     def run() -> None:
         while not halt.is_set():
@@ -71,25 +85,19 @@ def gst_viewer(url: str, seconds: float, warmup: float) -> list[int]:
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             procs.append(proc)
             for line in proc.stdout:
-                now = time.monotonic()
-                first[:] = first or [now]
                 arrival, stamp = (int(v) for v in line.split())
-                value = (arrival - stamp) % 2**32
-                if now - first[0] >= warmup and value < MISREAD_MS:
-                    samples.append(value)
+                samples.add((arrival - stamp) % 2**32)
             proc.wait()
             halt.wait(0.5)
 
-    procs: list[subprocess.Popen] = []
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    _wait_for(lambda: first, 60)
-    time.sleep(warmup + seconds)
+    samples.collect(seconds)
     halt.set()
     for proc in procs:
         proc.kill()
     thread.join(timeout=10)
-    return samples
+    return samples.values
 
 
 VIEWER_CHECK = """
@@ -107,12 +115,6 @@ def viewer_missing() -> str | None:
     if proc.returncode != 0:
         return "the GStreamer viewer needs gstreamer1.0-plugins-{good,bad} (rtspsrc, openh264dec)"
     return None
-
-
-def _wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def p50(samples: list[int]) -> float:
