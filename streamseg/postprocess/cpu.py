@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import cv2
 import numpy as np
 
@@ -64,19 +62,27 @@ def duc_unpack(output: np.ndarray, input_size: tuple[int, int], cell: int, subpi
     return packed.transpose(0, 3, 1, 4, 2).reshape(classes, fh * r, fw * r)
 
 
-def duc_content_planes(output: np.ndarray, g: Geometry, cell: int, subpixels: int) -> Iterator[np.ndarray]:
-    """The score planes of ``duc_unpack``, class by class, cut to the frame's content (no padding).
+def duc_frame_scores(output: np.ndarray, g: Geometry, cell: int, subpixels: int) -> np.ndarray:
+    """The zoo's DUC scores resized to the frame, (C, H, W) float32, before the argmax.
 
-    Unpacking one plane at a time, and only the rows and columns that cover
-    the frame, keeps the work in cache: a third of unpacking all and cropping.
+    Class by class: unpack only the rows and columns that cover the frame, then
+    resize. Unpacking one plane into a reused buffer, a strided copy per
+    sub-pixel, keeps the work in cache: a quarter of transposing everything.
     """
     packed = _duc_packed(output, g.input_size, cell, subpixels)
-    r, fh, fw = subpixels, packed.shape[3], packed.shape[4]
+    classes, r, fh, fw = packed.shape[0], subpixels, packed.shape[3], packed.shape[4]
     rows, cols = _content_rows_cols(g, fh * r, fw * r)
     need_y, need_x = -(-rows // r), -(-cols // r)
-    for plane in packed[:, :, :, :need_y, :need_x]:
-        unpacked = plane.transpose(2, 0, 3, 1).reshape(need_y * r, need_x * r)[:rows, :cols]
-        yield np.ascontiguousarray(unpacked, dtype=np.float32)  # float32 whatever the engine gave
+    plane = np.empty((need_y, r, need_x, r), np.float32)  # float32 whatever the engine gave
+    content = plane.reshape(need_y * r, need_x * r)[:rows, :cols]
+    height, width = g.frame_size
+    resized = np.empty((classes, height, width), np.float32)
+    for c in range(classes):
+        for i in range(r):
+            for j in range(r):
+                plane[:, i, :, j] = packed[c, i, j, :need_y, :need_x]
+        cv2.resize(content, (width, height), dst=resized[c], interpolation=cv2.INTER_LINEAR)
+    return resized
 
 
 def _content_rows_cols(g: Geometry, out_h: int, out_w: int) -> tuple[int, int]:
@@ -99,11 +105,8 @@ class CpuPostprocessor:
         if kind == "duc":
             # as the zoo does: resize the scores to the frame, then argmax; plane by plane, so the
             # argmax runs over contiguous planes (a third of resizing HWC and np.argmax)
-            resized = np.empty((output.shape[1], fh, fw), np.float32)
-            planes = duc_content_planes(output, g, self.decode.cell, self.decode.subpixels)
-            for plane, out in zip(planes, resized):
-                cv2.resize(plane, (fw, fh), dst=out, interpolation=cv2.INTER_LINEAR)
-            return argmax_labels(resized)
+            scores = duc_frame_scores(output, g, self.decode.cell, self.decode.subpixels)
+            return argmax_labels(scores)
         if kind == "labels":
             labels = output.reshape(output.shape[-2:])
             rows, cols = _content_rows_cols(g, *labels.shape)
