@@ -1,6 +1,7 @@
-"""A camera simulator: publishes a moving scene over RTSP with PyAV, stamped with its capture time.
+"""A camera simulator: publishes a moving scene over RTSP or RTMP with PyAV, stamped with its capture time.
 
     python tests/camera.py rtsp://127.0.0.1:PORT/cam-in --fps 15 --size 160x96
+    python tests/camera.py rtmp://127.0.0.1:PORT/live/cam
 
 The capture time (ms, mod 2**32) is drawn into the top rows as Manchester-coded
 blocks: each bit is a (white, black) or (black, white) pair, so it survives
@@ -94,7 +95,8 @@ def publish(url: str, fps: int, width: int, height: int, gop: int) -> None:
 
 def _publish_once(url: str, fps: int, width: int, height: int, gop: int, index: int) -> int:
     tb = Fraction(1, 90000)
-    with av.open(url, "w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=3) as container:
+    muxer, options = ("flv", {}) if url.startswith("rtmp://") else ("rtsp", {"rtsp_transport": "tcp"})
+    with av.open(url, "w", format=muxer, options=options, timeout=3) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = stream.codec_context.time_base = tb

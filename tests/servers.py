@@ -2,12 +2,14 @@
 
 ``RtspRelay``: gst-rtsp-server (tests/rtsp_relay.py) under the system python3,
 restartable on the same port. ``Camera``: tests/camera.py publishing to it.
-``StreamReader``: a PyAV reader thread that reconnects and records every frame.
+``RtmpServer``: nginx with its RTMP module. ``StreamReader``: a PyAV reader
+thread that reconnects and records every frame.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -50,7 +52,37 @@ def relay_missing() -> str | None:
     return None
 
 
-class RtspRelay:
+class Server:
+    """A server process on 127.0.0.1 that tests can kill and bring back on the same port."""
+
+    port: int
+
+    def start(self) -> Server:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self, down: float = 1.0) -> None:
+        """Kill the server (every connection drops), stay down ``down`` seconds, listen again on the same port."""
+        self.stop()
+        time.sleep(down)
+        for _ in range(20):  # the port may linger a moment
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                time.sleep(0.25)
+        raise RuntimeError(f"{type(self).__name__} could not restart on port {self.port}")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RtspRelay(Server):
     """Publishers RECORD to ``/NAME-in``, readers PLAY ``/NAME`` — for each name given."""
 
     def __init__(self, *names: str):
@@ -78,23 +110,6 @@ class RtspRelay:
             self._proc.stdout.close()
             self._proc = None
 
-    def restart(self, down: float = 1.0) -> None:
-        """Kill the server (every connection drops), stay down ``down`` seconds, listen again on the same port."""
-        self.stop()
-        time.sleep(down)
-        for _ in range(20):  # the port may linger a moment
-            try:
-                self.start()
-                return
-            except RuntimeError:
-                time.sleep(0.25)
-        raise RuntimeError(f"rtsp relay could not restart on port {self.port}")
-
-    def __enter__(self) -> RtspRelay:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class Camera:
@@ -175,3 +190,63 @@ class StreamReader(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(timeout=self.timeout + 5)
+
+
+RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+NGINX_CONF = """\
+load_module {module};
+daemon off;
+master_process off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 64; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        application live {{ live on; record off; }}
+    }}
+}}
+"""
+
+
+def rtmp_missing() -> str | None:
+    """Why the RTMP server cannot run here (None when it can)."""
+    if shutil.which("nginx") is None or not RTMP_MODULE.is_file():
+        return "needs nginx-light and libnginx-mod-rtmp (.ci/run installs them)"
+    return None
+
+
+class RtmpServer(Server):
+    """nginx with its RTMP module on 127.0.0.1: publishers and players meet at ``rtmp://…/live/NAME``."""
+
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.folder = folder
+        self._proc: subprocess.Popen | None = None
+
+    def url(self, name: str) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live/{name}"
+
+    def start(self, timeout: float = 10) -> RtmpServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        conf = self.folder / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(module=RTMP_MODULE, folder=self.folder, port=self.port))
+        self._proc = subprocess.Popen(["nginx", "-p", str(self.folder), "-e", str(self.folder / "error.log"),
+                                       "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"nginx-rtmp did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+            self._proc = None
