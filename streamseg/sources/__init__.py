@@ -13,7 +13,7 @@ from streamseg.sources.options import SourceOptions
 __all__ = ["Source", "SourceOptions", "StreamInfo", "open_source"]
 
 _DEVICE = re.compile(r"^/dev/video\d+$")
-_NETWORK = ("http", "https", "rtmp", "rtmps", "srt", "tcp")
+_NETWORK = ("http", "https", "srt", "tcp")
 
 
 def open_source(uri: str, *, max_frames: int | None = None, options: SourceOptions = SourceOptions()) -> Source:
@@ -27,6 +27,10 @@ def open_source(uri: str, *, max_frames: int | None = None, options: SourceOptio
     live = {"options": options, "max_frames": max_frames}
     if scheme in ("rtsp", "rtsps"):
         return LiveSource(uri, container_options=_rtsp_options(options), **live)
+    if scheme in ("rtmp", "rtmps"):
+        # the RTMP client announces audio and video, so FFmpeg's FLV probing waits its whole 5 s default for an
+        # audio stream that may never come; 1 s opens in ~1.3 s instead of ~5.6 s, with a smaller backlog to drop
+        return LiveSource(uri, container_options={"analyzeduration": "1000000"}, **live)
     if scheme == "udp":
         # a big socket FIFO, overruns skipped instead of fatal: a slow reader loses packets, not the stream
         return LiveSource(uri, container_options={"fifo_size": "1000000", "overrun_nonfatal": "1"}, **live)
