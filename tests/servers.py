@@ -21,6 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from camera import latency_ms, read_stamp, stamp_white_level
+
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"
 RELAY_CHECK = """
@@ -132,7 +134,7 @@ class StreamReader(threading.Thread):
     """Reads ``url`` with PyAV until stopped, reconnecting on errors; keeps arrival times and facts per frame."""
 
     def __init__(self, url: str, *, options: dict[str, str] | None = None, timeout: float = 3.0,
-                 keep_images: int = 3):
+                 keep_images: int = 3, read_stamps: bool = False):
         super().__init__(daemon=True)
         self.url = url
         self.options = options or {}
@@ -143,6 +145,11 @@ class StreamReader(threading.Thread):
         self.images: list[np.ndarray] = []
         self.keep_images = keep_images
         self.on_frame = None  # optional callback(image) in the reader thread
+        # with read_stamps, per frame: ms from the capture stamp tests/camera.py drew to its decoding here, and
+        # how white the stamp's white blocks still are (255 from the camera; an overlay tints them)
+        self.ages: list[int] = []
+        self.whites: list[float] = []
+        self.read_stamps = read_stamps
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -169,8 +176,11 @@ class StreamReader(threading.Thread):
                 self.arrivals.append(time.monotonic())
                 pts.append(frame.pts)
                 self.sizes.add((frame.width, frame.height))
-                if len(self.images) < self.keep_images or self.on_frame is not None:
+                if len(self.images) < self.keep_images or self.on_frame is not None or self.read_stamps:
                     image = frame.to_ndarray(format="rgb24")
+                    if self.read_stamps:
+                        self.ages.append(latency_ms(read_stamp(image)))
+                        self.whites.append(stamp_white_level(image))
                     if len(self.images) < self.keep_images:
                         self.images.append(image)
                     if self.on_frame is not None:

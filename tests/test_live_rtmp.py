@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camera import latency_ms, read_stamp, stamp_white_level
 from servers import Camera, RtmpServer, StreamReader, rtmp_missing
 from test_live_rtsp import CAMERA_SIZE, live_counts, stop, streamseg
 
@@ -42,10 +41,7 @@ def camera(server):
 def test_republishes_rtmp_to_rtmp_through_a_server_restart(server, camera, duc_onnx):
     proc = streamseg("run", server.url("cam"), "-o", server.url("out"), "--model", str(duc_onnx),
                      "--reconnect-max-delay", "2")
-    out = StreamReader(server.url("out"))
-    ages: list[int] = []  # ms from the capture stamp the camera drew to the reader's decoded picture
-    whites: list[float] = []  # how white the stamp's white blocks still are (255 from the camera)
-    out.on_frame = lambda image: (ages.append(latency_ms(read_stamp(image))), whites.append(stamp_white_level(image)))
+    out = StreamReader(server.url("out"), read_stamps=True)
     out.start()
     try:
         assert out.wait_for_frames(20, timeout=40), "no segmented frames came back over RTMP"
@@ -59,8 +55,8 @@ def test_republishes_rtmp_to_rtmp_through_a_server_restart(server, camera, duc_o
     assert out.sizes == {CAMERA_SIZE}
     # the camera's pictures, live: FFmpeg's FLV probing hands over seconds of backlog at each (re)connect,
     # which the reader drains in a burst, so only the best age is near real time
-    assert min(ages) < 1000, ages
-    assert np.median(whites) < 215, whites  # segmented: the overlay tints the stamp's white blocks
+    assert min(out.ages) < 1000, out.ages
+    assert np.median(out.whites) < 215, out.whites  # segmented: the overlay tints the stamp's white blocks
     assert int(re.search(r"(\d+) frames in", err)[1]) >= 30
     inputs, outputs = live_counts(err)
     assert inputs >= 1 and outputs >= 1

@@ -17,7 +17,6 @@ import av
 import numpy as np
 import pytest
 
-from camera import latency_ms, read_stamp, stamp_white_level
 from servers import Camera, RtspRelay, StreamReader, free_port, relay_missing
 
 CAMERA_SIZE = (320, 192)
@@ -79,10 +78,7 @@ def test_republishes_to_rtsp_udp_and_hls_and_stops_cleanly_on_sigint(relay, came
     hls = tmp_path / "hls"
     proc = streamseg("run", relay.url("cam"), "-o", relay.url("out-in"), "-o", f"udp://127.0.0.1:{udp_port}",
                      "-o", f"hls:{hls}", "--model", str(duc_onnx))
-    out = StreamReader(relay.url("out"), options={"rtsp_transport": "tcp"})
-    ages: list[int] = []  # ms from the capture stamp the camera drew to the reader's decoded picture
-    whites: list[float] = []  # how white the stamp's white blocks still are (255 from the camera)
-    out.on_frame = lambda image: (ages.append(latency_ms(read_stamp(image))), whites.append(stamp_white_level(image)))
+    out = StreamReader(relay.url("out"), options={"rtsp_transport": "tcp"}, read_stamps=True)
     out.start()
     try:
         assert out.wait_for_frames(20, timeout=40), "no segmented frames came back from the relay"
@@ -94,9 +90,9 @@ def test_republishes_to_rtsp_udp_and_hls_and_stops_cleanly_on_sigint(relay, came
 
     assert out.sizes == {CAMERA_SIZE}
     # the camera's own pictures come back, fresh (the stamp decodes to a capture time moments ago) ...
-    assert np.median(ages) < 3000, ages
+    assert np.median(out.ages) < 3000, out.ages
     # ... and segmented: each Cityscapes colour blended at alpha 0.5 takes white below ~205 in some channel
-    assert np.median(whites) < 215, whites
+    assert np.median(out.whites) < 215, out.whites
     assert udp.sizes == {CAMERA_SIZE}
     assert all(increasing(pts) for pts in udp.pts)  # our own timestamps, from capture time
     frames_in = int(re.search(r"(\d+) frames in", err)[1])
