@@ -22,7 +22,7 @@ class RunConfig(BaseModel):
     spec: ModelSpec | None = None  # --spec: the model spec (needed for a foreign ONNX)
     backend: str = "auto"  # --backend
     threads: int | None = Field(None, ge=1)  # --threads: inference threads
-    precision: Literal["fp32", "fp16", "int8"] | None = None  # --precision: GPU backends; None: the model file's own
+    precision: Literal["fp32", "fp16", "bf16", "int8"] | None = None  # --precision; None: the model file's own
     input_size: int | None = Field(None, ge=16)  # --size: short side for short_side models
     overlay: Literal["overlay", "mask", "side-by-side"] = "overlay"  # --overlay
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # --alpha

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
 import numpy as np
@@ -135,3 +136,78 @@ def test_pipeline_runs_on_the_torch_backend(fcn_onnx, car_video, tmp_path):
 def test_torch_backend_refuses_int8(fcn_onnx):
     with pytest.raises(ConfigError, match="fp32 or fp16, not int8"):
         create_backend("torch", fcn_onnx, spec_from_onnx(fcn_onnx), precision="int8")
+
+
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                                    reason="needs the openvino extra")
+
+
+def _cpu_computes(capability: str) -> bool:
+    import openvino
+
+    return capability in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@needs_openvino
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_openvino_matches_onnxruntime_on_footage(fcn_onnx, car_video, precision):
+    from streamseg.preprocess import CpuPreprocessor
+
+    if precision == "bf16" and not _cpu_computes("BF16"):
+        pytest.skip("this CPU has no native BF16")
+    spec = spec_from_onnx(fcn_onnx)
+    spec = spec.model_copy(update={"resize": spec.resize.model_copy(update={"size": SIZE})})
+    ours = create_backend("openvino", fcn_onnx, spec, precision=precision)
+    reference = create_backend("onnxruntime", fcn_onnx, spec)
+    assert ours.name == f"openvino (CPU, {precision})"
+    pre = CpuPreprocessor(spec)
+    source = open_source(str(car_video), max_frames=3)
+    try:
+        for frame in source.frames():
+            tensor = pre(frame).tensor
+            got, expected = ours.run(tensor), reference.run(tensor)
+            assert got.shape == expected.shape and got.dtype == np.float32
+            relative = np.abs(got - expected).max() / np.abs(expected).max()
+            agreement = (got.argmax(1) == expected.argmax(1)).mean()
+            print(f"frame {frame.index}: openvino {precision} vs onnxruntime relative logit error {relative:.2e}, "
+                  f"label agreement {agreement:.5f}")
+            # BF16 keeps 8 bits of mantissa: logits move by about 1%, labels only where two classes are close
+            assert relative < (1e-4 if precision == "fp32" else 5e-2)
+            assert agreement > (0.999 if precision == "fp32" else 0.99)
+    finally:
+        source.close()
+        ours.close()
+        reference.close()
+
+
+@needs_openvino
+def test_auto_takes_openvino_for_bf16_and_others_refuse_it(duc_onnx, caplog):
+    spec = ZOO["duc_resnet101_hdc"].spec
+    for name in ("torch", "tensorrt"):
+        with pytest.raises(ConfigError, match=f"bf16 runs on --backend openvino \\(CPU\\), not {name}"):
+            create_backend(name, duc_onnx, spec, precision="bf16")
+    with pytest.raises(ConfigError, match=r"onnxruntime runs duc_standin.onnx as it is \(fp32\).*--backend openvino"):
+        create_backend("onnxruntime", duc_onnx, spec, precision="bf16")
+    with pytest.raises(ConfigError, match=r"openvino runs duc_standin.onnx as it is \(fp32\) or in bf16"):
+        create_backend("openvino", duc_onnx, spec, precision="int8")
+    if not _cpu_computes("BF16"):
+        with pytest.raises(BackendError, match="this CPU does not compute bf16"):
+            create_backend("openvino", duc_onnx, spec, precision="bf16")
+        return
+    with caplog.at_level(logging.INFO, logger="streamseg"):
+        backend = create_backend("auto", duc_onnx, spec, precision="bf16")
+    assert backend.name == "openvino (CPU, bf16)" and "backend auto: chose openvino (CPU, bf16)" in caplog.text
+    backend.close()
+
+
+@needs_openvino
+def test_run_on_openvino_writes_the_video(duc_onnx, car_video, tmp_path):
+    import av
+
+    out = tmp_path / "openvino.mp4"
+    proc = run_cli("run", str(car_video), "-o", str(out), "--model", str(duc_onnx), "--backend", "openvino",
+                   "--max-frames", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "on openvino (CPU, fp32)" in proc.stderr
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import av
@@ -48,12 +49,27 @@ def test_three_modes_on_the_same_frames(car_video, fcn_onnx, tmp_path):
     naive = report["naive"]
     assert set(naive["stages"]) == NAIVE_STAGES
     assert naive["same_weights_check"]["label_agreement"] >= 0.99
+    assert report["bare"]["precision"] == "fp32" and not any("computes in" in w for w in report["warnings"])
 
     h, w = report["frame_size"]
     expected = plan_geometry(Resize(mode="short_side", size=96), h, w).input_size
     assert report["input_size"] == list(expected) == report["bare"]["input_size"]
     assert report["flops"]["gmacs"] == pytest.approx(count_macs(fcn_onnx, (1, 3, *expected)).gmacs, abs=1e-3)
     assert report["date"] and report["machine"]["cores"] >= 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs the openvino extra")
+def test_bf16_engine_is_named_and_its_agreement_reported(car_video, fcn_onnx):
+    import openvino
+
+    if "BF16" not in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no native BF16")
+    report = _bench(str(car_video), "--model", str(fcn_onnx), "--frames", "2", "--size", "96",
+                    "--modes", "bare,naive", "--backend", "openvino", "--precision", "bf16")
+    assert report["bare"]["engine"] == "openvino (CPU, bf16)" and report["bare"]["precision"] == "bf16"
+    agreement = report["naive"]["same_weights_check"]["label_agreement"]
+    assert 0.99 <= agreement < 1  # BF16 moves some labels; exactly equal would mean it ran in FP32
+    assert f"labels agree on {agreement:.2%}" in " ".join(report["warnings"])
 
 
 def test_naive_refuses_other_weights(car_video, fcn_onnx):

@@ -1,7 +1,8 @@
 """Inference backends behind one small interface, chosen by name.
 
-``auto`` picks TensorRT, else torch on CUDA, else ONNX Runtime on the CPU,
-and logs which one it chose and why it passed over the others. Backends that
+``auto`` picks TensorRT, else torch on CUDA, else ONNX Runtime on the CPU
+(OpenVINO for ``bf16``, which ONNX Runtime cannot run), and logs which one
+it chose and why it passed over the others. Backends that
 run on a GPU say ``device == "cuda"``; the pipeline then runs its
 pre- and postprocessing there too (``streamseg.cuda_stages``).
 """
@@ -20,10 +21,10 @@ from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
-__all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present"]
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present", "file_precision"]
 
 
 def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
@@ -31,12 +32,15 @@ def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, thread
     """Load ``model_path`` on the named backend; ``auto`` picks the fastest present.
 
     ``precision`` None runs the model file as it is; fp16 and int8 ask GPU
-    backends for that precision (see ``onnx_precision``).
+    backends for that precision (see ``onnx_precision``); bf16 is OpenVINO's,
+    on CPUs that compute it natively.
     """
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
     if precision is not None and precision not in PRECISIONS:
         raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" and name in ("tensorrt", "torch"):
+        raise ConfigError(f"precision: bf16 runs on --backend openvino (CPU), not {name}; GPUs take fp16")
     where = Path(model_path).name
     if name == "auto":
         backend = _auto(model_path, spec, threads=threads, precision=precision, cuda_graphs=cuda_graphs,
@@ -45,6 +49,8 @@ def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, thread
         backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir)
     elif name == "torch":
         backend = _torch(model_path, spec, precision, cuda_graphs, threads)
+    elif name == "openvino":
+        backend = _openvino(model_path, spec, threads, precision)
     else:
         backend = _onnxruntime(model_path, spec, threads, precision, strict=True)
     check_fixed_size(spec, backend.fixed_input_size, where)
@@ -64,7 +70,9 @@ def cuda_present() -> bool:
 
 def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir) -> Backend:
     passed: list[str] = []
-    if cuda_present():
+    if precision == "bf16":
+        passed.append("tensorrt and torch (bf16 is a CPU precision here)")
+    elif cuda_present():
         try:
             backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir)
             log.info("backend auto: chose %s", backend.name)
@@ -82,6 +90,13 @@ def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir) -> B
             passed.append("torch (runs fp32/fp16 only)")
     else:
         passed.append("tensorrt and torch (no CUDA GPU)")
+    if precision == "bf16":
+        try:
+            backend = _openvino(model_path, spec, threads, precision)
+            log.info("backend auto: chose %s; passed over %s", backend.name, "; ".join(passed))
+            return backend
+        except (BackendError, MissingExtraError) as err:
+            passed.append(f"openvino ({err})")
     backend = _onnxruntime(model_path, spec, threads, precision, strict=False)
     log.info("backend auto: chose %s; passed over %s", backend.name, "; ".join(passed))
     return backend
@@ -106,22 +121,38 @@ def _onnxruntime(model_path, spec, threads, precision, *, strict: bool) -> Backe
     """ONNX Runtime runs the model file as it is: its precision is the file's own."""
     from streamseg.backends.onnxruntime import OnnxRuntimeBackend
 
-    if precision is None:
-        return OnnxRuntimeBackend(model_path, spec, threads=threads)
+    if precision is not None:
+        found = file_precision(model_path, spec)
+        if found != precision:
+            others = "openvino" if precision == "bf16" else "tensorrt/torch"
+            message = (f"onnxruntime runs {Path(model_path).name} as it is ({found}); for --precision {precision} "
+                       f"pass a {precision} model (NAME:int8, `streamseg quantize`) or use --backend {others}")
+            if strict:
+                raise ConfigError(message)
+            log.warning("%s: running %s", message, found)
+    return OnnxRuntimeBackend(model_path, spec, threads=threads)
+
+
+def _openvino(model_path, spec, threads, precision) -> Backend:
+    """OpenVINO computes an FP32 file in fp32 or bf16; INT8 and FP16 come from the file, as on ONNX Runtime."""
+    from streamseg.backends.openvino import OpenVinoBackend
+
+    found = file_precision(model_path, spec)
+    if precision not in (None, "bf16", found):
+        raise ConfigError(f"openvino runs {Path(model_path).name} as it is ({found}) or in bf16; for --precision "
+                          f"{precision} pass a {precision} model (NAME:int8, `streamseg quantize`)")
+    return OpenVinoBackend(model_path, spec, threads=threads, precision="bf16" if precision == "bf16" else found)
+
+
+def file_precision(model_path, spec) -> str:
+    """The precision an ONNX file computes in as it is: int8 (Q/DQ), fp16 or fp32."""
     import onnx
 
     from streamseg.backends.onnx_precision import onnx_precision
 
-    found = "int8" if onnx_precision(onnx.load(str(model_path), load_external_data=False)).startswith("int8") \
-        else None
-    found = found or ("fp16" if spec.dtype == "float16" else "fp32")
-    if found != precision:
-        message = (f"onnxruntime runs {Path(model_path).name} as it is ({found}); for --precision {precision} "
-                   f"pass a {precision} model (NAME:int8, `streamseg quantize`) or use --backend tensorrt/torch")
-        if strict:
-            raise ConfigError(message)
-        log.warning("%s: running %s", message, found)
-    return OnnxRuntimeBackend(model_path, spec, threads=threads)
+    if onnx_precision(onnx.load(str(model_path), load_external_data=False)).startswith("int8"):
+        return "int8"
+    return "fp16" if spec.dtype == "float16" else "fp32"
 
 
 def check_fixed_size(spec: ModelSpec, fixed: tuple[int, int] | None, where: str) -> None:

@@ -101,6 +101,7 @@ class TorchBackend:
             raise ConfigError(f"precision: the torch backend runs fp32 or fp16, not {precision} "
                               "(int8: use --backend tensorrt or onnxruntime with a Q/DQ model)")
         self._torch = torch
+        self.precision = precision
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device == "cpu" and threads:
             torch.set_num_threads(threads)

@@ -22,8 +22,8 @@ __all__ = ["MODES", "run_benchmark"]
 
 
 def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "auto", threads: int | None = None,
-                  size: int | None = None, modes: Sequence[str] = MODES, naive_weights: str = "none", seed: int = 0,
-                  spec: ModelSpec | None = None, output: str | Path | None = None,
+                  precision: str | None = None, size: int | None = None, modes: Sequence[str] = MODES,
+                  naive_weights: str = "none", seed: int = 0, spec: ModelSpec | None = None, output: str | Path | None = None,
                   progress: Callable[[str], None] = lambda mode: None) -> dict:
     """Measure the chosen modes on the first ``frames`` frames of ``source``; returns the report."""
     unknown = sorted(set(modes) - set(MODES))
@@ -49,7 +49,7 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
     if "bare" in modes:
         progress("bare")
         report["bare"], tensor, first = measure_bare(model_path, spec, decode(source, frames), backend=backend,
-                                                     threads=threads)
+                                                     threads=threads, precision=precision)
         check = (tensor, first)
         report["bare"]["gmacs_per_s"] = round(flops.gmacs * report["bare"]["fps"], 2)
     with tempfile.TemporaryDirectory(prefix="streamseg-bench-") as scratch:
@@ -57,7 +57,8 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
             progress("end-to-end")
             target = Path(output) if output else Path(scratch) / "end_to_end.mp4"
             report["end_to_end"] = measure_end_to_end(source, model_path, spec, frames=frames, output=target,
-                                                      backend=backend, threads=threads, size=size)
+                                                      backend=backend, threads=threads, precision=precision,
+                                                      size=size)
         if "naive" in modes:
             reason = _naive_unavailable(spec.name)
             if reason:
@@ -82,6 +83,10 @@ def _contention(report: dict) -> list[str]:
     cores = report["machine"]["cores"]
     warnings = []
     bare = report.get("bare")
+    check = (report.get("naive") or {}).get("same_weights_check")
+    if bare and check and bare["precision"] != "fp32":
+        warnings.append(f"the engine computes in {bare['precision']}, the naive loop in fp32: their labels agree "
+                        f"on {check['label_agreement']:.2%} of pixels")
     if bare and bare["cpu_percent"] < 85 * cores:
         warnings.append(f"bare engine got {bare['cpu_percent']:.0f}% CPU of {100 * cores}%: other processes "
                         "competed for the cores; compare ratios only from quiet runs")

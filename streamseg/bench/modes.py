@@ -17,7 +17,7 @@ from types import ModuleType
 
 import numpy as np
 
-from streamseg.backends import create_backend
+from streamseg.backends import create_backend, file_precision
 from streamseg.bench.resources import ResourceSampler
 from streamseg.errors import ConfigError, MissingExtraError, ModelError
 from streamseg.frames import Frame
@@ -53,11 +53,11 @@ def decode(source: str, frames: int) -> list[Frame]:
 
 
 def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, backend: str,
-                 threads: int | None) -> tuple[dict, np.ndarray, np.ndarray]:
+                 threads: int | None, precision: str | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
     """Inference alone; also returns the first input tensor and its output (to check other engines)."""
     prepare = CpuPreprocessor(spec)
     prepared = [prepare(frame) for frame in frames]
-    engine = create_backend(backend, model_path, spec, threads=threads)
+    engine = create_backend(backend, model_path, spec, threads=threads, precision=precision)
     done, seconds, first = [], [], None
     try:
         with ResourceSampler() as resources:
@@ -69,20 +69,22 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
                 if first is None:
                     first = output
         name = engine.name
+        computes = getattr(engine, "precision", None) or file_precision(model_path, spec)
     finally:
         engine.close()
     geometry = prepared[0].geometry
-    report = {"fps": round(throughput(done), 4), "frames": len(done), "engine": name,
+    report = {"fps": round(throughput(done), 4), "frames": len(done), "engine": name, "precision": computes,
               "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)}, **resources.report()}
     return report, prepared[0].tensor, first
 
 
 def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames: int, output: Path,
-                       backend: str, threads: int | None, size: int | None) -> dict:
+                       backend: str, threads: int | None, size: int | None, precision: str | None = None) -> dict:
     from streamseg.pipeline import Pipeline
 
     done: list[float] = []
-    pipeline = Pipeline(source, model_path, spec=spec, backend=backend, threads=threads, input_size=size,
+    pipeline = Pipeline(source, model_path, spec=spec, backend=backend, threads=threads, precision=precision,
+                        input_size=size,
                         outputs=[str(output)], max_frames=frames, on_result=lambda result: done.append(time.perf_counter()))
 
     def queues() -> dict[str, tuple[int, int]]:

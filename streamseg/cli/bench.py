@@ -14,7 +14,9 @@ from streamseg.bench import MODES
 @click.argument("source")
 @click.option("-m", "--model", required=True, help="Built-in name, NAME:int8, or PATH.onnx.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
-@click.option("--backend", default="auto", show_default=True, help="auto | onnxruntime")
+@click.option("--backend", default="auto", show_default=True, help="auto | onnxruntime | openvino | tensorrt | torch")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
+              help="As `run --precision` [default: the model's own]; the naive loop stays FP32.")
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--frames", type=click.IntRange(min=2), default=30, show_default=True, help="Frames per mode.")
 @click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
@@ -25,7 +27,8 @@ from streamseg.bench import MODES
 @click.option("--output", type=click.Path(dir_okay=False), help="Keep the end-to-end video here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
-def bench(source: str, model: str, spec_path: str | None, backend: str, threads: int | None, frames: int,
+def bench(source: str, model: str, spec_path: str | None, backend: str, precision: str | None, threads: int | None,
+          frames: int,
           input_size: int | None, modes: str, naive_weights: str, seed: int, output: str | None, as_json: bool,
           plot: str | None) -> None:
     """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
@@ -35,7 +38,8 @@ def bench(source: str, model: str, spec_path: str | None, backend: str, threads:
 
     spec = ModelSpec.from_yaml(spec_path) if spec_path else None
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
-    report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, size=input_size,
+    report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, precision=precision,
+                           size=input_size,
                            modes=chosen, naive_weights=naive_weights, seed=seed, spec=spec, output=output,
                            progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True))
     if plot:

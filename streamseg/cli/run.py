@@ -20,9 +20,10 @@ from streamseg.models.spec import ModelSpec
 @click.option("-m", "--model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML; flags win.")
-@click.option("--backend", help="auto | tensorrt | torch | onnxruntime  [default: auto]")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]),
-              help="GPU backends: fp16 converts the model, int8 needs a Q/DQ model [default: the model's own].")
+@click.option("--backend", help="auto | tensorrt | torch | onnxruntime | openvino  [default: auto]")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
+              help="GPU backends: fp16 converts the model; bf16: openvino on CPUs with AMX/AVX512-BF16; "
+                   "int8 needs a Q/DQ model [default: the model's own].")
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
 @click.option("--overlay", type=click.Choice(MODES), help="What to draw [default: overlay].")
