@@ -75,6 +75,9 @@ class OpenVinoBackend:
         self._shape: tuple[int, ...] | None = None
         self._request = None
         self._output = None
+        if self.fixed_input_size is not None:  # compile now, not on a live stream's first frame
+            h, w = self.fixed_input_size
+            self._compile((1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3))
 
     def _compile(self, shape: tuple[int, ...]) -> None:
         self.model.reshape({self.spec.input_name: list(shape)})
