@@ -23,6 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from videos import moving_scene  # noqa: E402
 
+from streamseg.sinks.nodelay import disable_nagle, socket_fds  # noqa: E402
+
 BITS = 32
 BLOCK = 8  # pixels per half-bit; the stamp is BITS * 2 * BLOCK wide over two rows of 16 bits
 ROWS = 2
@@ -96,6 +98,7 @@ def publish(url: str, fps: int, width: int, height: int, gop: int) -> None:
 def _publish_once(url: str, fps: int, width: int, height: int, gop: int, index: int) -> int:
     tb = Fraction(1, 90000)
     muxer, options = ("flv", {}) if url.startswith("rtmp://") else ("rtsp", {"rtsp_transport": "tcp"})
+    sockets_before = socket_fds()
     with av.open(url, "w", format=muxer, options=options, timeout=3) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -111,6 +114,9 @@ def _publish_once(url: str, fps: int, width: int, height: int, gop: int, index: 
             frame.pts, frame.time_base = round((time.monotonic() - start) * 90000), tb
             for packet in stream.encode(frame):
                 container.mux(packet)
+            # once connected, send each frame's packets at once, as streamseg's outputs do
+            if sockets_before is not None and disable_nagle(socket_fds() - sockets_before):
+                sockets_before = None
             index += 1
             next_at += 1 / fps
             time.sleep(max(0.0, next_at - time.monotonic()))

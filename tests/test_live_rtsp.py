@@ -148,3 +148,37 @@ def test_gives_up_after_the_limit_and_keeps_the_file_output_valid(relay, camera,
     with av.open(str(video)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames > 0
+
+
+def test_rtsp_output_connection_sends_without_waiting_for_acks(relay):
+    """A frame leaves as many small writes (one per RTP packet); with Nagle's algorithm on, every write
+    after the first waited for the relay's delayed ACK (output -> viewer p50 34 ms instead of 9)."""
+    import os
+    import socket
+    from fractions import Fraction
+
+    from streamseg.frames import Result
+    from streamseg.sinks.nodelay import socket_fds
+    from streamseg.sinks.stream import StreamSink
+    from streamseg.sources.base import StreamInfo
+
+    info = StreamInfo("test", 320, 192, Fraction(1, 90000), Fraction(15), None, live=True)
+    sink = StreamSink(relay.url("out-in"), info)
+    picture = np.random.default_rng(0).integers(0, 256, (192, 320, 3), np.uint8)  # noise: many packets
+    try:
+        for index in range(3):
+            sink.write(Result("test", index, None, None, time.time(), picture, picture[..., 0], picture, 0.0))
+        assert sink.frames == 3
+        to_relay = []
+        for fd in socket_fds():
+            sock = socket.socket(fileno=os.dup(fd))
+            try:
+                if sock.type == socket.SOCK_STREAM and sock.getpeername()[1] == relay.port:
+                    to_relay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            except OSError:  # not connected
+                pass
+            finally:
+                sock.close()
+        assert to_relay and all(to_relay), to_relay
+    finally:
+        sink.close()

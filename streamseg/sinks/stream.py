@@ -20,6 +20,7 @@ from streamseg.errors import SinkError
 from streamseg.frames import Result
 from streamseg.logs import redact
 from streamseg.sinks.encoder import EncoderOptions, configure, pick_codec
+from streamseg.sinks.nodelay import disable_nagle, socket_fds
 from streamseg.sources.backoff import Backoff
 from streamseg.sources.base import StreamInfo
 
@@ -93,6 +94,7 @@ class StreamSink:
 
     def _open(self, width: int, height: int) -> None:
         target = self.target
+        sockets_before = socket_fds()
         container = av.open(target.url, "w", format=target.format, options=target.options,
                             timeout=self._timeout)
         try:
@@ -105,6 +107,7 @@ class StreamSink:
                 # relays and readers then hand out as separate packets (decoded as half-grey frames)
                 video.options = {**video.options, "x264-params": "sliced-threads=0:threads=1"}
             container.start_encoding()  # connects and sends the header now, so a refusal shows here
+            disable_nagle(socket_fds() - sockets_before)  # a frame is many small writes: send each at once
         except BaseException:
             _close_quietly(container)
             raise
