@@ -131,6 +131,26 @@ def test_duc_decode_equals_the_zoo_reshape():
     assert (top2[..., 1] - top2[..., 0])[differ].max(initial=0) < 1e-3
 
 
+@pytest.mark.parametrize("frame_hw", [(432, 768), (359, 641)])
+def test_duc_labels_on_any_number_of_threads_are_the_argmax_of_resized_planes(frame_hw):
+    """The threaded running maximum against np.argmax over a stack of per-class resized planes."""
+    rng = np.random.default_rng(2)
+    raw = rng.normal(size=(1, 19, 160000)).astype(np.float32)
+    raw[0, 11] = raw[0, 4]  # exact ties across the runs' split: the lower class must win, as in np.argmax
+    raw[0, 2] = raw[0, 1]  # and inside a run
+    spec = ZOO["duc_resnet101_hdc"].spec
+    g = plan_geometry(spec.resize, *frame_hw)
+    unpacked = duc_unpack(raw, g.input_size, 8, 4)
+    rows, cols = (round(c * 400 / i) for c, i in zip(g.content_size, g.input_size))
+    stack = np.stack([cv2.resize(np.ascontiguousarray(plane[:rows, :cols]), frame_hw[::-1],
+                                 interpolation=cv2.INTER_LINEAR) for plane in unpacked])
+    expected = np.argmax(stack, axis=0).astype(np.uint8)
+    assert not (expected == 11).any() and not (expected == 2).any()
+    for workers in (1, 2, 3):
+        labels = CpuPostprocessor(spec, workers=workers)(raw, g)
+        assert labels.shape == frame_hw and np.array_equal(labels, expected), workers
+
+
 def test_pipeline_labels_equal_a_direct_onnxruntime_run(car_video, duc_onnx):
     """Independent path: decode, preprocess by formula, plain ORT session, zoo decode."""
     with Pipeline(car_video, duc_onnx, max_frames=3) as p:

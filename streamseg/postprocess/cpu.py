@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -62,27 +65,59 @@ def duc_unpack(output: np.ndarray, input_size: tuple[int, int], cell: int, subpi
     return packed.transpose(0, 3, 1, 4, 2).reshape(classes, fh * r, fw * r)
 
 
-def duc_frame_scores(output: np.ndarray, g: Geometry, cell: int, subpixels: int) -> np.ndarray:
-    """The zoo's DUC scores resized to the frame, (C, H, W) float32, before the argmax.
+def duc_labels(output: np.ndarray, g: Geometry, cell: int, subpixels: int, pool: ThreadPoolExecutor | None = None,
+               workers: int = 1) -> np.ndarray:
+    """Labels as the zoo decodes DUC: every class's scores resized to the frame, then the argmax.
 
-    Class by class: unpack only the rows and columns that cover the frame, then
-    resize. Unpacking one plane into a reused buffer, a strided copy per
-    sub-pixel, keeps the work in cache: a quarter of transposing everything.
+    Class by class: unpack only the rows and columns that cover the frame into a
+    reused plane, resize it, and fold it into a running maximum, so no (C, H, W)
+    stack is ever written (640x360: 13.8 -> 10.6 ms; 1280x720: 49 -> 30 ms).
+    With ``workers`` > 1 the classes are split into that many contiguous runs on
+    ``pool`` (OpenCV and numpy copies release the GIL) and the runs' maxima are
+    merged (8.2 and 23 ms on 2 cores). Ties go to the lower class, as in np.argmax.
     """
     packed = _duc_packed(output, g.input_size, cell, subpixels)
     classes, r, fh, fw = packed.shape[0], subpixels, packed.shape[3], packed.shape[4]
     rows, cols = _content_rows_cols(g, fh * r, fw * r)
+    runs = [[int(c) for c in run] for run in np.array_split(np.arange(classes), max(1, min(workers, classes)))]
+
+    def fold(run: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return _duc_running_max(packed, run, rows, cols, g.frame_size)
+
+    parts = list(pool.map(fold, runs)) if pool is not None and len(runs) > 1 else [fold(run) for run in runs]
+    best, labels = parts[0]
+    for run_best, run_labels in parts[1:]:  # later runs hold higher classes: they win only when strictly greater
+        wins = cv2.compare(run_best, best, cv2.CMP_GT)
+        cv2.max(best, run_best, dst=best)
+        cv2.copyTo(run_labels, wins, labels)
+    return labels
+
+
+def _duc_running_max(packed: np.ndarray, run: list[int], rows: int, cols: int,
+                     frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Best score and its class per frame pixel over the classes in ``run`` (increasing)."""
+    r = packed.shape[1]
     need_y, need_x = -(-rows // r), -(-cols // r)
     plane = np.empty((need_y, r, need_x, r), np.float32)  # float32 whatever the engine gave
     content = plane.reshape(need_y * r, need_x * r)[:rows, :cols]
-    height, width = g.frame_size
-    resized = np.empty((classes, height, width), np.float32)
-    for c in range(classes):
-        for i in range(r):
+    height, width = frame_size
+    best = np.empty((height, width), np.float32)
+    resized = np.empty_like(best)
+    labels = np.full((height, width), run[0], np.uint8)
+    wins = np.empty((height, width), np.uint8)
+    for k, c in enumerate(run):
+        for i in range(r):  # a strided copy per sub-pixel: a quarter of transposing everything
             for j in range(r):
                 plane[:, i, :, j] = packed[c, i, j, :need_y, :need_x]
-        cv2.resize(content, (width, height), dst=resized[c], interpolation=cv2.INTER_LINEAR)
-    return resized
+        cv2.resize(content, (width, height), dst=best if k == 0 else resized, interpolation=cv2.INTER_LINEAR)
+        if k == 0:
+            continue
+        cv2.compare(resized, best, cv2.CMP_GT, dst=wins)  # 255 where class c beats all before it
+        cv2.max(best, resized, dst=best)
+        # c exceeds every label set so far, so "label = c where c wins" is a maximum
+        cv2.bitwise_and(wins, c, dst=wins)
+        cv2.max(labels, wins, dst=labels)
+    return best, labels
 
 
 def _content_rows_cols(g: Geometry, out_h: int, out_w: int) -> tuple[int, int]:
@@ -93,20 +128,26 @@ def _content_rows_cols(g: Geometry, out_h: int, out_w: int) -> tuple[int, int]:
 
 
 class CpuPostprocessor:
-    """Decodes raw outputs per the spec's ``decode`` rule into (H, W) uint8 labels."""
+    """Decodes raw outputs per the spec's ``decode`` rule into (H, W) uint8 labels.
 
-    def __init__(self, spec: ModelSpec):
+    DUC decoding, the heaviest, runs on ``workers`` threads (default: 2 where
+    there are 2 cores or more): it sits on a live stream's latency path.
+    """
+
+    def __init__(self, spec: ModelSpec, workers: int | None = None):
         self.spec = spec
         self.decode = spec.decode
+        self.workers = workers or min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                      else os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, output: np.ndarray, g: Geometry) -> np.ndarray:
         fh, fw = g.frame_size
         kind = self.decode.kind
         if kind == "duc":
-            # as the zoo does: resize the scores to the frame, then argmax; plane by plane, so the
-            # argmax runs over contiguous planes (a third of resizing HWC and np.argmax)
-            scores = duc_frame_scores(output, g, self.decode.cell, self.decode.subpixels)
-            return argmax_labels(scores)
+            if self._pool is None and self.workers > 1:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="duc")
+            return duc_labels(output, g, self.decode.cell, self.decode.subpixels, self._pool, self.workers)
         if kind == "labels":
             labels = output.reshape(output.shape[-2:])
             rows, cols = _content_rows_cols(g, *labels.shape)
