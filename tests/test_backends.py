@@ -74,24 +74,33 @@ def fcn_pair(fcn_onnx):
 
 @needs_torch
 def test_torch_backend_matches_onnxruntime_on_footage(fcn_pair, car_video):
-    from streamseg.preprocess import CpuPreprocessor
-
     spec, torch_backend, ort_backend = fcn_pair
     assert torch_backend.name.startswith("torch") and "cpu" in torch_backend.name
+    for relative, agreement in compare_on_footage(torch_backend, ort_backend, spec, car_video, frames=4):
+        assert relative < 1e-4 and agreement > 0.999
+
+
+def compare_on_footage(ours, reference, spec, video, frames: int) -> list[tuple[float, float]]:
+    """(relative max logit error, label agreement) of ``ours`` against ``reference`` per decoded frame."""
+    from streamseg.preprocess import CpuPreprocessor
+
     pre = CpuPreprocessor(spec)
-    source = open_source(str(car_video), max_frames=4)
+    source = open_source(str(video), max_frames=frames)
+    results = []
     try:
         for frame in source.frames():
             tensor = pre(frame).tensor
-            ours, reference = torch_backend.run(tensor), ort_backend.run(tensor)
-            assert ours.shape == reference.shape and ours.dtype == np.float32
-            relative = np.abs(ours - reference).max() / np.abs(reference).max()
-            agreement = (ours.argmax(1) == reference.argmax(1)).mean()
-            print(f"frame {frame.index}: torch vs onnxruntime relative logit error {relative:.2e}, "
+            got, expected = ours.run(tensor), reference.run(tensor)
+            assert got.shape == expected.shape and got.dtype == np.float32
+            relative = float(np.abs(got - expected).max() / np.abs(expected).max())
+            agreement = float((got.argmax(1) == expected.argmax(1)).mean())
+            print(f"frame {frame.index}: {ours.name} vs {reference.name}: relative logit error {relative:.2e}, "
                   f"label agreement {agreement:.5f}")
-            assert relative < 1e-4 and agreement > 0.999
+            results.append((relative, agreement))
     finally:
         source.close()
+    assert len(results) == frames
+    return results
 
 
 @needs_torch
@@ -151,8 +160,6 @@ def _cpu_computes(capability: str) -> bool:
 @needs_openvino
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_openvino_matches_onnxruntime_on_footage(fcn_onnx, car_video, precision):
-    from streamseg.preprocess import CpuPreprocessor
-
     if precision == "bf16" and not _cpu_computes("BF16"):
         pytest.skip("this CPU has no native BF16")
     spec = spec_from_onnx(fcn_onnx)
@@ -160,22 +167,12 @@ def test_openvino_matches_onnxruntime_on_footage(fcn_onnx, car_video, precision)
     ours = create_backend("openvino", fcn_onnx, spec, precision=precision)
     reference = create_backend("onnxruntime", fcn_onnx, spec)
     assert ours.name == f"openvino (CPU, {precision})"
-    pre = CpuPreprocessor(spec)
-    source = open_source(str(car_video), max_frames=3)
     try:
-        for frame in source.frames():
-            tensor = pre(frame).tensor
-            got, expected = ours.run(tensor), reference.run(tensor)
-            assert got.shape == expected.shape and got.dtype == np.float32
-            relative = np.abs(got - expected).max() / np.abs(expected).max()
-            agreement = (got.argmax(1) == expected.argmax(1)).mean()
-            print(f"frame {frame.index}: openvino {precision} vs onnxruntime relative logit error {relative:.2e}, "
-                  f"label agreement {agreement:.5f}")
+        for relative, agreement in compare_on_footage(ours, reference, spec, car_video, frames=3):
             # BF16 keeps 8 bits of mantissa: logits move by about 1%, labels only where two classes are close
             assert relative < (1e-4 if precision == "fp32" else 5e-2)
             assert agreement > (0.999 if precision == "fp32" else 0.99)
     finally:
-        source.close()
         ours.close()
         reference.close()
 
