@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import run_cli
+from streamseg.backends import cuda_present
 from streamseg.bench.flops import count_macs
 from streamseg.models.spec import Resize
 from streamseg.preprocess import plan_geometry
@@ -86,6 +87,45 @@ def test_model_without_torch_twin_skips_naive_and_plots(car_video, duc_onnx, tmp
     assert "torchvision" in report["skipped"]["naive"]
     assert report["input_size"] == [800, 800] and report["bare_fps"] > 0 and report["end_to_end_fps"] > 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_floor_from_a_given_peak_and_none_without(car_video, duc_onnx):
+    report = _bench(str(car_video), "--model", str(duc_onnx), "--frames", "3", "--modes", "bare", "--peak-tflops", "2.5")
+    floor = report["floor"]
+    assert floor["floor_ms"] == pytest.approx(2 * report["flops"]["gmacs"] / 2.5, abs=1e-3)
+    assert floor["engine_ms"] == report["bare"]["stages"]["infer"]["p50_ms"] and floor["precision"] == "fp32"
+    assert floor["engine_over_floor"] == pytest.approx(floor["engine_ms"] / floor["floor_ms"], rel=1e-2)
+    assert floor["source"] == "--peak-tflops" and "gpu" not in report["bare"]  # no GPU memory on a CPU run
+    plain = _bench(str(car_video), "--model", str(duc_onnx), "--frames", "2", "--modes", "bare")
+    assert plain["floor"] is None  # a CPU has no datasheet entry
+
+
+def test_gpu_datasheet_peaks_by_device_name():
+    from streamseg.bench.floor import floor_report, gpu_peaks
+
+    assert gpu_peaks("NVIDIA H100 80GB HBM3")["fp16"] == 989  # SXM
+    assert gpu_peaks("NVIDIA H100 PCIe")["fp16"] == 756
+    assert gpu_peaks("NVIDIA H200 NVL")["int8"] == 1671 and gpu_peaks("NVIDIA H200")["int8"] == 1979
+    assert gpu_peaks("NVIDIA L40S")["fp32"] == 91.6 and gpu_peaks("NVIDIA L4")["fp32"] == 30.3
+    assert gpu_peaks("Tesla T4")["int8"] == 130 and gpu_peaks("Intel Arc A770") is None
+    # fcn_resnet50 at 520x520, 152.7 GMACs, FP16 on an H100 SXM: 0.309 ms at the tensor cores' dense peak
+    report = floor_report(152.717, "fp16", 1.5, device_name="NVIDIA H100 80GB HBM3")
+    assert report["floor_ms"] == pytest.approx(0.309, abs=1e-3) and report["engine_over_floor"] == pytest.approx(4.85, abs=0.01)
+    fp32 = floor_report(152.717, "fp32", 20.0, device_name="NVIDIA A100-SXM4-80GB")
+    assert fp32["floor_ms"] == pytest.approx(15.663, abs=1e-3) and fp32["floor_ms_tf32"] == pytest.approx(1.958, abs=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_present(), reason="no CUDA GPU")
+def test_bench_on_a_gpu_reports_the_floor_and_gpu_memory(car_video, fcn_onnx):
+    report = _bench(str(car_video), "--model", str(fcn_onnx), "--frames", "4", "--size", "260",
+                    "--modes", "bare,end-to-end")
+    bare = report["bare"]
+    assert bare["device"] == "cuda" and bare["gpu_peak_allocated_mb"] > 0 and bare["gpu_device_used_mb"] > 0
+    assert report["end_to_end"]["gpu_peak_allocated_mb"] > 0
+    print(bare["engine"], report["floor"])
+    if report["floor"] is not None:  # a GPU in the datasheet table
+        assert 0 < report["floor"]["floor_ms"] < report["floor"]["engine_ms"]
 
 
 def test_fcn_macs_match_torchvision(fcn_onnx):

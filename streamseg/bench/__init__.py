@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from streamseg.bench.floor import floor_report
 from streamseg.bench.flops import count_macs
 from streamseg.bench.modes import decode, measure_bare, measure_end_to_end, measure_naive
 from streamseg.bench.report import commit, machine, now
@@ -23,7 +24,7 @@ __all__ = ["MODES", "run_benchmark"]
 
 def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "auto", threads: int | None = None,
                   precision: str | None = None, size: int | None = None, modes: Sequence[str] = MODES,
-                  naive_weights: str = "none", seed: int = 0, spec: ModelSpec | None = None, output: str | Path | None = None,
+                  naive_weights: str = "none", seed: int = 0, peak_tflops: float | None = None, spec: ModelSpec | None = None, output: str | Path | None = None,
                   progress: Callable[[str], None] = lambda mode: None) -> dict:
     """Measure the chosen modes on the first ``frames`` frames of ``source``; returns the report."""
     unknown = sorted(set(modes) - set(MODES))
@@ -51,7 +52,11 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
         report["bare"], tensor, first = measure_bare(model_path, spec, decode(source, frames), backend=backend,
                                                      threads=threads, precision=precision)
         check = (tensor, first)
-        report["bare"]["gmacs_per_s"] = round(flops.gmacs * report["bare"]["fps"], 2)
+        bare = report["bare"]
+        bare["gmacs_per_s"] = round(flops.gmacs * bare["fps"], 2)
+        # the floor next to the engine's time: on a listed GPU by itself, elsewhere from --peak-tflops
+        report["floor"] = floor_report(flops.gmacs, bare["precision"], bare["stages"]["infer"]["p50_ms"],
+                                       device_name=bare.get("gpu") or bare["device"], peak_tflops=peak_tflops)
     with tempfile.TemporaryDirectory(prefix="streamseg-bench-") as scratch:
         if "end-to-end" in modes:
             progress("end-to-end")

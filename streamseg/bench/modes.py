@@ -70,11 +70,12 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
                     first = output
         name = engine.name
         computes = getattr(engine, "precision", None) or file_precision(model_path, spec)
+        device = getattr(engine, "device", "cpu")
     finally:
         engine.close()
     geometry = prepared[0].geometry
     report = {"fps": round(throughput(done), 4), "frames": len(done), "engine": name, "precision": computes,
-              "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)}, **resources.report()}
+              "device": device, "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)}, **resources.report()}
     return report, prepared[0].tensor, first
 
 

@@ -77,11 +77,19 @@ def as_text(report: dict) -> str:
             continue
         lines.append(f"  {mode}: {result['fps']:.3f} fps on {result['engine']}, CPU {result['cpu_percent']:.0f}%, "
                      f"peak RSS {result['peak_rss_mb']:.0f} MiB")
+        if "gpu" in result:
+            lines.append(f"    GPU memory: peak {result['gpu_peak_allocated_mb']:.0f} MiB allocated, "
+                         f"{result['gpu_device_used_mb']:.0f} MiB used on the {result['gpu']}")
         for stage, s in result["stages"].items():
             lines.append(f"    {stage:<12} p50 {s['p50_ms']:9.1f} ms  p99 {s['p99_ms']:9.1f} ms")
         if mode == "end_to_end":
             occupancy = ", ".join(f"{n} {q['mean']:.1f}/{q['maxsize']}" for n, q in result["queue_occupancy"].items())
             lines.append(f"    queues (mean depth/size): {occupancy}; dropped {result['dropped']}")
+    floor = report.get("floor")
+    if floor:
+        tf32 = f" ({floor['floor_ms_tf32']:.2f} ms on TF32 tensor cores)" if "floor_ms_tf32" in floor else ""
+        lines.append(f"  FLOP floor: {floor['floor_ms']:.2f} ms{tf32} at {floor['peak_tflops']:g} TFLOPS {floor['precision']} "
+                     f"({floor['source']}); engine p50 {floor['engine_ms']:.1f} ms = {floor['engine_over_floor']:.1f}x the floor")
     for mode, reason in report.get("skipped", {}).items():
         lines.append(f"  {mode}: skipped: {reason}")
     for warning in report.get("warnings", ()):

@@ -24,13 +24,15 @@ from streamseg.bench import MODES
 @click.option("--naive-weights", type=click.Choice(["none", "pretrained"]), default="none", show_default=True,
               help="Weights of the eager model; must match the ONNX file's.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random weights (as `models export`).")
+@click.option("--peak-tflops", type=click.FloatRange(min=0, min_open=True),
+              help="The device's peak for the engine's precision, for the FLOP floor [default: known GPUs only].")
 @click.option("--output", type=click.Path(dir_okay=False), help="Keep the end-to-end video here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
 def bench(source: str, model: str, spec_path: str | None, backend: str, precision: str | None, threads: int | None,
           frames: int,
-          input_size: int | None, modes: str, naive_weights: str, seed: int, output: str | None, as_json: bool,
-          plot: str | None) -> None:
+          input_size: int | None, modes: str, naive_weights: str, seed: int, peak_tflops: float | None,
+          output: str | None, as_json: bool, plot: str | None) -> None:
     """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
     from streamseg.bench import run_benchmark
     from streamseg.bench.report import as_text
@@ -40,7 +42,8 @@ def bench(source: str, model: str, spec_path: str | None, backend: str, precisio
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
     report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, precision=precision,
                            size=input_size,
-                           modes=chosen, naive_weights=naive_weights, seed=seed, spec=spec, output=output,
+                           modes=chosen, naive_weights=naive_weights, seed=seed, peak_tflops=peak_tflops, spec=spec,
+                           output=output,
                            progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True))
     if plot:
         from streamseg.bench.plot import plot_stages
