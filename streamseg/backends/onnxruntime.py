@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from streamseg.errors import BackendError, ModelError
 from streamseg.models.spec import ModelSpec
+from streamseg.workers import usable_cores
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
 # CSE would merge the per-consumer Q/DQ pairs of `streamseg quantize` models, and a Q shared by several
 # DQs stays INT8, which ORT's x86 QLinearConv does not take: FP32 models lose nothing by skipping it.
 _DISABLED_OPTIMIZERS = ["CommonSubexpressionElimination"]
-
-
-def default_threads() -> int:
-    """Intra-op threads: every core this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 class OnnxRuntimeBackend:
@@ -30,7 +22,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
+        options.intra_op_num_threads = threads or usable_cores()  # every core
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

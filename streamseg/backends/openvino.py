@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamseg.backends.onnxruntime import default_threads
 from streamseg.errors import BackendError, MissingExtraError, ModelError
 from streamseg.models.spec import ModelSpec
+from streamseg.workers import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ class OpenVinoBackend:
                                f"run fp32 or use another machine")
         try:
             self.model = self.core.read_model(str(model_path))
-        except Exception as err:  # OpenVINO raises RuntimeError with multi-line context
+        except Exception as err:  # noqa: BLE001 - OpenVINO raises RuntimeError and friends, multi-line
             raise BackendError(f"OpenVINO cannot load {model_path}: {one_line(err)}") from None
         self.spec = spec
         self.fixed_input_size = check_io(self.model, spec, model_path)
         self.config = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",  # one stream, every thread on one request
-            "INFERENCE_NUM_THREADS": threads or default_threads(),
+            "INFERENCE_NUM_THREADS": threads or usable_cores(),
             # decoding, compositing and encoding share these cores: pinned threads would fight them
             "ENABLE_CPU_PINNING": False,
         }
@@ -83,7 +83,7 @@ class OpenVinoBackend:
         self.model.reshape({self.spec.input_name: list(shape)})
         try:
             compiled = self.core.compile_model(self.model, "CPU", self.config)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - as above
             raise BackendError(f"OpenVINO cannot compile the model for input {list(shape)}: {one_line(err)}") from None
         self._request = compiled.create_infer_request()
         self._output = compiled.output(self.spec.output_name)

@@ -10,6 +10,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from streamseg.workers import usable_cores
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -22,10 +24,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     versions = {}
     for package in ("onnxruntime", "torch", "torchvision", "av", "numpy", "opencv-python-headless"):
         try:

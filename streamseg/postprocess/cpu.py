@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -11,7 +10,7 @@ import numpy as np
 from streamseg.errors import ModelError
 from streamseg.frames import Geometry
 from streamseg.models.spec import ModelSpec
-
+from streamseg.workers import usable_cores
 
 _BAND = 64  # rows per pass: a band of running maxima stays in cache across the classes
 
@@ -137,8 +136,7 @@ class CpuPostprocessor:
     def __init__(self, spec: ModelSpec, workers: int | None = None):
         self.spec = spec
         self.decode = spec.decode
-        self.workers = workers or min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                      else os.cpu_count() or 1)
+        self.workers = workers or min(2, usable_cores())
         self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, output: np.ndarray, g: Geometry) -> np.ndarray:
