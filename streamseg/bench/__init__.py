@@ -24,7 +24,8 @@ __all__ = ["MODES", "run_benchmark"]
 
 def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "auto", threads: int | None = None,
                   precision: str | None = None, size: int | None = None, modes: Sequence[str] = MODES,
-                  naive_weights: str = "none", seed: int = 0, peak_tflops: float | None = None, spec: ModelSpec | None = None, output: str | Path | None = None,
+                  naive_weights: str = "none", seed: int = 0, peak_tflops: float | None = None,
+                  spec: ModelSpec | None = None, output: str | Path | None = None,
                   progress: Callable[[str], None] = lambda mode: None) -> dict:
     """Measure the chosen modes on the first ``frames`` frames of ``source``; returns the report."""
     unknown = sorted(set(modes) - set(MODES))

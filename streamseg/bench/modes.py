@@ -75,7 +75,8 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
         engine.close()
     geometry = prepared[0].geometry
     report = {"fps": round(throughput(done), 4), "frames": len(done), "engine": name, "precision": computes,
-              "device": device, "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)}, **resources.report()}
+              "device": device, "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)},
+              **resources.report()}
     return report, prepared[0].tensor, first
 
 
@@ -85,8 +86,8 @@ def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames
 
     done: list[float] = []
     pipeline = Pipeline(source, model_path, spec=spec, backend=backend, threads=threads, precision=precision,
-                        input_size=size,
-                        outputs=[str(output)], max_frames=frames, on_result=lambda result: done.append(time.perf_counter()))
+                        input_size=size, outputs=[str(output)], max_frames=frames,
+                        on_result=lambda result: done.append(time.perf_counter()))
 
     def queues() -> dict[str, tuple[int, int]]:
         return {name: (q["depth"], q["maxsize"]) for name, q in pipeline.snapshot()["queues"].items()}

@@ -87,8 +87,9 @@ def as_text(report: dict) -> str:
     floor = report.get("floor")
     if floor:
         tf32 = f" ({floor['floor_ms_tf32']:.2f} ms on TF32 tensor cores)" if "floor_ms_tf32" in floor else ""
-        lines.append(f"  FLOP floor: {floor['floor_ms']:.2f} ms{tf32} at {floor['peak_tflops']:g} TFLOPS {floor['precision']} "
-                     f"({floor['source']}); engine p50 {floor['engine_ms']:.1f} ms = {floor['engine_over_floor']:.1f}x the floor")
+        lines.append(f"  FLOP floor: {floor['floor_ms']:.2f} ms{tf32} at {floor['peak_tflops']:g} TFLOPS "
+                     f"{floor['precision']} ({floor['source']}); engine p50 {floor['engine_ms']:.1f} ms = "
+                     f"{floor['engine_over_floor']:.1f}x the floor")
     for mode, reason in report.get("skipped", {}).items():
         lines.append(f"  {mode}: skipped: {reason}")
     for warning in report.get("warnings", ()):

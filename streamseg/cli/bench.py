@@ -30,8 +30,7 @@ from streamseg.bench import MODES
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
 def bench(source: str, model: str, spec_path: str | None, backend: str, precision: str | None, threads: int | None,
-          frames: int,
-          input_size: int | None, modes: str, naive_weights: str, seed: int, peak_tflops: float | None,
+          frames: int, input_size: int | None, modes: str, naive_weights: str, seed: int, peak_tflops: float | None,
           output: str | None, as_json: bool, plot: str | None) -> None:
     """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
     from streamseg.bench import run_benchmark
@@ -41,9 +40,8 @@ def bench(source: str, model: str, spec_path: str | None, backend: str, precisio
     spec = ModelSpec.from_yaml(spec_path) if spec_path else None
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
     report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, precision=precision,
-                           size=input_size,
-                           modes=chosen, naive_weights=naive_weights, seed=seed, peak_tflops=peak_tflops, spec=spec,
-                           output=output,
+                           size=input_size, modes=chosen, naive_weights=naive_weights, seed=seed,
+                           peak_tflops=peak_tflops, spec=spec, output=output,
                            progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True))
     if plot:
         from streamseg.bench.plot import plot_stages

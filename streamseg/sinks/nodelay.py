@@ -4,7 +4,8 @@ FFmpeg's RTSP (interleaved TCP) and RTMP muxers send a frame as many small
 writes, one per RTP packet or RTMP chunk. With Nagle's algorithm on, which is
 FFmpeg's default, each write after the first waits for the server's ACK, and
 Linux delays ACKs by up to 40 ms. Measured on loopback, streamseg's RTSP output
-to a GStreamer viewer: p50 18 ms, p90 56 ms; with TCP_NODELAY, 5 and 10 ms.
+to a GStreamer viewer: p50 34–37 ms, p90 57–60 ms; with TCP_NODELAY, 9–10 and
+22–27 ms (docs/benchmarks.md).
 
 FFmpeg's tcp protocol has a ``tcp_nodelay`` option, but the RTSP muxer opens its
 connection without passing options down, so the new sockets are found after
