@@ -105,7 +105,8 @@ class Pipeline:
         cfg = self.config
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
-        self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision)
+        self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision,
+                                      winograd=cfg.winograd)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.source = open_source(self.source_uri, max_frames=cfg.max_frames, options=cfg.live)
         self.info = self.source.info

@@ -28,12 +28,14 @@ __all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present"
 
 
 def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
-                   precision: str | None = None, cuda_graphs: bool = False, engine_dir: str | Path | None = None) -> Backend:
+                   precision: str | None = None, cuda_graphs: bool = False, engine_dir: str | Path | None = None,
+                   winograd: bool = True) -> Backend:
     """Load ``model_path`` on the named backend; ``auto`` picks the fastest present.
 
     ``precision`` None runs the model file as it is; fp16 and int8 ask GPU
     backends for that precision (see ``onnx_precision``); bf16 is OpenVINO's,
-    on CPUs that compute it natively.
+    on CPUs that compute it natively. ``winograd`` lets ONNX Runtime run the big 3x3
+    convolutions of an FP32 model as Winograd F(4x4, 3x3) (``streamseg.backends.winograd``).
     """
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
@@ -44,7 +46,7 @@ def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, thread
     where = Path(model_path).name
     if name == "auto":
         backend = _auto(model_path, spec, threads=threads, precision=precision, cuda_graphs=cuda_graphs,
-                        engine_dir=engine_dir)
+                        engine_dir=engine_dir, winograd=winograd)
     elif name == "tensorrt":
         backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir)
     elif name == "torch":
@@ -52,7 +54,7 @@ def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, thread
     elif name == "openvino":
         backend = _openvino(model_path, spec, threads, precision)
     else:
-        backend = _onnxruntime(model_path, spec, threads, precision, strict=True)
+        backend = _onnxruntime(model_path, spec, threads, precision, strict=True, winograd=winograd)
     check_fixed_size(spec, backend.fixed_input_size, where)
     return backend
 
@@ -68,7 +70,7 @@ def cuda_present() -> bool:
     return torch.cuda.is_available()
 
 
-def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir) -> Backend:
+def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir, winograd) -> Backend:
     passed: list[str] = []
     if precision == "bf16":
         passed.append("tensorrt and torch (bf16 is a CPU precision here)")
@@ -97,7 +99,7 @@ def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir) -> B
             return backend
         except (BackendError, MissingExtraError) as err:
             passed.append(f"openvino ({err})")
-    backend = _onnxruntime(model_path, spec, threads, precision, strict=False)
+    backend = _onnxruntime(model_path, spec, threads, precision, strict=False, winograd=winograd)
     log.info("backend auto: chose %s; passed over %s", backend.name, "; ".join(passed))
     return backend
 
@@ -117,7 +119,7 @@ def _torch(model_path, spec, precision, cuda_graphs, threads) -> Backend:
     return TorchBackend(model_path, spec, precision=precision or "fp32", cuda_graphs=cuda_graphs, threads=threads)
 
 
-def _onnxruntime(model_path, spec, threads, precision, *, strict: bool) -> Backend:
+def _onnxruntime(model_path, spec, threads, precision, *, strict: bool, winograd: bool = True) -> Backend:
     """ONNX Runtime runs the model file as it is: its precision is the file's own."""
     from streamseg.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -130,7 +132,7 @@ def _onnxruntime(model_path, spec, threads, precision, *, strict: bool) -> Backe
             if strict:
                 raise ConfigError(message)
             log.warning("%s: running %s", message, found)
-    return OnnxRuntimeBackend(model_path, spec, threads=threads)
+    return OnnxRuntimeBackend(model_path, spec, threads=threads, winograd=winograd)
 
 
 def _openvino(model_path, spec, threads, precision) -> Backend:

@@ -17,8 +17,11 @@ _DISABLED_OPTIMIZERS = ["CommonSubexpressionElimination"]
 
 
 class OnnxRuntimeBackend:
+    """``winograd`` (CPU, FP32 models): run the big 3x3 convolutions as Winograd F(4x4, 3x3)
+    (``streamseg.backends.winograd``), with a session built for each input size as it arrives."""
+
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
-                 providers: list[str] | None = None):
+                 providers: list[str] | None = None, winograd: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -30,24 +33,56 @@ class OnnxRuntimeBackend:
         # idle threads sleep instead of spinning: as fast alone (measured), and the spinning would
         # take the cores that decoding, compositing and encoding need between inferences
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(
-                str(model_path), options, providers=providers or ["CPUExecutionProvider"],
-                disabled_optimizers=_DISABLED_OPTIMIZERS,
-            )
-        except Exception as err:  # ORT raises its own untyped exceptions
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise BackendError(f"ONNX Runtime cannot load {model_path}: {first}") from None
+        self._options, self._providers = options, providers or ["CPUExecutionProvider"]
+        self._where = Path(model_path).name
+        self.session = self._session(str(model_path))
         self.spec = spec
         self.fixed_input_size = check_io(self.session, spec, model_path)
         self.name = f"onnxruntime ({self.session.get_providers()[0]})"
         self._outputs = [spec.output_name]
+        self._model = None  # kept to rewrite for each new input size
+        self._size: tuple[int, int] | None = None  # the size self.session was rewritten for
+        if winograd and self._providers == ["CPUExecutionProvider"] and spec.dtype == "float32" \
+                and spec.layout == "NCHW":
+            import onnx
+
+            from streamseg.backends.winograd import candidates
+
+            model = onnx.load(str(model_path))
+            count = candidates(model)
+            if count:
+                self._model, self.session = model, None  # the plain session's weights go now
+                self.name += f", Winograd F(4x4,3x3) on {count} convolutions"
+                if self.fixed_input_size is not None:
+                    self._rewrite_for(self.fixed_input_size)
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
+        if self._model is not None and tuple(tensor.shape[2:]) != self._size:
+            self._rewrite_for(tuple(tensor.shape[2:]))
         return self.session.run(self._outputs, {self.spec.input_name: tensor})[0]
 
     def close(self) -> None:
         self.session = None
+        self._model = None
+
+    def _rewrite_for(self, size: tuple[int, int]) -> None:
+        """A session for ``size``: a video keeps one input size, so only the latest is kept."""
+        from streamseg.backends.winograd import rewrite
+
+        self.session = None  # its buffers go before the next session's arrive
+        rewritten, _ = rewrite(self._model, *size)
+        self.session = self._session(rewritten.SerializeToString())
+        self._size = size
+
+    def _session(self, model):
+        import onnxruntime as ort
+
+        try:
+            return ort.InferenceSession(model, self._options, providers=self._providers,
+                                        disabled_optimizers=_DISABLED_OPTIMIZERS)
+        except Exception as err:  # ORT raises its own untyped exceptions
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise BackendError(f"ONNX Runtime cannot load {self._where}: {first}") from None
 
 
 def check_io(session, spec: ModelSpec, model_path: str | Path) -> tuple[int, int] | None:

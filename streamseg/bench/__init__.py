@@ -23,7 +23,8 @@ __all__ = ["MODES", "run_benchmark"]
 
 
 def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "auto", threads: int | None = None,
-                  precision: str | None = None, size: int | None = None, modes: Sequence[str] = MODES,
+                  precision: str | None = None, winograd: bool = True, size: int | None = None,
+                  modes: Sequence[str] = MODES,
                   naive_weights: str = "none", seed: int = 0, peak_tflops: float | None = None,
                   spec: ModelSpec | None = None, output: str | Path | None = None,
                   progress: Callable[[str], None] = lambda mode: None) -> dict:
@@ -51,7 +52,7 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
     if "bare" in modes:
         progress("bare")
         report["bare"], tensor, first = measure_bare(model_path, spec, decode(source, frames), backend=backend,
-                                                     threads=threads, precision=precision)
+                                                     threads=threads, precision=precision, winograd=winograd)
         check = (tensor, first)
         bare = report["bare"]
         bare["gmacs_per_s"] = round(flops.gmacs * bare["fps"], 2)
@@ -64,7 +65,7 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
             target = Path(output) if output else Path(scratch) / "end_to_end.mp4"
             report["end_to_end"] = measure_end_to_end(source, model_path, spec, frames=frames, output=target,
                                                       backend=backend, threads=threads, precision=precision,
-                                                      size=size)
+                                                      size=size, winograd=winograd)
         if "naive" in modes:
             reason = _naive_unavailable(spec.name)
             if reason:

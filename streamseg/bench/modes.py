@@ -53,11 +53,12 @@ def decode(source: str, frames: int) -> list[Frame]:
 
 
 def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, backend: str,
-                 threads: int | None, precision: str | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+                 threads: int | None, precision: str | None = None,
+                 winograd: bool = True) -> tuple[dict, np.ndarray, np.ndarray]:
     """Inference alone; also returns the first input tensor and its output (to check other engines)."""
     prepare = CpuPreprocessor(spec)
     prepared = [prepare(frame) for frame in frames]
-    engine = create_backend(backend, model_path, spec, threads=threads, precision=precision)
+    engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd)
     done, seconds, first = [], [], None
     try:
         with ResourceSampler() as resources:
@@ -81,12 +82,13 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
 
 
 def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames: int, output: Path,
-                       backend: str, threads: int | None, size: int | None, precision: str | None = None) -> dict:
+                       backend: str, threads: int | None, size: int | None, precision: str | None = None,
+                       winograd: bool = True) -> dict:
     from streamseg.pipeline import Pipeline
 
     done: list[float] = []
     pipeline = Pipeline(source, model_path, spec=spec, backend=backend, threads=threads, precision=precision,
-                        input_size=size, outputs=[str(output)], max_frames=frames,
+                        winograd=winograd, input_size=size, outputs=[str(output)], max_frames=frames,
                         on_result=lambda result: done.append(time.perf_counter()))
 
     def queues() -> dict[str, tuple[int, int]]:

@@ -25,6 +25,8 @@ from streamseg.models.spec import ModelSpec
               help="GPU backends: fp16 converts the model; bf16: openvino on CPUs with AMX/AVX512-BF16; "
                    "int8 needs a Q/DQ model [default: the model's own].")
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
+@click.option("--winograd/--no-winograd", default=None,
+              help="onnxruntime: big 3x3 convolutions as Winograd F(4x4,3x3), FP32 [default: on].")
 @click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
 @click.option("--overlay", type=click.Choice(MODES), help="What to draw [default: overlay].")
 @click.option("--alpha", type=float, help="Overlay opacity 0..1 [default: 0.5].")
