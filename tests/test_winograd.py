@@ -6,13 +6,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from conftest import HAS_TORCH
+from onnx import TensorProto, helper, numpy_helper
+from test_backends import compare_on_footage
+
 from streamseg.backends import create_backend
 from streamseg.backends.winograd import candidates, rewrite
 from streamseg.models import spec_from_onnx
-from test_backends import compare_on_footage
 
 
 def conv_model(channels: int, out_channels: int, *, dilation: int = 1, stride: int = 1, group: int = 1,
