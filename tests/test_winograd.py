@@ -38,20 +38,23 @@ def run_model(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return session.run(None, {"x": x})[0]
 
 
-@pytest.mark.parametrize("dilation,height,width,bias", [
-    (1, 17, 23, True),  # neither side a multiple of the 4x4 tile
-    (1, 1, 1, False),  # one pixel: all halo
-    (2, 65, 116, True),  # FCN's layer3 geometry at 520x924
-    (3, 9, 5, True),  # a dilation that divides neither side
-    (4, 30, 31, False),
+@pytest.mark.parametrize("dilation,height,width,bias,chunk", [
+    (1, 17, 23, True, 64),  # neither side a multiple of the 4x4 tile
+    (1, 1, 1, False, 64),  # one pixel: all halo
+    (2, 65, 116, True, 64),  # FCN's layer3 geometry at 520x924
+    (3, 9, 5, True, 64),  # a dilation that divides neither side
+    (4, 30, 31, False, 64),
+    (1, 17, 23, True, 16),  # input channels in chunks of 16, 16 and 8
+    (2, 30, 31, False, 16),
 ])
-def test_rewrite_computes_the_same_convolution(dilation, height, width, bias):
-    model = conv_model(32, 48, dilation=dilation, bias=bias)
-    x = np.random.default_rng(1).random((1, 32, height, width), dtype=np.float32)
-    rewritten, count = rewrite(model, height, width, min_channel_product=1)
+def test_rewrite_computes_the_same_convolution(dilation, height, width, bias, chunk):
+    model = conv_model(40, 48, dilation=dilation, bias=bias)
+    x = np.random.default_rng(1).random((1, 40, height, width), dtype=np.float32)
+    rewritten, count = rewrite(model, height, width, min_channel_product=1, channel_chunk=chunk)
     onnx.checker.check_model(rewritten)
-    assert count == 1 and "Conv" in {n.op_type for n in rewritten.graph.node}  # the input transform
-    assert "MatMul" in {n.op_type for n in rewritten.graph.node}
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert count == 1 and ops.count("MatMul") == -(-40 // chunk) + 1  # products per chunk, output transform
+    assert ("Sum" in ops) == (chunk < 40)
     expected, got = run_model(model, x), run_model(rewritten, x)
     assert got.shape == expected.shape == (1, 48, height, width)
     # rounding only: direct FP32 convolution differs from float64 by ~1e-7, Winograd by a few 1e-6

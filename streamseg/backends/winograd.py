@@ -34,13 +34,15 @@ _AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0
 # below this many channel pairs (Cout x Cin) the transforms and the layout moves cost more than the
 # products save: FCN's 256x256 and 128x128 convolutions ran slower this way (measured, 2-core Xeon)
 MIN_CHANNEL_PRODUCT = 512 * 512
+CHANNEL_CHUNK = 512  # input channels transformed at a time (see _winograd_nodes)
 
 
 def rewrite(model: onnx.ModelProto, height: int, width: int, *,
-            min_channel_product: int = MIN_CHANNEL_PRODUCT) -> tuple[onnx.ModelProto, int]:
-    """A copy of ``model`` with its input fixed to ``height`` x ``width`` and its eligible 3x3
-    convolutions in Winograd form; also returns how many convolutions were rewritten."""
-    model = _with_input_size(model, height, width)
+            min_channel_product: int = MIN_CHANNEL_PRODUCT,
+            channel_chunk: int = CHANNEL_CHUNK) -> tuple[onnx.ModelProto, int]:
+    """``model`` with its input fixed to ``height`` x ``width`` and its eligible 3x3 convolutions in
+    Winograd form, changed in place (no second copy of the weights); also returns how many were rewritten."""
+    _fix_input_size(model, height, width)
     shapes = _tensor_shapes(model)
     weights = {init.name: init for init in model.graph.initializer}
     nodes, added, count = [], [], 0
@@ -49,17 +51,18 @@ def rewrite(model: onnx.ModelProto, height: int, width: int, *,
         if plan is None:
             nodes.append(node)
             continue
-        sub_nodes, sub_inits = _winograd_nodes(node, shapes[node.input[0]], weights, *plan)
+        sub_nodes, sub_inits = _winograd_nodes(node, shapes[node.input[0]], weights, *plan, channel_chunk)
         nodes += sub_nodes
         added += sub_inits
         count += 1
     used = {name for node in nodes for name in node.input}
     graph = model.graph
-    kept = [init for init in graph.initializer if init.name in used]
     del graph.node[:]
     graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend(kept + added)
+    for index in reversed(range(len(graph.initializer))):  # the replaced 3x3 weights
+        if graph.initializer[index].name not in used:
+            del graph.initializer[index]
+    graph.initializer.extend(added)
     return model, count
 
 
@@ -69,27 +72,23 @@ def candidates(model: onnx.ModelProto, *, min_channel_product: int = MIN_CHANNEL
     return sum(_eligible_conv(node, weights, min_channel_product) is not None for node in model.graph.node)
 
 
-def _with_input_size(model: onnx.ModelProto, height: int, width: int) -> onnx.ModelProto:
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    for value in fixed.graph.input:
+def _fix_input_size(model: onnx.ModelProto, height: int, width: int) -> None:
+    for value in model.graph.input:
         dims = value.type.tensor_type.shape.dim
         if len(dims) == 4:
             for dim, size in zip(dims[2:], (height, width)):
                 dim.Clear()
                 dim.dim_value = size
-    return fixed
 
 
 def _tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
-    # onnx's shape inference copies the whole model, weights included (a second 130 MB for FCN):
-    # infer on a copy whose initializers are only declared, then read the shapes
-    bare = onnx.ModelProto()
-    bare.CopyFrom(model)
+    # onnx's shape inference serializes the whole model, weights included (130 MB more for FCN):
+    # infer on the graph alone, its weights only declared
+    graph = model.graph
     declared = [helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
-                for init in bare.graph.initializer]
-    del bare.graph.initializer[:]
-    bare.graph.input.extend(declared)
+                for init in graph.initializer]
+    bare = helper.make_model(helper.make_graph(graph.node, graph.name, list(graph.input) + declared, graph.output),
+                             opset_imports=model.opset_import, ir_version=model.ir_version)
     inferred = shape_inference.infer_shapes(bare, data_prop=True)
     shapes = {}
     for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
@@ -132,7 +131,7 @@ def _eligible_conv(node, weights, min_channel_product: int) -> tuple[int] | None
     return (dilation[0],)
 
 
-def _winograd_nodes(node, in_shape, weights, dilation: int):
+def _winograd_nodes(node, in_shape, weights, dilation: int, channel_chunk: int):
     """The ops replacing ``node``: space-to-batch by dilation, input transform, 36 GEMMs,
     output transform, back to the image layout, crop, bias."""
     _, channels, height, width = in_shape
@@ -160,30 +159,51 @@ def _winograd_nodes(node, in_shape, weights, dilation: int):
 
     nodes: list[onnx.NodeProto] = []
     transformed = (_G.astype(np.float32) @ w.reshape(-1, 3, 3) @ _G.T.astype(np.float32)).reshape(-1, k2)
-    filters = const("U", np.ascontiguousarray(transformed.T).reshape(k2, out_channels, channels))  # G w G^T
+    filters = np.ascontiguousarray(transformed.T).reshape(k2, out_channels, channels)  # G w G^T per point
     input_transform = const("BT", np.einsum("ia,jb->ijab", _BT, _BT).reshape(k2, 1, SPAN, SPAN))
     output_transform = const("AT", np.einsum("pi,qj->pqij", _AT, _AT).reshape(TILE * TILE, k2))
 
-    # zero halo of one grid step (the conv's own padding) plus whatever fills the last tile
-    pads = [0, 0, d, d, 0, 0, d * grid_h - height - d, d * grid_w - width - d]
-    x = op("Pad", [node.input[0], const("pads", pads)], "pad")
-    if d > 1:  # rows and columns into d interleaved grids: channels (dy, dx, c)
-        x = op("SpaceToDepth", [x], "phases", blocksize=d)
-    x = op("Reshape", [x, const("planes", [groups * channels, 1, grid_h, grid_w])], "planes")
-    v = op("Conv", [x, input_transform], "input_transform", strides=[TILE, TILE])  # (g c, k2, th, tw)
-    v = op("Reshape", [v, const("v_shape", [groups, channels, k2, tiles])], "v")
-    v = op("Transpose", [v], "v_by_point", perm=[2, 1, 0, 3])  # (k2, c, g, tiles)
-    v = op("Reshape", [v, const("v_matrix", [k2, channels, groups * tiles])], "v_matrix")
-    m = op("MatMul", [filters, v], "products")  # (k2, co, g tiles)
+    # the zero halo: one grid step (the conv's own padding) plus whatever fills the last tile
+    pads = [d, d, d * grid_h - height - d, d * grid_w - width - d]
+    x = node.input[0]
+    if d > 1:
+        x = op("Pad", [x, const("pads", [0, 0, *pads[:2], 0, 0, *pads[2:]])], "pad")
+    # input channels in chunks, each transformed and multiplied before the next: the transformed
+    # input is 2.25x the input, and a whole 2048-channel one would make ORT's arena hold it all
+    starts = list(range(0, channels, channel_chunk))
+    sizes = [min(channel_chunk, channels - start) for start in starts]
+    chunks = [x] if len(sizes) == 1 else [f"{name}_chunk{i}" for i in range(len(sizes))]
+    if len(sizes) > 1:
+        nodes.append(helper.make_node("Split", [x, const("chunk_sizes", sizes)], chunks, name=f"{name}_split",
+                                      axis=1))
+    products = []
+    for i, (start, size, chunk) in enumerate(zip(starts, sizes, chunks)):
+        if d > 1:  # each channel's rows and columns into d x d interleaved grids: planes (c, dy, dx)
+            chunk = op("Reshape", [chunk, const(f"channels{i}", [size, 1, d * grid_h, d * grid_w])], f"channels{i}")
+            chunk = op("SpaceToDepth", [chunk], f"phases{i}", blocksize=d)
+        plane_h, plane_w = (grid_h, grid_w) if d > 1 else (height, width)
+        planes = op("Reshape", [chunk, const(f"planes{i}", [size * groups, 1, plane_h, plane_w])], f"planes{i}")
+        v = op("Conv", [planes, input_transform], f"input_transform{i}", strides=[TILE, TILE],
+               pads=[0, 0, 0, 0] if d > 1 else pads)  # (c g, k2, th, tw)
+        v = op("Reshape", [v, const(f"v_shape{i}", [size, groups, k2, tiles])], f"v{i}")
+        v = op("Transpose", [v], f"v_by_point{i}", perm=[2, 0, 1, 3])  # (k2, c, g, tiles)
+        v = op("Reshape", [v, const(f"v_matrix{i}", [k2, size, groups * tiles])], f"v_matrix{i}")
+        u = const(f"U{i}", filters[:, :, start:start + size])
+        products.append(op("MatMul", [u, v], f"products{i}"))  # (k2, co, g tiles)
+    m = products[0] if len(products) == 1 else op("Sum", products, "products")
     m = op("Reshape", [m, const("m_matrix", [k2, out_channels * groups * tiles])], "m_matrix")
     y = op("MatMul", [output_transform, m], "output_transform")  # ((py, px), co g tiles)
-    # channels (py, px, co, dy, dx): DepthToSpace (DCR) puts each 4x4 block in place on its grid,
-    # then (CRD) interleaves the d x d grids; both are far faster than the equivalent Transpose
+    # channels (py, px, co, dy, dx): DepthToSpace puts each 4x4 block in place on its grid, then,
+    # one output channel per image, interleaves the d x d grids; both far faster than a Transpose
     y = op("Reshape", [y, const("y_blocks", [1, TILE * TILE * out_channels * groups, tiles_h, tiles_w])],
            "y_blocks")
     y = op("DepthToSpace", [y], "y_grids", blocksize=TILE, mode="DCR")
     if d > 1:
-        y = op("DepthToSpace", [y], "y_image", blocksize=d, mode="CRD")
+        y = op("Reshape", [y, const("y_grids_by_channel", [out_channels, groups, TILE * tiles_h, TILE * tiles_w])],
+               "y_grids_by_channel")
+        y = op("DepthToSpace", [y], "y_interleaved", blocksize=d, mode="DCR")
+        y = op("Reshape", [y, const("y_image", [1, out_channels, d * TILE * tiles_h, d * TILE * tiles_w])],
+               "y_image")
     crop = op("Slice", [y, const("crop_start", [0, 0]), const("crop_end", [height, width]),
                         const("crop_axes", [2, 3])], "crop")
     if len(node.input) > 2 and node.input[2]:
