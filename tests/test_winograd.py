@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import HAS_TORCH
+from conftest import HAS_TORCH, run_cli
 from onnx import TensorProto, helper, numpy_helper
 from test_backends import compare_on_footage
 
@@ -86,3 +86,14 @@ def test_fcn_on_winograd_matches_direct_convolution_on_footage(fcn_onnx, car_vid
     finally:
         fast.close()
         direct.close()
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+@pytest.mark.parametrize("flag", ["--winograd", "--no-winograd"])
+def test_run_turns_winograd_on_and_off(fcn_onnx, car_video, tmp_path, flag):
+    out = tmp_path / "out.mp4"
+    proc = run_cli("run", str(car_video), "-o", str(out), "--model", str(fcn_onnx), "--size", "96",
+                   "--max-frames", "2", "--no-progress", flag, check=True)
+    done = next(line for line in proc.stderr.splitlines() if line.startswith("streamseg: done:"))
+    assert "2 out" in done and ("Winograd F(4x4,3x3) on 4 convolutions" in done) == (flag == "--winograd")
+    assert out.stat().st_size > 0
