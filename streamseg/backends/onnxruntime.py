@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import numpy as np
 from streamseg.errors import BackendError, ModelError
 from streamseg.models.spec import ModelSpec
 from streamseg.workers import usable_cores
+
+log = logging.getLogger(__name__)
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
 # CSE would merge the per-consumer Q/DQ pairs of `streamseg quantize` models, and a Q shared by several
@@ -74,8 +77,15 @@ class OnnxRuntimeBackend:
         from streamseg.backends.winograd import rewrite
 
         self.session = None  # its buffers go before the next session's arrive
-        serialized = rewrite(onnx.load(self._winograd_from), *size)[0].SerializeToString()  # the proto goes here
-        self.session = self._session(serialized)
+        try:
+            serialized = rewrite(onnx.load(self._winograd_from), *size)[0].SerializeToString()  # proto goes here
+            self.session = self._session(serialized)
+        except Exception as err:  # a graph the rewrite did not foresee still runs, as it is
+            log.warning("%s: no Winograd convolutions at %dx%d (%s); running them directly",
+                        self._where, *size, str(err).splitlines()[0] if str(err) else type(err).__name__)
+            self.session = self._session(self._winograd_from)
+            self._winograd_from = None
+            self.name = self.name.split(", Winograd")[0]
         self._size = size
 
     def _session(self, model):

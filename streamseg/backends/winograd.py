@@ -1,7 +1,7 @@
 """3x3 convolutions as Winograd F(4x4, 3x3) in plain ONNX ops, for ONNX Runtime on the CPU.
 
-ONNX Runtime's CPU convolutions already run near this machine's FP32 peak, so the
-only way left to make them faster is fewer multiplications. Winograd's minimal
+ONNX Runtime's CPU convolutions already run near the CPU's FP32 peak (measured in
+docs/benchmarks.md), so the way left to make them faster is fewer multiplications. Winograd's minimal
 filtering (Lavin & Gray, 2015) computes each 4x4 block of outputs of a 3x3
 convolution from a 6x6 block of inputs with 36 multiplications per channel pair
 instead of 144, in FP32 throughout; cuDNN and oneDNN use the same algorithm.
