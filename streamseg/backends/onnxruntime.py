@@ -44,7 +44,7 @@ class OnnxRuntimeBackend:
         self.session = self._session(str(model_path))
         self.spec = spec
         self.fixed_input_size = check_io(self.session, spec, model_path)
-        self.name = f"onnxruntime ({self.session.get_providers()[0]})"
+        self.name = self._direct_name = f"onnxruntime ({self.session.get_providers()[0]})"
         self._outputs = [spec.output_name]
         self._winograd_from: str | None = None  # the file, loaded again for each new input size
         self._size: tuple[int, int] | None = None  # the size self.session was rewritten for
@@ -78,14 +78,16 @@ class OnnxRuntimeBackend:
 
         self.session = None  # its buffers go before the next session's arrive
         try:
-            serialized = rewrite(onnx.load(self._winograd_from), *size)[0].SerializeToString()  # proto goes here
+            rewritten, count = rewrite(onnx.load(self._winograd_from), *size)
+            serialized = rewritten.SerializeToString()
+            del rewritten  # before ONNX Runtime makes its own copy
             self.session = self._session(serialized)
         except Exception as err:  # a graph the rewrite did not foresee still runs, as it is
             log.warning("%s: no Winograd convolutions at %dx%d (%s); running them directly",
                         self._where, *size, str(err).splitlines()[0] if str(err) else type(err).__name__)
-            self.session = self._session(self._winograd_from)
-            self._winograd_from = None
-            self.name = self.name.split(", Winograd")[0]
+            self.session, self._winograd_from, count = self._session(self._winograd_from), None, 0
+        # the count the shapes allowed (candidates() judged from the weights alone)
+        self.name = f"{self._direct_name}, Winograd F(4x4,3x3) on {count} convolutions" if count else self._direct_name
         self._size = size
 
     def _session(self, model):
