@@ -31,8 +31,8 @@ from streamseg.bench import MODES
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
 def bench(source: str, model: str, spec_path: str | None, backend: str, precision: str | None, threads: int | None,
-          winograd: bool, frames: int, input_size: int | None, modes: str, naive_weights: str, seed: int, peak_tflops: float | None,
-          output: str | None, as_json: bool, plot: str | None) -> None:
+          winograd: bool, frames: int, input_size: int | None, modes: str, naive_weights: str, seed: int,
+          peak_tflops: float | None, output: str | None, as_json: bool, plot: str | None) -> None:
     """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
     from streamseg.bench import run_benchmark
     from streamseg.bench.report import as_text
@@ -41,8 +41,7 @@ def bench(source: str, model: str, spec_path: str | None, backend: str, precisio
     spec = ModelSpec.from_yaml(spec_path) if spec_path else None
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
     report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, precision=precision,
-                           winograd=winograd,
-                           size=input_size, modes=chosen, naive_weights=naive_weights, seed=seed,
+                           winograd=winograd, size=input_size, modes=chosen, naive_weights=naive_weights, seed=seed,
                            peak_tflops=peak_tflops, spec=spec, output=output,
                            progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True))
     if plot:
