@@ -13,6 +13,43 @@ from streamseg.sinks.encoder import EncoderOptions
 from streamseg.sources.options import SourceOptions
 
 
+class SourceSpec(BaseModel):
+    """One input as data (a ``sources:`` entry in YAML, a ``POST /sources`` body): its URI, name and own options.
+
+    Live-input options given here win over the run's; outputs given here win over the run's templates.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str = Field(min_length=1)
+    name: str | None = None  # default: the file's stem, or the URL's host and path
+    outputs: tuple[str, ...] | None = None  # default: the run's -o templates
+    labels_out: str | None = None
+    summary: str | None = None
+    transport: Literal["tcp", "udp"] | None = None
+    realtime: bool | None = None
+    loop: bool | None = None
+    read_timeout: float | None = Field(None, gt=0)
+    reconnect_delay: float | None = Field(None, gt=0)
+    reconnect_max_delay: float | None = Field(None, gt=0)
+    reconnect_give_up: int | None = Field(None, ge=0)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _one_output(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    def live_options(self, defaults: SourceOptions) -> SourceOptions:
+        """The run's live-input options with this source's own on top."""
+        own = {k: v for k, v in self.model_dump(include=set(SourceOptions.model_fields)).items() if v is not None}
+        if not own:
+            return defaults
+        try:
+            return SourceOptions.model_validate({**defaults.model_dump(), **own})
+        except ValidationError as err:
+            raise ConfigError(describe_validation_error(err, f"source {self.name or self.uri}")) from None
+
+
 class RunConfig(BaseModel):
     """Everything ``streamseg run`` and ``Pipeline`` accept; each field names its flag."""
 
@@ -39,8 +76,18 @@ class RunConfig(BaseModel):
     preview_port: int | None = Field(None, ge=0, le=65535)  # --preview: live preview page
     serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics and preview servers listen on
     scores: bool = False  # Python API only: per-class scores on each Result (raw model scores)
+    sources: tuple[SourceSpec, ...] = ()  # SOURCE arguments, or `sources:` in YAML (each a URI or a mapping)
+    batch: int | None = Field(None, ge=1)  # --batch: frames per inference call; None: one per source
+    batch_timeout: float = Field(5.0, ge=0)  # --batch-timeout: ms to wait for a full batch before running a partial one
     encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop
     live: SourceOptions = SourceOptions()  # --transport, --realtime, --loop, --read-timeout, --reconnect-*
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _uris_as_sources(cls, value: Any) -> Any:
+        if isinstance(value, (str, dict, Path)):
+            value = [value]
+        return tuple(v if isinstance(v, (dict, SourceSpec)) else {"uri": str(v)} for v in value)
 
     @field_validator("classes", mode="before")
     @classmethod

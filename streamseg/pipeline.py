@@ -1,9 +1,12 @@
-"""The pipeline, wired as the README's diagram draws it:
+"""The pipeline, wired as the README's diagram draws it, for one source or many:
 
-    decode -> preprocess -> infer -> composite -> outputs (video, label maps, summary)
+    source 1: decode -> preprocess ─┐                 ┌─> composite -> outputs ─┐
+    source 2: decode -> preprocess ─┼─> infer (batch) ┼─> composite -> outputs ─┼─> results
+    source N: decode -> preprocess ─┘                 └─> composite -> outputs ─┘
 
-Each arrow is a bounded ``StageQueue``; each stage is a ``Worker`` thread.
-Files flow losslessly (queues block); live sources drop the oldest frame.
+Each source is a ``SourceLane`` with its own threads and bounded queues (files
+lossless, live sources drop oldest); one ``BatchWorker`` runs the model for all
+of them, batched. Sources can be added and removed while it runs.
 """
 
 from __future__ import annotations
@@ -17,35 +20,46 @@ from pathlib import Path
 from typing import Any
 
 from streamseg.backends import create_backend
+from streamseg.batching import BatchWorker
 from streamseg.composite import Compositor
-from streamseg.config import RunConfig
-from streamseg.errors import ConfigError
-from streamseg.frames import Inferred, Prepared, Result
+from streamseg.config import RunConfig, SourceSpec
+from streamseg.errors import ConfigError, StreamsegError
+from streamseg.frames import Result
+from streamseg.lane import SourceLane
+from streamseg.logs import redact
 from streamseg.models import resolve_model
 from streamseg.models.spec import ModelSpec
-from streamseg.postprocess import CpuPostprocessor
-from streamseg.preprocess import CpuPreprocessor
-from streamseg.queues import END, FillPolicy, StageQueue
-from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, open_video_sink
-from streamseg.sources import open_source
-from streamseg.workers import StageStats, Worker
+from streamseg.outputs import SourceOutputs, check_name, expand, refuse_collisions, source_name, unique_names
+from streamseg.queues import END, Closed, FillPolicy, StageQueue
+from streamseg.sinks import Sink
+from streamseg.sources import is_live
+from streamseg.stages import make_stages
+from streamseg.workers import StageStats
 
 log = logging.getLogger(__name__)
 
 
+class SourcesFailed(StreamsegError):
+    """Some sources of a multi-source run failed for good; the others ran to their end."""
+
+
 @dataclass
 class RunSummary:
-    source: str
+    source: str  # the source's name; several: their names, comma-separated
     backend: str
     frames_in: int
     frames_out: int
-    dropped: dict[str, int]
+    dropped: dict[str, int]  # frames a full queue dropped, per queue name (live sources)
     stages: dict[str, dict[str, float]]
     queue_peaks: dict[str, int]
     wall_seconds: float
     stopped_early: bool
     extra: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)  # capture -> written to every output
+    sources: list[dict[str, Any]] = field(default_factory=list)  # one row per source
+    batches: dict[int, int] = field(default_factory=dict)  # frames per inference call -> calls
+    results_dropped: int = 0  # written, then dropped before a slow API consumer took them
+    failed: dict[str, str] = field(default_factory=dict)  # source name -> why it failed
 
     @property
     def fps(self) -> float:
@@ -53,40 +67,49 @@ class RunSummary:
 
 
 class Pipeline:
-    """Segments a video source; iterate it for results, or ``run()`` it to the outputs.
+    """Segments one or many video sources; iterate it for results, or ``run()`` it to the outputs.
 
     >>> with Pipeline("street.mp4", model="m.onnx", outputs=["out.mp4"]) as p:
     ...     for r in p:
-    ...         print(r.index, r.labels.shape)
+    ...         print(r.source, r.index, r.labels.shape)
+
+    ``source`` is one URI or a list of them (files and live sources mixed); with
+    several, output paths are templates (``out/{name}.mp4``).
     """
 
-    def __init__(self, source: str | Path, model: str | Path | None = None, *, config: RunConfig | None = None,
+    def __init__(self, source: str | Path | Sequence[str | Path | dict] | None = None,
+                 model: str | Path | None = None, *, config: RunConfig | None = None,
                  on_result: Callable[[Result], None] | None = None, sinks: Sequence[Sink] = (), **options: Any):
         values = config.model_dump(exclude_unset=True) if config is not None else {}
         values.update(options)
+        if source is not None:
+            values["sources"] = [source] if isinstance(source, (str, Path, dict)) else list(source)
         if model is not None:
             values["model"] = str(model)
         self.config = RunConfig.build(values)
         if self.config.model is None:
             raise ConfigError("model: no model given (--model NAME|PATH.onnx)")
-        self.source_uri = str(source)
+        if not self.config.sources:
+            raise ConfigError("sources: no input given")
         self.on_result = on_result
-        self._stopping = threading.Event()
-        self._errors: list[BaseException] = []
-        self._workers: list[Worker] = []
-        self.latency = StageStats("latency")  # per frame, from capture to written to every output
-        self._queues: list[StageQueue] = []
-        self._sinks: list[Sink] = []
-        self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
-        self.metrics = None  # the /metrics and /health server, with --metrics-port
-        self.preview = None  # the preview page server, with --preview
-        self.publisher = None  # the label-map publisher, with --publish
-        self._started_at = 0.0
-        self._finished_at = 0.0
-        self._closed = False
-        self.source = None
+        self.lanes: dict[str, SourceLane] = {}  # name -> lane, every lane this run had, in order
         self.backend = None
         self.spec: ModelSpec | None = None
+        self.metrics = None  # the /metrics, /health and /sources server, with --metrics-port
+        self.preview = None  # the preview page server, with --preview
+        self.publisher = None  # the label-map publisher, with --publish
+        self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
+        self._shared: list[Sink] = []  # sinks every source writes to
+        self._stopping = threading.Event()
+        self._errors: list[BaseException] = []  # pipeline-wide: the model failed, not one source
+        self._lock = threading.Lock()
+        self._arrived = threading.Event()
+        self._batcher: BatchWorker | None = None
+        self._results: StageQueue | None = None
+        self._running = 0  # lanes whose END has not come out of the results queue yet
+        self._ever = 0  # lanes ever added (for {index})
+        self._started_at = self._finished_at = 0.0
+        self._closed = False
 
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> Pipeline:
@@ -95,65 +118,68 @@ class Pipeline:
 
             self.metrics = MetricsServer(self, self.config.metrics_port, self.config.serve_host)
         try:
-            return self._start_stages()
+            return self._start()
         except BaseException:
-            if self.metrics is not None:
-                self.metrics.close()
+            self._close_shared(complete=False)
             raise
 
-    def _start_stages(self) -> Pipeline:
+    def _start(self) -> Pipeline:
         cfg = self.config
+        specs = list(cfg.sources)
+        names = self._names(specs)
+        plans = [(name, self._outputs_for(spec, name, i)) for i, (spec, name) in enumerate(zip(specs, names))]
+        refuse_collisions(plans)
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
+        wanted = cfg.batch or len(specs)
         self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision,
-                                      winograd=cfg.winograd)
+                                      winograd=cfg.winograd, batch=wanted)
+        batch = min(wanted, self.backend.max_batch or wanted)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
-        self.source = open_source(self.source_uri, max_frames=cfg.max_frames, options=cfg.live)
-        self.info = self.source.info
-        try:
-            self._sinks = self._open_sinks(spec) + self._extra_sinks
-        except BaseException:
-            self.source.close()
-            raise
-        self.preprocess = CpuPreprocessor(spec)
-        self.postprocess = CpuPostprocessor(spec)
-        self.compositor = compositor
-        if getattr(self.backend, "device", "cpu") == "cuda":  # frames stay on the GPU until encoding
-            from streamseg.cuda_stages import CudaStages
-
-            gpu = CudaStages(self.backend, spec, compositor, scores=cfg.scores)
-            self.preprocess, self._infer, self._composite = gpu.preprocess, gpu.infer, gpu.composite
-        self._wire()
+        self.stages = make_stages(self.backend, spec, compositor, scores=cfg.scores)
+        self._shared = self._open_shared_sinks(spec) + self._extra_sinks
+        # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
+        any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
+        size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
+        self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
+        self._batcher = BatchWorker(self.stages.infer, prepare=self.stages.prepare, max_batch=batch,
+                                    timeout=cfg.batch_timeout / 1000, stopping=self._stopping, on_error=self._fail,
+                                    arrived=self._arrived)
         self._started_at = time.perf_counter()
-        for worker in self._workers:
-            worker.start()
+        self._batcher.start()
+        for (name, outputs), source_spec in zip(plans, specs):
+            self._add_lane(source_spec, name, outputs)
         return self
 
-    def _open_sinks(self, spec: ModelSpec) -> list[Sink]:
+    def _names(self, specs: Sequence[SourceSpec], taken: Sequence[str] = ()) -> list[str]:
+        given = [check_name(s.name) for s in specs if s.name]
+        clash = sorted({n for n in given if given.count(n) > 1 or n in taken})
+        if clash:
+            raise ConfigError(f"source name {clash[0]!r} is used twice")
+        auto = unique_names([source_name(s.uri) for s in specs if not s.name], [*given, *taken])
+        return [s.name or auto.pop(0) for s in specs]
+
+    def _outputs_for(self, spec: SourceSpec, name: str, index: int) -> SourceOutputs:
+        cfg = self.config
+        videos = spec.outputs if spec.outputs is not None else cfg.outputs
+        labels = spec.labels_out or cfg.labels_out
+        summary = spec.summary or cfg.summary
+        return SourceOutputs(videos=tuple(expand(v, name, index) for v in videos),
+                             labels_out=expand(labels, name, index) if labels else None,
+                             summary=expand(summary, name, index) if summary else None)
+
+    def _open_shared_sinks(self, spec: ModelSpec) -> list[Sink]:
         cfg, sinks = self.config, []
         try:
-            for uri in cfg.outputs:
-                sinks.append(open_video_sink(uri, self.info, cfg.encoder, cfg.live))
-            if cfg.labels_out:
-                folder = Path(cfg.labels_out)
-                if cfg.labels_format == "npz":
-                    sinks.append(NpzLabelSink(folder / "labels.npz"))
-                else:
-                    sinks.append(PngLabelSink(folder, spec.colors))
-                if cfg.summary is None:
-                    sinks.append(SummarySink(folder / "summary.csv", spec.classes))
-            if cfg.summary:
-                sinks.append(SummarySink(cfg.summary, spec.classes))
             if cfg.publish:
                 from streamseg.publish import LabelPublisher
 
-                self.publisher = LabelPublisher(cfg.publish, spec.classes, self.info.name)
+                self.publisher = LabelPublisher(cfg.publish, spec.classes)
                 sinks.append(self.publisher)
             if cfg.preview_port is not None:
                 from streamseg.observe import PreviewServer
 
-                self.preview = PreviewServer(self, cfg.preview_port, spec.classes, spec.colors, self.info.name,
-                                             cfg.serve_host)
+                self.preview = PreviewServer(self, cfg.preview_port, spec.classes, spec.colors, cfg.serve_host)
                 sinks.append(self.preview)
             if self.metrics is not None:
                 sinks.append(self.metrics)
@@ -163,51 +189,73 @@ class Pipeline:
             raise
         return sinks
 
-    def _wire(self) -> None:
-        """decode -> preprocess -> infer -> composite -> outputs, each arrow a bounded queue."""
-        live = self.info.live
-        policy = FillPolicy.DROP_OLDEST if live else FillPolicy.BLOCK
-        # live: a frame waits behind at most one other anywhere, so latency is the stages' time
-        size = self.config.queue_size or (1 if live else 4)
-        fresh = 1 if live else size  # live: inference always takes the newest decoded frame
-        decoded = StageQueue("decoded", fresh, policy)
-        prepared = StageQueue("prepared", fresh, policy)
-        inferred = StageQueue("inferred", size, policy)
-        composited = StageQueue("composited", size, policy)
-        results = StageQueue("results", size, policy)
-        self._queues = [decoded, prepared, inferred, composited, results]
-        self._results = results
-        common = {"stopping": self._stopping, "on_error": self._fail}
-        self._workers = [
-            Worker("decode", lambda frame: frame, items=self.source.frames, outbox=decoded, **common),
-            Worker("preprocess", self.preprocess, inbox=decoded, outbox=prepared, skip_when_stopping=True, **common),
-            Worker("infer", self._infer, inbox=prepared, outbox=inferred, skip_when_stopping=True, **common),
-            Worker("composite", self._composite, inbox=inferred, outbox=composited, **common),
-            Worker("output", self._output, inbox=composited, outbox=results, **common),
-        ]
+    def _add_lane(self, spec: SourceSpec, name: str, outputs: SourceOutputs) -> SourceLane:
+        lane = SourceLane(name, self._ever, spec.uri, options=spec.live_options(self.config.live), outputs=outputs,
+                          config=self.config, spec=self.spec, steps=self.stages.lane(), results=self._results,
+                          shared_sinks=self._shared, arrived=self._arrived, on_error=self._source_failed)
+        with self._lock:
+            self._batcher.add(lane.batch_lane)  # raises Closed once the run has ended
+            self.lanes[name] = lane
+            self._running += 1
+            self._ever += 1
+        lane.start()
+        log.info("source %s: %s", name, lane.display)
+        return lane
 
-    # -- per-frame work -----------------------------------------------------------------
-    def _infer(self, item: Prepared) -> Inferred:
-        return Inferred(item.frame, self.backend.run(item.tensor), item.geometry)
+    # -- sources come and go ---------------------------------------------------------------
+    def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
+        """Start one more source while the pipeline runs; returns its name.
 
-    def _composite(self, item: Inferred) -> Result:
-        frame = item.frame
-        labels = self.postprocess(item.output, item.geometry)
-        picture = self.compositor(frame.image, labels)
-        scores = self.postprocess.scores(item.output, item.geometry) if self.config.scores else None
-        return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time,
-                      frame.image, labels, picture, time.time() - frame.capture_time, scores)
+        ``options``: ``outputs``, ``labels_out``, ``summary`` (templates, default
+        the run's) and live-input options (``transport``, ``realtime`` …).
+        """
+        if isinstance(uri, SourceSpec):
+            spec = uri
+        else:
+            data = dict(uri) if isinstance(uri, dict) else {"uri": str(uri)}
+            data.update(options)
+            if name is not None:
+                data["name"] = name
+            try:
+                spec = SourceSpec.model_validate(data)
+            except ValueError as err:
+                raise ConfigError(f"source: {str(err).splitlines()[0]}") from None
+        if self._batcher is None or self._closed or self._stopping.is_set():
+            raise ConfigError("the pipeline is not running")
+        with self._lock:
+            running = [n for n, lane in self.lanes.items() if not lane.done]
+            (new_name,) = self._names([spec], taken=list(self.lanes))
+            outputs = self._outputs_for(spec, new_name, self._ever)
+            taken = {}
+            for other in running:
+                for _, path in self.lanes[other].outputs.paths():
+                    taken[str(Path(path).resolve())] = other
+            refuse_collisions([(new_name, outputs)], taken)
+        try:
+            self._add_lane(spec, new_name, outputs)
+        except Closed:
+            raise ConfigError("the pipeline has finished: every source ended") from None
+        return new_name
 
-    def _output(self, result: Result) -> Result:
-        for sink in self._sinks:
-            sink.write(result)
-        self.latency.add(time.time() - result.capture_time)
-        return result
+    def remove_source(self, name: str) -> None:
+        """Stop one source: its frames in flight reach its outputs, which are then finalized."""
+        lane = self.lanes.get(name)
+        if lane is None or lane.done:
+            raise ConfigError(f"no running source named {name!r}")
+        lane.removed = True
+        lane.stop()
+
+    def _source_failed(self, lane: SourceLane, err: BaseException) -> None:
+        if self._ever > 1:  # one source's failure is the run's error, said once at the end
+            log.warning("source %s failed: %s", lane.name, redact(str(err)))
 
     def _fail(self, err: BaseException) -> None:
+        """The shared stage failed (the model): every source stops."""
         if not self._errors:
             self._errors.append(err)
         self._stopping.set()
+        for lane in list(self.lanes.values()):
+            lane.stop()
 
     # -- use -------------------------------------------------------------------------------
     def __enter__(self) -> Pipeline:
@@ -217,18 +265,24 @@ class Pipeline:
         self.close()
 
     def __iter__(self) -> Iterator[Result]:
-        if not self._workers:
+        if self._batcher is None:
             self.start()
         while True:
+            with self._lock:
+                if self._running == 0:
+                    self._batcher.seal()  # every source has ended: no more can join
+                    break
             result = self._results.get()
             if result is END:
-                break
+                with self._lock:
+                    self._running -= 1
+                continue
             yield result
         self._finished_at = time.perf_counter()
         self._raise_error()
 
     def run(self) -> RunSummary:
-        """Process the whole source into the outputs, then close; returns the summary."""
+        """Process every source into its outputs, then close; returns the summary."""
         try:
             for result in self:
                 if self.on_result is not None:
@@ -238,96 +292,145 @@ class Pipeline:
         return self.summary()
 
     def stop(self) -> None:
-        """Stop reading; frames already inferred still reach the outputs. Safe from signal handlers."""
+        """Stop reading every source; frames already inferred still reach the outputs. Safe from signal handlers."""
         self._stopping.set()
-        self._interrupt_source()
-
-    def _interrupt_source(self) -> None:
-        """Wake a live source out of a reconnect wait or a stalled read."""
-        interrupt = getattr(self.source, "interrupt", None)
-        if interrupt is not None:
-            interrupt()
+        for lane in list(self.lanes.values()):
+            lane.stop()
 
     def close(self) -> None:
         """Stop, join the stages, and finalize every output (on every exit path)."""
         if self._closed:
             return
         self._closed = True
-        self._stopping.set()
-        self._interrupt_source()
-        if self._queues:
+        self.stop()
+        if self._results is not None:
             self._results.close()  # nobody reads results any more
-        for worker in self._workers:
-            worker.join()
+        if self._batcher is not None:
+            self._batcher.seal()
+        for lane in list(self.lanes.values()):
+            lane.join()
+        if self._batcher is not None:
+            self._batcher.join()
         if not self._finished_at:
             self._finished_at = time.perf_counter()
-        # audio beyond the last frame is copied only when the whole source went through
-        complete = not self.stopped_early and not self._hit_max_frames()
-        errors = []
-        for sink in self._sinks:
-            try:
-                sink.close(complete=complete)
-            except Exception as err:  # keep closing the others
-                errors.append(err)
-        if self.source is not None:
-            self.source.close()
+        # audio beyond the last frame, and the like, only when every source went through whole
+        whole = not self.stopped_early and not any(lane.hit_max_frames for lane in self.lanes.values())
+        errors = self._close_shared(complete=whole)
         if self.backend is not None:
             self.backend.close()
         if errors and not self._errors:
             raise errors[0]
 
-    def _hit_max_frames(self) -> bool:
-        limit = self.config.max_frames
-        return bool(self._workers) and limit is not None and self._workers[0].stats.items >= limit
+    def _close_shared(self, complete: bool) -> list[Exception]:
+        errors = []
+        for sink in self._shared or ([self.metrics] if self.metrics is not None else []):
+            try:
+                sink.close(complete=complete)
+            except Exception as err:  # keep closing the others
+                errors.append(err)
+        return errors
 
     def _raise_error(self) -> None:
+        """The model's failure; or a source's, when it was the only one (as a single-source run always did)."""
         if self._errors:
             raise self._errors[0]
+        failed = [lane for lane in self.lanes.values() if lane.error is not None]
+        if failed and len(self.lanes) == 1:
+            raise failed[0].error
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Sources that failed for good: name -> one-line reason."""
+        return {lane.name: redact(str(lane.error)) for lane in self.lanes.values() if lane.error is not None}
 
     @property
     def stopped_early(self) -> bool:
-        """True after an error or a stop before the source ran out."""
-        if self._errors or not self._workers:
-            return bool(self._errors)
-        decode, output = self._workers[0], self._workers[-1]
-        return not decode.exhausted or output.stats.items < decode.stats.items
+        """True after an error or a stop before the sources ran out; dropped frames don't count."""
+        if self._errors:
+            return True
+        return any(lane.stopped_early and lane.error is None and not lane.removed for lane in self.lanes.values())
+
+    # -- figures ---------------------------------------------------------------------------
+    def _merged_stages(self) -> dict[str, StageStats]:
+        lanes = list(self.lanes.values())
+        stages = {name: StageStats.merged(name, [lane.workers[name].stats for lane in lanes])
+                  for name in ("decode", "preprocess")}
+        if self._batcher is not None:
+            stages["infer"] = self._batcher.stats
+        for name in ("composite", "output"):
+            stages[name] = StageStats.merged(name, [lane.workers[name].stats for lane in lanes])
+        stages["output"].items = sum(lane.latency.items for lane in lanes)  # written, not handed over
+        return stages
+
+    def _queues(self) -> dict[str, dict[str, int]]:
+        queues: dict[str, dict[str, int]] = {}
+        for lane in self.lanes.values():
+            for name, q in lane.queues.items():
+                entry = queues.setdefault(name, {"depth": 0, "dropped": 0, "maxsize": 0, "peak": 0})
+                entry["depth"] += len(q)
+                entry["dropped"] += q.dropped
+                entry["maxsize"] += q.maxsize
+                entry["peak"] = max(entry["peak"], q.peak)
+        if self._results is not None:
+            q = self._results
+            queues["results"] = {"depth": len(q), "dropped": q.dropped, "maxsize": q.maxsize, "peak": q.peak}
+        return queues
+
+    def state(self) -> str:
+        if self._closed or self._stopping.is_set():
+            return "stopped"
+        if self._batcher is None or not self.lanes:
+            return "starting"
+        states = [lane.health() for lane in self.lanes.values() if not lane.done]
+        if not states:
+            return "stopped"
+        if "running" in states:
+            return "running"
+        return "reconnecting" if "reconnecting" in states else "starting"
 
     def snapshot(self) -> dict[str, Any]:
-        """Live counters for metrics pages: per-stage stats, queue depths and drops."""
+        """Live counters for metrics pages: totals, and per source its state, stages, queues and links."""
+        lanes = list(self.lanes.values())
         return {
-            "stages": {w.stage: w.stats for w in self._workers},
-            "queues": {q.name: {"depth": len(q), "dropped": q.dropped, "maxsize": q.maxsize} for q in self._queues},
+            "stages": self._merged_stages(),
+            "queues": self._queues(),
             "elapsed": time.perf_counter() - self._started_at if self._started_at else 0.0,
-            "state": ("stopped" if self._closed or self._stopping.is_set()  # stopping: only draining is left
-                      else "starting" if not self._workers
-                      else "reconnecting" if getattr(self.source, "reconnecting", False) else "running"),
-            "extra": self._link_counts(),  # reconnects of a live source and of stream outputs
-        }
+            "state": self.state(),
+            "extra": _summed(lane.link_counts() for lane in lanes),
+            "batches": dict(self._batcher.batch_sizes) if self._batcher is not None else {},
+            "sources": {lane.name: {
+                "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
+                "written": lane.latency.items, "latency": lane.latency,
+                "dropped": sum(q.dropped for q in lane.queues.values()), **lane.link_counts(),
+            } for lane in lanes},
+        }  # fmt: skip
 
     def summary(self) -> RunSummary:
-        stats = {w.stage: w.stats.as_dict() for w in self._workers}
+        lanes = list(self.lanes.values())
+        queues = self._queues()
+        results = queues.pop("results", {"dropped": 0})
         return RunSummary(
-            source=self.info.name if self.source else self.source_uri,
+            source=", ".join(lane.info.name if lane.info and len(lanes) == 1 else lane.name for lane in lanes),
             backend=self.backend.name if self.backend else "",
-            frames_in=self._workers[0].stats.items if self._workers else 0,
-            frames_out=self._workers[-1].stats.items if self._workers else 0,
-            dropped={q.name: q.dropped for q in self._queues if q.dropped},
-            stages=stats,
-            queue_peaks={q.name: q.peak for q in self._queues},
+            frames_in=sum(lane.workers["decode"].stats.items for lane in lanes),
+            frames_out=sum(lane.latency.items for lane in lanes),
+            dropped={name: q["dropped"] for name, q in queues.items() if q["dropped"]},
+            stages={name: s.as_dict() for name, s in self._merged_stages().items()},
+            queue_peaks={name: q["peak"] for name, q in queues.items()},
             wall_seconds=(self._finished_at or time.perf_counter()) - self._started_at,
             stopped_early=self.stopped_early,
-            extra=self._link_counts(),
-            latency=self.latency.as_dict(),
+            extra=_summed(lane.link_counts() for lane in lanes),
+            latency=StageStats.merged("latency", [lane.latency for lane in lanes]).as_dict(),
+            sources=[lane.summary_row() for lane in lanes],
+            batches=dict(sorted(self._batcher.batch_sizes.items())) if self._batcher is not None else {},
+            results_dropped=results["dropped"],
+            failed=self.failures,
         )
 
-    def _link_counts(self) -> dict[str, int]:
-        """Reconnects of a live source and of stream outputs, and frames outputs dropped while down."""
-        counts = {}
-        if hasattr(self.source, "reconnects"):
-            counts["reconnects"] = self.source.reconnects
-        streams = [sink for sink in self._sinks if hasattr(sink, "reconnects")]
-        if streams:
-            counts["output_reconnects"] = sum(sink.reconnects for sink in streams)
-            counts["output_dropped"] = sum(sink.dropped for sink in streams)
-        return counts
 
+def _summed(counts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in counts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total

@@ -2,7 +2,9 @@
 
 ``BLOCK`` makes the producer wait (offline files: lossless). ``DROP_OLDEST``
 discards the oldest item to make room (live sources: latency never grows) and
-counts what it dropped. The end-of-stream marker is never dropped.
+counts what it dropped. The end-of-stream marker is never dropped, and never
+evicts an item either: it goes in past ``maxsize``, so the last frames before
+it still reach the consumer.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class Closed(Exception):
 class StageQueue:
     """A thread-safe FIFO with ``maxsize`` and a ``FillPolicy``."""
 
-    def __init__(self, name: str, maxsize: int, policy: FillPolicy = FillPolicy.BLOCK):
+    def __init__(self, name: str, maxsize: int, policy: FillPolicy = FillPolicy.BLOCK,
+                 arrived: threading.Event | None = None):
         if maxsize < 1:
             raise ValueError(f"queue {name!r}: maxsize must be >= 1, got {maxsize}")
         self.name = name
@@ -47,10 +50,12 @@ class StageQueue:
         self._items: deque[Any] = deque()
         self._closed = False
         self._cond = threading.Condition()
+        self.arrived = arrived  # set on every put and close: one consumer can wait on many queues
+
 
     def put(self, item: Any) -> None:
         with self._cond:
-            while len(self._items) >= self.maxsize and not self._closed:
+            while item is not END and len(self._items) >= self.maxsize and not self._closed:
                 if self.policy is FillPolicy.DROP_OLDEST:
                     self._drop_oldest()
                     break
@@ -58,8 +63,11 @@ class StageQueue:
             if self._closed:
                 raise Closed(self.name)
             self._items.append(item)
-            self.peak = max(self.peak, len(self._items))
+            if item is not END:
+                self.peak = max(self.peak, len(self._items))
             self._cond.notify_all()
+        if self.arrived is not None:
+            self.arrived.set()
 
     def _drop_oldest(self) -> None:
         for i, old in enumerate(self._items):
@@ -79,12 +87,23 @@ class StageQueue:
             self._cond.notify_all()
             return item
 
+    def poll(self) -> Any | None:
+        """The next item if one is waiting (``END`` once closed), else None; never blocks."""
+        with self._cond:
+            if not self._items:
+                return END if self._closed else None
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
     def close(self) -> None:
         """The consumer is gone: wake everyone, refuse further puts."""
         with self._cond:
             self._closed = True
             self._items.clear()
             self._cond.notify_all()
+        if self.arrived is not None:
+            self.arrived.set()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -40,11 +40,23 @@ class StageStats:
         self._recent: deque[float] = deque(maxlen=window)
         self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, not cumulative; last is +Inf
 
-    def add(self, seconds: float) -> None:
-        self.items += 1
+    def add(self, seconds: float, items: int = 1) -> None:
+        """One piece of work that took ``seconds`` and handled ``items`` (a batch: several)."""
+        self.items += items
         self.busy += seconds
         self._recent.append(seconds)
         self.bucket_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+    @classmethod
+    def merged(cls, name: str, parts: Iterable[StageStats]) -> StageStats:
+        """One stage's figures over several sources (the same stage in each source's lane)."""
+        total = cls(name)
+        for part in parts:
+            total.items += part.items
+            total.busy += part.busy
+            total._recent.extend(part._recent)
+            total.bucket_counts = [a + b for a, b in zip(total.bucket_counts, part.bucket_counts)]
+        return total
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self._recent, q)) if self._recent else 0.0
@@ -63,16 +75,17 @@ class Worker(threading.Thread):
     """Runs ``work`` on each item of ``inbox`` and puts the result on ``outbox``.
 
     A producer worker has no inbox and iterates ``items`` instead. ``work`` may
-    return None to emit nothing. On any exit the worker puts END on its outbox
-    from ``finally``, so the consumer always stops; an error is kept for the
-    pipeline to raise, and the inbox is closed so upstream stops too.
+    return None to emit nothing. On any exit the worker runs ``on_end`` and then
+    puts END on its outbox from ``finally``, so the consumer always stops; an
+    error goes to ``on_error``, and the inbox is closed so upstream stops too.
     """
 
     def __init__(self, name: str, work: Callable[[Any], Any], *, inbox: StageQueue | None = None,
                  outbox: StageQueue | None = None, items: Callable[[], Iterable[Any]] | None = None,
                  stopping: threading.Event, skip_when_stopping: bool = False,
-                 on_error: Callable[[BaseException], None]):
-        super().__init__(name=f"streamseg-{name}", daemon=True)
+                 on_error: Callable[[BaseException], None], on_end: Callable[[], None] | None = None,
+                 thread_name: str | None = None):
+        super().__init__(name=f"streamseg-{thread_name or name}", daemon=True)
         self.stage = name
         self.work = work
         self.inbox = inbox
@@ -81,6 +94,7 @@ class Worker(threading.Thread):
         self.stopping = stopping
         self.skip_when_stopping = skip_when_stopping
         self.on_error = on_error
+        self.on_end = on_end
         self.stats = StageStats(name)
         self.exhausted = False  # a producer whose items ran out, not one told to stop
 
@@ -122,6 +136,11 @@ class Worker(threading.Thread):
             if self.inbox is not None:
                 self.inbox.close()
         finally:
+            if self.on_end is not None:
+                try:
+                    self.on_end()
+                except BaseException as err:  # noqa: BLE001 - e.g. an output that cannot be finalized
+                    self.on_error(err)
             if self.outbox is not None:
                 try:
                     self.outbox.put(END)

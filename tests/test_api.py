@@ -23,7 +23,7 @@ def test_iteration_yields_every_frame_with_labels_and_timing(api_results, car_vi
     for r in api_results:
         assert r.frame.shape == (432, 768, 3) and r.frame.dtype == np.uint8
         assert r.labels.shape == (432, 768) and r.labels.dtype == np.uint8
-        assert r.source == str(car_video)
+        assert r.source == car_video.stem  # the source's name: its file stem
         assert r.time == pytest.approx(r.pts * float(r.time_base))
         assert r.latency > 0
     times = [r.time for r in api_results]

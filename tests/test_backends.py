@@ -107,7 +107,7 @@ def compare_on_footage(ours, reference, spec, video, frames: int) -> list[tuple[
 def test_cuda_stages_on_the_cpu_match_the_cpu_stages(fcn_pair, car_video):
     """The GPU stage chain, run with CPU tensors, against the pipeline's CPU stages on real frames."""
     from streamseg.composite import Compositor
-    from streamseg.cuda_stages import CudaStages
+    from streamseg.stages.cuda import CudaStages
     from streamseg.postprocess import CpuPostprocessor
     from streamseg.preprocess import CpuPreprocessor
 
@@ -121,7 +121,8 @@ def test_cuda_stages_on_the_cpu_match_the_cpu_stages(fcn_pair, car_video):
             prepared = pre(frame)
             labels = post(torch_backend.run(prepared.tensor), prepared.geometry)
             picture = compositor(frame.image, labels)
-            result = stages.composite(stages.infer(stages.preprocess(frame)))
+            lane = stages.lane()
+            result = lane.composite(stages.infer([lane.preprocess(frame)])[0])
             assert result.index == frame.index and result.pts == frame.pts and result.frame is frame.image
             assert result.labels.dtype == np.uint8 and result.picture.shape == picture.shape
             assert (result.labels == labels).mean() > 0.999

@@ -45,10 +45,11 @@ def test_slow_sink_drops_oldest_frames_and_stays_bounded(duc_onnx, tmp_path: Pat
                         live={"realtime": True, "loop": True})
     summary = pipeline.run()
 
-    assert summary.frames_in == 75  # the paced source never waited for the sink
+    assert summary.frames_out == 75  # a live source's --max-frames counts frames written
     dropped = sum(summary.dropped.values())
-    assert dropped > 0 and summary.frames_out < summary.frames_in
-    assert summary.frames_in == summary.frames_out + dropped  # every frame is either written or counted
+    assert dropped > 0 and summary.frames_in > 75  # the paced source never waited for the sink
+    in_flight = summary.frames_in - summary.frames_out - dropped  # inferred after the 75th, not written
+    assert 0 <= in_flight <= 8  # every frame is either written, counted as dropped, or was in a stage
     assert all(peak <= 2 for peak in summary.queue_peaks.values())
     assert all(b > a for a, b in zip(sink.pts, sink.pts[1:]))  # capture-clock pts, monotonic
     # bounded: what the sink sees is never older than the queues can hold, and memory does not grow

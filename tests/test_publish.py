@@ -78,7 +78,7 @@ def test_subscriber_process_receives_label_maps_while_run_serves_metrics(car_vid
 
     headers = [json.loads(line) for line in sub_out.splitlines()]
     assert [h["frame"] for h in headers] == list(range(FRAMES))
-    assert all(h["shape"] == [432, 768] and h["source"] == str(car_video) for h in headers)
+    assert all(h["shape"] == [432, 768] and h["source"] == car_video.stem for h in headers)
     assert [h["time"] for h in headers] == pytest.approx([i / 12.5 for i in range(FRAMES)])
     for h in headers:  # the fractions the subscriber computed sum to the whole picture
         assert sum(h["fractions"].values()) == pytest.approx(1.0, abs=1e-4)

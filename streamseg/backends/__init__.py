@@ -2,9 +2,9 @@
 
 ``auto`` picks TensorRT, else torch on CUDA, else ONNX Runtime on the CPU
 (OpenVINO for ``bf16``, which ONNX Runtime cannot run), and logs which one
-it chose and why it passed over the others. Backends that
-run on a GPU say ``device == "cuda"``; the pipeline then runs its
-pre- and postprocessing there too (``streamseg.cuda_stages``).
+it chose and why it passed over the others. Every backend says where it
+computes (``device``); backends on a GPU say ``"cuda"``, and the pipeline then
+runs its pre- and postprocessing there too (``streamseg.stages``).
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ __all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present"
 
 def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
                    precision: str | None = None, cuda_graphs: bool = False, engine_dir: str | Path | None = None,
-                   winograd: bool = True) -> Backend:
+                   winograd: bool = True, batch: int = 1) -> Backend:
     """Load ``model_path`` on the named backend; ``auto`` picks the fastest present.
 
     ``precision`` None runs the model file as it is; fp16 and int8 ask GPU
     backends for that precision (see ``onnx_precision``); bf16 is OpenVINO's,
     on CPUs that compute it natively. ``winograd`` lets ONNX Runtime run the big 3x3
     convolutions of an FP32 model as Winograd F(4x4, 3x3) (``streamseg.backends.winograd``).
+    ``batch`` is the most frames the pipeline will hand one run (TensorRT builds its profile for it).
     """
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
@@ -46,9 +47,9 @@ def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, thread
     where = Path(model_path).name
     if name == "auto":
         backend = _auto(model_path, spec, threads=threads, precision=precision, cuda_graphs=cuda_graphs,
-                        engine_dir=engine_dir, winograd=winograd)
+                        engine_dir=engine_dir, winograd=winograd, batch=batch)
     elif name == "tensorrt":
-        backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir)
+        backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch)
     elif name == "torch":
         backend = _torch(model_path, spec, precision, cuda_graphs, threads)
     elif name == "openvino":
@@ -70,13 +71,13 @@ def cuda_present() -> bool:
     return torch.cuda.is_available()
 
 
-def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir, winograd) -> Backend:
+def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir, winograd, batch) -> Backend:
     passed: list[str] = []
     if precision == "bf16":
         passed.append("tensorrt and torch (bf16 is a CPU precision here)")
     elif cuda_present():
         try:
-            backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir)
+            backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch)
             log.info("backend auto: chose %s", backend.name)
             return backend
         except (BackendError, MissingExtraError, ModelError) as err:
@@ -104,12 +105,14 @@ def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir, wino
     return backend
 
 
-def _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir) -> Backend:
+def _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch=1) -> Backend:
     if not cuda_present():
         raise BackendError("tensorrt needs a CUDA GPU and a CUDA build of torch; none is usable here")
     from streamseg.backends.tensorrt import TensorRTBackend
+    from streamseg.backends.trt_build import default_profile
 
-    return TensorRTBackend(model_path, spec, precision=precision, engine_dir=engine_dir, cuda_graphs=cuda_graphs)
+    return TensorRTBackend(model_path, spec, precision=precision, engine_dir=engine_dir, cuda_graphs=cuda_graphs,
+                           profile=default_profile(spec, batch=batch))
 
 
 def _torch(model_path, spec, precision, cuda_graphs, threads) -> Backend:

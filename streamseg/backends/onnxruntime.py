@@ -21,7 +21,14 @@ _DISABLED_OPTIMIZERS = ["CommonSubexpressionElimination"]
 
 class OnnxRuntimeBackend:
     """``winograd`` (CPU, FP32 models): run the big 3x3 convolutions as Winograd F(4x4, 3x3)
-    (``streamseg.backends.winograd``), with a session built for each input size as it arrives."""
+    (``streamseg.backends.winograd``), with a session built for each input size as it arrives.
+
+    Takes batches: a batch runs as one call, except on Winograd sessions, whose
+    rewritten layout holds one image, so their batches run frame by frame
+    (on a CPU a batch buys no speed anyway, docs/benchmarks.md).
+    """
+
+    device = "cpu"
 
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
                  providers: list[str] | None = None, winograd: bool = True):
@@ -41,13 +48,15 @@ class OnnxRuntimeBackend:
         options.enable_mem_pattern = False
         self._options, self._providers = options, providers or ["CPUExecutionProvider"]
         self._where = Path(model_path).name
-        self.session = self._session(str(model_path))
+        session = self._session(str(model_path))
         self.spec = spec
-        self.fixed_input_size = check_io(self.session, spec, model_path)
-        self.name = self._direct_name = f"onnxruntime ({self.session.get_providers()[0]})"
+        self.input_dtype = spec.dtype
+        self.fixed_input_size, self.max_batch = check_io(session, spec, model_path)
+        self.name = self._direct_name = f"onnxruntime ({session.get_providers()[0]})"
         self._outputs = [spec.output_name]
+        self._direct = session  # the model as it is; None while Winograd sessions serve every size
         self._winograd_from: str | None = None  # the file, loaded again for each new input size
-        self._size: tuple[int, int] | None = None  # the size self.session was rewritten for
+        self._sessions: dict[tuple[int, int], object] = {}  # input (H, W) -> its Winograd session
         if winograd and self._providers == ["CPUExecutionProvider"] and spec.dtype == "float32" \
                 and spec.layout == "NCHW":
             import onnx
@@ -56,39 +65,52 @@ class OnnxRuntimeBackend:
 
             count = candidates(onnx.load(str(model_path)))
             if count:
-                self._winograd_from, self.session = str(model_path), None  # the plain session's weights go now
+                self._winograd_from, self._direct = str(model_path), None  # the plain session's weights go now
                 self.name += f", Winograd F(4x4,3x3) on {count} convolutions"
                 if self.fixed_input_size is not None:
                     self._rewrite_for(self.fixed_input_size)
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
-        if self._winograd_from is not None and tuple(tensor.shape[2:]) != self._size:
-            self._rewrite_for(tuple(tensor.shape[2:]))
-        return self.session.run(self._outputs, {self.spec.input_name: tensor})[0]
+        if self._winograd_from is None:
+            return self._direct.run(self._outputs, {self.spec.input_name: tensor})[0]
+        session = self._sessions.get(tuple(tensor.shape[2:])) or self._rewrite_for(tuple(tensor.shape[2:]))
+        if self._winograd_from is None:  # the rewrite failed: the direct session took over
+            return self.run(tensor)
+        if len(tensor) == 1:
+            return session.run(self._outputs, {self.spec.input_name: tensor})[0]
+        return np.concatenate([session.run(self._outputs, {self.spec.input_name: tensor[k:k + 1]})[0]
+                               for k in range(len(tensor))])
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Rewrite for a new input size now, not at its first frame (2-3 s for FCN-ResNet50)."""
+        size = tuple(input_shape[2:])
+        if self._winograd_from is not None and size not in self._sessions:
+            self._rewrite_for(size)
 
     def close(self) -> None:
-        self.session = None
+        self._direct = None
+        self._sessions.clear()
         self._winograd_from = None
 
-    def _rewrite_for(self, size: tuple[int, int]) -> None:
-        """A session for ``size``: a video keeps one input size, so only the latest is kept."""
+    def _rewrite_for(self, size: tuple[int, int]):
+        """A Winograd session for ``size``, kept for as long as the backend lives: each source keeps its size."""
         import onnx
 
         from streamseg.backends.winograd import rewrite
 
-        self.session = None  # its buffers go before the next session's arrive
         try:
             rewritten, count = rewrite(onnx.load(self._winograd_from), *size)
             serialized = rewritten.SerializeToString()
             del rewritten  # before ONNX Runtime makes its own copy
-            self.session = self._session(serialized)
+            session = self._sessions[size] = self._session(serialized)
         except Exception as err:  # a graph the rewrite did not foresee still runs, as it is
             log.warning("%s: no Winograd convolutions at %dx%d (%s); running them directly",
                         self._where, *size, str(err).splitlines()[0] if str(err) else type(err).__name__)
-            self.session, self._winograd_from, count = self._session(self._winograd_from), None, 0
+            self._direct, self._winograd_from, count, session = self._session(self._winograd_from), None, 0, None
+            self._sessions.clear()
         # the count the shapes allowed (candidates() judged from the weights alone)
         self.name = f"{self._direct_name}, Winograd F(4x4,3x3) on {count} convolutions" if count else self._direct_name
-        self._size = size
+        return session
 
     def _session(self, model):
         import onnxruntime as ort
@@ -101,10 +123,11 @@ class OnnxRuntimeBackend:
             raise BackendError(f"ONNX Runtime cannot load {self._where}: {first}") from None
 
 
-def check_io(session, spec: ModelSpec, model_path: str | Path) -> tuple[int, int] | None:
+def check_io(session, spec: ModelSpec, model_path: str | Path) -> tuple[tuple[int, int] | None, int | None]:
     """Refuse a model whose inputs and outputs don't match its spec.
 
-    Returns the static input (H, W) if the model has one, else None.
+    Returns the static input (H, W) if the model has one, else None, and its
+    static batch size if it has one (the most frames a run takes), else None.
     """
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
@@ -124,6 +147,5 @@ def check_io(session, spec: ModelSpec, model_path: str | Path) -> tuple[int, int
     if isinstance(channels, int) and channels != 3:
         raise ModelError(f"{where}: input {arg.name!r} has {channels} channels at axis {c_axis}, expected 3 ({spec.layout})")
     h, w = (arg.shape[a] for a in hw_axes)
-    if isinstance(h, int) and isinstance(w, int):
-        return h, w
-    return None
+    batch = arg.shape[0] if isinstance(arg.shape[0], int) else None
+    return ((h, w) if isinstance(h, int) and isinstance(w, int) else None), batch

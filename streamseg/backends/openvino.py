@@ -46,6 +46,8 @@ def one_line(err: Exception) -> str:
 
 
 class OpenVinoBackend:
+    device = "cpu"
+
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
                  precision: str = "fp32"):
         """``precision``: bf16, or the file's own (fp32, fp16, int8) as ``file_precision`` finds it."""
@@ -62,7 +64,8 @@ class OpenVinoBackend:
         except Exception as err:  # noqa: BLE001 - OpenVINO raises RuntimeError and friends, multi-line
             raise BackendError(f"OpenVINO cannot load {model_path}: {one_line(err)}") from None
         self.spec = spec
-        self.fixed_input_size = check_io(self.model, spec, model_path)
+        self.input_dtype = spec.dtype
+        self.fixed_input_size, self.max_batch = check_io(self.model, spec, model_path)
         self.config = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",  # one stream, every thread on one request
@@ -72,38 +75,39 @@ class OpenVinoBackend:
         }
         self.precision = precision
         self.name = f"openvino (CPU, {self.precision})"
-        self._shape: tuple[int, ...] | None = None
-        self._request = None
-        self._output = None
+        self._compiled: dict[tuple[int, ...], tuple] = {}  # input shape -> (infer request, output port)
         if self.fixed_input_size is not None:  # compile now, not on a live stream's first frame
             h, w = self.fixed_input_size
             self._compile((1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3))
 
-    def _compile(self, shape: tuple[int, ...]) -> None:
+    def _compile(self, shape: tuple[int, ...]) -> tuple:
         self.model.reshape({self.spec.input_name: list(shape)})
         try:
             compiled = self.core.compile_model(self.model, "CPU", self.config)
         except Exception as err:  # noqa: BLE001 - as above
             raise BackendError(f"OpenVINO cannot compile the model for input {list(shape)}: {one_line(err)}") from None
-        self._request = compiled.create_infer_request()
-        self._output = compiled.output(self.spec.output_name)
-        self._shape = shape
+        entry = self._compiled[shape] = (compiled.create_infer_request(), compiled.output(self.spec.output_name))
         log.debug("openvino: compiled for %s in %s", shape, self.precision)
+        return entry
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        if tuple(input_shape) not in self._compiled:
+            self._compile(tuple(input_shape))
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
-        if tensor.shape != self._shape:
-            self._compile(tensor.shape)
+        request, output = self._compiled.get(tensor.shape) or self._compile(tensor.shape)
         # inputs are read in place (the caller keeps the array until run returns); outputs are copied, since
         # the request's buffer is overwritten by the next run while later stages still read this one
-        result = self._request.infer({self.spec.input_name: tensor}, share_inputs=True, share_outputs=False)
-        return result[self._output]
+        result = request.infer({self.spec.input_name: tensor}, share_inputs=True, share_outputs=False)
+        return result[output]
 
     def close(self) -> None:
-        self._request = self._output = self.model = None
+        self._compiled.clear()
+        self.model = None
 
 
-def check_io(model, spec: ModelSpec, model_path: str | Path) -> tuple[int, int] | None:
-    """Refuse a model whose inputs and outputs don't match its spec; the static input (H, W) if any."""
+def check_io(model, spec: ModelSpec, model_path: str | Path) -> tuple[tuple[int, int] | None, int | None]:
+    """Refuse a model whose inputs and outputs don't match its spec; the static input (H, W) and batch if any."""
     where = Path(model_path).name
     inputs = {name: port for port in model.inputs for name in port.get_names()}
     outputs = {name for port in model.outputs for name in port.get_names()}
@@ -120,6 +124,7 @@ def check_io(model, spec: ModelSpec, model_path: str | Path) -> tuple[int, int] 
         raise ModelError(f"{where}: input {spec.input_name!r} is {port.get_element_type()}, spec says {spec.dtype}")
     hw_axes = (2, 3) if spec.layout == "NCHW" else (1, 2)
     dims = [shape[a] for a in hw_axes]
+    batch = shape[0].get_length() if shape[0].is_static else None
     if all(d.is_static for d in dims):
-        return dims[0].get_length(), dims[1].get_length()
-    return None
+        return (dims[0].get_length(), dims[1].get_length()), batch
+    return None, batch

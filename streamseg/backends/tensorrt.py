@@ -60,7 +60,9 @@ class TensorRTBackend:
         if spec.input_name not in self._io or spec.output_name not in self._io:
             raise ModelError(f"engine {built.path.name}: spec names {spec.input_name!r}/{spec.output_name!r} "
                              f"not among its tensors {sorted(self._io)}")
-        self.input_dtype = self._io[spec.input_name][1]
+        self._input_torch_dtype = self._io[spec.input_name][1]
+        self.input_dtype = str(self._input_torch_dtype).removeprefix("torch.")
+        self.max_batch = profile.max[0]
         same = profile.min[2:] == profile.max[2:]
         self.fixed_input_size = tuple(profile.min[2:]) if same else None
         self.cuda_graphs = cuda_graphs
@@ -86,8 +88,8 @@ class TensorRTBackend:
         on_host = isinstance(tensor, np.ndarray)
         with torch.cuda.stream(self.stream):
             x = torch.from_numpy(tensor).cuda() if on_host else tensor
-            if x.dtype != self.input_dtype:
-                x = x.to(self.input_dtype)
+            if x.dtype != self._input_torch_dtype:
+                x = x.to(self._input_torch_dtype)
             x = x.contiguous()
             shape = tuple(x.shape)
             if not self.profile.accepts(shape):
@@ -102,6 +104,11 @@ class TensorRTBackend:
                 out = outputs[self.spec.output_name]
         self.stream.synchronize()  # the next stage runs in another thread, on its own stream
         return out.cpu().numpy() if on_host else out
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        if not self.profile.accepts(tuple(input_shape)):
+            raise BackendError(f"input {tuple(input_shape)} is outside the engine's profile "
+                               f"{self.profile.describe()}; build an engine for it (streamseg build-engine)")
 
     def _bind(self, x) -> dict:
         """Set the input shape and every tensor address; returns fresh output tensors."""

@@ -112,7 +112,9 @@ class TorchBackend:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = module.eval().to(self.device, self.dtype, memory_format=self.memory_format)
         self.spec = spec
+        self.input_dtype = "float16" if precision == "fp16" else "float32"
         self.fixed_input_size = None
+        self.max_batch = None
         self.cuda_graphs = cuda_graphs and self.device == "cuda"
         self._graphs: dict[tuple[int, ...], tuple] = {}
         self.stream = torch.cuda.Stream() if self.device == "cuda" else None
@@ -129,6 +131,9 @@ class TorchBackend:
         if self.stream is not None:
             self.stream.synchronize()  # the next stage runs in another thread, on its own stream
         return out.float().cpu().numpy() if on_host else out
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Nothing to build ahead: a CUDA graph is captured at the first batch of each shape."""
 
     def _replay(self, x):
         """Fixed shapes replay a captured CUDA graph; a new shape is warmed up and captured once."""

@@ -11,7 +11,7 @@ from streamseg.bench import MODES
 
 
 @click.command()
-@click.argument("source")
+@click.argument("sources", nargs=-1, required=True)
 @click.option("-m", "--model", required=True, help="Built-in name, NAME:int8, or PATH.onnx.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
 @click.option("--backend", default="auto", show_default=True, help="auto | onnxruntime | openvino | tensorrt | torch")
@@ -28,17 +28,41 @@ from streamseg.bench import MODES
 @click.option("--peak-tflops", type=click.FloatRange(min=0, min_open=True),
               help="The device's peak for the engine's precision, for the FLOP floor [default: known GPUs only].")
 @click.option("--output", type=click.Path(dir_okay=False), help="Keep the end-to-end video here.")
+@click.option("--streams", type=click.IntRange(min=1),
+              help="Measure N streams (SOURCE repeated, or the SOURCES given) in one batched process against N "
+                   "separate `streamseg run` processes, side by side.")
+@click.option("--batch", type=click.IntRange(min=1), help="With --streams: frames per inference call [default: N].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
-def bench(source: str, model: str, spec_path: str | None, backend: str, precision: str | None, threads: int | None,
+def bench(sources: tuple[str, ...], model: str, spec_path: str | None, backend: str, precision: str | None, threads: int | None,
           winograd: bool, frames: int, input_size: int | None, modes: str, naive_weights: str, seed: int,
-          peak_tflops: float | None, output: str | None, as_json: bool, plot: str | None) -> None:
-    """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
+          peak_tflops: float | None, output: str | None, streams: int | None, batch: int | None, as_json: bool,
+          plot: str | None) -> None:
+    """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop.
+
+    \b
+    Examples:
+      streamseg bench street.mp4 --model m.onnx --frames 30
+      streamseg bench street.mp4 --model m.onnx --streams 4 --size 260 --frames 20
+    """
     from streamseg.bench import run_benchmark
     from streamseg.bench.report import as_text
     from streamseg.models.spec import ModelSpec
 
     spec = ModelSpec.from_yaml(spec_path) if spec_path else None
+    if streams or len(sources) > 1:
+        from streamseg.bench.streams import as_text as streams_text
+        from streamseg.bench.streams import measure_streams
+        from streamseg.models import resolve_model
+
+        chosen = list(sources) * (streams or 1) if len(sources) == 1 else list(sources)
+        model_path, _ = resolve_model(model, spec)
+        click.echo(f"streamseg bench: measuring {len(chosen)} streams, one process then separate ones…", err=True)
+        report = measure_streams(chosen, model_path, frames=frames, backend=backend, threads=threads,
+                                 size=input_size, precision=precision, winograd=winograd, batch=batch)
+        click.echo(json.dumps(report) if as_json else streams_text(report))
+        return
+    source = sources[0]
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
     report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, precision=precision,
                            winograd=winograd, size=input_size, modes=chosen, naive_weights=naive_weights, seed=seed,

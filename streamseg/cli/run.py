@@ -15,8 +15,10 @@ from streamseg.models.spec import ModelSpec
 
 
 @click.command()
-@click.argument("source")
-@click.option("-o", "--output", "outputs", multiple=True, help="Video output (mp4, mkv…); repeat for several.")
+@click.argument("sources", nargs=-1)
+@click.option("-o", "--output", "outputs", multiple=True,
+              help="Video output (mp4, mkv…, or a stream URL); repeat for several. With several sources a template: "
+                   "{name} is the source's name, {index} its position.")
 @click.option("-m", "--model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML; flags win.")
@@ -31,9 +33,13 @@ from streamseg.models.spec import ModelSpec
 @click.option("--overlay", type=click.Choice(MODES), help="What to draw [default: overlay].")
 @click.option("--alpha", type=float, help="Overlay opacity 0..1 [default: 0.5].")
 @click.option("--classes", help="Draw only these classes, comma-separated.")
-@click.option("--labels-out", help="Folder for per-frame label maps and summary.csv.")
+@click.option("--labels-out", help="Folder for per-frame label maps and summary.csv (a template, as -o).")
 @click.option("--labels-format", type=click.Choice(["png", "npz"]), help="Indexed PNGs or one labels.npz.")
-@click.option("--summary", help="Per-frame summary file (.csv or .jsonl).")
+@click.option("--summary", help="Per-frame summary file (.csv or .jsonl; a template, as -o).")
+@click.option("--batch", type=click.IntRange(min=1), help="Frames per inference call, across sources "
+              "[default: the number of sources, capped by the backend].")
+@click.option("--batch-timeout", type=click.FloatRange(min=0), help="Milliseconds to wait for a full batch before "
+              "running a partial one [default: 5].")
 @click.option("--max-frames", type=int, help="Stop after N frames.")
 @click.option("--queue-size", type=int, help="Frames each stage queue holds [default: 4 for files, 1 for live inputs].")
 @click.option("--publish", help="Publish label maps on this ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555.")
@@ -51,34 +57,57 @@ from streamseg.models.spec import ModelSpec
 @click.option("--bitrate", help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
 @click.option("--gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run(source: str, spec_path: str | None, config_path: str | None, no_progress: bool, **flags: Any) -> None:
-    """Segment SOURCE (a video file, rtsp://, udp://, http(s):// HLS, rtmp://, /dev/videoN) and write the
-    overlay video or stream, label maps and summary."""
-    from streamseg.pipeline import Pipeline
+def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None, no_progress: bool,
+        **flags: Any) -> None:
+    """Segment SOURCES (video files, rtsp://, udp://, http(s):// HLS, rtmp://, /dev/videoN; any mix) with one
+    model, batched across them, and write each one's overlay video or stream, label maps and summary.
+
+    \b
+    Examples:
+      streamseg run street.mp4 -o out.mp4 --model m.onnx --labels-out labels/
+      streamseg run a.mp4 b.mp4 rtsp://cam/1 -o 'out/{name}.mp4' --labels-out 'labels/{name}' --model m.onnx
+    """
+    from streamseg.pipeline import Pipeline, SourcesFailed
 
     given = {k: v for k, v in flags.items() if v is not None and v != ()}
     _nest_live_flags(given)
+    if sources:
+        given["sources"] = list(sources)
     if spec_path:
         given["spec"] = ModelSpec.from_yaml(spec_path)
     config = RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
-    if not (config.outputs or config.labels_out or config.summary or config.publish or config.preview_port is not None):
+    if not config.sources:
+        raise click.UsageError("no SOURCE given (or a `sources:` list in --config)")
+    if not (config.outputs or config.labels_out or config.summary or config.publish or config.preview_port is not None
+            or any(s.outputs or s.labels_out or s.summary for s in config.sources)):
         raise click.UsageError("nothing to write: give -o OUTPUT, --labels-out DIR, --summary FILE, --publish "
                                "ENDPOINT or --preview PORT")
 
-    pipeline = Pipeline(source, config=config)
+    pipeline = Pipeline(config=config)
     _stop_on_signals(pipeline)
     pipeline.start()
     _announce_servers(pipeline)
-    total = pipeline.info.frames
-    if config.max_frames:
-        total = min(total, config.max_frames) if total else config.max_frames
-    bar = _progress(total, redact(pipeline.info.name), disabled=no_progress)
-    pipeline.on_result = lambda result: bar.update(1)
+    bar = _progress(None, ", ".join(pipeline.lanes), disabled=no_progress)
+    pipeline.on_result = lambda result: _advance(bar, pipeline)
     try:
         summary = pipeline.run()
     finally:
         bar.close()
     _print_summary(summary)
+    if summary.failed:
+        failed = "; ".join(f"{name}: {why}" for name, why in summary.failed.items())
+        raise SourcesFailed(f"{len(summary.failed)} of {len(summary.sources)} sources failed: {failed}")
+
+
+def _advance(bar, pipeline) -> None:
+    """One frame more; the total is known once every source is a file that has opened."""
+    if bar.total is None:
+        lanes = list(pipeline.lanes.values())
+        if all(lane.info is not None and lane.info.frames and not lane.live for lane in lanes):
+            limit = pipeline.config.max_frames
+            bar.total = sum(min(lane.info.frames, limit or lane.info.frames) for lane in lanes)
+            bar.refresh()
+    bar.update(1)
 
 
 SOURCE_FLAGS = ("transport", "realtime", "loop", "read_timeout", "reconnect_delay", "reconnect_max_delay",
@@ -149,6 +178,17 @@ def _print_summary(summary) -> None:
     if summary.latency.get("items"):
         echo(f"streamseg: latency from capture to written: p50 {summary.latency['p50_ms']:.0f} ms, "
              f"p99 {summary.latency['p99_ms']:.0f} ms")
+    if summary.results_dropped:
+        echo(f"streamseg: {summary.results_dropped} frames written but dropped before the reader took them")
+    if len(summary.sources) > 1:
+        batches = ", ".join(f"{size}: {count}" for size, count in summary.batches.items())
+        echo(f"streamseg: inference calls by frames per call: {batches}")
+        echo(f"  {'source':<24}{'state':>10}{'in':>7}{'out':>7}{'dropped':>9}{'fps':>8}{'p50 ms':>9}")
+        for row in summary.sources:
+            echo(f"  {row['name'][:24]:<24}{row['state']:>10}{row['frames_in']:>7}{row['frames_out']:>7}"
+                 f"{row['dropped']:>9}{row['fps']:>8.2f}{row['latency_p50_ms']:>9.0f}")
+        echo(f"  {'total':<24}{'':>10}{summary.frames_in:>7}{summary.frames_out:>7}"
+             f"{sum(summary.dropped.values()):>9}{summary.fps:>8.2f}")
     echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
     for name, s in summary.stages.items():
         echo(f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['busy_s']:>9.1f}")

@@ -21,9 +21,6 @@ class TorchCompositor:
         self._lut = torch.from_numpy(compositor._lut).to(device)  # (256, 3) uint8, undrawn classes black
         self._drawn = torch.from_numpy(compositor._drawn).to(device)  # (256,) bool
 
-    def colorize(self, labels):
-        return self._lut[labels.long()]
-
     def __call__(self, image, labels):
         torch = self._torch
         index = labels.long()

@@ -94,11 +94,12 @@ def _out_only(module):
 
 def export_torch_module(module, output: Path, *, input_name: str = "input", output_name: str = "out",
                         sample_size: tuple[int, int] = (520, 520)) -> None:
-    """Export a torchvision segmentation model to ONNX with dynamic height and width."""
+    """Export a torchvision segmentation model to ONNX with dynamic batch, height and width."""
     torch = import_torch()
     wrapped = _out_only(module)
-    sample = torch.randn(1, 3, *sample_size)
-    dims = {2: torch.export.Dim("height", min=32, max=4096), 3: torch.export.Dim("width", min=32, max=4096)}
+    sample = torch.randn(2, 3, *sample_size)  # a batch of 2: a sample of 1 would fix the batch axis at 1
+    dims = {0: torch.export.Dim("batch", min=1, max=64), 2: torch.export.Dim("height", min=32, max=4096),
+            3: torch.export.Dim("width", min=32, max=4096)}
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # exporter progress and deprecation chatter
         program = torch.onnx.export(

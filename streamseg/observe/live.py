@@ -15,11 +15,11 @@ FPS_WINDOW = 5.0  # seconds of history behind the fps figure
 
 
 class LiveStats:
-    """Turns ``Pipeline.snapshot()`` into figures: fps over the last few seconds, totals, state."""
+    """Turns ``Pipeline.snapshot()`` into figures: fps over the last few seconds, totals, state; per source too."""
 
     def __init__(self, pipeline: Any):
         self.pipeline = pipeline
-        self._samples: deque[tuple[float, int]] = deque()  # (monotonic time, frames out)
+        self._rates: dict[str | None, FrameRate] = {}  # None: all sources together
         self._lock = threading.Lock()
 
     def read(self) -> dict[str, Any]:
@@ -28,19 +28,45 @@ class LiveStats:
         frames_out = stages["output"].items if "output" in stages else 0
         frames_in = stages["decode"].items if "decode" in stages else 0
         extra = snap.get("extra") or {}
+        elapsed = snap.get("elapsed", 0.0)
+        sources = {}
+        for name, one in (snap.get("sources") or {}).items():
+            sources[name] = {
+                "state": one["state"], "uri": one["uri"], "frames_in": one["stages"]["decode"].items,
+                "frames_out": one["written"], "fps": self._rate(name).fps(one["written"], elapsed),
+                "dropped": one["dropped"], "latency": one["latency"], "stages": one["stages"],
+                "reconnects": int(one.get("reconnects", 0)), "output_reconnects": int(one.get("output_reconnects", 0)),
+            }  # fmt: skip
         return {
             "state": snap.get("state", "starting"),
             "frames_in": frames_in,
             "frames_out": frames_out,
-            "fps": self._fps(frames_out, snap.get("elapsed", 0.0)),
-            "elapsed": snap.get("elapsed", 0.0),
+            "fps": self._rate(None).fps(frames_out, elapsed),
+            "elapsed": elapsed,
             "stages": stages,
             "queues": snap.get("queues", {}),
             "reconnects": int(extra.get("reconnects", 0)),
             "output_reconnects": int(extra.get("output_reconnects", 0)),
+            "batches": snap.get("batches", {}),
+            "sources": sources,
         }
 
-    def _fps(self, frames: int, elapsed: float) -> float:
+    def _rate(self, name: str | None) -> FrameRate:
+        with self._lock:
+            rate = self._rates.get(name)
+            if rate is None:
+                rate = self._rates[name] = FrameRate()
+            return rate
+
+
+class FrameRate:
+    """Frames per second over the last ``FPS_WINDOW`` seconds of readings."""
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, int]] = deque()  # (monotonic time, frames out)
+        self._lock = threading.Lock()
+
+    def fps(self, frames: int, elapsed: float) -> float:
         now = time.monotonic()
         with self._lock:
             samples = self._samples

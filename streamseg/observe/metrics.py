@@ -1,21 +1,27 @@
-"""Prometheus ``/metrics`` and ``/health`` for a running pipeline.
+"""Prometheus ``/metrics``, ``/health`` and the ``/sources`` REST API for a running pipeline.
 
-Everything is read at scrape time from the pipeline's own counters (see
+``/sources`` lists the sources (GET), starts one (POST, a JSON body as a
+``sources:`` entry) and stops one (DELETE /sources/NAME), as DeepStream's
+nvmultiurisrcbin REST API does. Everything else is read at scrape time from the pipeline's own counters (see
 ``LiveStats``), so the per-frame path does no metrics work except one bucket
 increment per frame for the end-to-end latency histogram.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import unquote
 
-from streamseg.errors import MissingExtraError
+from streamseg.errors import MissingExtraError, StreamsegError
 from streamseg.frames import Result
+from streamseg.logs import redact
 from streamseg.observe.http import BackgroundServer, QuietHandler
 from streamseg.observe.live import LiveStats, gpu_memory
 from streamseg.workers import LATENCY_BUCKETS, StageStats
 
 HEALTHY = ("starting", "running", "reconnecting")  # /health answers 200 for these, 503 for "stopped"
+MAX_BODY = 64 * 1024  # bytes of a POST /sources body
 
 
 def _prometheus():
@@ -73,6 +79,11 @@ class PipelineCollector:
                                        value=s["reconnects"])
         yield core.CounterMetricFamily("streamseg_output_reconnects", "Times a stream output reconnected",
                                        value=s["output_reconnects"])
+        batches = core.CounterMetricFamily("streamseg_batches", "Inference calls, by frames per call", labels=["size"])
+        for size, count in sorted(s["batches"].items()):
+            batches.add_metric([str(size)], count)
+        yield batches
+        yield from self._per_source(core, s["sources"])
         gpus = gpu_memory()
         if gpus:
             memory = core.GaugeMetricFamily("streamseg_gpu_memory_bytes", "GPU memory", labels=["device", "kind"])
@@ -80,6 +91,29 @@ class PipelineCollector:
                 for kind, value in kinds.items():
                     memory.add_metric([device, kind], value)
             yield memory
+
+    @staticmethod
+    def _per_source(core, sources: dict[str, dict]):
+        """The same figures for each source, labelled ``source``."""
+        fps = core.GaugeMetricFamily("streamseg_source_fps", "A source's frames out per second", labels=["source"])
+        state = core.GaugeMetricFamily("streamseg_source_up", "1 for a source's current state",
+                                       labels=["source", "state"])
+        written = core.CounterMetricFamily("streamseg_source_frames", "Frames a source has written",
+                                           labels=["source"])
+        latency = core.HistogramMetricFamily("streamseg_source_latency_seconds",
+                                             "Capture to written to every output, per frame", labels=["source"])
+        dropped = core.CounterMetricFamily("streamseg_source_dropped_frames", "Frames a source's queues dropped",
+                                           labels=["source"])
+        reconnects = core.CounterMetricFamily("streamseg_source_reconnects", "Times a live source reconnected",
+                                              labels=["source"])
+        for name, one in sources.items():
+            fps.add_metric([name], one["fps"])
+            state.add_metric([name, one["state"]], 1.0)
+            written.add_metric([name], one["frames_out"])
+            latency.add_metric([name], _cumulative(list(one["latency"].bucket_counts)), sum_value=one["latency"].busy)
+            dropped.add_metric([name], one["dropped"])
+            reconnects.add_metric([name], one["reconnects"])
+        yield from (fps, state, written, latency, dropped, reconnects)
 
 
 def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
@@ -99,6 +133,7 @@ class MetricsServer:
 
     def __init__(self, pipeline: Any, port: int, host: str = "127.0.0.1"):
         prometheus_client, core = _prometheus()
+        self.pipeline = pipeline
         self.live = LiveStats(pipeline)
         self.frame_latency = StageStats("frame")  # capture -> composited, binned like the stages
         self.registry = core.CollectorRegistry(auto_describe=False)  # ours alone: several pipelines may run
@@ -118,7 +153,9 @@ class MetricsServer:
     def health(self) -> tuple[int, dict[str, Any]]:
         s = self.live.read()
         body = {"status": s["state"], "frames": s["frames_out"], "fps": round(s["fps"], 3),
-                "uptime_s": round(s["elapsed"], 3)}
+                "uptime_s": round(s["elapsed"], 3),
+                "sources": {name: {"state": one["state"], "frames": one["frames_out"], "fps": round(one["fps"], 3)}
+                            for name, one in s["sources"].items()}}
         return (200 if s["state"] in HEALTHY else 503), body
 
     def close(self, complete: bool = True) -> None:
@@ -134,5 +171,46 @@ class _MetricsHandler(QuietHandler):
         elif path == "/health":
             status, body = metrics.health()
             self.send_json(body, status)
+        elif path == "/sources":
+            self.send_json(sources_list(metrics.pipeline))
         else:
-            self.send_json({"error": "not found", "paths": ["/metrics", "/health"]}, 404)
+            self.send_json({"error": "not found", "paths": ["/metrics", "/health", "/sources"]}, 404)
+
+    def do_POST(self) -> None:
+        """``POST /sources`` with a JSON body: ``uri``, optional ``name``, ``outputs`` and live options."""
+        if self.path.split("?", 1)[0] != "/sources":
+            self.send_json({"error": "not found"}, 404)
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_BODY:
+                raise ValueError(f"a JSON body of 1..{MAX_BODY} bytes is needed")
+            body = json.loads(self.rfile.read(length))
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            name = self.app.pipeline.add_source(body)
+        except (ValueError, StreamsegError) as err:
+            self.send_json({"error": redact(str(err))}, 400)
+            return
+        self.send_json({"name": name}, 201)
+
+    def do_DELETE(self) -> None:
+        """``DELETE /sources/NAME``: that source stops; its outputs are finalized."""
+        path = self.path.split("?", 1)[0]
+        if not path.startswith("/sources/"):
+            self.send_json({"error": "not found"}, 404)
+            return
+        name = unquote(path[len("/sources/"):])
+        try:
+            self.app.pipeline.remove_source(name)
+        except StreamsegError as err:
+            self.send_json({"error": redact(str(err))}, 404)
+            return
+        self.send_json({"removed": name}, 200)
+
+
+def sources_list(pipeline: Any) -> list[dict[str, Any]]:
+    """``GET /sources``: every source this run has had, with its state and counts."""
+    return [{"name": name, "uri": one["uri"], "state": one["state"], "frames": one["written"],
+             "dropped": one["dropped"], "reconnects": int(one.get("reconnects", 0))}
+            for name, one in pipeline.snapshot()["sources"].items()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import parse_qs
 
 import cv2
 import numpy as np
@@ -24,17 +25,20 @@ TOP_CLASSES = 8  # rows in the page's class distribution
 
 
 class PreviewServer:
-    """Serves ``/`` (the page), ``/stream.mjpg``, ``/frame.jpg`` and ``/stats.json``."""
+    """Serves ``/`` (the page), ``/stream.mjpg``, ``/frame.jpg``, ``/stats.json`` and ``/sources.json``.
+
+    Every path takes ``?source=NAME``; without it, the first source that produced a frame.
+    """
 
     def __init__(self, pipeline: Any, port: int, classes: tuple[str, ...], colors: tuple[tuple[int, int, int], ...],
-                 source: str, host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1"):
+        self.pipeline = pipeline
         self.live = LiveStats(pipeline)
         self.classes = classes
         self.colors = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in colors]
-        self.source = source
-        self._latest: Result | None = None
+        self._latest: dict[str, Result] = {}  # source name -> its newest result
         self._new_frame = threading.Condition()
-        self._jpeg: tuple[int, bytes] = (-1, b"")  # (frame index, JPEG) of the newest encoded frame
+        self._jpeg: dict[str, tuple[int, bytes]] = {}  # source -> (frame index, JPEG) of its newest encoded frame
         self._server = BackgroundServer("preview", "--preview", _PreviewHandler, self, port, host)
         self.closing = self._server.closing
         self.port, self.url = self._server.port, self._server.url
@@ -42,7 +46,7 @@ class PreviewServer:
     # -- the sink side: per frame, only a reference and a wake-up -------------------------
     def write(self, result: Result) -> None:
         with self._new_frame:
-            self._latest = result
+            self._latest[result.source] = result
             self._new_frame.notify_all()
 
     def close(self, complete: bool = True) -> None:
@@ -51,27 +55,42 @@ class PreviewServer:
             self._new_frame.notify_all()
 
     # -- the page side ---------------------------------------------------------------------
-    def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, bytes] | None:
-        """The JPEG of the first frame newer than index ``after``; None if none came within ``timeout``."""
+    def sources(self) -> list[str]:
         with self._new_frame:
-            if not self._new_frame.wait_for(lambda: self._newer(after) or self.closing.is_set(), timeout):
+            return list(self._latest)
+
+    def pick(self, source: str | None) -> str | None:
+        """The source asked for, else the first that produced a frame."""
+        if source:
+            return source
+        names = self.sources()
+        return names[0] if names else None
+
+    def next_jpeg(self, source: str | None, after: int, timeout: float = 1.0) -> tuple[int, bytes] | None:
+        """The JPEG of ``source``'s first frame newer than index ``after``; None if none came within ``timeout``."""
+        with self._new_frame:
+            newer = lambda: self._newer(self.pick(source), after)  # noqa: E731
+            if not self._new_frame.wait_for(lambda: newer() or self.closing.is_set(), timeout):
                 return None
-            result = self._latest
-        if result is None or not self._newer(after):
+            name = self.pick(source)
+            result = self._latest.get(name) if name else None
+        if result is None or not self._newer(name, after):
             return None
-        index, jpeg = self._jpeg
+        index, jpeg = self._jpeg.get(name, (-1, b""))
         if index != result.index:  # first viewer to ask encodes it; the others reuse it
             bgr = cv2.cvtColor(result.picture, cv2.COLOR_RGB2BGR)
             jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
-            self._jpeg = (result.index, jpeg)
+            self._jpeg[name] = (result.index, jpeg)
         return result.index, jpeg
 
-    def _newer(self, after: int) -> bool:
-        return self._latest is not None and self._latest.index != after
+    def _newer(self, source: str | None, after: int) -> bool:
+        latest = self._latest.get(source) if source else None
+        return latest is not None and latest.index != after
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, source: str | None = None) -> dict[str, Any]:
         s = self.live.read()
-        latest = self._latest
+        name = self.pick(source)
+        latest = self._latest.get(name) if name else None
         classes: list[dict[str, Any]] = []
         if latest is not None:
             counts = np.bincount(latest.labels.ravel(), minlength=len(self.classes))[: len(self.classes)]
@@ -80,34 +99,40 @@ class PreviewServer:
                 if fractions[i] > 0:
                     classes.append({"name": self.classes[i], "fraction": round(float(fractions[i]), 4),
                                     "color": self.colors[i]})
+        one = s["sources"].get(name, {}) if name else {}
         return {
-            "source": self.source, "state": s["state"], "fps": round(s["fps"], 3), "frames": s["frames_out"],
+            "source": one.get("uri", name or ""), "name": name, "sources": list(s["sources"]),
+            "state": one.get("state", s["state"]), "fps": round(one.get("fps", s["fps"]), 3),
+            "frames": one.get("frames_out", s["frames_out"]),
             "frame": latest.index if latest else None, "time": latest.time if latest else None,
             "latency_ms": round(latest.latency * 1000, 1) if latest else 0.0,
-            "dropped": sum(q["dropped"] for q in s["queues"].values()), "classes": classes,
+            "dropped": one.get("dropped", sum(q["dropped"] for q in s["queues"].values())), "classes": classes,
         }  # fmt: skip
 
 
 class _PreviewHandler(QuietHandler):
     def do_GET(self) -> None:
         preview: PreviewServer = self.app
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        source = parse_qs(query).get("source", [None])[0]
         if path in ("/", "/index.html"):
             self.send_body(PAGE.encode(), "text/html; charset=utf-8")
         elif path == "/stats.json":
-            self.send_json(preview.stats())
+            self.send_json(preview.stats(source))
+        elif path == "/sources.json":
+            self.send_json(preview.sources())
         elif path == "/frame.jpg":
-            frame = preview.next_jpeg(after=-1, timeout=5.0)
+            frame = preview.next_jpeg(source, after=-1, timeout=5.0)
             if frame is None:
                 self.send_json({"error": "no frame yet"}, 503)
             else:
                 self.send_body(frame[1], "image/jpeg")
         elif path == "/stream.mjpg":
-            self._stream(preview)
+            self._stream(preview, source)
         else:
             self.send_json({"error": "not found"}, 404)
 
-    def _stream(self, preview: PreviewServer) -> None:
+    def _stream(self, preview: PreviewServer, source: str | None) -> None:
         self.send_response(200)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-store")
@@ -115,7 +140,7 @@ class _PreviewHandler(QuietHandler):
         shown = -1
         try:
             while not preview.closing.is_set():
-                frame = preview.next_jpeg(after=shown)
+                frame = preview.next_jpeg(source, after=shown)
                 if frame is None:
                     continue
                 shown, jpeg = frame

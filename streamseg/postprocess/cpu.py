@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -137,14 +138,24 @@ class CpuPostprocessor:
         self.spec = spec
         self.decode = spec.decode
         self.workers = workers or min(2, usable_cores())
-        self._pool: ThreadPoolExecutor | None = None
+        # made up front: the composite steps of several sources share one postprocessor
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="duc") \
+            if self.decode.kind == "duc" and self.workers > 1 else None
 
     def __call__(self, output: np.ndarray, g: Geometry) -> np.ndarray:
+        """Labels for a one-frame output (N = 1)."""
+        return self.batch(output, (g,))[0]
+
+    def batch(self, output: np.ndarray, geometries: Sequence[Geometry]) -> list[np.ndarray]:
+        """Labels per frame of an (N, ...) output, each frame at its own geometry."""
+        if output.shape[0] != len(geometries):
+            raise ModelError(f"output holds {output.shape[0]} frames for a batch of {len(geometries)}")
+        return [self._labels(output[k:k + 1], g) for k, g in enumerate(geometries)]
+
+    def _labels(self, output: np.ndarray, g: Geometry) -> np.ndarray:
         fh, fw = g.frame_size
         kind = self.decode.kind
         if kind == "duc":
-            if self._pool is None and self.workers > 1:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="duc")
             return duc_labels(output, g, self.decode.cell, self.decode.subpixels, self._pool, self.workers)
         if kind == "labels":
             labels = output.reshape(output.shape[-2:])

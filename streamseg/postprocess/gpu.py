@@ -34,6 +34,16 @@ class TorchPostprocessor:
         self._gather: dict[tuple, tuple] = {}  # (label size, frame size, device) -> (row index, col index)
 
     def __call__(self, output, g: Geometry):
+        """Labels for a one-frame output (N = 1)."""
+        return self.batch(output, (g,))[0]
+
+    def batch(self, output, geometries) -> list:
+        """Labels per frame of an (N, ...) output, each frame at its own geometry."""
+        if output.shape[0] != len(geometries):
+            raise ModelError(f"output holds {output.shape[0]} frames for a batch of {len(geometries)}")
+        return [self._labels(output[k:k + 1], g) for k, g in enumerate(geometries)]
+
+    def _labels(self, output, g: Geometry):
         torch = self._torch
         kind = self.decode.kind
         fh, fw = g.frame_size

@@ -27,10 +27,11 @@ class LabelPublisher:
     behind loses messages, and one that joins late starts at the next frame.
     """
 
-    def __init__(self, endpoint: str, classes: tuple[str, ...], source: str, *, hwm: int = 32):
+    def __init__(self, endpoint: str, classes: tuple[str, ...], *, hwm: int = 32):
         zmq = require_zmq()
         self.endpoint = endpoint
-        self._encoder = MessageEncoder(classes, redact(source))
+        self._classes = classes
+        self._encoders: dict[str, MessageEncoder] = {}  # one per source: its name is in every header
         self._context = zmq.Context.instance()
         self._socket = self._context.socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
@@ -44,7 +45,10 @@ class LabelPublisher:
         log.info("publishing label maps on %s", redact(endpoint))
 
     def write(self, result: Result) -> None:
-        self._socket.send_multipart(self._encoder.encode(result))
+        encoder = self._encoders.get(result.source)
+        if encoder is None:
+            encoder = self._encoders[result.source] = MessageEncoder(self._classes, redact(result.source))
+        self._socket.send_multipart(encoder.encode(result))
         self.sent += 1
 
     def close(self, complete: bool = True) -> None:

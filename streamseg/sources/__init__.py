@@ -10,7 +10,7 @@ from streamseg.sources.file import FileSource
 from streamseg.sources.live import LiveSource
 from streamseg.sources.options import SourceOptions
 
-__all__ = ["Source", "SourceOptions", "StreamInfo", "open_source"]
+__all__ = ["Source", "SourceOptions", "StreamInfo", "is_live", "open_source"]
 
 _DEVICE = re.compile(r"^/dev/video\d+$")
 _NETWORK = ("http", "https", "srt", "tcp")
@@ -41,6 +41,14 @@ def open_source(uri: str, *, max_frames: int | None = None, options: SourceOptio
     if options.realtime and Path(uri).is_file():
         return LiveSource(uri, paced=True, **live)
     return FileSource(uri, max_frames=max_frames)
+
+
+def is_live(uri: str, options: SourceOptions = SourceOptions()) -> bool:
+    """Whether ``open_source`` reads ``uri`` as a live input (drop-oldest) rather than a file (lossless)."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in ("rtsp", "rtsps", "rtmp", "rtmps", "udp", *_NETWORK) or _DEVICE.match(uri):
+        return True
+    return options.realtime and Path(uri).is_file()
 
 
 def _rtsp_options(options: SourceOptions) -> dict[str, str]:

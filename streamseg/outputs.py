@@ -1,0 +1,109 @@
+"""Each source's name and output paths: templates expanded per source, collisions refused before anything opens.
+
+Output paths and URLs are templates: ``{name}`` is the source's name (a file's
+stem, or a URL's host and path, made unique with ``-2``, ``-3`` …) and
+``{index}`` its position. One source may use plain paths, as it always could.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from streamseg.errors import ConfigError
+from streamseg.logs import redact
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+FIELDS = ("name", "index")
+
+
+def source_name(uri: str) -> str:
+    """A short name for ``uri``: a file's stem, a URL's host and path (no credentials), a device's node."""
+    if "://" in uri:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+        port = f"-{parts.port}" if parts.port else ""
+        name = host + port + parts.path.replace("/", "-")
+    else:
+        name = Path(uri).stem if not uri.startswith("/dev/") else Path(uri).name
+    return _UNSAFE.sub("-", name).strip("-.") or "source"
+
+
+def unique_names(wanted: Sequence[str], taken: Iterable[str] = ()) -> list[str]:
+    """``wanted`` with repeats (and names in ``taken``) suffixed -2, -3 …, in order."""
+    used = set(taken)
+    names = []
+    for name in wanted:
+        candidate, n = name, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{name}-{n}"
+        used.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def check_name(name: str) -> str:
+    """A name given by the user: it goes into paths and metric labels, so plain characters only."""
+    if not name or _UNSAFE.search(name) or name in (".", ".."):
+        raise ConfigError(f"source name {name!r}: use letters, digits, '.', '_' and '-' only")
+    return name
+
+
+def expand(template: str, name: str, index: int) -> str:
+    """``template`` with ``{name}`` and ``{index}`` filled in; other braces are refused with the field named."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:
+        raise ConfigError(f"output template {redact(template)!r}: {err}") from None
+    unknown = sorted({f for f in fields if f not in FIELDS})
+    if unknown:
+        raise ConfigError(f"output template {redact(template)!r}: unknown field {{{unknown[0]}}} "
+                          f"(use {{name}} or {{index}})")
+    return template.format(name=name, index=index) if fields else template
+
+
+def is_templated(template: str) -> bool:
+    return any(f"{{{field}" in template for field in FIELDS)
+
+
+@dataclass(frozen=True)
+class SourceOutputs:
+    """Where one source's results go, templates expanded."""
+
+    videos: tuple[str, ...] = ()
+    labels_out: str | None = None
+    summary: str | None = None
+
+    def paths(self) -> list[tuple[str, str]]:
+        """(what, path) of each file or folder this source writes; stream URLs are not paths."""
+        from streamseg.sinks import STREAM_SCHEMES
+
+        found = [("-o", v) for v in self.videos if not v.lower().startswith(STREAM_SCHEMES)]
+        found += [("-o", v[len("hls:"):]) for v in self.videos if v.lower().startswith("hls:")]
+        if self.labels_out:
+            found.append(("--labels-out", self.labels_out))
+        if self.summary:
+            found.append(("--summary", self.summary))
+        return found
+
+
+def refuse_collisions(plans: Sequence[tuple[str, SourceOutputs]], taken: dict[str, str] | None = None) -> None:
+    """Two sources that would write the same path are refused, naming both, before anything opens.
+
+    ``taken`` maps resolved paths already in use (by sources running now) to their owner.
+    """
+    owners: dict[str, str] = dict(taken or {})
+    for name, outputs in plans:
+        for flag, path in outputs.paths():
+            key = os.path.realpath(path)
+            owner = owners.get(key)
+            if owner is not None and owner != name:
+                raise ConfigError(f"{flag} {path}: sources {owner!r} and {name!r} would both write it; "
+                                  "put {name} or {index} in the path")
+            owners[key] = name

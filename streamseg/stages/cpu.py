@@ -1,0 +1,56 @@
+"""The preprocess, infer and composite steps on the CPU: NumPy and OpenCV around any host backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from streamseg.backends import Backend
+from streamseg.composite import Compositor
+from streamseg.frames import Inferred, Prepared, Result
+from streamseg.models.spec import ModelSpec
+from streamseg.postprocess import CpuPostprocessor
+from streamseg.preprocess import CpuPreprocessor
+
+
+class CpuLane:
+    """One source's preprocess and composite: its own geometry cache, so sources of other sizes don't evict it."""
+
+    def __init__(self, spec: ModelSpec, compositor: Compositor, postprocess: CpuPostprocessor, scores: bool):
+        self.preprocess = CpuPreprocessor(spec)
+        self._post = postprocess  # stateless per call: shared by the lanes
+        self._draw = compositor
+        self._scores = scores
+
+    def composite(self, item: Inferred) -> Result:
+        frame = item.frame
+        labels = self._post(item.output, item.geometry)
+        picture = self._draw(frame.image, labels)
+        scores = self._post.scores(item.output, item.geometry) if self._scores else None
+        return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time,
+                      frame.image, labels, picture, time.time() - frame.capture_time, scores)
+
+
+class CpuStages:
+    device = "cpu"
+
+    def __init__(self, backend: Backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False):
+        self.backend = backend
+        self.spec = spec
+        self.compositor = compositor
+        self.scores = scores
+        self.postprocess = CpuPostprocessor(spec)
+
+    def lane(self) -> CpuLane:
+        return CpuLane(self.spec, self.compositor, self.postprocess, self.scores)
+
+    def infer(self, items: Sequence[Prepared]) -> list[Inferred]:
+        """One backend call for the whole batch (equal input shapes), split back per frame."""
+        tensor = items[0].tensor if len(items) == 1 else np.concatenate([item.tensor for item in items])
+        output = self.backend.run(tensor)
+        return [Inferred(item.frame, output[k:k + 1], item.geometry) for k, item in enumerate(items)]
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        self.backend.prepare(input_shape)
