@@ -227,3 +227,37 @@ def test_a_dead_camera_does_not_stall_the_others_and_comes_back(two_cameras, duc
     assert proc.returncode == 0, err[-2000:]
     assert re.search(r"live: [1-9]\d* input reconnects", err)
     assert len(read_video(tmp_path / "2.mp4")[0]) == 30
+
+
+def test_a_sources_list_in_yaml_is_the_same_as_arguments(duc_onnx, tmp_path):
+    a = make_video(tmp_path / "a.mp4", width=160, height=96, frames=4)
+    b = make_video(tmp_path / "b.mp4", width=128, height=96, frames=3)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model: {duc_onnx}\nsources:\n  - {a}\n  - uri: {b}\n    name: second\n"
+                      f"    outputs: [{tmp_path / 'own.mp4'}]\noutputs: ['{tmp_path / 'out-{name}.mp4'}']\n")
+    proc = run_cli("run", "--config", str(config), "--no-progress", check=True)
+    assert "7 frames in, 7 out" in proc.stderr
+    assert len(read_video(tmp_path / "out-a.mp4")[0]) == 4 and len(read_video(tmp_path / "own.mp4")[0]) == 3
+    assert not (tmp_path / "out-second.mp4").exists()  # the source's own outputs win over the run's template
+    config.write_text(f"model: {duc_onnx}\nsources:\n  - uri: {a}\n    colour: red\n")
+    bad = run_cli("run", "--config", str(config), "-o", str(tmp_path / "x.mp4"))
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("sources.0.colour: unknown key"), bad.stderr
+
+
+def test_python_api_adds_and_removes_sources_while_it_runs(duc_onnx, tmp_path):
+    camera = make_video(tmp_path / "cam.mp4", width=160, height=96, frames=10, fps=10)
+    clip = make_video(tmp_path / "clip.mp4", width=128, height=96, frames=5)
+    seen: dict[str, int] = {}
+    with Pipeline(camera, model=duc_onnx, live={"realtime": True, "loop": True},
+                  labels_out=str(tmp_path / "labels" / "{name}")) as pipeline:
+        for result in pipeline:
+            seen[result.source] = seen.get(result.source, 0) + 1
+            if seen.get("cam") == 3 and "clip" not in pipeline.lanes:
+                assert pipeline.add_source(clip, realtime=False, loop=False) == "clip"
+            if seen.get("clip") == 5:
+                pipeline.remove_source("cam")
+    assert seen["clip"] == 5 and seen["cam"] >= 3
+    assert len(list((tmp_path / "labels" / "clip").glob("*.png"))) == 5
+    summary = pipeline.summary()
+    assert {row["name"]: row["state"] for row in summary.sources} == {"cam": "removed", "clip": "ended"}
+    assert not summary.stopped_early  # a removed source is not an early stop
