@@ -82,7 +82,8 @@ class BatchRun:
         self.make_executor = make_executor
         self.threads_per_job = config.threads or threads_per_job
         self.outdir = settings.outdir
-        self.stopping = False  # first Ctrl-C: no new videos
+        self.stopping = False  # no new videos (first Ctrl-C, or an error every video would hit)
+        self.interrupted = False  # by Ctrl-C or SIGTERM
         self.aborting = False  # second Ctrl-C: running videos stop too
         self._bar = None
         self._executor = None  # its abort() only sets flags, so the signal handler may call it
@@ -146,7 +147,7 @@ class BatchRun:
                 self._bar.close()
         by_key = {o.key: o for o in outcomes}
         ordered = [by_key[item.key] for item in self.inputs]
-        return BatchResult(ordered, time.perf_counter() - started, self.stopping)
+        return BatchResult(ordered, time.perf_counter() - started, self.interrupted)
 
     def _run_jobs(self, jobs: list[Job], base: dict[str, dict], expected: dict[str, int],
                   manifest: Manifest) -> list[Outcome]:
@@ -172,6 +173,9 @@ class BatchRun:
                         continue
                     outcome = self._finish(job, record, base[job.key], attempts[job.key], manifest)
                     outcomes.append(outcome)
+                    if record.get("fatal") and not self.stopping:
+                        self.stopping = True
+                        self._say("streamseg: stopping: that error would fail every video")
         finally:
             executor.close()
             for job in in_flight.values():  # a hard abort (third Ctrl-C, executor crash): no half-written outputs
@@ -184,7 +188,7 @@ class BatchRun:
         outcome = Outcome(job.key, job.input, record["status"], record["frames"], record["expected_frames"],
                           record["fps"], record["wall_s"], attempts, record["error"])
         if record["status"] != ABORTED:  # an aborted video is simply not done: no line, redone next time
-            manifest.append({**base, **{k: v for k, v in record.items() if k != "retryable"}, "attempts": attempts,
+            manifest.append({**base, **{k: v for k, v in record.items() if k not in ("retryable", "fatal")}, "attempts": attempts,
                              "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
         with self._bar_lock:
             if self._bar is not None:
@@ -231,8 +235,8 @@ class BatchRun:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
         def handler(signum, frame):
-            if not self.stopping:
-                self.stopping = True
+            if not self.interrupted:
+                self.stopping = self.interrupted = True
                 click.echo("\nstreamseg: stopping: no new videos; running ones finish (Ctrl-C again to abort them)",
                            err=True)
             elif not self.aborting:

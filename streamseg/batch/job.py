@@ -19,6 +19,8 @@ from streamseg.errors import ConfigError, ModelError, SourceError, StreamsegErro
 DONE, PARTIAL, FAILED, ABORTED = "done", "partial", "failed", "aborted"
 # an input that cannot be read or a bad option fails the same way every time: not worth a retry
 PERMANENT_ERRORS = (SourceError, ConfigError, ModelError)
+# a model or option error fails every video alike: the batch stops taking new ones
+BATCH_ERRORS = (ConfigError, ModelError)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def run_job(job: Job, on_frame: Callable[[], None] | None = None,
     finals, temps = job.outputs.final_paths(outdir), job.outputs.temp_paths(outdir)
     started = time.perf_counter()
     record = {"key": job.key, "status": FAILED, "frames": 0, "expected_frames": None, "fps": 0.0, "wall_s": 0.0,
-              "error": None, "retryable": False}
+              "error": None, "retryable": False, "fatal": False}
     remove_paths(temps)  # leftovers of a crashed run
     aborted, written = False, 0
     try:
@@ -109,7 +111,8 @@ def run_job(job: Job, on_frame: Callable[[], None] | None = None,
         else:
             record["status"] = DONE
     except StreamsegError as err:
-        record.update(error=_one_line(err), retryable=not isinstance(err, PERMANENT_ERRORS))
+        record.update(error=_one_line(err), retryable=not isinstance(err, PERMANENT_ERRORS),
+                      fatal=isinstance(err, BATCH_ERRORS))
     except Exception as err:  # noqa: BLE001 - one video's crash is recorded, the batch goes on
         record.update(error=f"{type(err).__name__}: {_one_line(err)}", retryable=True)
     record["frames"] = written if record["status"] == FAILED else record["frames"]
