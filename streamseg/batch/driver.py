@@ -154,7 +154,7 @@ class BatchRun:
         executor = self._executor = self.make_executor(self._progress)
         queue, in_flight, attempts, outcomes = deque(jobs), {}, {}, []
         try:
-            while queue or executor.running:
+            while (queue and not self.stopping) or executor.running:
                 while queue and not self.stopping and executor.running < executor.capacity:
                     job = queue.popleft()
                     attempts[job.key] = attempts.get(job.key, 0) + 1
