@@ -186,15 +186,20 @@ def test_ctrl_c_finishes_running_video_and_twice_aborts_it(duc_onnx, tmp_path):
 
     def start_and_signal(after_lines: int, signals: int) -> subprocess.CompletedProcess:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while not ((out / MANIFEST).exists() and len(manifest(out)) >= after_lines):
-            assert proc.poll() is None and time.monotonic() < deadline, "batch ended before the signal"
-            time.sleep(0.05)
-        time.sleep(0.3)  # into the next video
-        for _ in range(signals):
-            proc.send_signal(signal.SIGINT)
-            time.sleep(0.2)
-        stdout, stderr = proc.communicate(timeout=120)
+        try:
+            deadline = time.monotonic() + 120
+            while not ((out / MANIFEST).exists() and len(manifest(out)) >= after_lines):
+                assert proc.poll() is None and time.monotonic() < deadline, "batch ended before the signal"
+                time.sleep(0.05)
+            time.sleep(0.3)  # into the next video
+            for _ in range(signals):
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.2)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:  # the test failed: leave no batch running
+                proc.kill()
+                proc.wait()
         return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
     def check_outputs() -> dict[str, dict]:
