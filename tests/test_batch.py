@@ -59,7 +59,7 @@ def clips(tmp_path_factory) -> Path:
 def first_run(clips, duc_onnx, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("batch") / "out"
     proc = run_cli("batch", str(clips), "-o", str(out), "--model", str(duc_onnx), "--labels-out", "--summary",
-                   "--no-progress")
+                   "--no-progress", "--report", str(out.parent / "report.json"))
     return out, proc
 
 
@@ -143,6 +143,26 @@ def test_batch_isolates_failures_and_outputs_are_frame_exact(clips, first_run):
         assert len(label_maps(out / f"{stem}.labels")) == frames
         assert len((out / f"{stem}.summary.csv").read_text().splitlines()) == frames + 1
     assert leftovers(out) == []
+    report = {row["key"]: row for row in json.loads((out.parent / "report.json").read_text())}
+    assert {k: (r["status"], r["frames"]) for k, r in report.items()} == {
+        k: (r["status"], r["frames"]) for k, r in records.items()}
+
+
+@pytest.mark.slow
+def test_report_plots_class_areas_of_the_whole_batch(first_run):
+    pytest.importorskip("matplotlib", reason="needs the report extra")
+    out = first_run[0]
+    proc = run_cli("report", str(out), check=True)
+    finished = [r for r in latest(out).values() if r["status"] != "failed"]  # a failed video has no summary
+    assert f"({len(finished)} videos, {sum(r['frames'] for r in finished)} frames," in proc.stdout
+    rows = (out / "batch-classes.csv").read_text().splitlines()
+    assert rows[0].startswith("video,frames,") and len(rows) == 5
+    for row in rows[1:]:
+        video, frames, *fractions = row.split(",")
+        summary = np.loadtxt(out / (video.rsplit(".", 1)[0] + ".summary.csv"), delimiter=",", skiprows=1, ndmin=2)
+        assert int(frames) == len(summary)
+        assert sum(map(float, fractions)) == pytest.approx(1.0, abs=1e-4)  # every class seen is a column
+    assert Image.open(out / "batch-classes.png").size[0] == 1000
 
 
 @pytest.mark.slow
