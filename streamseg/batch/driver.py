@@ -194,8 +194,12 @@ class BatchRun:
             if self._bar is not None:
                 self._videos_done += 1
                 self._bar.set_description(f"videos {self._videos_done}/{self._videos_total}", refresh=True)
-        detail = f"{outcome.frames} frames, {outcome.fps:.1f} fps" if outcome.status != FAILED else outcome.error
-        if outcome.status not in (DONE, FAILED) and outcome.error:
+        detail = f"{outcome.frames} frames, {outcome.fps:.1f} fps"
+        if outcome.status == FAILED:
+            detail = outcome.error
+        elif outcome.status == ABORTED:
+            detail = f"stopped after {outcome.frames} frames, outputs removed"
+        elif outcome.status != DONE and outcome.error:
             detail += f": {outcome.error}"
         self._say(f"streamseg: {job.key}: {outcome.status} ({detail})")
         return outcome
