@@ -6,6 +6,7 @@ skips them and the muxer still picks the container from the name. A failed or ab
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 
 from streamseg.config import RunConfig
 from streamseg.errors import ConfigError, ModelError, SourceError, StreamsegError
+
+log = logging.getLogger(__name__)
 
 DONE, PARTIAL, FAILED, ABORTED = "done", "partial", "failed", "aborted"
 # an input that cannot be read or a bad option fails the same way every time: not worth a retry
@@ -74,7 +77,7 @@ def run_job(job: Job, on_frame: Callable[[], None] | None = None,
     record = {"key": job.key, "status": FAILED, "frames": 0, "expected_frames": None, "fps": 0.0, "wall_s": 0.0,
               "error": None, "retryable": False, "fatal": False}
     remove_paths(temps)  # leftovers of a crashed run
-    aborted, written = False, 0
+    aborted, written, pipeline = False, 0, None
     try:
         Path(finals[0]).parent.mkdir(parents=True, exist_ok=True)
         temp_of = dict(zip(finals, temps))
@@ -113,8 +116,10 @@ def run_job(job: Job, on_frame: Callable[[], None] | None = None,
     except StreamsegError as err:
         record.update(error=_one_line(err), retryable=not isinstance(err, PERMANENT_ERRORS),
                       fatal=isinstance(err, BATCH_ERRORS))
+        _close_quietly(pipeline)
     except Exception as err:  # noqa: BLE001 - one video's crash is recorded, the batch goes on
         record.update(error=f"{type(err).__name__}: {_one_line(err)}", retryable=True)
+        _close_quietly(pipeline)
     record["frames"] = written if record["status"] == FAILED else record["frames"]
     record["wall_s"] = round(time.perf_counter() - started, 3)
     if record["status"] in (DONE, PARTIAL):  # a truncated input's output is whole for the frames it has
@@ -134,6 +139,15 @@ def _move_into_place(temps: list[Path], finals: list[Path]) -> None:
         if final.is_dir():
             shutil.rmtree(final)
         os.replace(temp, final)
+
+
+def _close_quietly(pipeline) -> None:
+    """A start that failed half-way (source opened, sink not): free the model and the input in a long batch."""
+    if pipeline is not None:
+        try:
+            pipeline.close()
+        except Exception as err:  # noqa: BLE001 - the first error is the one recorded
+            log.debug("closing after a failed start: %s", err)
 
 
 def _one_line(err: BaseException) -> str:
