@@ -92,14 +92,15 @@ class BatchRun:
     # -- planning --------------------------------------------------------------------------
     def plan(self, manifest: Manifest) -> tuple[list[Job], list[Outcome], dict[str, dict]]:
         """Jobs to run, and the outcomes of videos skipped (done before) or unreadable; plus each job's record."""
-        model_path, spec = resolve_model(self.config.model, self.config.spec)
-        spec.with_short_side(self.config.input_size)  # an option the model can't take fails once, up front
-        self.model_path, self.model_sha256 = model_path, file_sha256(model_path)
+        model_path = self._model_file()
+        stat = model_path.stat()
+        model = {"model": str(self.config.model), "model_path": str(model_path), "model_size": stat.st_size,
+                 "model_mtime_ns": stat.st_mtime_ns}
+        # an unchanged model file keeps its hash from the last run: a re-run of a finished batch reads no model
+        known = None if self.settings.verify else manifest.model_sha256(model)
+        self.model_sha256 = model["model_sha256"] = known or file_sha256(model_path)
         options = output_options(self.config, labels=self.settings.labels, summary=self.settings.summary)
-        values = self.config.model_dump(exclude_unset=True)
-        values.update(model=str(model_path), spec=spec)
-        job_config = RunConfig.build(values)
-        jobs, outcomes, base = [], [], {}
+        pending, outcomes = [], []
         for item in self.inputs:
             try:
                 identity = input_identity(item.path, self.settings.verify)
@@ -111,13 +112,33 @@ class BatchRun:
                 last = manifest.latest[item.key]
                 outcomes.append(Outcome(item.key, str(item.path), SKIPPED, last.get("frames", 0),
                                         last.get("expected_frames"), last.get("fps", 0.0), last.get("wall_s", 0.0)))
-                continue
-            outputs = self._outputs(item)
-            jobs.append(Job(item.key, str(item.path), str(self.outdir), outputs, job_config, self.threads_per_job))
-            base[item.key] = {"key": item.key, "input": str(item.path), **identity,
-                              "model": str(self.config.model), "model_sha256": self.model_sha256,
-                              "options": options, "outputs": {k: v for k, v in asdict(outputs).items() if v}}
+            else:
+                pending.append((item, identity))
+        jobs, base = [], {}
+        if pending:
+            job_config = self._job_config(model_path)
+            for item, identity in pending:
+                outputs = self._outputs(item)
+                jobs.append(Job(item.key, str(item.path), str(self.outdir), outputs, job_config,
+                                self.threads_per_job))
+                base[item.key] = {"key": item.key, "input": str(item.path), **identity, **model, "options": options,
+                                  "outputs": {k: v for k, v in asdict(outputs).items() if v}}
         return jobs, outcomes, base
+
+    def _model_file(self) -> Path:
+        """The ONNX file, without reading it (a zoo name resolves to its cached file)."""
+        path = Path(str(self.config.model))
+        if path.is_file():
+            return path.resolve()
+        return resolve_model(self.config.model, self.config.spec)[0].resolve()
+
+    def _job_config(self, model_path: Path) -> RunConfig:
+        """The run options every job gets: the model as a file path, its spec resolved (once, here)."""
+        _, spec = resolve_model(self.config.model, self.config.spec)
+        spec.with_short_side(self.config.input_size)  # an option the model can't take fails once, up front
+        values = self.config.model_dump(exclude_unset=True)
+        values.update(model=str(model_path), spec=spec)
+        return RunConfig.build(values)
 
     def _outputs(self, item: VideoInput) -> JobOutputs:
         stem = output_stem(item.relative).as_posix()

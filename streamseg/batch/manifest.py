@@ -89,6 +89,14 @@ class Manifest:
                 and last.get("model_sha256") == model_sha256 and last.get("options") == options
                 and all((outdir / path).exists() for path in (last.get("outputs") or {}).values() if path))
 
+    def model_sha256(self, model: dict[str, Any]) -> str | None:
+        """The hash recorded for this model file at this size and mtime, if any line has one."""
+        keys = ("model_path", "model_size", "model_mtime_ns")
+        for record in self.latest.values():
+            if record.get("model_sha256") and all(record.get(k) == model[k] for k in keys):
+                return record["model_sha256"]
+        return None
+
     def append(self, record: dict[str, Any]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
