@@ -14,6 +14,7 @@ from streamseg.errors import StreamsegError
 # name -> "module:attribute"; each subcommand lives in its own module
 COMMANDS = {
     "run": "streamseg.cli.run:run",
+    "batch": "streamseg.cli.batch:batch",
     "models": "streamseg.cli.models:models",
     "bench": "streamseg.cli.bench:bench",
     "build-engine": "streamseg.cli.build_engine:build_engine",

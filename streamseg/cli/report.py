@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from streamseg.batch.manifest import MANIFEST_NAME
 from streamseg.errors import ConfigError, MissingExtraError, SinkError, SourceError
 
 OTHER = "other"
@@ -38,8 +39,11 @@ class ClassSeries:
 @click.option("--top", type=click.IntRange(1, 20), default=8, show_default=True,
               help="Plot this many classes; the rest add up to 'other'.")
 def report(summary: str, output: str | None, csv_path: str | None, top: int) -> None:
-    """Plot class area fractions over time from a run's --summary file (.csv/.jsonl) or --labels-out folder."""
+    """Plot class area fractions over time from a run's --summary file (.csv/.jsonl) or --labels-out folder,
+    or per video from a `streamseg batch` OUTDIR."""
     path = Path(summary)
+    if path.is_dir() and (path / MANIFEST_NAME).exists():
+        return _report_batch(path, output, csv_path, top)
     if path.is_dir():
         path = path / "summary.csv"
     series = read_summary(path)
@@ -56,6 +60,24 @@ def report(summary: str, output: str | None, csv_path: str | None, top: int) -> 
         column = series.fractions[:, i]
         click.echo(f"  {series.classes[i]:<16} mean {100 * column.mean():5.1f}%  max {100 * column.max():5.1f}%  "
                    f"in {100 * (column > 0).mean():5.1f}% of frames")
+
+
+def _report_batch(outdir: Path, output: str | None, csv_path: str | None, top: int) -> None:
+    """A batch: each finished video's mean class areas, one bar per video."""
+    from streamseg.batch.classes import plot_batch, read_batch, write_batch_csv
+
+    batch = read_batch(outdir)
+    png = Path(output) if output else outdir / "batch-classes.png"
+    table = Path(csv_path) if csv_path else png.with_suffix(".csv")
+    order = np.argsort(-batch.overall, kind="stable")
+    seen = [int(i) for i in order if batch.means[:, i].max() > 0]
+    write_batch_csv(table, batch, seen)
+    plot_batch(png, batch, seen[:top])
+    click.echo(f"wrote {png} and {table} ({len(batch.videos)} videos, {sum(batch.frames)} frames, "
+               f"{len(seen)} classes seen)")
+    for i in seen[:top]:
+        click.echo(f"  {batch.classes[i]:<16} mean {100 * batch.overall[i]:5.1f}%  "
+                   f"in {int((batch.means[:, i] > 0).sum())} of {len(batch.videos)} videos")
 
 
 def read_summary(path: Path) -> ClassSeries:
