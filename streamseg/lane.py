@@ -51,6 +51,7 @@ class SourceLane:
         self.spec = spec
         self.live = is_live(uri, options)
         self.stopping = threading.Event()  # stop reading; what is inferred still reaches the outputs
+        self.opened = threading.Event()  # set once the source opened (``info`` known), or the lane is over
         self.state = "starting"
         self.error: BaseException | None = None
         self.removed = False
@@ -123,6 +124,7 @@ class SourceLane:
         if self.stopping.is_set():  # removed or stopped while it opened
             self.stop()
         self.info = self.source.info
+        self.opened.set()
         self.sinks = self._open_sinks()
         warm = WarmUp(self._input_shape(self.info.height, self.info.width))
         self.queues["prepared"].put(warm)
@@ -176,6 +178,7 @@ class SourceLane:
     def _finish(self) -> None:
         """The last frame is out: finalize this source's outputs now, not when the other sources end."""
         self.finished_at = time.perf_counter()
+        self.opened.set()  # nobody waits for an open that will not come
         if self.state not in ("failed",):
             self.state = "removed" if self.removed else "ended"
         errors = []

@@ -339,6 +339,17 @@ class Pipeline:
             raise failed[0].error
 
     @property
+    def info(self):
+        """The ``StreamInfo`` of a one-source run, once its source has opened (waits for that)."""
+        if len(self.lanes) != 1:
+            raise ConfigError(f"info: this run has {len(self.lanes)} sources; see each lane's info in .lanes")
+        lane = next(iter(self.lanes.values()))
+        lane.opened.wait()
+        if lane.info is None and lane.error is not None:
+            raise lane.error
+        return lane.info
+
+    @property
     def failures(self) -> dict[str, str]:
         """Sources that failed for good: name -> one-line reason."""
         return {lane.name: redact(str(lane.error)) for lane in self.lanes.values() if lane.error is not None}
