@@ -26,7 +26,8 @@ from streamseg.models.spec import ModelSpec
 from streamseg.postprocess import CpuPostprocessor
 from streamseg.preprocess import CpuPreprocessor
 from streamseg.queues import END, FillPolicy, StageQueue
-from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, open_video_sink
+from streamseg.sinks import (NpzLabelSink, PngLabelSink, Sink, SummarySink, check_delivered, check_run_outputs,
+                             delivery_counts, open_video_sink)
 from streamseg.sources import open_source
 from streamseg.workers import StageStats, Worker
 
@@ -46,6 +47,7 @@ class RunSummary:
     stopped_early: bool
     extra: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)  # capture -> written to every output
+    delivered: dict[str, int] = field(default_factory=dict)  # frames each output wrote or sent, by name
 
     @property
     def fps(self) -> float:
@@ -103,6 +105,7 @@ class Pipeline:
 
     def _start_stages(self) -> Pipeline:
         cfg = self.config
+        check_run_outputs(self.source_uri, cfg)  # before anything opens: outputs never replace inputs
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
         self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision,
@@ -269,6 +272,11 @@ class Pipeline:
                 sink.close(complete=complete)
             except Exception as err:  # keep closing the others
                 errors.append(err)
+        if not errors and not self._errors:
+            try:
+                check_delivered(self._sinks)  # a stream output that reached nobody is a failed run
+            except Exception as err:
+                errors.append(err)
         if self.source is not None:
             self.source.close()
         if self.backend is not None:
@@ -318,6 +326,7 @@ class Pipeline:
             stopped_early=self.stopped_early,
             extra=self._link_counts(),
             latency=self.latency.as_dict(),
+            delivered=delivery_counts(self._sinks),
         )
 
     def _link_counts(self) -> dict[str, int]:
