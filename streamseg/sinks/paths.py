@@ -2,9 +2,10 @@
 
 Paths are compared after resolving symlinks (``os.path.realpath``) and, where both
 exist, as files (``os.path.samefile``, which also catches hard links). Folders that
-outputs write into (label maps, HLS) collide only with the names written there;
-a segmented recording's pattern collides with every name it can make (its oldest
-segments may be deleted).
+outputs write into (label maps, HLS) collide only with the names written there.
+A segmented recording never replaces a file (a taken name gets a suffix), but with
+a size cap it deletes the oldest files its pattern matches: then it collides with
+every name the pattern can make.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class OutputPath:
     what: str  # the option that asked for it, for the message: "-o", "--labels-out", "--summary"
     path: str
     names: str | None = None  # a folder output: the file names it writes there (a regex)
-    glob: str | None = None  # a segmented recording: the shell pattern of its segments' paths
+    glob: str | None = None  # a segmented recording that deletes old segments: the shell pattern of their paths
 
     def describe(self) -> str:
         return f"{self.what} {self.path}"
@@ -64,9 +65,9 @@ def check_output_paths(inputs: Iterable[str], outputs: Sequence[OutputPath]) -> 
     local_inputs = [i for i in inputs if is_local_path(i)]
     for output in outputs:
         for source in local_inputs:
-            if output.claims(source) or (output.names is None and output.glob is None
-                                         and os.path.realpath(output.path) == os.path.realpath(source)):
-                raise SinkError(f"output {output.describe()} would overwrite the input {source}")
+            if output.claims(source):
+                verb = "may delete" if output.glob is not None else "would overwrite"
+                raise SinkError(f"output {output.describe()} {verb} the input {source}")
     for i, first in enumerate(outputs):
         for second in outputs[i + 1:]:
             if _collide(first, second):
@@ -100,8 +101,10 @@ def run_outputs(config: RunConfig) -> list[OutputPath]:
             continue
         if uri.lower().startswith("hls:"):
             outputs.append(OutputPath("-o", uri[len("hls:"):] or ".", names=HLS_NAMES))
-        elif segmented:
+        elif segmented and config.encoder.keep_gigabytes is not None:
             outputs.append(OutputPath("-o", uri, glob=segment_glob(uri)))
+        elif segmented:
+            continue  # new files under names not taken yet: it can replace nothing
         else:
             outputs.append(OutputPath("-o", uri))
     if config.labels_out:

@@ -27,23 +27,20 @@ MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 MATROSKA_SUFFIXES = (".mkv", ".webm")
 
 
-def muxer_options(path: str, time_base: Fraction, *, keep_start: bool = False) -> dict[str, str]:
+def muxer_options(path: str, time_base: Fraction) -> dict[str, str]:
     """Options for ``av.open(path, "w")`` that keep a partly written file playable.
 
-    ``keep_start`` keeps a stream's first timestamp in the file instead of shifting it to zero,
-    exactly (an edit list in the track's own timescale): segments of one recording continue
-    each other's timestamps.
+    MP4 keeps each stream's first timestamp exactly (an edit list in the track's own
+    timescale), as a non-fragmented file does, rather than shifting the streams so that
+    the earliest (often an AAC priming packet) starts at zero.
     """
     suffix = Path(path).suffix.lower()
     options = {"flush_packets": "1"}  # each write reaches the kernel: a killed process loses nothing written
     if suffix in MP4_SUFFIXES:
-        flags = "frag_keyframe+empty_moov+default_base_moof"
+        # delay_moov: the (empty) moov goes out with the first fragment, when the first timestamps are known
+        options["movflags"] = "frag_keyframe+empty_moov+default_base_moof+delay_moov"
         options["frag_duration"] = str(int(FRAGMENT_SECONDS * 1_000_000))
-        if keep_start:
-            # the moov goes out with the first fragment, when the first timestamp is known
-            flags += "+delay_moov"
-            options.update(_exact_timescale(time_base))
-        options["movflags"] = flags
+        options.update(_exact_timescale(time_base))
     elif suffix in MATROSKA_SUFFIXES:
         options["cluster_time_limit"] = str(int(FRAGMENT_SECONDS * 1000))
     return options

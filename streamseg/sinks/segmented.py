@@ -82,8 +82,7 @@ class SegmentedVideoSink:
         except OSError as err:
             raise SinkError(f"cannot create {Path(path).parent}: {err.strerror or err}") from None
         first = not self.segments
-        self._current = VideoFileSink(path, self.info, self.options, keep_start=True,
-                                      audio_since=None if first else seconds)
+        self._current = VideoFileSink(path, self.info, self.options, audio_since=None if first else seconds)
         self._start = seconds
         self.segments.append(path)
         log.info("recording %s", path)

@@ -25,18 +25,16 @@ class VideoFileSink:
     it playable up to its last fragment (``streamseg.sinks.recording``); a clean
     close makes it a normal seekable file.
 
-    ``keep_start`` keeps the first timestamp instead of starting the file at zero, and
-    ``audio_since`` (seconds) skips source audio up to it (the previous segment has it):
-    both for one segment of a longer recording.
+    ``audio_since`` (seconds) skips source audio up to it: a later segment of a longer
+    recording, whose previous segment has that audio.
     """
 
     def __init__(self, path: str | Path, info: StreamInfo, options: EncoderOptions = EncoderOptions(), *,
-                 keep_start: bool = False, audio_since: float | None = None):
+                 audio_since: float | None = None):
         self.path = self.name = str(path)
         self.info = info
         self.options = options
         self.frames = 0
-        self._keep_start = keep_start
         self._audio_since = audio_since
         self._container = None
         self._video = None
@@ -56,7 +54,7 @@ class VideoFileSink:
         return self.frames
 
     def _open(self, width: int, height: int) -> None:
-        options = muxer_options(self.path, self.info.time_base, keep_start=self._keep_start)
+        options = muxer_options(self.path, self.info.time_base)
         try:
             self._container = av.open(self.path, "w", options=options)
         except (av.FFmpegError, ValueError, OSError) as err:
