@@ -19,15 +19,16 @@ from typing import Any
 from streamseg.backends import create_backend
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig
-from streamseg.errors import ConfigError
+from streamseg.errors import ConfigError, SinkError
 from streamseg.frames import Inferred, Prepared, Result
 from streamseg.models import resolve_model
 from streamseg.models.spec import ModelSpec
 from streamseg.postprocess import CpuPostprocessor
 from streamseg.preprocess import CpuPreprocessor
 from streamseg.queues import END, FillPolicy, StageQueue
-from streamseg.sinks import (NpzLabelSink, PngLabelSink, Sink, SummarySink, check_delivered, check_run_outputs,
-                             delivery_counts, open_video_sink)
+from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, open_video_sink
+from streamseg.sinks.delivery import check_delivered, delivery_counts
+from streamseg.sinks.paths import check_run_outputs
 from streamseg.sources import open_source
 from streamseg.workers import StageStats, Worker
 
@@ -275,7 +276,7 @@ class Pipeline:
         if not errors and not self._errors:
             try:
                 check_delivered(self._sinks)  # a stream output that reached nobody is a failed run
-            except Exception as err:
+            except SinkError as err:
                 errors.append(err)
         if self.source is not None:
             self.source.close()

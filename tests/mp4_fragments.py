@@ -9,6 +9,7 @@ FFmpeg decodes.
 from __future__ import annotations
 
 import struct
+from itertools import pairwise
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def complete_fragment_frames(path: str | Path) -> tuple[int, int]:
     track = video_track_id(data)
     top = boxes(data)
     frames = fragments = 0
-    for moof, mdat in zip(top, top[1:]):
+    for moof, mdat in pairwise(top):
         if moof.kind != "moof" or mdat.kind != "mdat" or mdat.end > len(data):
             continue
         fragments += 1
@@ -81,3 +82,23 @@ def complete_fragment_frames(path: str | Path) -> tuple[int, int]:
 
 def is_fragmented(path: str | Path) -> bool:
     return any(b.kind == "moof" for b in boxes(Path(path).read_bytes()))
+
+
+def playable_frames(path: str | Path) -> list[tuple[int, bool, float]]:
+    """(pts, keyframe, picture std) of each frame decoded from the start until the first damaged packet.
+
+    A file cut off by a kill may end inside a packet; a player skips that tail, while
+    PyAV raises there, so decoding stops at the first error, as far as a player gets.
+    """
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    frames.append((frame.pts, frame.key_frame, float(frame.to_ndarray(format="rgb24").std())))
+        except av.FFmpegError:
+            pass
+    return frames

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import run_cli
-from streamseg import Pipeline
+from mp4_fragments import complete_fragment_frames, playable_frames
+from PIL import Image
 from test_bad_input import assert_one_line_error
 from videos import make_video, read_video
+
+from streamseg import Pipeline
 
 
 @pytest.fixture
@@ -30,15 +31,15 @@ def clip(tmp_path) -> Path:
 
 def run_with_file_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
     """``streamseg run ARGS`` unable to grow any file past ``limit`` bytes (writes fail with EFBIG)."""
-    return subprocess.run([sys.executable, "-m", "streamseg", "run", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "streamseg", "run", *args], check=False, capture_output=True, text=True,
                           timeout=120, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
 
 
 @pytest.mark.parametrize("what, args, path", [
     ("video", ("-o", "{tmp}/out.mp4"), "{tmp}/out.mp4"),
-    ("npz labels", ("--labels-out", "{tmp}/labels", "--labels-format", "npz", "--summary", "{tmp}/s.jsonl"),
-     "{tmp}/labels/labels.npz"),
-    ("summary", ("--summary", "{tmp}/summary.csv"), "{tmp}/summary.csv"),
+    pytest.param("npz labels", ("--labels-out", "{tmp}/labels", "--labels-format", "npz", "--summary",
+                                "{tmp}/s.jsonl"), "{tmp}/labels/labels.npz.partial", marks=pytest.mark.slow),
+    pytest.param("summary", ("--summary", "{tmp}/summary.csv"), "{tmp}/summary.csv", marks=pytest.mark.slow),
 ])
 def test_a_full_disk_names_the_file(tmp_path, clip, duc_onnx, what, args, path):
     limit = 2000 if what == "summary" else 20_000
@@ -50,25 +51,28 @@ def test_a_full_disk_names_the_file(tmp_path, clip, duc_onnx, what, args, path):
 
 def test_a_full_disk_while_writing_label_pngs_names_the_png(tmp_path, clip, duc_onnx):
     proc = run_with_file_limit(100, str(clip), "--model", str(duc_onnx), "--labels-out", str(tmp_path / "labels"),
-                               "--summary", str(tmp_path / "s.csv"))
+                               "--summary", "/dev/null")  # not a file: no size limit
     assert_one_line_error(proc, f"cannot write {tmp_path / 'labels' / '000000.png'}", "File too large")
     assert list((tmp_path / "labels").iterdir()) == []  # no half PNG left, under either name
 
 
+@pytest.mark.slow
 def test_the_video_written_before_a_full_disk_still_plays(tmp_path, clip, duc_onnx):
     out = tmp_path / "out.mp4"
     proc = run_with_file_limit(60_000, str(clip), "--model", str(duc_onnx), "-o", str(out))
     assert_one_line_error(proc, f"cannot write {out}")
-    images, pts, _, _ = read_video(out)
-    assert 0 < len(images) < 30 and pts == sorted(pts)
+    frames = playable_frames(out)
+    assert 0 < len(frames) < 30 and len(frames) >= complete_fragment_frames(out)[0] > 0
 
 
 @pytest.mark.parametrize("args, fragments", [
     (("-o", "{tmp}/afile/out.mp4"), ("cannot write {tmp}/afile/out.mp4", "is not a folder")),
-    (("--labels-out", "{tmp}/afile/labels"), ("cannot create {tmp}/afile/labels",)),
-    (("--summary", "{tmp}/afile/s.csv"), ("{tmp}/afile",)),
-    (("-o", "hls:{tmp}/afile/hls"), ("cannot create {tmp}/afile/hls",)),
-    (("-o", "/proc/streamseg-out.mp4"), ("cannot write /proc/streamseg-out.mp4",)),
+    pytest.param(("--labels-out", "{tmp}/afile/labels"), ("cannot create {tmp}/afile/labels",),
+                 marks=pytest.mark.slow),
+    pytest.param(("--summary", "{tmp}/afile/s.csv"), ("{tmp}/afile",), marks=pytest.mark.slow),
+    pytest.param(("-o", "hls:{tmp}/afile/hls"), ("cannot create {tmp}/afile/hls",), marks=pytest.mark.slow),
+    pytest.param(("-o", "/proc/streamseg-out.mp4"), ("cannot write /proc/streamseg-out.mp4",),
+                 marks=pytest.mark.slow),
 ])
 def test_an_unwritable_place_names_the_path(tmp_path, clip, duc_onnx, args, fragments):
     (tmp_path / "afile").write_text("a file where a folder should be\n")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from streamseg.frames import Result
-from streamseg.sinks.encoder import EncoderOptions
 from streamseg.sinks.delivery import check_delivered, delivery_counts, undelivered
+from streamseg.sinks.encoder import EncoderOptions
 from streamseg.sinks.labels import NpzLabelSink, PngLabelSink
 from streamseg.sinks.paths import check_output_paths, check_run_outputs
 from streamseg.sinks.segmented import SegmentedVideoSink
