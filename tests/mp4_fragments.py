@@ -9,8 +9,8 @@ FFmpeg decodes.
 from __future__ import annotations
 
 import struct
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 

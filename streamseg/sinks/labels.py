@@ -2,8 +2,9 @@
 
 PNGs are written under a temporary name and renamed, so a killed run leaves only
 whole label maps. A zip (npz) has its directory at the end, so a killed run cannot
-leave a readable one: the archive is built as ``labels.npz.partial`` and renamed to
-``labels.npz`` at close; use PNGs where label maps must survive a crash.
+leave a readable one: the archive is built as ``labels.npz.partial`` (each entry flushed,
+so ``zip -FF`` can salvage them) and renamed to ``labels.npz`` at close; use PNGs where
+label maps must survive a crash.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class NpzLabelSink:
         np.save(buffer, result.labels)
         try:
             self._zip.writestr(f"f{result.index:06d}.npy", buffer.getvalue())
+            self._zip.fp.flush()  # on disk entry by entry: `zip -FF` can salvage them after a kill
         except OSError as err:
             raise SinkError(f"cannot write {self._partial}: {err.strerror or err}") from None
         self.delivered += 1
