@@ -46,7 +46,10 @@ def trial(args, folder: Path, wait: float, extra: list[str]) -> dict:
     proc.wait()
     written = len(list(labels.glob("*.png")))
     files = sorted(out.parent.glob("cam-*.mp4")) if args.segment_seconds else [out]
+    files = [f for f in files if f.exists()] or [folder / "none.mp4"]
     closed, last = files[:-1], files[-1]
+    if not last.exists():  # killed before the first frame was written
+        last.write_bytes(b"")
     closed_ok = all(len(playable_frames(f)) == complete_or_whole(f) for f in closed)
     in_fragments, fragments = complete_fragment_frames(last) if last.stat().st_size else (0, 0)
     decoded = len(playable_frames(last)) if in_fragments else 0

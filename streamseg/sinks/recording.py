@@ -14,6 +14,7 @@ the fragmented one: a kill during that copy still leaves the fragmented file.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -27,11 +28,11 @@ MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 MATROSKA_SUFFIXES = (".mkv", ".webm")
 
 
-def muxer_options(path: str, time_base: Fraction) -> dict[str, str]:
+def muxer_options(path: str, *time_bases: Fraction) -> dict[str, str]:
     """Options for ``av.open(path, "w")`` that keep a partly written file playable.
 
-    MP4 keeps each stream's first timestamp exactly (an edit list in the track's own
-    timescale), as a non-fragmented file does, rather than shifting the streams so that
+    MP4 keeps each stream's first timestamp exactly (edit lists in a movie timescale that
+    every stream's ``time_bases`` divides), as a non-fragmented file does, rather than shifting the streams so that
     the earliest (often an AAC priming packet) starts at zero.
     """
     suffix = Path(path).suffix.lower()
@@ -40,17 +41,18 @@ def muxer_options(path: str, time_base: Fraction) -> dict[str, str]:
         # delay_moov: the (empty) moov goes out with the first fragment, when the first timestamps are known
         options["movflags"] = "frag_keyframe+empty_moov+default_base_moof+delay_moov"
         options["frag_duration"] = str(int(FRAGMENT_SECONDS * 1_000_000))
-        options.update(_exact_timescale(time_base))
+        options.update(_exact_timescale(*time_bases))
     elif suffix in MATROSKA_SUFFIXES:
         options["cluster_time_limit"] = str(int(FRAGMENT_SECONDS * 1000))
     return options
 
 
-def _exact_timescale(time_base: Fraction) -> dict[str, str]:
-    """An MP4 movie timescale equal to the track's, so an edit list's start offset is not rounded to ms."""
-    if time_base.numerator == 1 and 0 < time_base.denominator < 2**31:
-        return {"movie_timescale": str(time_base.denominator)}
-    return {}
+def _exact_timescale(*time_bases: Fraction) -> dict[str, str]:
+    """An MP4 movie timescale that holds every stream's start exactly (not rounded to ms, the default)."""
+    if not time_bases or any(tb.numerator != 1 for tb in time_bases):
+        return {}
+    scale = math.lcm(*(tb.denominator for tb in time_bases))
+    return {"movie_timescale": str(scale)} if 0 < scale < 2**31 else {}
 
 
 def is_fragmented_mp4(path: str) -> bool:
@@ -75,10 +77,7 @@ def faststart(path: str) -> bool:
     try:
         with av.open(target) as source:
             streams = [s for s in source.streams if s.type in ("video", "audio")]
-            video = next((s for s in streams if s.type == "video"), None)
-            options = {"movflags": "faststart"}
-            if video is not None:
-                options.update(_exact_timescale(video.time_base))
+            options = {"movflags": "faststart", **_exact_timescale(*(s.time_base for s in streams))}
             with av.open(temporary, "w", format="mp4", options=options) as copy:
                 mapped = {s.index: copy.add_stream_from_template(s) for s in streams}
                 for packet in source.demux(streams):

@@ -32,10 +32,21 @@ _FIELD = re.compile(r"%.")
 
 def segment_glob(pattern: str) -> str:
     """The shell pattern of every name ``pattern`` can make: each strftime field becomes ``*``."""
-    if "%" not in pattern:
-        path = Path(pattern)
-        return str(path.with_name(f"{glob.escape(path.stem)}-*{path.suffix}"))
-    return _FIELD.sub(lambda m: "%" if m.group() == "%%" else "*", glob.escape(pattern).replace("[%]", "%"))
+    path = Path(pattern)
+    if _counted(pattern):
+        name = f"{glob.escape(path.stem)}-*{glob.escape(path.suffix)}"
+    else:
+        name = _wildcards(glob.escape(path.name))
+    return os.path.join(_wildcards(glob.escape(str(path.parent))), name)
+
+
+def _wildcards(text: str) -> str:
+    return _FIELD.sub(lambda m: "%" if m.group() == "%%" else "*", text)
+
+
+def _counted(pattern: str) -> bool:
+    """A file name without strftime fields gets a counter: cam.mp4 -> cam-00001.mp4, cam-00002.mp4, ..."""
+    return "%" not in Path(pattern).name
 
 
 class SegmentedVideoSink:
@@ -102,11 +113,10 @@ class SegmentedVideoSink:
         self._prune()
 
     def _next_name(self) -> str:
-        if "%" in self.pattern:
-            name = time.strftime(self.pattern, time.localtime())
-        else:
-            path = Path(self.pattern)
-            name = str(path.with_name(f"{path.stem}-{len(self.segments) + 1:05d}{path.suffix}"))
+        pattern = Path(self.pattern)
+        if _counted(self.pattern):
+            pattern = pattern.with_name(f"{pattern.stem}-{len(self.segments) + 1:05d}{pattern.suffix}")
+        name = time.strftime(str(pattern), time.localtime())
         candidate, n = name, 1
         while candidate in self.segments or os.path.lexists(candidate):  # never overwrite a segment
             n += 1

@@ -54,22 +54,30 @@ class VideoFileSink:
         return self.frames
 
     def _open(self, width: int, height: int) -> None:
-        options = muxer_options(self.path, self.info.time_base)
+        audio = self._audio_source()
+        options = muxer_options(self.path, self.info.time_base, *([audio.time_base] if audio else []))
         try:
             self._container = av.open(self.path, "w", options=options)
         except (av.FFmpegError, ValueError, OSError) as err:
+            if self._audio_in is not None:
+                self._audio_in.close()
             raise SinkError(f"cannot write {self.path}: {_reason(err)}") from None
         codec = pick_codec(self.options.codec)
         self._video = self._container.add_stream(codec, rate=self.info.rate or 25)
         self._video.time_base = self.info.time_base
         self._video.codec_context.time_base = self.info.time_base
         configure(self._video, self.options, width, height)
-        if self.info.audio_from:
-            self._open_audio(self.info.audio_from)
+        if audio is not None:
+            self._open_audio(audio)
 
-    def _open_audio(self, path: str) -> None:
-        self._audio_in = av.open(path)
-        source = self._audio_in.streams.audio[0]
+    def _audio_source(self):
+        """The source file's audio stream, opened for copying, or None."""
+        if not self.info.audio_from:
+            return None
+        self._audio_in = av.open(self.info.audio_from)
+        return self._audio_in.streams.audio[0]
+
+    def _open_audio(self, source) -> None:
         try:
             self._audio_out = self._container.add_stream_from_template(source)
         except (av.FFmpegError, ValueError) as err:  # codec the container can't hold
