@@ -26,7 +26,7 @@ from streamseg.models.spec import ModelSpec
 from streamseg.outputs import SourceOutputs
 from streamseg.preprocess import plan_geometry
 from streamseg.queues import FillPolicy, StageQueue
-from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, open_video_sink
+from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, check_delivered, open_video_sink
 from streamseg.sources import SourceOptions, is_live, open_source
 from streamseg.stages import LaneStages
 from streamseg.workers import StageStats, Worker
@@ -192,6 +192,8 @@ class SourceLane:
             self.source.close()
         if errors:
             raise errors[0]
+        if self.error is None:
+            check_delivered(self.sinks)  # a stream output that reached nobody fails its source
 
     # -- figures ---------------------------------------------------------------------------
     @property

@@ -1,4 +1,4 @@
-"""Each source's name and output paths: templates expanded per source, collisions refused before anything opens.
+"""Each source's name and output paths: templates expanded per source (``sinks.paths`` checks them).
 
 Output paths and URLs are templates: ``{name}`` is the source's name (a file's
 stem, or a URL's host and path, made unique with ``-2``, ``-3`` …) and
@@ -7,16 +7,20 @@ stem, or a URL's host and path, made unique with ``-2``, ``-3`` …) and
 
 from __future__ import annotations
 
-import os
 import re
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from streamseg.errors import ConfigError
 from streamseg.logs import redact
+from streamseg.sinks.paths import OutputPath, output_paths
+
+if TYPE_CHECKING:
+    from streamseg.config import RunConfig
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FIELDS = ("name", "index")
@@ -80,30 +84,6 @@ class SourceOutputs:
     labels_out: str | None = None
     summary: str | None = None
 
-    def paths(self) -> list[tuple[str, str]]:
-        """(what, path) of each file or folder this source writes; stream URLs are not paths."""
-        from streamseg.sinks import STREAM_SCHEMES
-
-        found = [("-o", v) for v in self.videos if not v.lower().startswith(STREAM_SCHEMES)]
-        found += [("-o", v[len("hls:"):]) for v in self.videos if v.lower().startswith("hls:")]
-        if self.labels_out:
-            found.append(("--labels-out", self.labels_out))
-        if self.summary:
-            found.append(("--summary", self.summary))
-        return found
-
-
-def refuse_collisions(plans: Sequence[tuple[str, SourceOutputs]], taken: dict[str, str] | None = None) -> None:
-    """Two sources that would write the same path are refused, naming both, before anything opens.
-
-    ``taken`` maps resolved paths already in use (by sources running now) to their owner.
-    """
-    owners: dict[str, str] = dict(taken or {})
-    for name, outputs in plans:
-        for flag, path in outputs.paths():
-            key = os.path.realpath(path)
-            owner = owners.get(key)
-            if owner is not None and owner != name:
-                raise ConfigError(f"{flag} {path}: sources {owner!r} and {name!r} would both write it; "
-                                  "put {name} or {index} in the path")
-            owners[key] = name
+    def paths(self, config: RunConfig, owner: str | None = None) -> list[OutputPath]:
+        """Every file or folder these outputs write (stream URLs are not paths)."""
+        return output_paths(self.videos, self.labels_out, self.summary, config, owner)

@@ -23,15 +23,16 @@ from streamseg.backends import create_backend
 from streamseg.batching import BatchWorker
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
-from streamseg.errors import ConfigError, StreamsegError
+from streamseg.errors import ConfigError, SinkError, StreamsegError
 from streamseg.frames import Result
 from streamseg.lane import SourceLane
 from streamseg.logs import redact
 from streamseg.models import resolve_model
 from streamseg.models.spec import ModelSpec
-from streamseg.outputs import SourceOutputs, check_name, expand, refuse_collisions, source_name, unique_names
+from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
 from streamseg.queues import END, Closed, FillPolicy, StageQueue
-from streamseg.sinks import Sink
+from streamseg.sinks import Sink, delivery_counts
+from streamseg.sinks.paths import check_output_paths
 from streamseg.sources import is_live
 from streamseg.stages import make_stages
 from streamseg.workers import StageStats
@@ -60,6 +61,7 @@ class RunSummary:
     batches: dict[int, int] = field(default_factory=dict)  # frames per inference call -> calls
     results_dropped: int = 0  # written, then dropped before a slow API consumer took them
     failed: dict[str, str] = field(default_factory=dict)  # source name -> why it failed
+    delivered: dict[str, int] = field(default_factory=dict)  # frames each output wrote or sent, by output name
 
     @property
     def fps(self) -> float:
@@ -128,7 +130,9 @@ class Pipeline:
         specs = list(cfg.sources)
         names = self._names(specs)
         plans = [(name, self._outputs_for(spec, name, i)) for i, (spec, name) in enumerate(zip(specs, names))]
-        refuse_collisions(plans)
+        owner = len(plans) > 1
+        # before anything opens: an output never replaces an input or another output
+        check_output_paths([s.uri for s in specs], [p for name, out in plans for p in out.paths(cfg, owner and name)])
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
         wanted = cfg.batch or len(specs)
@@ -223,14 +227,15 @@ class Pipeline:
         if self._batcher is None or self._closed or self._stopping.is_set():
             raise ConfigError("the pipeline is not running")
         with self._lock:
-            running = [n for n, lane in self.lanes.items() if not lane.done]
+            running = [lane for lane in self.lanes.values() if not lane.done]
             (new_name,) = self._names([spec], taken=list(self.lanes))
             outputs = self._outputs_for(spec, new_name, self._ever)
-            taken = {}
-            for other in running:
-                for _, path in self.lanes[other].outputs.paths():
-                    taken[str(Path(path).resolve())] = other
-            refuse_collisions([(new_name, outputs)], taken)
+            paths = [p for lane in running for p in lane.outputs.paths(self.config, lane.name)]
+            try:
+                check_output_paths([spec.uri, *(lane.uri for lane in running)],
+                                   [*paths, *outputs.paths(self.config, new_name)])
+            except SinkError as err:
+                raise ConfigError(str(err)) from None
         try:
             self._add_lane(spec, new_name, outputs)
         except Closed:
@@ -436,6 +441,7 @@ class Pipeline:
             batches=dict(sorted(self._batcher.batch_sizes.items())) if self._batcher is not None else {},
             results_dropped=results["dropped"],
             failed=self.failures,
+            delivered={name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
         )
 
 

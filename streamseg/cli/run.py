@@ -56,6 +56,9 @@ from streamseg.models.spec import ModelSpec
 @click.option("--encoder", "codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @click.option("--bitrate", help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
 @click.option("--gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")
+@click.option("--segment-seconds", type=float,
+              help="Record file outputs in segments of N seconds; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.")
+@click.option("--keep-gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None, no_progress: bool,
         **flags: Any) -> None:
@@ -112,7 +115,7 @@ def _advance(bar, pipeline) -> None:
 
 SOURCE_FLAGS = ("transport", "realtime", "loop", "read_timeout", "reconnect_delay", "reconnect_max_delay",
                 "reconnect_give_up")
-ENCODER_FLAGS = ("codec", "bitrate", "gop")
+ENCODER_FLAGS = ("codec", "bitrate", "gop", "segment_seconds", "keep_gigabytes")
 
 
 def _nest_live_flags(given: dict[str, Any]) -> None:
@@ -175,6 +178,8 @@ def _print_summary(summary) -> None:
         echo(f"streamseg: live: {links.get('reconnects', 0)} input reconnects, "
              f"{links.get('output_reconnects', 0)} output reconnects, "
              f"{links.get('output_dropped', 0)} frames dropped while an output was down")
+    if summary.delivered:
+        echo("streamseg: delivered: " + ", ".join(f"{redact(name)} {count}" for name, count in summary.delivered.items()))
     if summary.latency.get("items"):
         echo(f"streamseg: latency from capture to written: p50 {summary.latency['p50_ms']:.0f} ms, "
              f"p99 {summary.latency['p99_ms']:.0f} ms")

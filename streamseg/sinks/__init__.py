@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from streamseg.frames import Result
+from streamseg.sinks.delivery import check_delivered, delivery_counts, undelivered
 from streamseg.sinks.encoder import EncoderOptions
 from streamseg.sinks.labels import NpzLabelSink, PngLabelSink
+from streamseg.sinks.paths import check_output_paths, check_run_outputs
+from streamseg.sinks.segmented import SegmentedVideoSink
 from streamseg.sinks.stream import StreamSink
 from streamseg.sinks.summary import SummarySink
 from streamseg.sinks.video_file import VideoFileSink
@@ -14,7 +17,9 @@ from streamseg.sources.backoff import Backoff
 from streamseg.sources.base import StreamInfo
 from streamseg.sources.options import SourceOptions
 
-__all__ = ["EncoderOptions", "NpzLabelSink", "PngLabelSink", "Sink", "StreamSink", "SummarySink", "open_video_sink"]
+__all__ = ["EncoderOptions", "NpzLabelSink", "PngLabelSink", "SegmentedVideoSink", "Sink", "StreamSink", "SummarySink",
+           "check_delivered", "check_output_paths", "check_run_outputs", "delivery_counts", "open_video_sink",
+           "undelivered"]
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "udp://", "rtmp://", "rtmps://", "hls:")
 
@@ -32,8 +37,12 @@ def open_video_sink(uri: str, info: StreamInfo, options: EncoderOptions,
     """A video output for ``uri``: ``rtsp://`` push, ``udp://`` MPEG-TS, ``rtmp://``, ``hls:DIR``, else a file.
 
     Stream outputs use ``live.transport`` and reconnect with ``live``'s backoff and give-up limit.
+    With ``options.segment_seconds`` a file output is a segmented recording (``uri`` a strftime pattern).
     """
     if uri.lower().startswith(STREAM_SCHEMES):
         backoff = Backoff(live.reconnect_delay, live.reconnect_max_delay, live.reconnect_give_up)
         return StreamSink(uri, info, options, transport=live.transport, backoff=backoff)
+    if options.segment_seconds is not None:
+        keep = None if options.keep_gigabytes is None else int(options.keep_gigabytes * 1e9)
+        return SegmentedVideoSink(uri, info, options, segment_seconds=options.segment_seconds, keep_bytes=keep)
     return VideoFileSink(uri, info, options)

@@ -92,6 +92,11 @@ class StreamSink:
             except OSError as err:
                 raise SinkError(f"cannot create {Path(self.target.url).parent}: {err.strerror or err}") from None
 
+    @property
+    def delivered(self) -> int:
+        """Frames sent to the target (not those dropped while it was down)."""
+        return self.frames
+
     def _open(self, width: int, height: int) -> None:
         target = self.target
         sockets_before = socket_fds()

@@ -1,4 +1,7 @@
-"""Per-frame summary rows: index, pts, time, latency and class pixel fractions."""
+"""Per-frame summary rows: index, pts, time, latency and class pixel fractions.
+
+Each row is flushed as it is written, so a killed run keeps every row of the frames it wrote.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ class SummarySink:
 
     def __init__(self, path: str | Path, classes: tuple[str, ...]):
         self.path = Path(path)
+        self.name = str(self.path)
+        self.delivered = 0
         self.classes = classes
         self.json = self.path.suffix.lower() in (".json", ".jsonl")
         try:
@@ -31,7 +36,15 @@ class SummarySink:
             raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
         if not self.json:
             self._csv = csv.writer(self._file)
-            self._csv.writerow(["index", "pts", "time", "latency_ms", *classes])
+            self._guard(self._csv.writerow, ["index", "pts", "time", "latency_ms", *classes])
+
+    def _guard(self, write, *args) -> None:
+        """Write and flush; a failure names the file."""
+        try:
+            write(*args)
+            self._file.flush()
+        except OSError as err:
+            raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
 
     def write(self, result: Result) -> None:
         fractions = class_fractions(result.labels, len(self.classes))
@@ -42,10 +55,14 @@ class SummarySink:
                 "latency_ms": round(result.latency * 1000, 2),
                 "classes": {c: round(float(f), 6) for c, f in zip(self.classes, fractions) if f > 0},
             }  # fmt: skip
-            self._file.write(json.dumps(row) + "\n")
+            self._guard(self._file.write, json.dumps(row) + "\n")
         else:
-            self._csv.writerow([result.index, result.pts, "" if time is None else f"{time:.6f}",
-                                f"{result.latency * 1000:.2f}", *(f"{f:.6f}" for f in fractions)])
+            self._guard(self._csv.writerow, [result.index, result.pts, "" if time is None else f"{time:.6f}",
+                                             f"{result.latency * 1000:.2f}", *(f"{f:.6f}" for f in fractions)])
+        self.delivered += 1
 
     def close(self, complete: bool = True) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as err:
+            raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None

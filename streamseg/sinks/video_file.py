@@ -1,4 +1,4 @@
-"""Segmented video to a file (mp4, mkv, …): input timestamps kept, audio copied."""
+"""Video to a file (mp4, mkv, …): input timestamps kept, audio copied, playable after a crash."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import av
 from streamseg.errors import SinkError
 from streamseg.frames import Result
 from streamseg.sinks.encoder import EncoderOptions, configure, pick_codec
+from streamseg.sinks.recording import faststart, is_fragmented_mp4, muxer_options
 from streamseg.sources.base import StreamInfo
 
 log = logging.getLogger(__name__)
@@ -20,14 +21,21 @@ class VideoFileSink:
 
     The container opens on the first picture, whose size may differ from the
     source's (side-by-side). Audio packets are copied from the source file,
-    interleaved as the video advances.
+    interleaved as the video advances. The file is muxed so that a kill leaves
+    it playable up to its last fragment (``streamseg.sinks.recording``); a clean
+    close makes it a normal seekable file.
+
+    ``audio_since`` (seconds) skips source audio up to it: a later segment of a longer
+    recording, whose previous segment has that audio.
     """
 
-    def __init__(self, path: str | Path, info: StreamInfo, options: EncoderOptions = EncoderOptions()):
-        self.path = str(path)
+    def __init__(self, path: str | Path, info: StreamInfo, options: EncoderOptions = EncoderOptions(), *,
+                 audio_since: float | None = None):
+        self.path = self.name = str(path)
         self.info = info
         self.options = options
         self.frames = 0
+        self._audio_since = audio_since
         self._container = None
         self._video = None
         self._audio_in = None
@@ -35,25 +43,41 @@ class VideoFileSink:
         self._pending_audio = None
         self._last_pts = None
         parent = Path(self.path).parent
+        if parent.exists() and not parent.is_dir():
+            raise SinkError(f"cannot write {self.path}: {parent} is not a folder")
         if not parent.is_dir():
             raise SinkError(f"output folder does not exist: {parent}")
 
+    @property
+    def delivered(self) -> int:
+        """Frames encoded into the file."""
+        return self.frames
+
     def _open(self, width: int, height: int) -> None:
+        audio = self._audio_source()
+        options = muxer_options(self.path, self.info.time_base, *([audio.time_base] if audio else []))
         try:
-            self._container = av.open(self.path, "w")
-        except (av.FFmpegError, ValueError) as err:
-            raise SinkError(f"cannot write {self.path}: {err}") from None
+            self._container = av.open(self.path, "w", options=options)
+        except (av.FFmpegError, ValueError, OSError) as err:
+            if self._audio_in is not None:
+                self._audio_in.close()
+            raise SinkError(f"cannot write {self.path}: {_reason(err)}") from None
         codec = pick_codec(self.options.codec)
         self._video = self._container.add_stream(codec, rate=self.info.rate or 25)
         self._video.time_base = self.info.time_base
         self._video.codec_context.time_base = self.info.time_base
         configure(self._video, self.options, width, height)
-        if self.info.audio_from:
-            self._open_audio(self.info.audio_from)
+        if audio is not None:
+            self._open_audio(audio)
 
-    def _open_audio(self, path: str) -> None:
-        self._audio_in = av.open(path)
-        source = self._audio_in.streams.audio[0]
+    def _audio_source(self):
+        """The source file's audio stream, opened for copying, or None."""
+        if not self.info.audio_from:
+            return None
+        self._audio_in = av.open(self.info.audio_from)
+        return self._audio_in.streams.audio[0]
+
+    def _open_audio(self, source) -> None:
         try:
             self._audio_out = self._container.add_stream_from_template(source)
         except (av.FFmpegError, ValueError) as err:  # codec the container can't hold
@@ -61,23 +85,28 @@ class VideoFileSink:
             self._audio_in.close()
             self._audio_in = None
             return
+        if self._audio_since:  # a later segment: start near its first frame, not at the file's start
+            self._audio_in.seek(int(self._audio_since / source.time_base), stream=source, backward=True)
         self._audio_packets = self._audio_in.demux(source)
 
     def write(self, result: Result) -> None:
         picture = result.picture
-        if self._container is None:
-            self._open(picture.shape[1], picture.shape[0])
-        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-        pts = result.pts
-        if self._last_pts is not None and pts <= self._last_pts:  # encoders need rising pts
-            pts = self._last_pts + 1
-        frame.pts, frame.time_base = pts, self.info.time_base
-        self._last_pts = pts
-        for packet in self._video.encode(frame):
-            self._container.mux(packet)
-        self.frames += 1
-        if self._audio_packets is not None:
-            self._copy_audio(until=float(pts * self.info.time_base))
+        try:
+            if self._container is None:
+                self._open(picture.shape[1], picture.shape[0])
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            pts = result.pts
+            if self._last_pts is not None and pts <= self._last_pts:  # encoders need rising pts
+                pts = self._last_pts + 1
+            frame.pts, frame.time_base = pts, self.info.time_base
+            self._last_pts = pts
+            for packet in self._video.encode(frame):
+                self._container.mux(packet)
+            self.frames += 1
+            if self._audio_packets is not None:
+                self._copy_audio(until=float(pts * self.info.time_base))
+        except (av.FFmpegError, OSError) as err:
+            raise SinkError(f"cannot write {self.path}: {_reason(err)}") from None
 
     def _copy_audio(self, until: float | None) -> None:
         """Mux source audio packets up to ``until`` seconds (None: all that is left)."""
@@ -89,24 +118,51 @@ class VideoFileSink:
                     self._audio_packets = None
                     return
                 continue
-            if until is not None and packet.pts is not None and packet.pts * packet.time_base > until:
+            seconds = None if packet.pts is None else packet.pts * packet.time_base
+            if until is not None and seconds is not None and seconds > until:
                 self._pending_audio = packet
                 return
+            if self._audio_since is not None and seconds is not None and seconds <= self._audio_since:
+                continue  # the previous segment has it
             packet.stream = self._audio_out
             self._container.mux(packet)
 
     def close(self, complete: bool = True) -> None:
         """Flush the encoder and finalize the container; ``complete`` copies the rest of the audio."""
+        last = None if complete or self._last_pts is None else float(self._last_pts * self.info.time_base)
+        self.finish(audio_until=last)
+
+    def finish(self, audio_until: float | None = None, *, seekable: bool = True) -> None:
+        """Flush and finalize; source audio is copied up to ``audio_until`` seconds (None: all of it).
+
+        ``seekable`` rewrites a fragmented MP4 as a normal one now (callers may do it later).
+        """
         if self._container is None:
             return
+        container = self._container
         try:
             for packet in self._video.encode(None):
-                self._container.mux(packet)
+                container.mux(packet)
             if self._audio_packets is not None:
-                last = None if complete else float(self._last_pts * self.info.time_base)
-                self._copy_audio(until=last)
+                self._copy_audio(until=audio_until)
+            container.close()
+        except (av.FFmpegError, OSError) as err:
+            raise SinkError(f"cannot write {self.path}: {_reason(err)}") from None
         finally:
-            self._container.close()
+            self._container = None
+            _close_quietly(container)
             if self._audio_in is not None:
                 self._audio_in.close()
-            self._container = None
+        if seekable and self.frames and is_fragmented_mp4(self.path):
+            faststart(self.path)
+
+
+def _close_quietly(container) -> None:
+    try:
+        container.close()
+    except (av.FFmpegError, OSError):
+        pass
+
+
+def _reason(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
