@@ -121,19 +121,22 @@ class SourceLane:
         self.state = "opening"
         cfg = self.config
         self.source = open_source(self.uri, max_frames=None if self.live else cfg.max_frames, options=self.options)
-        if self.stopping.is_set():  # removed or stopped while it opened
-            self.stop()
-        self.info = self.source.info
-        self.opened.set()
-        self.sinks = self._open_sinks()
-        warm = WarmUp(self._input_shape(self.info.height, self.info.width))
-        self.queues["prepared"].put(warm)
-        while not warm.done.wait(0.2):
-            if self.stopping.is_set():
-                return
-        self.state = "running"
-        for frame in self.source.frames():
-            yield dataclasses.replace(frame, source=self.name)
+        try:  # closed here, in the decoding thread: closing it from another would pull it from under a decode
+            if self.stopping.is_set():  # removed or stopped while it opened
+                self.stop()
+            self.info = self.source.info
+            self.opened.set()
+            self.sinks = self._open_sinks()
+            warm = WarmUp(self._input_shape(self.info.height, self.info.width))
+            self.queues["prepared"].put(warm)
+            while not warm.done.wait(0.2):
+                if self.stopping.is_set():
+                    return
+            self.state = "running"
+            for frame in self.source.frames():
+                yield dataclasses.replace(frame, source=self.name)
+        finally:
+            self.source.close()
 
     def _input_shape(self, height: int, width: int) -> tuple[int, ...]:
         g = plan_geometry(self.spec.resize, height, width)
@@ -188,8 +191,6 @@ class SourceLane:
                 sink.close(complete=complete)
             except Exception as err:  # noqa: BLE001 - keep closing the others
                 errors.append(err)
-        if self.source is not None:
-            self.source.close()
         if errors:
             raise errors[0]
         if self.error is None:

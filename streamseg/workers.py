@@ -115,8 +115,8 @@ class Worker(threading.Thread):
             yield item
 
     def run(self) -> None:
+        inputs = iter(self._inputs())
         try:
-            inputs = iter(self._inputs())
             while True:
                 started = time.perf_counter()
                 item = next(inputs, END)  # a producer's time includes its decode
@@ -136,6 +136,7 @@ class Worker(threading.Thread):
             if self.inbox is not None:
                 self.inbox.close()
         finally:
+            inputs.close()  # a producer's source is closed by its own thread, never under a decoder
             if self.on_end is not None:
                 try:
                     self.on_end()
