@@ -6,8 +6,8 @@ import io
 import logging
 
 import pytest
-
 from conftest import run_cli
+
 from streamseg.logs import RedactingFilter, redact
 
 
