@@ -122,5 +122,5 @@ class _PreviewHandler(QuietHandler):
                 self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                                  .encode() + jpeg + b"\r\n")
                 self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the viewer left, or stopped reading for HANDLER_TIMEOUT seconds
             pass  # the viewer left
