@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamseg.backends.base import check_output_classes
 from streamseg.errors import BackendError, ModelError
 from streamseg.models.spec import ModelSpec
 from streamseg.workers import usable_cores
@@ -44,6 +45,8 @@ class OnnxRuntimeBackend:
         self.session = self._session(str(model_path))
         self.spec = spec
         self.fixed_input_size = check_io(self.session, spec, model_path)
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        self._classes_checked = check_output_classes(outputs[spec.output_name], spec, self._where)
         self.name = self._direct_name = f"onnxruntime ({self.session.get_providers()[0]})"
         self._outputs = [spec.output_name]
         self._winograd_from: str | None = None  # the file, loaded again for each new input size
@@ -64,7 +67,10 @@ class OnnxRuntimeBackend:
     def run(self, tensor: np.ndarray) -> np.ndarray:
         if self._winograd_from is not None and tuple(tensor.shape[2:]) != self._size:
             self._rewrite_for(tuple(tensor.shape[2:]))
-        return self.session.run(self._outputs, {self.spec.input_name: tensor})[0]
+        out = self.session.run(self._outputs, {self.spec.input_name: tensor})[0]
+        if not self._classes_checked:  # the class axis was dynamic in the file: check the first real output
+            self._classes_checked = check_output_classes(out.shape, self.spec, self._where)
+        return out
 
     def close(self) -> None:
         self.session = None

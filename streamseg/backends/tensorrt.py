@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamseg.backends.base import check_output_classes
 from streamseg.backends.engine_cache import EngineCache, Profile
 from streamseg.backends.trt_build import DEFAULT_WORKSPACE, default_profile, ensure_engine, import_tensorrt
 from streamseg.errors import BackendError, ModelError
@@ -61,6 +62,9 @@ class TensorRTBackend:
             raise ModelError(f"engine {built.path.name}: spec names {spec.input_name!r}/{spec.output_name!r} "
                              f"not among its tensors {sorted(self._io)}")
         self.input_dtype = self._io[spec.input_name][1]
+        self._where = f"engine {built.path.name}"
+        self._classes_checked = check_output_classes(list(self.engine.get_tensor_shape(spec.output_name)), spec,
+                                                     self._where)
         same = profile.min[2:] == profile.max[2:]
         self.fixed_input_size = tuple(profile.min[2:]) if same else None
         self.cuda_graphs = cuda_graphs
@@ -101,6 +105,8 @@ class TensorRTBackend:
                     raise BackendError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
                 out = outputs[self.spec.output_name]
         self.stream.synchronize()  # the next stage runs in another thread, on its own stream
+        if not self._classes_checked:  # a dynamic class axis: check the first real output
+            self._classes_checked = check_output_classes(tuple(out.shape), self.spec, self._where)
         return out.cpu().numpy() if on_host else out
 
     def _bind(self, x) -> dict:
