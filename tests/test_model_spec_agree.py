@@ -18,7 +18,7 @@ onnx = pytest.importorskip("onnx")
 SPEC_21 = ROOT / "configs" / "fcn_resnet50.yaml"  # 21 PASCAL VOC classes, input "input", output "out"
 
 
-def conv_model(path: Path, channels: int, *, dynamic_classes: bool = False) -> Path:
+def conv_model(path: Path, channels: int, *, dynamic_classes: bool = False, seed: int = 0) -> Path:
     """A 1x1 convolution from 3 to ``channels`` channels.
 
     With ``dynamic_classes`` the weight is also a graph input of shape
@@ -26,7 +26,7 @@ def conv_model(path: Path, channels: int, *, dynamic_classes: bool = False) -> P
     """
     from onnx import TensorProto, helper, numpy_helper
 
-    weight = np.random.default_rng(0).standard_normal((channels, 3, 1, 1)).astype(np.float32)
+    weight = np.random.default_rng(seed).standard_normal((channels, 3, 1, 1)).astype(np.float32)
     classes = "classes" if dynamic_classes else channels
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])]
     if dynamic_classes:

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def default_engine_dir() -> Path:
-    from streamseg.models.fetch import cache_dir
+    from streamseg.models.fetch import cache_folder
 
-    return cache_dir() / "engines"
+    return cache_folder("engines")
 
 
 class TensorRTBackend:
