@@ -119,6 +119,9 @@ class MetricsServer:
         s = self.live.read()
         body = {"status": s["state"], "frames": s["frames_out"], "fps": round(s["fps"], 3),
                 "uptime_s": round(s["elapsed"], 3)}
+        problem = getattr(getattr(self.live.pipeline, "source", None), "problem", None)
+        if problem and s["state"] == "reconnecting":  # e.g. "lost: no decodable picture for 10 s"
+            body["source_problem"] = problem
         return (200 if s["state"] in HEALTHY else 503), body
 
     def close(self, complete: bool = True) -> None:
