@@ -41,6 +41,7 @@ def tiny_entry(monkeypatch) -> ZooEntry:
     return entry
 
 
+@pytest.mark.slow
 def test_world_writable_cache_is_refused_by_run_and_fetch(tmp_path, car_video):
     cache = tmp_path / "cache"
     (cache / "models").mkdir(parents=True)

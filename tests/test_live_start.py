@@ -26,6 +26,9 @@ from servers import Camera, RtspRelay, free_port, relay_missing
 from test_model_spec_agree import conv_model
 from videos import moving_scene
 
+from streamseg.errors import SourceError
+from streamseg.sources import open_source
+
 SPEC = ROOT / "configs" / "fcn_resnet50.yaml"
 
 
@@ -50,6 +53,7 @@ def health(port: int) -> dict | None:
         return None
 
 
+@pytest.mark.slow
 def test_dead_port_gives_up_after_the_retries_in_one_line(tiny_model, tmp_path):
     url = f"rtsp://alice:p@ss@127.0.0.1:{free_port()}/cam?token=s3cret"
     started = time.monotonic()
@@ -65,14 +69,21 @@ def test_dead_port_gives_up_after_the_retries_in_one_line(tiny_model, tmp_path):
     assert time.monotonic() - started < 30
 
 
-@pytest.mark.parametrize("url", ["rtsp://127.0.0.1:99999/x", "rtsp:///x", "rtmp://127.0.0.1:port/live"])
-def test_malformed_url_fails_at_once(tiny_model, tmp_path, url):
-    proc = subprocess.run([sys.executable, "-m", "streamseg", "run", url, "--model", str(tiny_model), "--spec",
-                           str(SPEC), "--summary", str(tmp_path / "s.csv")], capture_output=True, text=True,
-                          timeout=60, check=False)
+@pytest.mark.parametrize("url", ["rtsp://127.0.0.1:99999/x", "rtsp:///x", "rtmp://127.0.0.1:port/live",
+                                 "udp://127.0.0.1:-5"])
+def test_malformed_url_fails_at_once(url):
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="^malformed URL"):
+        open_source(url)
+    assert time.monotonic() - started < 1  # no retry
+
+
+def test_malformed_url_is_one_line_from_the_cli(tiny_model, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "streamseg", "run", "rtsp://127.0.0.1:99999/x", "--model",
+                           str(tiny_model), "--spec", str(SPEC), "--summary", str(tmp_path / "s.csv")],
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("streamseg: error: malformed URL"), proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.strip() == "streamseg: error: malformed URL rtsp://127.0.0.1:99999/x: Port out of range 0-65535"
 
 
 @pytest.mark.slow

@@ -118,6 +118,7 @@ def test_preview_page_in_headless_chromium(car_video, duc_onnx, tmp_path):
 HOSTILE = '<img src=x onerror="window.pwned=(window.pwned||0)+1">{}<script>window.pwned=1</script>'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_BROWSER, reason="needs Debian's chromium and the playwright package")
 def test_hostile_class_names_show_as_text_in_headless_chromium(car_video, duc_onnx, tmp_path):
     """Class names come from model metadata: markup in them is shown, never run."""
