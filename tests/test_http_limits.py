@@ -66,6 +66,17 @@ def test_connections_beyond_the_cap_get_a_quick_503_and_no_thread(preview):
             sock.close()
 
 
+def test_viewers_that_leave_a_frameless_stream_free_their_slots(preview):
+    for _ in range(2):  # twice the cap in all: the first four must have given their slots back
+        streams = [request(preview.port, "/stream.mjpg")[0] for _ in range(4)]
+        for sock in streams:
+            sock.close()
+        time.sleep(1.5)  # the handlers notice within their 1 s wait for a frame
+    sock, answer = request(preview.port, "/stats.json")
+    sock.close()
+    assert status(answer) == 200, answer
+
+
 def test_idle_connections_are_closed_after_the_handler_timeout(preview):
     baseline = threading.active_count()
     idle = [socket.create_connection(("127.0.0.1", preview.port), timeout=10) for _ in range(3)]
