@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -27,7 +28,7 @@ from test_model_spec_agree import conv_model
 from videos import moving_scene
 
 from streamseg.errors import SourceError
-from streamseg.sources import open_source
+from streamseg.sources import SourceOptions, open_source
 
 SPEC = ROOT / "configs" / "fcn_resnet50.yaml"
 
@@ -229,3 +230,46 @@ def test_undecodable_stream_is_reconnected_and_reported_in_health(tiny_model, tm
     assert reconnecting[0]["source_problem"] == "lost: no decodable picture for 1.5 s"
     assert server.connections >= 2 and seen[-1]["status"] == "running", (server.connections, seen[-5:])
     assert "lost (no decodable picture for 1.5 s)" in err
+
+
+class NotYetHandler(BaseHTTPRequestHandler):
+    """404 for the first ``misses`` requests (a relay before anyone publishes), then the stream."""
+
+    misses = 2
+    requests = 0
+    data = b""
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        cls.requests += 1
+        if cls.requests <= cls.misses:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "video/x-matroska")
+        self.send_header("Content-Length", str(len(cls.data)))
+        self.end_headers()
+        self.wfile.write(cls.data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_http_404_on_first_open_is_retried_until_the_stream_appears():
+    handler = type("Handler", (NotYetHandler,), {"data": garbage_stream(valid=10, garbage=0)[0]})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cam.mkv"
+    try:
+        source = open_source(url, options=SourceOptions(reconnect_delay=0.1, reconnect_give_up=5))
+        try:
+            frames = [frame for _, frame in zip(range(3), source.frames())]
+        finally:
+            source.close()
+        with pytest.raises(SourceError, match=r"404.*\(gave up after 2 attempts\)"):
+            handler.requests = 0  # refused again, and this time the limit is one retry
+            open_source(url, options=SourceOptions(reconnect_delay=0.1, reconnect_give_up=1))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(frames) == 3 and frames[0].image.shape == (96, 160, 3)
