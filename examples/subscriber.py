@@ -4,18 +4,49 @@
     python examples/subscriber.py tcp://127.0.0.1:5555
 
 Needs only pyzmq and numpy: the message is topic, JSON header, zlib-compressed
-uint8 label map (see docs/downstream.md).
+uint8 label map (see docs/downstream.md). The header is checked and the payload
+inflated only up to the size the header declares, so a malformed message or a
+zlib bomb from a buggy publisher is skipped with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import zlib
 
 import numpy as np
 import zmq
+
+MAX_SIDE = 16384  # no label map is taller or wider
+
+
+def parse(header_bytes: bytes, payload: bytes) -> tuple[dict, np.ndarray]:
+    """(header, labels) from one message; ValueError when anything is off."""
+    header = json.loads(header_bytes)  # a JSONDecodeError is a ValueError
+    if not isinstance(header, dict) or header.get("v") != 1 or header.get("encoding") != "zlib":
+        raise ValueError("not a version 1 zlib label message")
+    shape, classes = header.get("shape"), header.get("classes")
+    if not (isinstance(shape, list) and len(shape) == 2
+            and all(type(n) is int and 0 < n <= MAX_SIDE for n in shape)):
+        raise ValueError(f"bad shape {str(shape)[:40]}")
+    if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
+        raise ValueError("classes missing or not a list of names")
+    if type(header.get("frame")) is not int or type(header.get("capture_time")) not in (int, float):
+        raise ValueError("frame or capture_time missing")
+    size = shape[0] * shape[1]
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(payload, size)  # never more than the declared map: a zlib bomb stops here
+        if len(data) == size and not inflater.eof and inflater.decompress(inflater.unconsumed_tail, 1):
+            raise ValueError("payload larger than its shape")
+    except zlib.error as err:
+        raise ValueError(f"payload is not zlib data: {err}") from None
+    if len(data) != size or not inflater.eof or inflater.unused_data:
+        raise ValueError("payload size does not match its shape")
+    return header, np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def main() -> None:
@@ -25,14 +56,20 @@ def main() -> None:
     args = parser.parse_args()
 
     socket = zmq.Context.instance().socket(zmq.SUB)
+    socket.setsockopt(zmq.MAXMSGSIZE, MAX_SIDE * MAX_SIDE * 2)  # a bigger message drops the publisher, not us
     socket.connect(args.endpoint)
     socket.setsockopt(zmq.SUBSCRIBE, b"labels")
     received = 0
     try:
         while args.count == 0 or received < args.count:
-            _topic, header_bytes, payload = socket.recv_multipart()
-            header = json.loads(header_bytes)
-            labels = np.frombuffer(zlib.decompress(payload), np.uint8).reshape(header["shape"])
+            parts = socket.recv_multipart()
+            try:
+                if len(parts) != 3:
+                    raise ValueError(f"{len(parts)} parts, expected 3")
+                header, labels = parse(parts[1], parts[2])
+            except ValueError as err:
+                print(f"skipping a message: {err}", file=sys.stderr, flush=True)
+                continue
             received += 1
             # e.g. hand `labels` to a perception module; here: how much of the picture is road and car
             counts = np.bincount(labels.ravel(), minlength=len(header["classes"]))

@@ -51,6 +51,7 @@ class SourceLane:
         self.spec = spec
         self.live = is_live(uri, options)
         self.stopping = threading.Event()  # stop reading; what is inferred still reaches the outputs
+        self.source_stop = threading.Event()  # the source's own: it stops reading, even mid-connect
         self.opened = threading.Event()  # set once the source opened (``info`` known), or the lane is over
         self.state = "starting"
         self.error: BaseException | None = None
@@ -97,9 +98,7 @@ class SourceLane:
     def stop(self) -> None:
         """Stop reading (safe from any thread and from signal handlers)."""
         self.stopping.set()
-        interrupt = getattr(self.source, "interrupt", None)
-        if interrupt is not None:
-            interrupt()
+        self.source_stop.set()
 
     def join(self, timeout: float | None = None) -> None:
         for worker in self.workers.values():
@@ -120,7 +119,8 @@ class SourceLane:
     def _frames(self) -> Iterator[Frame]:
         self.state = "opening"
         cfg = self.config
-        self.source = open_source(self.uri, max_frames=None if self.live else cfg.max_frames, options=self.options)
+        self.source = open_source(self.uri, max_frames=None if self.live else cfg.max_frames, options=self.options,
+                                  interrupted=self.source_stop)
         try:  # closed here, in the decoding thread: closing it from another would pull it from under a decode
             if self.stopping.is_set():  # removed or stopped while it opened
                 self.stop()

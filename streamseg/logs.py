@@ -5,20 +5,29 @@ from __future__ import annotations
 import logging
 import re
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@")
+# userinfo runs to the LAST "@" before the host: a password may itself hold "@" (rtsp://user:p@ss@host/x)
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s?#]*@")
+# query parameters that carry secrets: ?password=…, &token=…, &api_key=…, &auth=…, &X-Amz-Signature=…
+_SECRET_PARAMS = re.compile(
+    r"""(?P<key>[?&;][^=&;#\s]*(?:pass|pwd|token|key|secret|auth|sig|credential)[^=&;#\s]*=)[^&;#\s'"]*""",
+    re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x``; anything else unchanged."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+    """``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x``; secret query values -> ``***``; anything else unchanged."""
+    return _SECRET_PARAMS.sub(r"\g<key>***", _CREDENTIALS.sub(r"\g<scheme>***@", text))
 
 
 class RedactingFilter(logging.Filter):
+    """Scrubs the formatted message (its args included) and any attached traceback."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

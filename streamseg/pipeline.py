@@ -418,6 +418,7 @@ class Pipeline:
                 "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
                 "written": lane.latency.items, "latency": lane.latency,
                 "dropped": sum(q.dropped for q in lane.queues.values()), **lane.link_counts(),
+                "problem": getattr(lane.source, "problem", None),
             } for lane in lanes},
         }  # fmt: skip
 

@@ -68,8 +68,10 @@ def test_backoff_doubles_to_a_ceiling_and_gives_up_when_told():
 
 
 def test_unreachable_stream_is_one_line_without_credentials(duc_onnx, tmp_path: Path):
+    # --reconnect-give-up 0: no retry of the first connection either (by default a camera is waited for)
     url = f"rtsp://alice:s3cret@127.0.0.1:{free_port()}/cam"
-    proc = run_cli("run", url, "-o", str(tmp_path / "o.mp4"), "--model", str(duc_onnx), timeout=60)
+    proc = run_cli("run", url, "-o", str(tmp_path / "o.mp4"), "--model", str(duc_onnx), "--reconnect-give-up", "0",
+                   timeout=60)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("streamseg: error: cannot open rtsp://***@127.0.0.1:"), proc.stderr

@@ -135,7 +135,11 @@ def test_gives_up_after_the_limit_and_keeps_the_file_output_valid(relay, camera,
     video = tmp_path / "out.mp4"
     proc = streamseg("run", relay.url("cam"), "-o", str(video), "--model", str(duc_onnx),
                      "--reconnect-give-up", "2", "--reconnect-delay", "0.2", "--read-timeout", "2")
-    time.sleep(4)  # frames flow into the file
+    deadline = time.monotonic() + 60  # frames flow into the file (a loaded machine may take a while to start)
+    while time.monotonic() < deadline and proc.poll() is None and \
+            not (video.exists() and video.stat().st_size > 20_000):
+        time.sleep(0.2)
+    time.sleep(1)
     relay.stop()
     try:
         _, err = proc.communicate(timeout=40)

@@ -113,3 +113,38 @@ def test_preview_page_in_headless_chromium(car_video, duc_onnx, tmp_path):
     # and it is the pipeline's composited picture (JPEG'd), not just any busy image
     assert closest_picture_error(np.ascontiguousarray(shown[:432, :768]), pictures) < 1.5
     assert fps > 0 and latency.endswith(" ms") and class_rows >= 1
+
+
+HOSTILE = '<img src=x onerror="window.pwned=(window.pwned||0)+1">{}<script>window.pwned=1</script>'
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BROWSER, reason="needs Debian's chromium and the playwright package")
+def test_hostile_class_names_show_as_text_in_headless_chromium(car_video, duc_onnx, tmp_path):
+    """Class names come from model metadata: markup in them is shown, never run."""
+    from playwright.sync_api import sync_playwright
+
+    from streamseg.models import spec_from_onnx
+
+    spec = spec_from_onnx(duc_onnx)
+    names = tuple(HOSTILE.format(i) for i in range(spec.num_classes))
+    with Pipeline(car_video, model=duc_onnx, spec=spec.model_copy(update={"classes": names}), max_frames=80,
+                  preview_port=0) as pipeline:
+        consumer, _ = paced(pipeline, 0.1)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(pipeline.preview.url, wait_until="domcontentloaded")  # not "load": the MJPEG never ends
+                page.wait_for_function("document.querySelectorAll('#classes tr').length > 0", timeout=60_000)
+                page.wait_for_timeout(1200)  # two more refreshes: an onerror handler would have fired by now
+                shown = page.locator("#classes tr td:first-child").all_inner_texts()
+                injected = page.evaluate("document.querySelectorAll('#classes img, #classes script').length")
+                pwned = page.evaluate("window.pwned === undefined ? 0 : window.pwned")
+            finally:
+                browser.close()
+        pipeline.stop()
+        consumer.join(timeout=120)
+    assert shown and all(name in names for name in shown), shown  # the markup, verbatim, as text
+    assert injected == 0 and pwned == 0

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from streamseg.errors import BackendError
+from streamseg.models.cache import private_dir
 from streamseg.models.fetch import sha256_of
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ class EngineCache:
     """A folder of ``<name>-<hash>.engine`` files with ``.json`` manifests."""
 
     def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
+        # engines are deserialized into the process: a folder someone else can write is refused
+        self.folder = private_dir(folder)
 
     def path_for(self, key: EngineKey, stem: str) -> Path:
         return self.folder / f"{stem}-{key.precision}-{key.digest()[:16]}.engine"
@@ -103,7 +105,6 @@ class EngineCache:
 
     def store(self, key: EngineKey, stem: str, engine: bytes) -> Path:
         """Write ``engine`` and its manifest atomically; returns the engine path."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(key, stem)
         write_engine(path, key, engine)
         return path

@@ -16,9 +16,12 @@ The converter is ONNX Runtime's copy of onnxconverter-common's ``float16``
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 from streamseg.errors import ConfigError, ModelError
+from streamseg.models.cache import private_dir
 from streamseg.models.fetch import sha256_of
 from streamseg.models.spec import ModelSpec
 
@@ -81,11 +84,11 @@ def convert_to_fp16(onnx_path: Path, spec: ModelSpec, folder: str | Path, *, mod
 
     from streamseg.models import SPEC_METADATA_KEY
 
-    folder = Path(folder)
-    target = folder / f"{onnx_path.stem}-fp16-{sha256_of(onnx_path)[:16]}.onnx"
+    folder = private_dir(folder)
+    # the full sha256 of the source: a changed FP32 file never finds the old copy
+    target = folder / f"{onnx_path.stem}-fp16-{sha256_of(onnx_path)}.onnx"
     if target.is_file():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
     model = model if model is not None else onnx.load(str(onnx_path))
     log.info("converting %s to FP16 (float16 inputs and outputs)", onnx_path.name)
     # keep_io_types=False: float16 I/O, see the module docstring
@@ -94,9 +97,15 @@ def convert_to_fp16(onnx_path: Path, spec: ModelSpec, folder: str | Path, *, mod
     del half.metadata_props[:]
     half.metadata_props.extend(kept)
     half.metadata_props.add(key=SPEC_METADATA_KEY, value=_spec_dtype(spec, "float16").to_json())
-    partial = target.with_suffix(".onnx.part")
-    onnx.save(half, str(partial))
-    partial.replace(target)
+    # a unique temporary name in the same folder: two conversions at once never write into one file
+    fd, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=folder)
+    os.close(fd)
+    try:
+        onnx.save(half, name)
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamseg.backends.base import check_output_classes
 from streamseg.errors import BackendError, ModelError
 from streamseg.models.spec import ModelSpec
 from streamseg.workers import usable_cores
@@ -52,6 +53,8 @@ class OnnxRuntimeBackend:
         self.spec = spec
         self.input_dtype = spec.dtype
         self.fixed_input_size, self.max_batch = check_io(session, spec, model_path)
+        outputs = {o.name: o.shape for o in session.get_outputs()}
+        self._classes_checked = check_output_classes(outputs[spec.output_name], spec, self._where)
         self.name = self._direct_name = f"onnxruntime ({session.get_providers()[0]})"
         self._outputs = [spec.output_name]
         self._direct = session  # the model as it is; None while Winograd sessions serve every size
@@ -71,11 +74,17 @@ class OnnxRuntimeBackend:
                     self._rewrite_for(self.fixed_input_size)
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
+        out = self._run(tensor)
+        if not self._classes_checked:  # the class axis was dynamic in the file: check the first real output
+            self._classes_checked = check_output_classes(out.shape, self.spec, self._where)
+        return out
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
         if self._winograd_from is None:
             return self._direct.run(self._outputs, {self.spec.input_name: tensor})[0]
         session = self._sessions.get(tuple(tensor.shape[2:])) or self._rewrite_for(tuple(tensor.shape[2:]))
         if self._winograd_from is None:  # the rewrite failed: the direct session took over
-            return self.run(tensor)
+            return self._run(tensor)
         if len(tensor) == 1:
             return session.run(self._outputs, {self.spec.input_name: tensor})[0]
         return np.concatenate([session.run(self._outputs, {self.spec.input_name: tensor[k:k + 1]})[0]

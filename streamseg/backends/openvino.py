@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamseg.backends.base import check_output_classes
 from streamseg.errors import BackendError, MissingExtraError, ModelError
 from streamseg.models.spec import ModelSpec
 from streamseg.workers import usable_cores
@@ -66,6 +67,11 @@ class OpenVinoBackend:
         self.spec = spec
         self.input_dtype = spec.dtype
         self.fixed_input_size, self.max_batch = check_io(self.model, spec, model_path)
+        self._where = Path(model_path).name
+        output = next(port for port in self.model.outputs if spec.output_name in port.get_names())
+        self._classes_checked = check_output_classes(
+            [d.get_length() if d.is_static else None for d in output.get_partial_shape()]
+            if output.get_partial_shape().rank.is_static else [], spec, self._where)
         self.config = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",  # one stream, every thread on one request
@@ -99,7 +105,10 @@ class OpenVinoBackend:
         # inputs are read in place (the caller keeps the array until run returns); outputs are copied, since
         # the request's buffer is overwritten by the next run while later stages still read this one
         result = request.infer({self.spec.input_name: tensor}, share_inputs=True, share_outputs=False)
-        return result[output]
+        out = result[output]
+        if not self._classes_checked:  # the class axis was dynamic in the file: check the first real output
+            self._classes_checked = check_output_classes(out.shape, self.spec, self._where)
+        return out
 
     def close(self) -> None:
         self._compiled.clear()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamseg.backends.base import check_output_classes
 from streamseg.backends.engine_cache import EngineCache, Profile
 from streamseg.backends.trt_build import DEFAULT_WORKSPACE, default_profile, ensure_engine, import_tensorrt
 from streamseg.errors import BackendError, ModelError
@@ -28,9 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def default_engine_dir() -> Path:
-    from streamseg.models.fetch import cache_dir
+    from streamseg.models.fetch import cache_folder
 
-    return cache_dir() / "engines"
+    return cache_folder("engines")
 
 
 class TensorRTBackend:
@@ -63,6 +64,9 @@ class TensorRTBackend:
         self._input_torch_dtype = self._io[spec.input_name][1]
         self.input_dtype = str(self._input_torch_dtype).removeprefix("torch.")
         self.max_batch = profile.max[0]
+        self._where = f"engine {built.path.name}"
+        self._classes_checked = check_output_classes(list(self.engine.get_tensor_shape(spec.output_name)), spec,
+                                                     self._where)
         same = profile.min[2:] == profile.max[2:]
         self.fixed_input_size = tuple(profile.min[2:]) if same else None
         self.cuda_graphs = cuda_graphs
@@ -103,6 +107,8 @@ class TensorRTBackend:
                     raise BackendError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
                 out = outputs[self.spec.output_name]
         self.stream.synchronize()  # the next stage runs in another thread, on its own stream
+        if not self._classes_checked:  # a dynamic class axis: check the first real output
+            self._classes_checked = check_output_classes(tuple(out.shape), self.spec, self._where)
         return out.cpu().numpy() if on_host else out
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("streamseg: aborted", err=True)
         return 130
     except click.ClickException as err:
-        click.echo(f"streamseg: error: {err.format_message()}", err=True)
+        click.echo(f"streamseg: error: {logs.redact(err.format_message())}", err=True)  # e.g. an extra URL argument
         return err.exit_code
     except KeyboardInterrupt:
         click.echo("streamseg: interrupted", err=True)

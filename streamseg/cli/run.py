@@ -52,7 +52,10 @@ from streamseg.models.spec import ModelSpec
 @click.option("--read-timeout", type=float, help="Seconds without data before a live input reconnects [default: 5].")
 @click.option("--reconnect-delay", type=float, help="First reconnect wait, doubled per failure [default: 0.5 s].")
 @click.option("--reconnect-max-delay", type=float, help="Longest reconnect wait [default: 10 s].")
-@click.option("--reconnect-give-up", type=int, help="Give up after N failed reconnects in a row [default: never].")
+@click.option("--reconnect-give-up", type=int,
+              help="Give up after N failed connection attempts in a row, the first connection's too [default: never].")
+@click.option("--undecodable-timeout", type=float,
+              help="Reconnect a live input that sends nothing decodable for this many seconds [default: 10].")
 @click.option("--encoder", "codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @click.option("--bitrate", help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
 @click.option("--gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")
@@ -114,7 +117,7 @@ def _advance(bar, pipeline) -> None:
 
 
 SOURCE_FLAGS = ("transport", "realtime", "loop", "read_timeout", "reconnect_delay", "reconnect_max_delay",
-                "reconnect_give_up")
+                "reconnect_give_up", "undecodable_timeout")
 ENCODER_FLAGS = ("codec", "bitrate", "gop", "segment_seconds", "keep_gigabytes")
 
 
@@ -149,7 +152,7 @@ def _announce_servers(pipeline) -> None:
 
 
 def _stop_on_signals(pipeline) -> None:
-    """First Ctrl-C / SIGTERM stops reading and finalizes outputs; a second one aborts."""
+    """First Ctrl-C / SIGTERM stops reading (a camera still awaited too) and finalizes outputs; a second aborts."""
 
     def handler(signum, frame):
         pipeline.stop()

@@ -23,7 +23,7 @@ TOP = 3  # classes named per line
 @click.option("--save", type=click.Path(file_okay=False), help="Also save each label map as DIR/NNNNNN.png.")
 def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: bool, save: str | None) -> None:
     """Connect to ENDPOINT (e.g. tcp://127.0.0.1:5555) and describe each label map received."""
-    from streamseg.publish.wire import TOPIC, decode
+    from streamseg.publish.wire import MAX_MESSAGE_BYTES, TOPIC, decode
     from streamseg.publish.zmq_pub import require_zmq
 
     zmq = require_zmq()
@@ -34,6 +34,7 @@ def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: 
     socket = context.socket(zmq.SUB)
     # retry every 10 ms (not 100): a subscriber started before the run attaches in time for its first frames
     socket.setsockopt(zmq.RECONNECT_IVL, 10)
+    socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # a bigger message drops that publisher, not us
     try:
         socket.connect(endpoint)
     except zmq.ZMQError as err:
@@ -51,7 +52,7 @@ def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: 
                 break  # the stream went quiet: done
             try:
                 header, labels = decode(socket.recv_multipart())
-            except ValueError as err:
+            except ValueError as err:  # a malformed header, a zlib bomb: one warning, then the next message
                 click.echo(f"streamseg: skipping a message: {err}", err=True)
                 continue
             received += 1

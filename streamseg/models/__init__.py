@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamseg.errors import ModelError
-from streamseg.models.fetch import cached_path
+from streamseg.models.cache import check_pinned
+from streamseg.models.fetch import cache_folder, cached_path, sha256_of
 from streamseg.models.spec import ModelSpec
 from streamseg.models.zoo import ZOO, ZooEntry
 
@@ -40,12 +41,14 @@ def resolve_model(model: str | Path, spec: ModelSpec | None = None) -> tuple[Pat
         variant = variant or "fp32"
         if variant not in entry.files:
             raise ModelError(f"{name} has no {variant!r} file (variants: {', '.join(entry.files)})")
+        cache_folder("models", create=False)  # a cache others can write is refused, not trusted
         path = cached_path(entry.files[variant])
         if not path.exists():
             raise ModelError(
                 f"{text} is not downloaded: run `streamseg models fetch {text}`, or "
                 f"`streamseg models export {name} --output {name}.onnx` and pass --model {name}.onnx"
             )
+        check_pinned(path, entry.files[variant].sha256, sha256_of)
         return path, spec or entry.spec
     path = Path(text)
     if not path.exists():

@@ -1,9 +1,17 @@
-"""A small threaded HTTP server on a local port, run in the background."""
+"""A small threaded HTTP server on a local port, run in the background.
+
+Hardened for a hostile network: each connection has a socket timeout, at most
+``MAX_CLIENTS`` are served at once (the rest get a quick 503), and a server
+bound to a loopback address answers only requests whose ``Host`` names the
+loopback (DNS rebinding cannot reach it from a web page).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -12,11 +20,30 @@ from streamseg.errors import SinkError
 
 log = logging.getLogger(__name__)
 
+HANDLER_TIMEOUT = 10.0  # seconds a connection may sit without sending or taking data
+MAX_CLIENTS = 32  # connections served at once, MJPEG streams included
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
+        b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n")
+
 
 class QuietHandler(BaseHTTPRequestHandler):
     """Request handler that logs at debug level instead of printing each request."""
 
     server: BackgroundServer.HTTPServer  # type: ignore[name-defined]
+
+    def setup(self) -> None:
+        self.timeout = self.server.handler_timeout  # StreamRequestHandler applies it to the socket
+        super().setup()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.server.local_only and not is_local_host(self.headers.get("Host")):
+            self.close_connection = True
+            self.send_json({"error": "this server answers only for localhost (see --serve-host)"}, 403)
+            return False
+        return True
 
     @property
     def app(self) -> Any:
@@ -38,6 +65,25 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.send_body(json.dumps(data).encode(), "application/json", status)
 
 
+def is_local_host(header: str | None) -> bool:
+    """True for a ``Host`` header naming the loopback (any port), or none at all (not a browser)."""
+    if header is None:
+        return True
+    host = header.strip().lower()
+    if host.startswith("["):  # [::1]:8080
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host in LOCAL_HOSTS
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class BackgroundServer:
     """Serves ``handler`` for ``app`` on ``host:port`` from a daemon thread until ``close()``.
 
@@ -50,18 +96,59 @@ class BackgroundServer:
         allow_reuse_address = True
         name: str
         app: Any
+        handler_timeout: float
+        local_only: bool
+        slots: threading.BoundedSemaphore
+
+        def process_request(self, request, client_address) -> None:
+            if not self.slots.acquire(blocking=False):
+                self._refuse(request)
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self.slots.release()
+                raise
+
+        def process_request_thread(self, request, client_address) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self.slots.release()
+
+        def _refuse(self, request: socket.socket) -> None:
+            """Answer 503 from the accepting thread, without waiting on the client: no thread, no slot."""
+            try:
+                request.settimeout(0.05)
+                try:
+                    request.recv(65536)  # take the request if it is there, so closing does not reset the reply
+                except OSError:
+                    pass
+                request.sendall(BUSY)
+                request.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            finally:
+                request.close()
+
+        def handle_error(self, request, client_address) -> None:
+            log.debug("%s: connection from %s failed", self.name, client_address, exc_info=True)  # noqa: LOG014 - called from an except
 
     def __init__(self, name: str, flag: str, handler: type[QuietHandler], app: Any, port: int,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", *, timeout: float | None = None, max_clients: int | None = None):
         self.name = name
         self.closing = threading.Event()  # long-lived responses (MJPEG) end when it is set
         try:
             self._server = self.HTTPServer((host, port), handler)
         except OSError as err:
             raise SinkError(f"{flag} {port}: cannot listen on {host}:{port}: {err.strerror or err}") from None
-        self._server.name, self._server.app = name, app
-        self.host, self.port = host, self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+        server = self._server
+        server.name, server.app = name, app
+        server.handler_timeout = HANDLER_TIMEOUT if timeout is None else timeout
+        server.slots = threading.BoundedSemaphore(MAX_CLIENTS if max_clients is None else max_clients)
+        server.local_only = is_loopback(host)  # --serve-host 0.0.0.0 (or a LAN address) accepts any Host
+        self.host, self.port = host, server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name=f"streamseg-{name}", daemon=True)
         self._thread.start()
         log.info("%s at %s", name, self.url)

@@ -153,9 +153,13 @@ class MetricsServer:
     def health(self) -> tuple[int, dict[str, Any]]:
         s = self.live.read()
         body = {"status": s["state"], "frames": s["frames_out"], "fps": round(s["fps"], 3),
-                "uptime_s": round(s["elapsed"], 3),
-                "sources": {name: {"state": one["state"], "frames": one["frames_out"], "fps": round(one["fps"], 3)}
-                            for name, one in s["sources"].items()}}
+                "uptime_s": round(s["elapsed"], 3), "sources": {}}
+        for name, one in s["sources"].items():
+            body["sources"][name] = {"state": one["state"], "frames": one["frames_out"], "fps": round(one["fps"], 3)}
+            if one.get("problem") and one["state"] == "reconnecting":  # e.g. "lost: no decodable picture for 10 s"
+                body["sources"][name]["problem"] = one["problem"]
+                if len(s["sources"]) == 1:
+                    body["source_problem"] = one["problem"]
         return (200 if s["state"] in HEALTHY else 503), body
 
     def close(self, complete: bool = True) -> None:

@@ -31,6 +31,20 @@ PAGE = """<!doctype html>
   <table id="classes"></table>
 </div>
 <script>
+// every text goes in through textContent: class names come from model metadata and may hold markup
+function classRow(c) {
+  const row = document.createElement("tr");
+  row.insertCell().textContent = c.name;
+  const share = row.insertCell();
+  share.className = "num";
+  share.textContent = (100 * c.fraction).toFixed(1) + "%";
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  bar.style.width = Math.max(1, 120 * c.fraction) + "px";
+  bar.style.background = c.color;
+  row.insertCell().appendChild(bar);
+  return row;
+}
 async function refresh() {
   try {
     const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
@@ -40,10 +54,7 @@ async function refresh() {
     document.getElementById("latency").textContent = s.latency_ms.toFixed(0) + " ms";
     document.getElementById("frames").textContent = s.frames;
     document.getElementById("dropped").textContent = s.dropped;
-    const rows = s.classes.map(c =>
-      `<tr><td>${c.name}</td><td class="num">${(100 * c.fraction).toFixed(1)}%</td>` +
-      `<td><span class="bar" style="width:${Math.max(1, 120 * c.fraction)}px;background:${c.color}"></span></td></tr>`);
-    document.getElementById("classes").innerHTML = rows.join("");
+    document.getElementById("classes").replaceChildren(...s.classes.map(classRow));
   } catch (err) {
     document.getElementById("state").textContent = "disconnected";
   }

@@ -7,6 +7,8 @@ someone is watching; a slow viewer skips frames, it never slows the pipeline.
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 from typing import Any
 from urllib.parse import parse_qs
@@ -142,10 +144,20 @@ class _PreviewHandler(QuietHandler):
             while not preview.closing.is_set():
                 frame = preview.next_jpeg(source, after=shown)
                 if frame is None:
+                    if self._viewer_left():  # no frame to write, so no failed write tells: free the slot now
+                        return
                     continue
                 shown, jpeg = frame
                 self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                                  .encode() + jpeg + b"\r\n")
                 self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the viewer left
+        except OSError:  # the viewer left, or stopped reading for HANDLER_TIMEOUT seconds
+            pass
+
+    def _viewer_left(self) -> bool:
+        """True when the viewer closed its end (readable, and a peek finds end of stream)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True

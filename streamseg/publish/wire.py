@@ -14,7 +14,9 @@ One ZeroMQ multipart message per frame, three parts:
    (Unix seconds) when the frame was decoded, ``latency`` seconds from capture
    to the label map, ``classes[i]`` the name of class id ``i``.
 3. payload: the label map, row-major ``uint8`` of ``shape``, compressed
-   with zlib (``zlib.decompress`` in any language).
+   with zlib (``zlib.decompress`` in any language). A receiver should stop
+   inflating at ``height * width`` bytes (see ``inflate``): the header is
+   only as trustworthy as its sender.
 
 The format depends on nothing but JSON and zlib, so a consumer needs neither
 streamseg nor numpy (see ``examples/subscriber.py``).
@@ -52,11 +54,65 @@ class MessageEncoder:
 
 
 def decode(parts: list[bytes]) -> tuple[dict[str, Any], np.ndarray]:
-    """A received multipart message -> (header, labels as an (H, W) uint8 array)."""
+    """A received multipart message -> (header, labels as an (H, W) uint8 array).
+
+    Anything a buggy or hostile publisher could send raises ValueError: a
+    header that misses a field or has the wrong type, a shape past
+    ``MAX_SIDE``, a payload that inflates to more or fewer bytes than the
+    shape declares. Decompression stops at the declared size, so a zlib bomb
+    costs at most one label map of memory.
+    """
     if len(parts) != 3 or parts[0] != TOPIC:
         raise ValueError(f"not a streamseg label message ({len(parts)} parts, topic {parts[0][:16]!r})")
-    header = json.loads(parts[1])
-    if header.get("v") != VERSION or header.get("encoding") != "zlib":
-        raise ValueError(f"unsupported message version {header.get('v')} / encoding {header.get('encoding')}")
-    labels = np.frombuffer(zlib.decompress(parts[2]), np.uint8).reshape(header["shape"])
-    return header, labels
+    header = parse_header(parts[1])
+    height, width = header["shape"]
+    return header, np.frombuffer(inflate(parts[2], height * width), np.uint8).reshape(height, width)
+
+
+def parse_header(data: bytes) -> dict[str, Any]:
+    """The JSON header, checked field by field (see the module docstring)."""
+    if len(data) > MAX_HEADER_BYTES:
+        raise ValueError(f"header of {len(data)} bytes (at most {MAX_HEADER_BYTES})")
+    try:
+        header = json.loads(data)
+    except ValueError as err:  # also a UnicodeDecodeError
+        raise ValueError(f"header is not JSON: {err}") from None
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")  # noqa: TRY004 - every bad message is a ValueError
+    if header.get("v") != VERSION or header.get("encoding") != "zlib" or header.get("dtype") != "uint8":
+        raise ValueError(f"unsupported message version {header.get('v')!r} / encoding {header.get('encoding')!r} "
+                         f"/ dtype {header.get('dtype')!r}")
+    shape = header.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(n) and 0 < n <= MAX_SIDE for n in shape)):
+        raise ValueError(f"shape must be [height, width], each 1..{MAX_SIDE}: {str(shape)[:40]}")
+    classes = header.get("classes")
+    if not (isinstance(classes, list) and 0 < len(classes) <= 256 and all(isinstance(c, str) for c in classes)):
+        raise ValueError("classes must be a list of 1..256 names")
+    for key, kinds in _FIELDS.items():
+        if not isinstance(header.get(key), kinds) or isinstance(header.get(key), bool):
+            raise ValueError(f"header field {key!r} missing or of the wrong type")  # noqa: TRY004
+    return header
+
+
+def inflate(payload: bytes, size: int) -> bytes:
+    """zlib-decompress exactly ``size`` bytes; more, fewer, or trailing data is an error."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(payload, size)
+        if len(data) == size and not inflater.eof and inflater.decompress(inflater.unconsumed_tail, 1):
+            raise ValueError(f"payload inflates past the {size} bytes its shape declares")
+    except zlib.error as err:
+        raise ValueError(f"payload is not zlib data: {err}") from None
+    if len(data) != size or not inflater.eof or inflater.unused_data:
+        raise ValueError(f"payload does not inflate to the {size} bytes its shape declares")
+    return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+MAX_SIDE = 16384  # pixels: no label map is taller or wider (16384 x 16384 is 256 MiB)
+MAX_HEADER_BYTES = 1 << 20  # classes and all
+MAX_MESSAGE_BYTES = MAX_SIDE * MAX_SIDE * 1001 // 1000 + MAX_HEADER_BYTES  # zlib adds < 0.1% to random data
+_FIELDS = {"frame": int, "capture_time": (int, float), "time": (int, float, type(None))}

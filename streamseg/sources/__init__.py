@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 from streamseg.sources.base import Source, StreamInfo
@@ -16,15 +17,17 @@ _DEVICE = re.compile(r"^/dev/video\d+$")
 _NETWORK = ("http", "https", "srt", "tcp")
 
 
-def open_source(uri: str, *, max_frames: int | None = None, options: SourceOptions = SourceOptions()) -> Source:
+def open_source(uri: str, *, max_frames: int | None = None, options: SourceOptions = SourceOptions(),
+                interrupted: threading.Event | None = None) -> Source:
     """Open ``uri`` by its form.
 
     ``rtsp://`` / ``rtsps://`` (``options.transport``), ``udp://`` MPEG-TS, ``http(s)://``
     (HLS playlists and other HTTP streams), ``rtmp://``, ``srt://``, ``/dev/videoN`` (V4L2),
     else a file: decoded as fast as it goes, or paced as a camera with ``options.realtime``.
+    ``interrupted``, once set, stops a live source, even while it still waits for its first connection.
     """
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    live = {"options": options, "max_frames": max_frames}
+    live = {"options": options, "max_frames": max_frames, "interrupted": interrupted}
     if scheme in ("rtsp", "rtsps"):
         return LiveSource(uri, container_options=_rtsp_options(options), **live)
     if scheme in ("rtmp", "rtmps"):

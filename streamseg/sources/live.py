@@ -3,6 +3,13 @@
 Frames carry timestamps derived from the capture clock (time base 1/90000), so
 they rise monotonically through stalls, reconnects and loops, whatever the
 stream said (an RTSP stream's first pts can be None).
+
+A camera that is not up yet is waited for: a first open that fails for a
+transient reason (refused, timed out, 404, no stream or only invalid data yet)
+is retried with the same backoff and give-up limit as a reconnect. A malformed
+URL, an unknown protocol or refused credentials fail at once. A source that
+sends only undecodable data for ``undecodable_timeout`` seconds is dropped and
+reconnected, and reported as reconnecting meanwhile.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
+from urllib.parse import urlsplit
 
 import av
 import cv2
@@ -29,6 +37,23 @@ log = logging.getLogger(__name__)
 
 CLOCK_RATE = 90000  # ticks per second of the capture-clock pts, as RTP video uses
 TIME_BASE = Fraction(1, CLOCK_RATE)
+# failures that waiting will not cure: a typo'd protocol, a bad option or URL, refused credentials, a missing device
+PERMANENT = (av.error.ProtocolNotFoundError, av.error.DemuxerNotFoundError, av.error.OptionNotFoundError,
+             av.error.ArgumentError, av.error.HTTPBadRequestError, av.error.HTTPUnauthorizedError,
+             av.error.HTTPForbiddenError, av.error.PermissionError, av.error.FileNotFoundError,
+             av.error.IsADirectoryError)
+
+
+class OpenError(SourceError):
+    """A failed open; a ``transient`` one (the camera or relay is not up yet) is worth retrying."""
+
+    def __init__(self, message: str, *, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+
+class UndecodableError(SourceError):
+    """Data keeps arriving, but none of it decodes to a picture."""
 
 
 class CaptureClock:
@@ -49,15 +74,16 @@ class CaptureClock:
 class LiveSource:
     """Decodes the first video stream of ``url`` with PyAV and reconnects with backoff.
 
-    The first connection is made on open and fails fast (a typo should not
-    retry forever); once frames have flowed, EOF, read timeouts, ExitError and
-    refused connections lead to reconnects. ``paced`` plays a file at its own
-    rate; with ``loop`` it starts over at the end instead of stopping.
+    The first connection is made on open, retried while its failure is
+    transient (see the module docstring); once frames have flowed, EOF, read
+    timeouts, undecodable data, ExitError and refused connections lead to
+    reconnects. ``paced`` plays a file at its own rate; with ``loop`` it starts
+    over at the end instead of stopping.
     """
 
     def __init__(self, url: str, *, options: SourceOptions, format: str | None = None,
                  container_options: dict[str, str] | None = None, paced: bool = False,
-                 max_frames: int | None = None):
+                 max_frames: int | None = None, interrupted: threading.Event | None = None):
         self.url = url
         self.name = redact(url)
         self.options = options
@@ -67,17 +93,14 @@ class LiveSource:
         self.loops = 0
         self._format = format
         self._container_options = container_options or {}
-        self._interrupted = threading.Event()
-        self._container = self._open()
-        try:
-            self._pictures = self._decode()  # kept: frames() goes on where the first picture left off
-            self._first = next(self._pictures, None)
-        except (av.FFmpegError, OSError) as err:
-            self._close_container()
-            raise SourceError(f"cannot read {self.name}: {_reason(err)}") from None
-        if self._first is None:
-            self._close_container()
-            raise SourceError(f"{self.name}: no decodable video frames")
+        # the caller's event when given (a pipeline's stop), so a first connection still being retried stops too
+        self._interrupted = interrupted or threading.Event()
+        self._container = None
+        self.problem: str | None = None  # why no pictures are coming now (for /health); None while they flow
+        self._flowing = True  # False from a loss until the next picture
+        if not paced and format is None:
+            _check_url(url, self.name)
+        self._first = self._connect()
         height, width = self._first.shape[:2]
         self.info = StreamInfo(name=self.name, width=width, height=height, time_base=TIME_BASE,
                                rate=self._stream.average_rate or self._stream.guessed_rate,
@@ -90,14 +113,51 @@ class LiveSource:
             container = av.open(self.url, format=self._format, options=self._container_options,
                                 timeout=(max(timeout, 5.0), timeout))
         except (av.FFmpegError, OSError) as err:
-            raise SourceError(f"cannot open {self.name}: {_reason(err)}") from None
+            transient = not isinstance(err, PERMANENT)
+            raise OpenError(f"cannot open {self.name}: {_reason(err)}", transient=transient) from None
         if not container.streams.video:
             container.close()
-            raise SourceError(f"{self.name} has no video stream")
+            raise OpenError(f"{self.name} has no video stream", transient=True)  # a relay may not have it yet
         stream = container.streams.video[0]
         stream.thread_type = "AUTO" if self.paced else "SLICE"  # frame threads would add frames of delay
         self._stream = stream
         return container
+
+    def _connect(self) -> np.ndarray:
+        """Open and decode the first picture; a transient failure is retried with backoff, as a reconnect is."""
+        backoff = self._backoff()
+        while True:
+            try:
+                return self._open_first()
+            except OpenError as err:
+                if not err.transient or self.paced:
+                    raise
+                self.problem = str(err)
+                delay = backoff.next()
+                if delay is None:
+                    attempts = backoff.failures + 1
+                    raise SourceError(f"{err} (gave up after {attempts} attempt{'s' * (attempts > 1)})") from None
+                log.warning("%s; retrying in %.1f s (attempt %d)", err, delay, backoff.failures + 1)
+                if self._interrupted.wait(delay):
+                    raise SourceError(f"{self.name}: stopped while waiting for the stream ({err})") from None
+
+    def _open_first(self) -> np.ndarray:
+        self._container = self._open()
+        try:
+            self._pictures = self._decode()  # kept: frames() goes on where the first picture left off
+            first = next(self._pictures, None)
+        except (av.FFmpegError, OSError) as err:
+            self._close_container()
+            raise OpenError(f"cannot read {self.name}: {_reason(err)}", transient=True) from None
+        if first is None:
+            self._close_container()
+            raise OpenError(f"{self.name}: no decodable video frames", transient=True)
+        self.problem = None
+        return first
+
+    def _backoff(self) -> Backoff:
+        options = self.options
+        return Backoff(options.reconnect_delay, options.reconnect_max_delay, options.reconnect_give_up)
 
     def _close_container(self) -> None:
         if self._container is not None:
@@ -113,13 +173,21 @@ class LiveSource:
         stream, started, first_pts = self._stream, None, None
         step = 1 / float(stream.average_rate or stream.guessed_rate or 25)
         tb = float(stream.time_base or TIME_BASE)
+        limit, bad_since = self.options.undecodable_timeout, None
         for packet in self._container.demux(stream):
             if self._interrupted.is_set():
                 return
             try:
                 decoded = packet.decode()
             except av.InvalidDataError:  # e.g. slices before the first keyframe of a joined stream
+                decoded = []
+            if not decoded:  # tolerated a while (a joined stream waits for a keyframe), not forever
+                now = time.monotonic()
+                bad_since = bad_since or now
+                if now - bad_since > limit and not self.paced:
+                    raise UndecodableError(f"no decodable picture for {limit:g} s")
                 continue
+            bad_since = None
             for frame in decoded:
                 if self.paced:
                     offset = 0.0
@@ -137,8 +205,7 @@ class LiveSource:
 
     def frames(self) -> Iterator[Frame]:
         clock = CaptureClock()
-        backoff = Backoff(self.options.reconnect_delay, self.options.reconnect_max_delay,
-                          self.options.reconnect_give_up)
+        backoff = self._backoff()
         size = (self.info.height, self.info.width)
         index, pending = 0, self._first
         self._first = None
@@ -154,6 +221,8 @@ class LiveSource:
                     if image.shape[:2] != size:  # a camera that came back at another size
                         image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
                     now = time.monotonic()
+                    if not self._flowing:
+                        self._flowing, self.problem = True, None
                     yield Frame(self.name, index, image, clock.pts(now), TIME_BASE, time.time())
                     index += 1
                     backoff.reset()
@@ -165,6 +234,7 @@ class LiveSource:
             self._close_container()
             if self._interrupted.is_set():
                 return
+            self._flowing, self.problem = False, f"lost: {reason}"
             if self.paced:  # a file: loop or stop, no reconnecting
                 if not self.options.loop:
                     return
@@ -194,8 +264,9 @@ class LiveSource:
 
     @property
     def reconnecting(self) -> bool:
-        """True while a lost stream is being reopened (``/health`` says "reconnecting")."""
-        return self._container is None and not self.paced and not self._interrupted.is_set()
+        """True from a loss until pictures flow again (``/health`` says "reconnecting")."""
+        lost = self._container is None or not self._flowing
+        return lost and not self.paced and not self._interrupted.is_set()
 
     def interrupt(self) -> None:
         """Stop waiting and reading soon (from any thread, or a signal handler)."""
@@ -204,6 +275,17 @@ class LiveSource:
     def close(self) -> None:
         self._interrupted.set()
         self._close_container()
+
+
+def _check_url(url: str, name: str) -> None:
+    """Refuse at once what no retry can fix: a network URL without a host, or with a port that is no number."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0..65535
+    except ValueError as err:
+        raise SourceError(f"malformed URL {name}: {err}") from None
+    if parts.scheme and not parts.netloc:
+        raise SourceError(f"malformed URL {name}: no host")
 
 
 def _prepend(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

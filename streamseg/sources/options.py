@@ -19,6 +19,7 @@ class SourceOptions(BaseModel):
     reconnect_delay: float = Field(0.5, gt=0)  # --reconnect-delay: first wait, doubled per failed attempt
     reconnect_max_delay: float = Field(10.0, gt=0)  # --reconnect-max-delay: the wait never grows past this
     reconnect_give_up: int | None = Field(None, ge=0)  # --reconnect-give-up: failed attempts in a row; None: never
+    undecodable_timeout: float = Field(10.0, gt=0)  # --undecodable-timeout: seconds of data without a picture
 
     @model_validator(mode="after")
     def _check(self) -> SourceOptions:
