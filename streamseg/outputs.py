@@ -30,9 +30,8 @@ def source_name(uri: str) -> str:
     """A short name for ``uri``: a file's stem, a URL's host and path (no credentials), a device's node."""
     if "://" in uri:
         parts = urlsplit(uri)
-        host = parts.hostname or ""
-        port = f"-{parts.port}" if parts.port else ""
-        name = host + port + parts.path.replace("/", "-")
+        where = parts.netloc.rsplit("@", 1)[-1]  # host[:port], never the credentials
+        name = where.replace(":", "-") + parts.path.replace("/", "-")
     else:
         name = Path(uri).stem if not uri.startswith("/dev/") else Path(uri).name
     return _UNSAFE.sub("-", name).strip("-.") or "source"

@@ -27,7 +27,7 @@ def pipeline(car_video, duc_onnx):
 def preview(pipeline, monkeypatch):
     monkeypatch.setattr(http, "MAX_CLIENTS", 4)
     monkeypatch.setattr(http, "HANDLER_TIMEOUT", 1.0)
-    server = PreviewServer(pipeline, 0, ("road", "car"), ((0, 0, 0), (255, 0, 0)), "cam")
+    server = PreviewServer(pipeline, 0, ("road", "car"), ((0, 0, 0), (255, 0, 0)))
     yield server
     server.close()
 
