@@ -155,6 +155,11 @@ class Pipeline:
                 self.preview = PreviewServer(self, cfg.preview_port, spec.classes, spec.colors, self.info.name,
                                              cfg.serve_host)
                 sinks.append(self.preview)
+            if cfg.mcap or cfg.foxglove_port is not None or cfg.mqtt or cfg.kafka:  # one of each serves all sources
+                from streamseg.downstream.factory import open_downstream_sinks
+
+                self.downstream = open_downstream_sinks(cfg, spec, live=self.info.live)
+                sinks.extend(self.downstream)
             if self.metrics is not None:
                 sinks.append(self.metrics)
         except BaseException:
