@@ -6,6 +6,7 @@ sessions and the QoS 1 messages queued for them, as a production broker would.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -26,7 +27,9 @@ class Mosquitto(Server):
         self.port = free_port()
         self.folder = folder
         self.config = folder / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        # user: as root, mosquitto would switch to its own user, which cannot write in the test's folder
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+                               f"persistence true\n"
                                f"persistence_location {folder}/\nlog_dest file {folder}/mosquitto.log\n")
         self._proc: subprocess.Popen | None = None
 
