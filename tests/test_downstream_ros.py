@@ -14,9 +14,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import run_cli
+from PIL import Image
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("mcap", "mcap_ros2", "rosbags")),
