@@ -8,6 +8,7 @@ restart loses only the frames the bounded queue dropped, and those are counted.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import secrets
@@ -54,7 +55,9 @@ class MqttSink(BrokerSink):
         mqtt = require_paho()
         host, port, self.topic, user, password, tls = parse_mqtt_url(url)
         super().__init__(url, classes, live=live, labels=labels, queue_size=queue_size)
-        self._in_flight: list = []  # MQTTMessageInfo of messages paho holds until the broker acknowledges
+        self._unacked: set[int] = set()  # message ids paho holds until the broker acknowledges them
+        self._acked: collections.deque[int] = collections.deque()  # appended by paho's thread, no lock
+        self._early_acks: set[int] = set()
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self._ever_connected = False
@@ -67,6 +70,7 @@ class MqttSink(BrokerSink):
         self._client.reconnect_delay_set(max(1, round(reconnect_delay)), max(1, round(reconnect_max_delay)))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = lambda client, userdata, mid, reason_code, properties: self._acked.append(mid)
         self._client.connect_async(host, port, keepalive=30)
         self._client.loop_start()  # paho's network thread: connects, reconnects, resends
         self.start()
@@ -77,17 +81,23 @@ class MqttSink(BrokerSink):
 
     def send(self, event: Event) -> bool:
         with self._lock:
-            self._in_flight = [info for info in self._in_flight if not info.is_published()]
-            if len(self._in_flight) + len(event.parts) > MAX_IN_FLIGHT:
+            if self._count_unacked() + len(event.parts) > MAX_IN_FLIGHT:
                 return False  # the broker is slow or away: wait, and let the queue absorb (and drop)
             for topic, payload in event.parts:  # queued in paho even while disconnected, sent on reconnect
-                self._in_flight.append(self._client.publish(topic, payload, qos=1))
+                self._unacked.add(self._client.publish(topic, payload, qos=1).mid)
         return True
 
     def pending(self) -> int:
         with self._lock:
-            self._in_flight = [info for info in self._in_flight if not info.is_published()]
-            return len(self._in_flight)
+            return self._count_unacked()
+
+    def _count_unacked(self) -> int:
+        while self._acked:  # acknowledgements from paho's thread (an ack may come before its mid is added)
+            self._early_acks.add(self._acked.popleft())
+        done = self._unacked & self._early_acks
+        self._unacked -= done
+        self._early_acks -= done
+        return len(self._unacked)
 
     def stop_client(self) -> None:
         self._client.disconnect()
