@@ -177,3 +177,12 @@ def test_mcap_and_video_outputs_together_and_one_mcap_per_run(car_video, duc_onn
 
     with AnyReader([tmp_path / "a.mcap"]) as reader:
         assert reader.message_count == 2 * len(TYPES)
+
+
+def test_the_read_mcap_example_prints_every_label_map(mcap_run):
+    example = Path(__file__).resolve().parents[1] / "examples" / "read_mcap.py"
+    proc = subprocess.run([sys.executable, str(example), str(mcap_run / "run.mcap")], capture_output=True, text=True,
+                          timeout=60, check=True)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == FRAMES and all(line.startswith(f"{PREFIX}/labels ") for line in lines)
+    assert lines[1].split()[1:4] == ["0.08", "(432,", "768)"]
