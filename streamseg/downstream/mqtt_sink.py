@@ -41,7 +41,7 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str, str | None, str | None, boo
     except ValueError:
         raise ConfigError(f"--mqtt: bad port in {url.split('@')[-1]!r}") from None
     topic = unquote(parts.path).strip("/") or "streamseg"
-    if "+" in topic or "#" in topic:
+    if "+" in topic or "#" in url:  # urlsplit would take "#..." for a fragment
         raise ConfigError(f"--mqtt: topic {topic!r}: wildcards (+, #) are for subscribers")
     password = unquote(parts.password) if parts.password else None
     return parts.hostname, port, topic, parts.username and unquote(parts.username), password, parts.scheme == "mqtts"
