@@ -17,7 +17,6 @@ from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
 
 log = logging.getLogger(__name__)
-PREFIX = "/streamseg"
 
 
 def require_foxglove():
@@ -50,12 +49,12 @@ class FoxgloveSink:
 
     def write(self, result: Result) -> None:
         name = self._topics(result.source)
-        channels = [self._channel(topic(PREFIX, name, suffix), schema) for suffix, schema in CHANNELS.items()]
+        channels = [self._channel(topic(name, suffix), schema) for suffix, schema in CHANNELS.items()]
         if not any(channel.has_sinks() for channel in channels):
             return  # no sink on these channels: skip the encoding
         stamp = stamp_ns(result, self.live)
         for message in self.encoder.messages(result, stamp, frame_id=name):
-            self._channels[topic(PREFIX, name, message.suffix)].log(message.data, log_time=stamp)
+            self._channels[topic(name, message.suffix)].log(message.data, log_time=stamp)
 
     def _channel(self, name: str, schema: str):
         channel = self._channels.get(name)

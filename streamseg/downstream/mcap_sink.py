@@ -12,14 +12,13 @@ import json
 import logging
 from pathlib import Path
 
-from streamseg.downstream.ros_messages import SCHEMAS, RosEncoder, topic
+from streamseg.downstream.ros_messages import PREFIX, SCHEMAS, RosEncoder, topic
 from streamseg.downstream.topics import SourceTopics, stamp_ns
 from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
 from streamseg.logs import redact
 
 log = logging.getLogger(__name__)
-PREFIX = "/streamseg"
 
 
 def _writer_class():
@@ -67,7 +66,7 @@ class McapSink:
                                                                    "topic_prefix": f"{PREFIX}/{name}"})
         stamp = stamp_ns(result, self.live)
         for message in self.encoder.messages(result, stamp, frame_id=name):
-            channel = self._channel(topic(PREFIX, name, message.suffix), message.schema)
+            channel = self._channel(topic(name, message.suffix), message.schema)
             self._writer.add_message(channel, log_time=stamp, publish_time=stamp, data=message.data,
                                      sequence=result.index)
         try:

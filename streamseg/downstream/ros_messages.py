@@ -43,10 +43,11 @@ CHANNELS = {
     "stats": "std_msgs/msg/String",  # JSON: source, index, time, latency_ms, fractions by class name
 }
 JPEG_QUALITY = 85
+PREFIX = "/streamseg"  # topics: /streamseg/<source>/<suffix>
 
 
-def topic(prefix: str, source_name: str, suffix: str) -> str:
-    return f"{prefix}/{source_name}/{suffix}"
+def topic(source_name: str, suffix: str) -> str:
+    return f"{PREFIX}/{source_name}/{suffix}"
 
 
 def _encoders() -> dict:
