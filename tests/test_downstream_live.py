@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +25,7 @@ needs_mqtt = pytest.mark.skipif(not HAS_MQTT or mosquitto_missing() is not None,
                                 reason=mosquitto_missing() or "needs the mqtt extra (paho-mqtt)")
 needs_foxglove = pytest.mark.skipif(not HAS_FOXGLOVE, reason="needs the foxglove extra and websockets")
 PREFIX = "/streamseg/car_detection"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -161,3 +164,39 @@ def test_a_full_queue_drops_the_oldest_frames_and_counts_them(car_video, duc_onn
     rows = summaries(subscriber.wait_for("car_detection", MAX_IN_FLIGHT + queue, timeout=20))
     assert sink.reconnects == 1 and sink.dropped == frames - MAX_IN_FLIGHT - queue
     assert sorted(rows) == [*range(MAX_IN_FLIGHT), *range(frames - queue, frames)]  # the oldest queued ones dropped
+
+
+@needs_foxglove
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None,
+                    reason="needs Debian's chromium and the playwright package")
+def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video, duc_onnx, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    viewer = Path(__file__).resolve().parents[1] / "examples" / "foxglove_viewer.html"
+    with Pipeline(car_video, model=duc_onnx, max_frames=200, foxglove_port=0, live={"realtime": True}) as pipeline:
+        consumer = threading.Thread(target=lambda: sum(1 for _ in pipeline), daemon=True)
+        consumer.start()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--no-first-run"], viewport={"width": 1240, "height": 330})
+            try:
+                page = browser.new_page()
+                page.goto(f"{viewer.as_uri()}?ws={pipeline.downstream[0].url}")
+                for image in ("camera", "overlay"):
+                    page.wait_for_function(f"document.getElementById('{image}').naturalWidth > 0", timeout=60_000)
+                page.wait_for_function("document.querySelectorAll('#classes tr').length > 0", timeout=60_000)
+                sizes = page.evaluate("['camera', 'overlay'].map(id => [document.getElementById(id).naturalWidth, "
+                                      "document.getElementById(id).naturalHeight])")
+                status, rows = page.inner_text("#status"), page.locator("#classes tr").all_inner_texts()
+                topic = page.inner_text("#overlay-topic")
+            finally:
+                browser.close()
+        pipeline.stop()
+        consumer.join(timeout=120)
+    assert sizes == [[768, 432], [768, 432]]
+    assert str(car_video) in status and "frame " in status
+    assert topic.split() == [f"{PREFIX}/overlay/compressed", "(sensor_msgs/msg/CompressedImage)"]
+    shares = [float(row.split("\t")[1].rstrip("%")) for row in rows]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.5
