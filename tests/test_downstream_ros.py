@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs the ros extra and rosbags (pip install \"streamseg[ros]\" rosbags)",
 )
 
-FRAMES = 10
+FRAMES = 6
 PREFIX = "/streamseg/car_detection"
 TYPES = {
     f"{PREFIX}/camera/compressed": "sensor_msgs/msg/CompressedImage",
@@ -114,6 +114,7 @@ def test_rosbags_reads_the_label_maps_frame_exact(mcap_run, car_video):
     assert all(np.array_equal(a, b) for a, b in zip(labels, png_labels(mcap_run / "labels"), strict=True))
 
 
+@pytest.mark.slow
 def test_report_plots_the_class_fractions_of_an_mcap(mcap_run):
     out = mcap_run / "report.png"
     proc = run_cli("report", str(mcap_run / "run.mcap"), "-o", str(out), check=True)
@@ -165,6 +166,7 @@ def test_sigkill_mid_run_leaves_every_flushed_frame_readable(car_video, duc_onnx
     assert f"({frames} frames" in report.stdout and "ends early" in report.stderr
 
 
+@pytest.mark.slow
 def test_mcap_and_video_outputs_together_and_one_mcap_per_run(car_video, duc_onnx, tmp_path):
     proc = run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "2", "-o", str(tmp_path / "a.mcap"),
                    "-o", str(tmp_path / "b.mcap"))
