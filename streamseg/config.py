@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from streamseg.errors import ConfigError
 from streamseg.models.spec import ModelSpec, describe_validation_error, load_yaml
@@ -74,7 +74,12 @@ class RunConfig(BaseModel):
     publish: str | None = None  # --publish: ZeroMQ PUB endpoint for label maps, e.g. tcp://127.0.0.1:5555
     metrics_port: int | None = Field(None, ge=0, le=65535)  # --metrics-port: Prometheus /metrics and /health
     preview_port: int | None = Field(None, ge=0, le=65535)  # --preview: live preview page
-    serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics and preview servers listen on
+    serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics, preview and Foxglove servers listen on
+    mcap: str | None = None  # --mcap (or -o FILE.mcap): ROS 2 messages in an MCAP file
+    foxglove_port: int | None = Field(None, ge=0, le=65535)  # --foxglove: Foxglove WebSocket server
+    mqtt: str | None = None  # --mqtt: mqtt://host[:port]/topic for per-frame JSON summaries
+    mqtt_labels: bool = False  # --mqtt-labels: also publish each label map (PNG) to MQTT/Kafka
+    kafka: str | None = None  # --kafka: kafka://host:port/topic, the same events as --mqtt
     scores: bool = False  # Python API only: per-class scores on each Result (raw model scores)
     sources: tuple[SourceSpec, ...] = ()  # SOURCE arguments, or `sources:` in YAML (each a URI or a mapping)
     batch: int | None = Field(None, ge=1)  # --batch: frames per inference call; None: one per source
@@ -88,6 +93,20 @@ class RunConfig(BaseModel):
         if isinstance(value, (str, dict, Path)):
             value = [value]
         return tuple(v if isinstance(v, (dict, SourceSpec)) else {"uri": str(v)} for v in value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mcap_outputs(cls, values: Any) -> Any:
+        """``-o run.mcap`` is the MCAP sink, not a video: move it from ``outputs`` to ``mcap``."""
+        if not isinstance(values, dict) or not values.get("outputs"):
+            return values
+        outputs = [values["outputs"]] if isinstance(values["outputs"], str) else list(values["outputs"])
+        mcaps = [o for o in outputs if isinstance(o, str) and o.lower().endswith(".mcap")]
+        if not mcaps:
+            return values
+        if len(mcaps) > 1 or (values.get("mcap") and values["mcap"] != mcaps[0]):
+            raise ValueError("one MCAP file per run (it holds every source): give one -o FILE.mcap or --mcap FILE")
+        return {**values, "outputs": tuple(o for o in outputs if o not in mcaps), "mcap": mcaps[0]}
 
     @field_validator("classes", mode="before")
     @classmethod

@@ -32,7 +32,7 @@ from streamseg.models.spec import ModelSpec
 from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
 from streamseg.queues import END, Closed, FillPolicy, StageQueue
 from streamseg.sinks import Sink, delivery_counts
-from streamseg.sinks.paths import check_output_paths
+from streamseg.sinks.paths import OutputPath, check_output_paths
 from streamseg.sources import is_live
 from streamseg.stages import make_stages
 from streamseg.workers import StageStats
@@ -100,6 +100,7 @@ class Pipeline:
         self.metrics = None  # the /metrics, /health and /sources server, with --metrics-port
         self.preview = None  # the preview page server, with --preview
         self.publisher = None  # the label-map publisher, with --publish
+        self.downstream: list[Sink] = []  # MCAP, Foxglove, MQTT, Kafka sinks, each serving every source
         self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
         self._shared: list[Sink] = []  # sinks every source writes to
         self._stopping = threading.Event()
@@ -132,7 +133,9 @@ class Pipeline:
         plans = [(name, self._outputs_for(spec, name, i)) for i, (spec, name) in enumerate(zip(specs, names))]
         owner = len(plans) > 1
         # before anything opens: an output never replaces an input or another output
-        check_output_paths([s.uri for s in specs], [p for name, out in plans for p in out.paths(cfg, owner and name)])
+        shared = [OutputPath("--mcap", cfg.mcap)] if cfg.mcap else []  # one file every source writes to
+        check_output_paths([s.uri for s in specs],
+                           [*shared, *(p for name, out in plans for p in out.paths(cfg, owner and name))])
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
         wanted = cfg.batch or len(specs)
@@ -141,9 +144,9 @@ class Pipeline:
         batch = min(wanted, self.backend.max_batch or wanted)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.stages = make_stages(self.backend, spec, compositor, scores=cfg.scores)
-        self._shared = self._open_shared_sinks(spec) + self._extra_sinks
         # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
+        self._shared = self._open_shared_sinks(spec, live=not any_file) + self._extra_sinks
         size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
         self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
         self._batcher = BatchWorker(self.stages.infer, prepare=self.stages.prepare, max_batch=batch,
@@ -172,7 +175,7 @@ class Pipeline:
                              labels_out=expand(labels, name, index) if labels else None,
                              summary=expand(summary, name, index) if summary else None)
 
-    def _open_shared_sinks(self, spec: ModelSpec) -> list[Sink]:
+    def _open_shared_sinks(self, spec: ModelSpec, live: bool) -> list[Sink]:
         cfg, sinks = self.config, []
         try:
             if cfg.publish:
@@ -185,6 +188,11 @@ class Pipeline:
 
                 self.preview = PreviewServer(self, cfg.preview_port, spec.classes, spec.colors, cfg.serve_host)
                 sinks.append(self.preview)
+            if cfg.mcap or cfg.foxglove_port is not None or cfg.mqtt or cfg.kafka:  # one of each serves all sources
+                from streamseg.downstream.factory import open_downstream_sinks
+
+                self.downstream = open_downstream_sinks(cfg, spec, live=live)
+                sinks.extend(self.downstream)
             if self.metrics is not None:
                 sinks.append(self.metrics)
         except BaseException:

@@ -38,15 +38,16 @@ class ClassSeries:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV out [default: the PNG's name + .csv].")
 @click.option("--top", type=click.IntRange(1, 20), default=8, show_default=True,
               help="Plot this many classes; the rest add up to 'other'.")
-def report(summary: str, output: str | None, csv_path: str | None, top: int) -> None:
-    """Plot class area fractions over time from a run's --summary file (.csv/.jsonl) or --labels-out folder,
-    or per video from a `streamseg batch` OUTDIR."""
+@click.option("--source", help="An MCAP file's source (its topic name) [default: the first].")
+def report(summary: str, output: str | None, csv_path: str | None, top: int, source: str | None) -> None:
+    """Plot class area fractions over time from a run's --summary file (.csv/.jsonl), --labels-out folder
+    or MCAP file (-o run.mcap), or per video from a `streamseg batch` OUTDIR."""
     path = Path(summary)
     if path.is_dir() and (path / MANIFEST_NAME).exists():
         return _report_batch(path, output, csv_path, top)
     if path.is_dir():
         path = path / "summary.csv"
-    series = read_summary(path)
+    series = read_mcap(path, source) if path.suffix.lower() == ".mcap" else read_summary(path)
     png = Path(output) if output else path.with_name(path.stem + "-report.png")
     table = Path(csv_path) if csv_path else png.with_suffix(".csv")
     if table.resolve() == path.resolve():
@@ -110,6 +111,17 @@ def read_summary(path: Path) -> ClassSeries:
     times = [np.nan if row["time"] in ("", None) else float(row["time"]) for row in rows]
     return ClassSeries(np.array([int(row["index"]) for row in rows]), np.array(times), classes,
                        np.array(fractions, dtype=float).reshape(len(rows), len(classes)))
+
+
+def read_mcap(path: Path, source: str | None) -> ClassSeries:
+    """The ``class_fractions`` channel of one source in a streamseg MCAP file."""
+    from streamseg.downstream.mcap_read import read_class_fractions
+
+    data = read_class_fractions(path, source)
+    stamps = np.array(data.stamps, dtype=float) / 1e9
+    if data.clock.startswith("capture"):  # Unix times: count from the first frame
+        stamps -= stamps[0]
+    return ClassSeries(np.array(data.index), stamps, data.classes, np.array(data.fractions, dtype=float))
 
 
 def write_csv(path: Path, series: ClassSeries, columns: list[int]) -> None:

@@ -45,7 +45,12 @@ from streamseg.models.spec import ModelSpec
 @click.option("--publish", help="Publish label maps on this ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555.")
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics and /health on this port.")
 @click.option("--preview", "preview_port", type=int, help="Serve a live preview page on this port.")
-@click.option("--serve-host", help="Interface for --metrics-port and --preview [default: 127.0.0.1].")
+@click.option("--serve-host", help="Interface for --metrics-port, --preview and --foxglove [default: 127.0.0.1].")
+@click.option("--mcap", help="ROS 2 messages (images, label maps, class fractions) in this MCAP file; also -o X.mcap.")
+@click.option("--foxglove", "foxglove_port", type=int, help="Serve the MCAP channels live to Foxglove on this port.")
+@click.option("--mqtt", help="Publish per-frame JSON summaries to mqtt://HOST[:PORT]/TOPIC.")
+@click.option("--mqtt-labels", is_flag=True, default=None, help="With --mqtt/--kafka: also publish label maps (PNG).")
+@click.option("--kafka", help="Publish the --mqtt events to kafka://HOST:PORT/TOPIC.")
 @click.option("--transport", type=click.Choice(["tcp", "udp"]), help="RTSP transport, in and out [default: tcp].")
 @click.option("--realtime", is_flag=True, default=None, help="Play a file SOURCE at its native rate, as a camera.")
 @click.option("--loop", is_flag=True, default=None, help="With --realtime: start the file over at its end.")
@@ -85,9 +90,10 @@ def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None
     if not config.sources:
         raise click.UsageError("no SOURCE given (or a `sources:` list in --config)")
     if not (config.outputs or config.labels_out or config.summary or config.publish or config.preview_port is not None
+            or config.mcap or config.foxglove_port is not None or config.mqtt or config.kafka
             or any(s.outputs or s.labels_out or s.summary for s in config.sources)):
         raise click.UsageError("nothing to write: give -o OUTPUT, --labels-out DIR, --summary FILE, --publish "
-                               "ENDPOINT or --preview PORT")
+                               "ENDPOINT, --preview PORT, --mcap FILE, --foxglove PORT, --mqtt URL or --kafka URL")
 
     pipeline = Pipeline(config=config)
     _stop_on_signals(pipeline)
@@ -149,6 +155,8 @@ def _announce_servers(pipeline) -> None:
         click.echo(f"streamseg: preview at {pipeline.preview.url}", err=True)
     if pipeline.publisher is not None:
         click.echo(f"streamseg: publishing label maps on {redact(pipeline.publisher.endpoint)}", err=True)
+    for sink in getattr(pipeline, "downstream", ()):  # MCAP file, Foxglove server, MQTT/Kafka
+        click.echo(f"streamseg: {sink.announcement}", err=True)
 
 
 def _stop_on_signals(pipeline) -> None:

@@ -1,0 +1,102 @@
+"""The shared shape of the broker sinks (MQTT, Kafka): encode in ``write``, send from a thread of their own."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from streamseg.downstream.events import Event, EventQueue, label_png, summary_event
+from streamseg.downstream.topics import SourceTopics, stamp_ns
+from streamseg.frames import Result
+from streamseg.logs import redact
+
+log = logging.getLogger(__name__)
+
+
+class BrokerSink:
+    """Per frame: a JSON summary (and with ``labels`` a PNG label map) onto a bounded drop-oldest queue.
+
+    Subclasses say where a source's messages go (``topics``) and how to hand one frame's messages to
+    their client (``send``: False means "not now, try again"). ``dropped`` counts frames lost here,
+    ``reconnects`` the broker reconnects; the run's summary reports both.
+    """
+
+    flag = "--broker"
+
+    def __init__(self, url: str, classes: tuple[str, ...], *, live: bool, labels: bool = False,
+                 queue_size: int = 256, drain_seconds: float = 5.0):
+        self.url = redact(url)
+        self.classes = classes
+        self.live = live
+        self.labels = labels
+        self.sent = 0
+        self.reconnects = 0
+        self.drain_seconds = drain_seconds  # on close: how long queued frames may still take to leave
+        self._queue = EventQueue(queue_size)
+        self._source_names = SourceTopics()
+        self._deadline: float | None = None
+        self._sender = threading.Thread(target=self._send_loop, name=f"{self.flag[2:]}-sender", daemon=True)
+
+    @property
+    def announcement(self) -> str:
+        return f"publishing frame summaries to {self.url}" + (" with label maps" if self.labels else "")
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
+
+    def start(self) -> None:
+        self._sender.start()
+
+    # -- subclass hooks ----------------------------------------------------------------------
+    def topics(self, source_name: str) -> tuple[str, str]:
+        """(summary topic, label-map topic) for one source."""
+        raise NotImplementedError
+
+    def send(self, event: Event) -> bool:
+        raise NotImplementedError
+
+    def pending(self) -> int:
+        """Messages handed to the client and not yet acknowledged by the broker."""
+        return 0
+
+    def stop_client(self) -> None:
+        raise NotImplementedError
+
+    # -- the sink ------------------------------------------------------------------------------
+    def write(self, result: Result) -> None:
+        summary_topic, labels_topic = self.topics(self._source_names(result.source))
+        parts = [(summary_topic, summary_event(result, self.classes, stamp_ns(result, self.live)))]
+        if self.labels:
+            parts.append((labels_topic, label_png(result.labels)))
+        self._queue.put(Event(tuple(parts)))
+
+    def _send_loop(self) -> None:
+        while True:
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                break
+            event = self._queue.get(timeout=0.1)
+            if event is None:
+                if self._queue.closed:
+                    break
+                continue
+            if self.send(event):
+                self.sent += 1
+            else:
+                self._queue.putback(event)
+                time.sleep(0.05)
+
+    def close(self, complete: bool = True) -> None:
+        self._deadline = time.monotonic() + self.drain_seconds
+        self._queue.close()
+        if self._sender.is_alive():
+            self._sender.join()
+        while self.pending() and time.monotonic() < self._deadline:
+            time.sleep(0.02)
+        unsent = len(self._queue)
+        self._queue.dropped += unsent
+        if unsent or self.pending():
+            log.warning("%s %s: %d frames not sent and %d messages not acknowledged when the run ended",
+                        self.flag, self.url, unsent, self.pending())
+        self.stop_client()

@@ -1,0 +1,55 @@
+"""Bad downstream options get one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+
+import pytest
+from conftest import run_cli
+
+from streamseg.downstream.kafka_sink import parse_kafka_url
+from streamseg.downstream.mqtt_sink import parse_mqtt_url
+from streamseg.errors import ConfigError
+
+
+def one_line_error(proc) -> str:
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("streamseg: error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_broker_urls_parse_and_bad_ones_say_what_is_expected():
+    assert parse_mqtt_url("mqtt://u:p%40ss@broker:1884/cams/front") == ("broker", 1884, "cams/front", "u", "p@ss", False)
+    assert parse_mqtt_url("mqtts://broker") == ("broker", 8883, "streamseg", None, None, True)
+    assert parse_kafka_url("kafka://k1:9092,k2:9092/frames") == ("k1:9092,k2:9092", "frames")
+    for bad in ("http://broker/x", "mqtt:///x", "mqtt://b/cams/#"):
+        with pytest.raises(ConfigError, match="--mqtt"):
+            parse_mqtt_url(bad)
+    with pytest.raises(ConfigError, match="kafka://HOST:PORT/TOPIC"):
+        parse_kafka_url("kafka://k1:9092")
+
+
+def test_bad_mqtt_url_is_one_line(car_video, duc_onnx):
+    line = one_line_error(run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "1",
+                                  "--mqtt", "http://user:secret@127.0.0.1/x"))
+    assert "expected mqtt://HOST[:PORT]/TOPIC" in line and "secret" not in line
+
+
+@pytest.mark.skipif(importlib.util.find_spec("foxglove") is None, reason="needs the foxglove extra")
+def test_foxglove_port_in_use_is_one_line(car_video, duc_onnx, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "1", "--foxglove", str(port),
+                       "--mcap", str(tmp_path / "x.mcap"))
+    assert f"--foxglove {port}: cannot listen on 127.0.0.1:{port}" in one_line_error(proc)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("confluent_kafka") is not None, reason="the kafka extra is installed")
+def test_kafka_without_its_extra_says_what_to_install(car_video, duc_onnx):
+    line = one_line_error(run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "1",
+                                  "--kafka", "kafka://127.0.0.1:9092/frames"))
+    assert 'pip install "streamseg[kafka]"' in line
