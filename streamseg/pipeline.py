@@ -420,7 +420,7 @@ class Pipeline:
             "queues": self._queues(),
             "elapsed": time.perf_counter() - self._started_at if self._started_at else 0.0,
             "state": self.state(),
-            "extra": _summed(lane.link_counts() for lane in lanes),
+            "extra": _summed([*(lane.link_counts() for lane in lanes), _output_links(self._shared)]),
             "batches": dict(self._batcher.batch_sizes) if self._batcher is not None else {},
             "sources": {lane.name: {
                 "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
@@ -444,7 +444,7 @@ class Pipeline:
             queue_peaks={name: q["peak"] for name, q in queues.items()},
             wall_seconds=(self._finished_at or time.perf_counter()) - self._started_at,
             stopped_early=self.stopped_early,
-            extra=_summed(lane.link_counts() for lane in lanes),
+            extra=_summed([*(lane.link_counts() for lane in lanes), _output_links(self._shared)]),
             latency=StageStats.merged("latency", [lane.latency for lane in lanes]).as_dict(),
             sources=[lane.summary_row() for lane in lanes],
             batches=dict(sorted(self._batcher.batch_sizes.items())) if self._batcher is not None else {},
@@ -452,6 +452,14 @@ class Pipeline:
             failed=self.failures,
             delivered={name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
         )
+
+
+def _output_links(sinks: Sequence[Sink]) -> dict[str, int]:
+    """Reconnects of the outputs every source shares (brokers, servers), and frames they dropped meanwhile."""
+    streams = [sink for sink in sinks if hasattr(sink, "reconnects")]
+    if not streams:
+        return {}
+    return {"output_reconnects": sum(s.reconnects for s in streams), "output_dropped": sum(s.dropped for s in streams)}
 
 
 def _summed(counts) -> dict[str, int]:

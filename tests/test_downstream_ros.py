@@ -72,7 +72,7 @@ def test_mcap_reader_gets_standard_schemas_label_maps_and_media_times(mcap_run, 
             by_topic.setdefault(channel.topic, []).append((message, decoded))
     classes = json.loads(meta["streamseg"]["classes"])
     assert len(classes) == 19 and classes[0] == "road" and len(json.loads(meta["streamseg"]["palette"])) == 19
-    assert meta["streamseg.source.car_detection"]["source"] == str(car_video)
+    assert meta["streamseg.source.car_detection"]["source"] == car_video.stem  # the source's name
 
     times = media_times_ns(car_video, FRAMES)
     for topic, messages in by_topic.items():  # every channel stamped with the frame's media time
