@@ -325,3 +325,16 @@ def test_a_budgeted_paced_source_keeps_its_frame_rate_and_latency():
     assert latencies[-100:].max() <= 100  # back to short latencies when the load goes
     assert policy.histogram().get("interval 1", 0) < 0.5 and policy.current.interval <= 3
     assert fixed.max() > 10_000  # without the policy the backlog grows without bound
+
+
+def test_motion_since_key_feeds_the_smoother():
+    propagator = LabelPropagator("flow")
+    image, labels = moving_square(0)
+    gray, flow = propagator.motion_since_key(image)
+    assert flow is None and gray.shape == (240, 427)  # no key yet
+    propagator.set_key(image, labels, 0, 0.0)
+    gray, flow = propagator.motion_since_key(moving_square(2)[0])
+    assert flow.shape == (240, 427, 2) and flow[..., 0].min() < -3  # the square moved 6 px: 4 small px back
+    held = LabelPropagator("none")
+    held.set_key(image, labels, 0, 0.0)
+    assert held.motion_since_key(moving_square(2)[0])[1] is None  # smoothing without flow when holding

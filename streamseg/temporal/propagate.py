@@ -54,7 +54,7 @@ class LabelPropagator:
             raise ConfigError(f"propagation chain must be one of {', '.join(CHAINS)}, got {chain!r}")
         self.mode = mode
         self.chain = chain
-        self.flow = flow or (DenseFlow() if mode == "flow" else None)
+        self.flow = flow or DenseFlow()  # "none" uses it only for motion_since_key's small gray frame
         self.reset()
 
     def reset(self) -> None:
@@ -69,6 +69,16 @@ class LabelPropagator:
     @property
     def has_key(self) -> bool:
         return self._key_labels is not None
+
+    def motion_since_key(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """For a frame about to become the key: its small gray image, and (mode "flow") its flow to the old key.
+
+        What :class:`~streamseg.temporal.smooth.ScoreSmoother` takes to detect cuts and pull its average along.
+        """
+        small = self.flow.prepare(image)
+        if self.mode != "flow" or self._key_small is None or self._key_small.shape != small.shape:
+            return small, None
+        return small, self.flow.compute(small, self._key_small)
 
     def set_key(self, image: np.ndarray, labels: np.ndarray, index: int, time_ms: float) -> Propagated:
         """Record an inferred frame (RGB image, its labels, index, capture time in ms) as the new key."""
