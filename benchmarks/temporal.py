@@ -37,15 +37,17 @@ INTERVALS = (2, 3, 5)
 ALPHAS = (0.7, 0.5, 0.3)
 
 
-def run_model(path: str, video: str, frames: int):
+def run_model(path: str, video: str, frames: int, start: int = 0):
     """Per-frame inference: (frames RGB, labels at frame size, raw scores, geometry, ms per inference)."""
     spec = spec_from_onnx(path)
     backend = create_backend("onnxruntime", path, spec)
     pre, post = CpuPreprocessor(spec), CpuPostprocessor(spec)
     images, labels, scores, times = [], [], [], []
-    source = open_source(video, max_frames=frames)
+    source = open_source(video, max_frames=start + frames)
     try:
         for frame in source.frames():
+            if frame.index < start:
+                continue
             began = time.perf_counter()
             prepared = pre(frame)
             raw = backend.run(prepared.tensor)
@@ -149,18 +151,25 @@ def main() -> None:
     parser.add_argument("source")
     parser.add_argument("--model", required=True, help="ONNX with an embedded spec: the model whose labels count")
     parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--start", type=int, default=0, help="first frame used")
     parser.add_argument("--speed-model", action="append", default=[], help="NAME=PATH.onnx: time it for the "
                         "interval throughput table; repeat")
+    parser.add_argument("--speed-ms", action="append", default=[], help="NAME=MS: an inference time measured "
+                        "elsewhere (e.g. streamseg bench's bare infer p50), for the same table; repeat")
     parser.add_argument("--json", help="also write every figure here")
     args = parser.parse_args()
 
     began = datetime.now(UTC)
     load = os.getloadavg()
-    images, reference, scores, post, geometry, infer_ms = run_model(args.model, args.source, args.frames)
+    images, reference, scores, post, geometry, infer_ms = run_model(args.model, args.source, args.frames, args.start)
     h, w = images[0].shape[:2]
+    classes = spec_from_onnx(args.model).classes
+    counts = np.bincount(np.concatenate([labels.ravel() for labels in reference]), minlength=len(classes))
     report = {"date": began.isoformat(timespec="minutes"), "machine": platform.processor() or platform.machine(),
-              "cores": os.cpu_count(), "load_before": load, "frames": len(images), "frame_size": [w, h],
-              "model": args.model, "model_input": list(geometry.input_size), "infer_ms": infer_ms}
+              "cores": os.cpu_count(), "load_before": load, "frames": len(images), "start": args.start,
+              "frame_size": [w, h], "model": args.model, "model_input": list(geometry.input_size),
+              "infer_ms": infer_ms, "class_share": {c: round(float(n / counts.sum()), 4) for c, n in
+                                                    zip(classes, counts) if n}}
 
     report["propagation"] = {}
     for n in INTERVALS:
@@ -184,8 +193,10 @@ def main() -> None:
     for _ in range(3):
         smoother.update(big, grays[0], field)
     report["smooth_ms_21x520x924"] = (time.perf_counter() - t0) / 3 * 1000
-    report["speed"] = {name: speed(path, args.source) for name, path in
+    report["speed"] = {f"{name} (ONNX Runtime, here)": speed(path, args.source) for name, path in
                        (item.split("=", 1) for item in args.speed_model)}
+    report["speed"][f"{os.path.basename(args.model)} (here)"] = infer_ms
+    report["speed"].update({f"{name} (given)": float(ms) for name, ms in (item.split("=", 1) for item in args.speed_ms)})
     report["load_after"] = os.getloadavg()
     print_tables(report)
     if args.json:
@@ -194,9 +205,11 @@ def main() -> None:
 
 
 def print_tables(r: dict) -> None:
-    print(f"{r['frames']} frames {r['frame_size'][0]}x{r['frame_size'][1]}, model input "
+    print(f"frames {r['start']}-{r['start'] + r['frames'] - 1} ({r['frames']}) at {r['frame_size'][0]}x"
+          f"{r['frame_size'][1]}, model input "
           f"{r['model_input'][1]}x{r['model_input'][0]}, {r['infer_ms']:.1f} ms per inference; load "
-          f"{r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}; {r['date']}\n")
+          f"{r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}; {r['date']}")
+    print("per-frame labels by class: " + ", ".join(f"{c} {v:.1%}" for c, v in r["class_share"].items()) + "\n")
     print("| N | labels from | agreement with per-frame inference | worst frame | by age (frames) | ms/frame |")
     print("|---|---|---|---|---|---|")
     for key, q in r["propagation"].items():
