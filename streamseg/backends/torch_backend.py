@@ -27,7 +27,7 @@ from streamseg.models.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 ARCHITECTURES = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-                 "deeplabv3_mobilenet_v3_large")
+                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
 _WRAPPER_PREFIX = "inner."  # export_torch_module wraps the model to return "out" alone
 
 

@@ -39,7 +39,7 @@ def list_models() -> None:
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 def export_model(name: str, weights: str, output: str, seed: int) -> None:
-    """Write NAME as ONNX (dynamic H/W for FCN) with its spec embedded."""
+    """Write NAME as ONNX (dynamic H/W for the torchvision models) with its spec embedded."""
     from streamseg.models.export import export
 
     path = export(name, output, weights=weights, seed=seed)

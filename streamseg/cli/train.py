@@ -8,12 +8,13 @@ import click
 
 from streamseg.datasets.folders import FORMATS
 
-MODEL_NAMES = ("fcn_tiny", "fcn_resnet50", "fcn_resnet101")  # streamseg.training.models.MODELS, without torch
+MODEL_NAMES = ("fcn_tiny", "fcn_resnet50", "fcn_resnet101", "deeplabv3_mobilenet_v3_large",
+               "lraspp_mobilenet_v3_large")  # streamseg.training.models.MODELS, without torch
 
 
 @click.command()
 @click.option("--model", "model", type=click.Choice(MODEL_NAMES), default="fcn_tiny", show_default=True,
-              help="fcn_tiny: small, trains from scratch on a CPU; fcn_resnet50/101: torchvision FCN.")
+              help="fcn_tiny: small, trains from scratch on a CPU; the others: torchvision's (see `models list`).")
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="voc", show_default=True,
               help="Dataset layout.")
@@ -22,7 +23,7 @@ MODEL_NAMES = ("fcn_tiny", "fcn_resnet50", "fcn_resnet101")  # streamseg.trainin
 @click.option("--num-classes", type=int, help="Classes to train [default: the dataset's classes].")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--batch", type=int, default=8, show_default=True, help="Images per step.")
-@click.option("--lr", type=float, help="Base learning rate [default: 0.05 fcn_tiny, 0.01 fcn_resnet*].")
+@click.option("--lr", type=float, help="Base learning rate [default: 0.05 fcn_tiny, 0.01 the others].")
 @click.option("--weight-decay", type=float, default=1e-4, show_default=True)
 @click.option("--aux-weight", type=float, default=0.5, show_default=True, help="Weight of the aux head's loss.")
 @click.option("--base-size", type=int, help="Short side the model sees [default: the first image's].")

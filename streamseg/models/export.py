@@ -1,7 +1,7 @@
 """Write ONNX files for the zoo models, with their spec embedded as metadata.
 
-FCN models come from torchvision through ``torch.onnx`` (dynamo exporter,
-dynamic H/W). The DUC model is published only as ONNX; for offline work a
+The torchvision models (FCN, DeepLabV3, LRASPP) go through ``torch.onnx``
+(dynamo exporter, dynamic H/W; BatchNorm folded into the convolutions). The DUC model is published only as ONNX; for offline work a
 small stand-in with the same input/output contract is built with onnx's
 helpers instead.
 """
@@ -62,7 +62,11 @@ def export(name: str, output: str | Path, *, weights: str = "none", seed: int = 
 
 
 def build_fcn(builder: str, weights: str | None, *, num_classes: int, seed: int = 0, aux_loss: bool = False):
-    """A torchvision FCN in eval mode: pretrained (checksum-checked download) or seeded random."""
+    """A torchvision segmentation model (FCN, DeepLabV3, LRASPP) in eval mode: pretrained or seeded random.
+
+    Pretrained weights are torchvision's checksum-checked download. LRASPP has
+    no aux head; ``aux_loss=False`` is what its builder accepts.
+    """
     torch = import_torch()
     tv = import_torchvision()
     make = getattr(tv.models.segmentation, builder)
@@ -94,7 +98,7 @@ def _out_only(module):
 
 def export_torch_module(module, output: Path, *, input_name: str = "input", output_name: str = "out",
                         sample_size: tuple[int, int] = (520, 520)) -> None:
-    """Export a torchvision segmentation model to ONNX with dynamic batch, height and width."""
+    """Export a torchvision segmentation model (a dict with ``out``) to ONNX with dynamic batch, height and width."""
     torch = import_torch()
     wrapped = _out_only(module)
     sample = torch.randn(2, 3, *sample_size)  # a batch of 2: a sample of 1 would fix the batch axis at 1

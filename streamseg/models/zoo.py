@@ -40,7 +40,8 @@ class ZooEntry:
 _IMAGENET = Normalize(range=1, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
 
-def _fcn_spec(name: str) -> ModelSpec:
+def _torchvision_voc_spec(name: str) -> ModelSpec:
+    """torchvision's COCO-with-VOC-labels preset, the same for FCN, DeepLabV3 and LRASPP: short side 520, ImageNet."""
     return ModelSpec(
         name=name,
         input_name="input",
@@ -58,7 +59,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             name="fcn_resnet50",
             description="FCN, ResNet-50 backbone (torchvision), 21 VOC classes",
-            spec=_fcn_spec("fcn_resnet50"),
+            spec=_torchvision_voc_spec("fcn_resnet50"),
             files={
                 "fp32": ModelSource(url=f"{_ZOO}/fcn/model/fcn-resnet50-12.onnx", size=141193555,
                                     sha256="eb5017d1b80372eb0b58552655274698817ba2e774437e2c2d3c0a613d2e99bd"),
@@ -79,7 +80,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             name="fcn_resnet101",
             description="FCN, ResNet-101 backbone (torchvision), 21 VOC classes",
-            spec=_fcn_spec("fcn_resnet101"),
+            spec=_torchvision_voc_spec("fcn_resnet101"),
             files={
                 "fp32": ModelSource(url=f"{_ZOO}/fcn/model/fcn-resnet101-11.onnx", size=217069155,
                                     sha256="fd63d026cf4b2e54ef2bffb766914ddbffef9bd7a67eba0e67dbf1514bcf539d"),
@@ -92,6 +93,32 @@ ZOO: dict[str, ZooEntry] = {
                 Accuracy("mIoU", 66.7, "COCO val2017 (zoo notebook), fcn-resnet101-11", "ONNX model zoo"),
             ),
             gflops=232.738,
+            gflops_input=(520, 520),
+        ),
+        ZooEntry(
+            name="lraspp_mobilenet_v3_large",
+            description="Lite R-ASPP, MobileNetV3-Large backbone (torchvision), 21 VOC classes: the fastest",
+            spec=_torchvision_voc_spec("lraspp_mobilenet_v3_large"),
+            torchvision_builder="lraspp_mobilenet_v3_large",
+            torchvision_weights="LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+            accuracy=(
+                Accuracy("mIoU", 57.9, "COCO val2017, VOC classes", "torchvision"),
+                Accuracy("pixel acc", 91.2, "COCO val2017, VOC classes", "torchvision"),
+            ),
+            gflops=2.086,
+            gflops_input=(520, 520),
+        ),
+        ZooEntry(
+            name="deeplabv3_mobilenet_v3_large",
+            description="DeepLabV3, MobileNetV3-Large backbone (torchvision), 21 VOC classes",
+            spec=_torchvision_voc_spec("deeplabv3_mobilenet_v3_large"),
+            torchvision_builder="deeplabv3_mobilenet_v3_large",
+            torchvision_weights="DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+            accuracy=(
+                Accuracy("mIoU", 60.3, "COCO val2017, VOC classes", "torchvision"),
+                Accuracy("pixel acc", 91.2, "COCO val2017, VOC classes", "torchvision"),
+            ),
+            gflops=10.452,
             gflops_input=(520, 520),
         ),
         ZooEntry(

@@ -1,9 +1,11 @@
-"""The trainable segmentation models, each returning torchvision's ``{"out", "aux"}`` dict.
+"""The trainable segmentation models, each returning torchvision's ``{"out"[, "aux"]}`` dict.
 
-``fcn_resnet50`` / ``fcn_resnet101`` are torchvision's FCNs; with
-``weights="pretrained"`` they start from the COCO-with-VOC-labels weights
-(checksum-pinned download) and get new final 1x1 convolutions for the
-dataset's class count, as in the usual fine-tuning tutorials.
+``fcn_resnet50`` / ``fcn_resnet101`` are torchvision's FCNs,
+``deeplabv3_mobilenet_v3_large`` and ``lraspp_mobilenet_v3_large`` its
+mobile models (LRASPP has no aux head). With ``weights="pretrained"`` they
+start from the COCO-with-VOC-labels weights (checksum-pinned download) and
+get new final 1x1 convolutions for the dataset's class count, as in the usual
+fine-tuning tutorials.
 ``fcn_tiny`` is a small FCN for CPUs: a four-stage residual backbone whose
 last stage is dilated, so the output stride is 8, with torchvision's FCN
 heads on top. It has no pretrained weights; it learns from scratch in minutes
@@ -27,6 +29,7 @@ class TrainableModel:
     description: str
     lr: float  # default base learning rate (SGD, batch ~8)
     pretrained: bool  # torchvision weights exist for it
+    aux: bool = True  # has an auxiliary head (trained with --aux-weight)
 
 
 MODELS = {
@@ -35,6 +38,9 @@ MODELS = {
         TrainableModel("fcn_tiny", "FCN head on a 4-stage residual net, output stride 8, ~0.9 M parameters", 0.05, False),
         TrainableModel("fcn_resnet50", "torchvision FCN, ResNet-50 backbone", 0.01, True),
         TrainableModel("fcn_resnet101", "torchvision FCN, ResNet-101 backbone", 0.01, True),
+        TrainableModel("deeplabv3_mobilenet_v3_large", "torchvision DeepLabV3, MobileNetV3-Large backbone", 0.01, True),
+        TrainableModel("lraspp_mobilenet_v3_large", "torchvision LR-ASPP, MobileNetV3-Large backbone, no aux head",
+                       0.01, True, aux=False),
     )
 }
 
@@ -53,16 +59,24 @@ def build_model(name: str, num_classes: int, *, weights: str = "none", seed: int
             raise ConfigError("fcn_tiny has no pretrained weights: use --weights none")
         torch.manual_seed(seed)
         return _fcn_tiny(num_classes).train()
-    entry = ZOO[name]
+    entry, aux = ZOO[name], MODELS[name].aux
     if weights == "none":
-        return build_fcn(entry.torchvision_builder, None, num_classes=num_classes, seed=seed, aux_loss=True).train()
+        return build_fcn(entry.torchvision_builder, None, num_classes=num_classes, seed=seed, aux_loss=aux).train()
     model = build_fcn(entry.torchvision_builder, entry.torchvision_weights, num_classes=entry.spec.num_classes,
-                      aux_loss=True)
+                      aux_loss=aux)
     torch.manual_seed(seed)
-    for head in (model.classifier, model.aux_classifier):  # new last layers for the new classes
-        old = head[4]
-        head[4] = torch.nn.Conv2d(old.in_channels, num_classes, kernel_size=1)
+    for owner, attr in _last_layers(model):  # new last layers for the new classes
+        old = getattr(owner, attr)
+        setattr(owner, attr, torch.nn.Conv2d(old.in_channels, num_classes, kernel_size=1))
     return model.train()
+
+
+def _last_layers(model) -> list[tuple[object, str]]:
+    """(module, attribute) of each final 1x1 class convolution: index 4 of FCN/DeepLab heads, LRASPP's two branches."""
+    if hasattr(model.classifier, "low_classifier"):  # LRASPP: the two branches' logits are summed
+        return [(model.classifier, "low_classifier"), (model.classifier, "high_classifier")]
+    heads = [model.classifier] + ([model.aux_classifier] if model.aux_classifier is not None else [])
+    return [(head, "4") for head in heads]
 
 
 def _fcn_tiny(num_classes: int):
