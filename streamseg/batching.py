@@ -10,7 +10,8 @@ size a single-source run would give it, so its labels are the same.
 
 Each source ends with its own END: the collector counts ENDs per source, not
 the first one, and passes each on to that source's composite queue after the
-frames before it.
+frames before it. Items without a ``tensor`` (frames whose labels are carried
+from an earlier inference) pass through in their source's order, uninferred.
 """
 
 from __future__ import annotations
@@ -125,8 +126,10 @@ class BatchWorker(threading.Thread):
         while True:
             self.arrived.clear()
             self._take(taken, ended)
-            if len(taken) >= self.max_batch or ended or (not taken and self._done()):
+            if _inferable(taken) >= self.max_batch or ended or (not taken and self._done()):
                 return taken, ended
+            if taken and not _inferable(taken):
+                return taken, ended  # carried frames only: nothing to wait for
             if taken and deadline is None:
                 deadline = time.monotonic() + self.timeout
             wait = 0.5 if deadline is None else deadline - time.monotonic()
@@ -143,10 +146,10 @@ class BatchWorker(threading.Thread):
         self._turn += 1
         order = lanes[start:] + lanes[:start]  # a different lane goes first each round
         progress = True
-        while progress and len(taken) < self.max_batch:
+        while progress and _inferable(taken) < self.max_batch:
             progress = False
             for lane in order:
-                if len(taken) >= self.max_batch:
+                if _inferable(taken) >= self.max_batch:
                     break
                 if lane.ended:
                     continue
@@ -165,19 +168,22 @@ class BatchWorker(threading.Thread):
 
     def _run(self, batch: list[tuple[BatchLane, Any]]) -> None:
         """One backend call per input shape in the batch; outputs back to each frame's own lane, in order."""
-        groups: dict[tuple, list[tuple[BatchLane, Any]]] = {}
-        for lane, item in batch:
-            groups.setdefault((tuple(item.tensor.shape), str(item.tensor.dtype)), []).append((lane, item))
+        groups: dict[tuple, list[Any]] = {}
+        for _, item in batch:
+            if getattr(item, "tensor", None) is not None:
+                groups.setdefault((tuple(item.tensor.shape), str(item.tensor.dtype)), []).append(item)
+        outputs: dict[int, Any] = {}
         for group in groups.values():
             started = time.perf_counter()
-            outputs = self.infer([item for _, item in group])
+            for item, output in zip(group, self.infer(group)):
+                outputs[id(item)] = output
             self.stats.add(time.perf_counter() - started, items=len(group))
             self.batch_sizes[len(group)] += 1
-            for (lane, _), output in zip(group, outputs):
-                try:
-                    lane.outbox.put(output)
-                except Closed:  # that source's downstream is gone; the others go on
-                    lane.stopping.set()
+        for lane, item in batch:
+            try:
+                lane.outbox.put(outputs.get(id(item), item))  # a carried frame goes on as it came
+            except Closed:  # that source's downstream is gone; the others go on
+                lane.stopping.set()
 
     def _end(self, lane: BatchLane) -> None:
         with self._lock:
@@ -186,3 +192,8 @@ class BatchWorker(threading.Thread):
             lane.outbox.put(END)
         except Closed:
             pass
+
+
+def _inferable(taken: list[tuple[BatchLane, Any]]) -> int:
+    """Frames in ``taken`` that need the model (carried frames ride along free)."""
+    return sum(getattr(item, "tensor", None) is not None for _, item in taken)

@@ -83,6 +83,10 @@ class RunConfig(BaseModel):
     scores: bool = False  # Python API only: per-class scores on each Result (raw model scores)
     sources: tuple[SourceSpec, ...] = ()  # SOURCE arguments, or `sources:` in YAML (each a URI or a mapping)
     batch: int | None = Field(None, ge=1)  # --batch: frames per inference call; None: one per source
+    interval: int = Field(1, ge=1)  # --interval: infer every Nth frame; the others get carried labels
+    propagate: Literal["none", "flow"] = "flow"  # --propagate: carry labels by optical flow, or hold them
+    smooth: float | None = Field(None, gt=0, le=1)  # --smooth: weight of the newest scores in their moving average
+    latency_budget: float | None = Field(None, gt=0)  # --latency-budget: ms; streamseg picks the interval
     batch_timeout: float = Field(5.0, ge=0)  # --batch-timeout: ms to wait for a full batch before running a partial one
     encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop
     live: SourceOptions = SourceOptions()  # --transport, --realtime, --loop, --read-timeout, --reconnect-*
@@ -135,3 +139,8 @@ class RunConfig(BaseModel):
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 merged[key] = {**data[key], **value}
         return cls.build(merged, str(path))
+
+    @property
+    def temporal(self) -> bool:
+        """Whether some frames skip inference or scores are smoothed (``streamseg.stages.temporal``)."""
+        return self.interval > 1 or self.smooth is not None or self.latency_budget is not None

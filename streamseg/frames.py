@@ -69,6 +69,9 @@ class Result:
     picture: np.ndarray  # the composited picture to encode, RGB uint8
     latency: float  # seconds from capture to the end of compositing
     scores: np.ndarray | None = None  # per-class scores, when asked for
+    origin: str = "inferred"  # "inferred", or carried from an earlier inferred frame: "flow" (warped) or "held"
+    age_frames: int = 0  # frames since the inferred frame these labels come from
+    age_ms: float = 0.0  # capture-time difference to that frame
 
     @property
     def time(self) -> float | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from streamseg.queues import FillPolicy, StageQueue
 from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, check_delivered, open_video_sink
 from streamseg.sources import SourceOptions, is_live, open_source
 from streamseg.stages import LaneStages
+from streamseg.stages.temporal import TemporalLane, make_policy
 from streamseg.workers import StageStats, Worker
 
 log = logging.getLogger(__name__)
@@ -63,13 +65,16 @@ class SourceLane:
         self.started_at = time.perf_counter()
         self.finished_at = 0.0
         self.written_limit_hit = False
-        self._steps = steps
+        self.steps = steps
         self._shared_sinks = list(shared_sinks)
         self._on_error = on_error
         policy = FillPolicy.DROP_OLDEST if self.live else FillPolicy.BLOCK
         # live: a frame waits behind at most one other anywhere, so latency is the stages' time
         size = config.queue_size or (1 if self.live else 4)
         fresh = 1 if self.live else size  # live: inference always takes the newest decoded frame
+        if config.temporal and self.live:  # every frame comes out: room for those a key frame's inference holds up
+            held = config.interval if config.latency_budget is None else math.ceil(config.latency_budget / 40)
+            fresh = size = max(size, held + 1)
         self.queues = {
             "decoded": StageQueue("decoded", fresh, policy),
             "prepared": StageQueue("prepared", fresh, policy, arrived=arrived),
@@ -125,6 +130,9 @@ class SourceLane:
             if self.stopping.is_set():  # removed or stopped while it opened
                 self.stop()
             self.info = self.source.info
+            if isinstance(self.steps, TemporalLane):  # the policy needs the camera's frame period
+                frame_ms = 1000 / float(self.info.rate or 25)
+                self.steps.policy = make_policy(cfg.interval, cfg.latency_budget, frame_ms)
             self.opened.set()
             self.sinks = self._open_sinks()
             warm = WarmUp(self._input_shape(self.info.height, self.info.width))
@@ -154,9 +162,9 @@ class SourceLane:
                 else:
                     sinks.append(PngLabelSink(folder, spec.colors))
                 if out.summary is None:
-                    sinks.append(SummarySink(f"{folder}/summary.csv", spec.classes))
+                    sinks.append(SummarySink(f"{folder}/summary.csv", spec.classes, origin=cfg.temporal))
             if out.summary:
-                sinks.append(SummarySink(out.summary, spec.classes))
+                sinks.append(SummarySink(out.summary, spec.classes, origin=cfg.temporal))
         except BaseException:
             for sink in sinks:
                 sink.close(complete=False)
@@ -221,6 +229,14 @@ class SourceLane:
     def stage_stats(self) -> dict[str, StageStats]:
         return {name: worker.stats for name, worker in self.workers.items()}
 
+    def temporal_counts(self) -> dict[str, Any]:
+        """Frames inferred and carried, and how often each interval (setting) served, with --interval and co."""
+        policy = getattr(self.steps, "policy", None)
+        if policy is None:
+            return {}
+        return {"inferred": policy.inferred, "propagated": policy.propagated, "interval": policy.current.interval,
+                "settings": policy.describe()}
+
     def link_counts(self) -> dict[str, int]:
         """Reconnects of a live source and of stream outputs, and frames outputs dropped while down."""
         counts = {}
@@ -245,6 +261,7 @@ class SourceLane:
             "latency_p50_ms": round(1000 * self.latency.percentile(50), 1),
             "stopped_early": self.stopped_early,
             "error": redact(str(self.error)) if self.error is not None else None,
+            **self.temporal_counts(),
             **self.link_counts(),
         }  # fmt: skip
 

@@ -35,6 +35,8 @@ from streamseg.sinks import Sink, delivery_counts
 from streamseg.sinks.paths import OutputPath, check_output_paths
 from streamseg.sources import is_live
 from streamseg.stages import make_stages
+from streamseg.stages.temporal import TemporalLane
+from streamseg.temporal import FixedInterval, ScoreSmoother
 from streamseg.workers import StageStats
 
 log = logging.getLogger(__name__)
@@ -203,8 +205,10 @@ class Pipeline:
 
     def _add_lane(self, spec: SourceSpec, name: str, outputs: SourceOutputs) -> SourceLane:
         lane = SourceLane(name, self._ever, spec.uri, options=spec.live_options(self.config.live), outputs=outputs,
-                          config=self.config, spec=self.spec, steps=self.stages.lane(), results=self._results,
+                          config=self.config, spec=self.spec, steps=self._lane_steps(), results=self._results,
                           shared_sinks=self._shared, arrived=self._arrived, on_error=self._source_failed)
+        if isinstance(lane.steps, TemporalLane):
+            lane.steps.reconnects = lambda: getattr(lane.source, "reconnects", 0)
         with self._lock:
             self._batcher.add(lane.batch_lane)  # raises Closed once the run has ended
             self.lanes[name] = lane
@@ -213,6 +217,16 @@ class Pipeline:
         lane.start()
         log.info("source %s: %s", name, lane.display)
         return lane
+
+    def _lane_steps(self):
+        """A source's own steps; with --interval/--smooth/--latency-budget, inference on some frames only."""
+        steps, cfg = self.stages.lane(), self.config
+        if not cfg.temporal:
+            return steps
+        if self.stages.device != "cpu":
+            raise ConfigError("interval, smooth and latency_budget run with the CPU stages (not yet on CUDA)")
+        smoother = ScoreSmoother(cfg.smooth) if cfg.smooth is not None else None
+        return TemporalLane(steps, FixedInterval(cfg.interval), propagate=cfg.propagate, smoother=smoother)
 
     # -- sources come and go ---------------------------------------------------------------
     def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:

@@ -64,6 +64,15 @@ from streamseg.models.spec import ModelSpec
 @click.option("--encoder", "codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @click.option("--bitrate", help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
 @click.option("--gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")
+@click.option("--interval", type=click.IntRange(min=1),
+              help="Infer every Nth frame; the others get the last inferred labels, carried forward [default: 1].")
+@click.option("--propagate", type=click.Choice(["none", "flow"]),
+              help="How labels are carried to frames not inferred: held, or warped by optical flow [default: flow].")
+@click.option("--smooth", type=click.FloatRange(min=0, max=1, min_open=True),
+              help="Average class scores over inferred frames (motion-compensated, reset on cuts); the newest "
+                   "frame's weight, e.g. 0.5.")
+@click.option("--latency-budget", type=click.FloatRange(min=0, min_open=True),
+              help="Live: every frame out within MS at the camera's rate; streamseg picks the inference interval.")
 @click.option("--segment-seconds", type=float,
               help="Record file outputs in segments of N seconds; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.")
 @click.option("--keep-gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")
@@ -205,6 +214,9 @@ def _print_summary(summary) -> None:
                  f"{row['dropped']:>9}{row['fps']:>8.2f}{row['latency_p50_ms']:>9.0f}")
         echo(f"  {'total':<24}{'':>10}{summary.frames_in:>7}{summary.frames_out:>7}"
              f"{sum(summary.dropped.values()):>9}{summary.fps:>8.2f}")
+    for row in summary.sources:
+        if "settings" in row:
+            echo(f"streamseg: {row['name']}: {row['settings']}")
     echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
     for name, s in summary.stages.items():
         echo(f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['busy_s']:>9.1f}")

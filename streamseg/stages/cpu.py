@@ -20,15 +20,15 @@ class CpuLane:
 
     def __init__(self, spec: ModelSpec, compositor: Compositor, postprocess: CpuPostprocessor, scores: bool):
         self.preprocess = CpuPreprocessor(spec)
-        self._post = postprocess  # stateless per call: shared by the lanes
-        self._draw = compositor
+        self.post = postprocess  # stateless per call: shared by the lanes
+        self.draw = compositor
         self._scores = scores
 
     def composite(self, item: Inferred) -> Result:
         frame = item.frame
-        labels = self._post(item.output, item.geometry)
-        picture = self._draw(frame.image, labels)
-        scores = self._post.scores(item.output, item.geometry) if self._scores else None
+        labels = self.post(item.output, item.geometry)
+        picture = self.draw(frame.image, labels)
+        scores = self.post.scores(item.output, item.geometry) if self._scores else None
         return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time,
                       frame.image, labels, picture, time.time() - frame.capture_time, scores)
 

@@ -1,0 +1,119 @@
+"""Every frame out with a mask when inference can't keep up: one source's steps with inference on some frames.
+
+Wraps a source's CPU steps. Its preprocess step asks the policy (every Nth
+frame, or what ``--latency-budget`` allows) whether to infer a frame. A frame
+to infer is preprocessed as usual; any other becomes a ``Carried`` record
+with the optical flow from it back to the last inferred (key) frame, computed
+right there, in the preprocess thread, while the key frame is being inferred.
+Carried frames pass the infer stage untouched, in order, and the composite
+step pulls the key frame's labels along their flow (or holds them). With
+``smooth``, a key frame's class scores are averaged with the earlier ones
+(motion-compensated, reset on a scene cut or a reconnect) before its argmax.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from streamseg.errors import ConfigError
+from streamseg.frames import Frame, Inferred, Prepared, Result
+from streamseg.postprocess.cpu import argmax_labels
+from streamseg.stages.cpu import CpuLane
+from streamseg.temporal import DenseFlow, FixedInterval, LatencyBudget, ScoreSmoother, warp_labels
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """A frame that skips inference: its labels come from the key frame, pulled along ``flow`` (None: held)."""
+
+    frame: Frame
+    flow: np.ndarray | None  # (h, w, 2) small flow from this frame to the key frame
+    key_index: int
+    key_capture_time: float
+
+
+class TemporalLane:
+    """A source's preprocess and composite with inference on the frames ``policy`` picks."""
+
+    def __init__(self, steps: CpuLane, policy: FixedInterval, *, propagate: str = "flow",
+                 smoother: ScoreSmoother | None = None, reconnects: Callable[[], int] = lambda: 0):
+        if smoother is not None and steps.post.decode.kind != "argmax":
+            raise ConfigError(f"smooth: needs class scores (decode: argmax), not {steps.post.decode.kind}")
+        self.steps = steps
+        self.policy = policy
+        self.propagate = propagate
+        self.smoother = smoother
+        self.flow = DenseFlow()
+        self.reconnects = reconnects  # the source's reconnect count, read per frame
+        self._seen_reconnects = 0
+        self._restart = False  # a reconnect: the smoothed average starts over at the next key frame
+        # preprocess thread: the key frame as the flow sees it
+        self._key_small: np.ndarray | None = None
+        self._key_index, self._key_time = -1, 0.0
+        self._motion: dict[int, tuple] = {}  # key index -> (small, flow to the last key, time decided, reset)
+        # composite thread: the key frame's labels
+        self._key_labels: np.ndarray | None = None
+
+    # -- preprocess thread -----------------------------------------------------------------
+    def preprocess(self, frame: Frame) -> Prepared | Carried:
+        if self.reconnects() != self._seen_reconnects:  # a new connection: nothing before it carries over
+            self._seen_reconnects = self.reconnects()
+            self.policy.reset()
+            self._key_small = None
+            self._restart = True
+        small = self.flow.prepare(frame.image) if self.propagate == "flow" or self.smoother else None
+        if self.policy.decide(frame.index):  # the first frame always is
+            same_size = small is not None and self._key_small is not None and small.shape == self._key_small.shape
+            motion = self.flow.compute(small, self._key_small) if (
+                self.smoother is not None and self.propagate == "flow" and same_size) else None
+            self._key_small, self._key_index, self._key_time = small, frame.index, frame.capture_time
+            self._motion[frame.index] = (small, motion, time.perf_counter(), self._restart)
+            self._restart = False
+            return self.steps.preprocess(frame)
+        started = time.perf_counter()
+        flow = self.flow.compute(small, self._key_small) if self.propagate == "flow" else None
+        self.policy.observe_propagate(1000 * (time.perf_counter() - started))
+        return Carried(frame, flow, self._key_index, self._key_time)
+
+    # -- composite thread ------------------------------------------------------------------
+    def composite(self, item: Inferred | Carried) -> Result:
+        if isinstance(item, Carried):
+            return self._carried(item)
+        small, motion, decided, restart = self._motion.pop(item.frame.index, (None, None, time.perf_counter(), False))
+        self.policy.observe_infer(1000 * (time.perf_counter() - decided))
+        if self.smoother is None:
+            result = self.steps.composite(item)
+            self._key_labels = result.labels
+            return result
+        post, frame, g = self.steps.post, item.frame, item.geometry
+        if restart:
+            self.smoother.reset("reconnect")
+        scores = self.smoother.update(post.scores(item.output, g), small, motion)
+        labels = argmax_labels(np.ascontiguousarray(scores))
+        if labels.shape != g.frame_size:
+            labels = cv2.resize(labels, (g.frame_size[1], g.frame_size[0]), interpolation=cv2.INTER_NEAREST)
+        self._key_labels = labels
+        return self._result(frame, labels, "inferred", 0, 0.0)
+
+    def _carried(self, item: Carried) -> Result:
+        frame = item.frame
+        labels = self._key_labels if item.flow is None else warp_labels(self._key_labels, item.flow)
+        return self._result(frame, labels, "flow" if item.flow is not None else "held", frame.index - item.key_index,
+                            1000 * (frame.capture_time - item.key_capture_time))
+
+    def _result(self, frame: Frame, labels: np.ndarray, origin: str, age_frames: int, age_ms: float) -> Result:
+        picture = self.steps.draw(frame.image, labels)
+        return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time, frame.image,
+                      labels, picture, time.time() - frame.capture_time, None, origin, age_frames, age_ms)
+
+
+def make_policy(interval: int, latency_budget: float | None, frame_ms: float) -> FixedInterval:
+    """Every ``interval``-th frame, or what ``latency_budget`` (ms) allows at the camera's frame period."""
+    if latency_budget is not None:
+        return LatencyBudget(latency_budget, frame_ms)
+    return FixedInterval(interval)
