@@ -120,14 +120,17 @@ def _executor(workers: int, ray_address: str | None, ray_cpus: float, ray_gpus: 
               outdir: Path):
     """The executor factory, and the inference threads each video gets."""
     if ray_address is not None:
-        from streamseg.batch.ray_executor import RayExecutor, connect
+        from streamseg.batch.ray_executor import RayExecutor, connect, require_ray
 
         if Path(ray_address).exists():
             raise ConfigError(f"--ray took {ray_address!r} as the cluster address: put --ray after the inputs, "
                               "or write --ray auto")
-        cluster = connect(ray_address, outdir, shared_outdir)
-        threads = max(1, int(ray_cpus))
-        return (lambda progress: RayExecutor(cluster, ray_cpus, ray_gpus, progress)), threads
+        require_ray()
+
+        def make(progress):  # joins the cluster only when some video is left to do
+            return RayExecutor(connect(ray_address, outdir, shared_outdir), ray_cpus, ray_gpus, progress)
+
+        return make, max(1, int(ray_cpus))
     from streamseg.batch.local import InProcessExecutor, ProcessExecutor, cpu_count
 
     threads = max(1, cpu_count() // workers)
