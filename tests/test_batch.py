@@ -120,6 +120,24 @@ def test_ray_missing_says_what_to_install(tmp_path):
     assert proc.stderr.strip() == 'streamseg: error: --ray needs the ray extra: pip install "streamseg[ray]"'
 
 
+@pytest.mark.slow
+def test_retries_transient_failures_not_unreadable_inputs(tmp_path, duc_onnx):
+    """A write error may pass (a full disk, a network share): retried; random bytes stay unreadable: tried once."""
+    (tmp_path / "in" / "cams").mkdir(parents=True)
+    make_video(tmp_path / "in" / "cams" / "one.mp4", width=64, height=48, frames=2)
+    (tmp_path / "in" / "corrupt.mp4").write_bytes(b"\x00" * 2000)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "cams").write_text("a file where the output folder should be")
+    proc = run_cli("batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(duc_onnx),
+                   "--retries", "2", "--no-progress")
+    assert proc.returncode == 1
+    assert proc.stderr.count("cams/one.mp4: FileExistsError") == 2 and "; retrying" in proc.stderr
+    records = latest(tmp_path / "out")
+    assert records["cams/one.mp4"]["status"] == "failed" and records["cams/one.mp4"]["attempts"] == 3
+    assert records["corrupt.mp4"]["status"] == "failed" and records["corrupt.mp4"]["attempts"] == 1
+    assert "0 succeeded, 0 skipped, 2 failed" in proc.stderr
+
+
 # -- one machine -----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_batch_isolates_failures_and_outputs_are_frame_exact(clips, first_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def batch(inputs: tuple[str, ...], outdir: str, spec_path: str | None, config_pa
                              progress=not no_progress)
     make_executor, threads = _executor(workers, ray_address, ray_cpus, ray_gpus, shared_outdir, out)
     result = BatchRun(videos, config, settings, make_executor, threads).run()
-    echo = lambda text: click.echo(text, err=True)
+    echo = functools.partial(click.echo, err=True)
     shown = [o for o in result.outcomes if o.status != "skipped"] if len(result.outcomes) > 50 else result.outcomes
     if shown:
         echo(format_table(shown))
@@ -109,8 +110,9 @@ def _config(flags: dict[str, Any], spec_path: str | None, config_path: str | Non
     config = RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
     named = [name for name in PER_RUN_ONLY if getattr(config, name) not in (None, ())]
     if named:
-        raise ConfigError(f"{config_path or 'options'}: {', '.join(named)}: per-run outputs and servers don't apply to a batch "
-                          "(it writes each video's outputs under OUTDIR; use --labels-out / --summary flags)")
+        raise ConfigError(f"{config_path or 'options'}: {', '.join(named)}: per-run outputs and servers don't apply "
+                          "to a batch (it writes each video's outputs under OUTDIR; use the --labels-out / --summary "
+                          "flags)")
     if config.model is None:
         raise ConfigError("model: no model given (--model NAME|PATH.onnx)")
     return config
