@@ -21,6 +21,7 @@ from PIL import Image
 from videos import make_video, read_video
 
 from streamseg.batch.inputs import collect_inputs
+from streamseg.batch.manifest import Manifest, input_identity
 from streamseg.errors import ConfigError, SourceError
 
 MANIFEST = "streamseg-batch.jsonl"
@@ -108,6 +109,35 @@ def test_inputs_mirror_paths_from_folders_globs_and_lists(tmp_path, monkeypatch)
         collect_inputs(["in/x.mp4", "in/deep/x.mp4"], tmp_path / "o")
     with pytest.raises(SourceError, match="input not found: nope.mp4"):
         collect_inputs(["nope.mp4"], tmp_path / "o")
+
+
+def test_manifest_skips_only_unchanged_inputs_options_and_present_outputs(tmp_path):
+    video, out = tmp_path / "a.mp4", tmp_path / "out"
+    video.write_bytes(b"x" * 1000)
+    (out / "a.mp4").parent.mkdir(parents=True)
+    (out / "a.mp4").write_bytes(b"segmented")
+    options = {"input_size": 128, "alpha": 0.5}
+    manifest = Manifest(out)
+    manifest.append({"key": "a.mp4", "status": "done", **input_identity(video, verify=False), "model_sha256": "m1",
+                     "options": options, "outputs": {"video": "a.mp4"}})
+    reread = Manifest(out)  # from the file, as a re-run reads it
+    assert reread.is_done("a.mp4", input_identity(video, False), "m1", options, out)
+    assert not reread.is_done("a.mp4", input_identity(video, False), "m2", options, out)  # another model
+    assert not reread.is_done("a.mp4", input_identity(video, False), "m1", {**options, "alpha": 0.3}, out)
+    assert not reread.is_done("a.mp4", input_identity(video, True), "m1", options, out)  # no hash recorded yet
+    os.utime(video, ns=(1, 1))  # touched, same bytes: redone by size+mtime, skipped by --verify's sha256
+    assert not reread.is_done("a.mp4", input_identity(video, False), "m1", options, out)
+    reread.append({"key": "a.mp4", "status": "done", **input_identity(video, verify=True), "model_sha256": "m1",
+                   "options": options, "outputs": {"video": "a.mp4"}})
+    os.utime(video, ns=(2, 2))
+    assert Manifest(out).is_done("a.mp4", input_identity(video, True), "m1", options, out)
+    video.write_bytes(b"y" * 1000)  # same size, other content
+    assert not Manifest(out).is_done("a.mp4", input_identity(video, True), "m1", options, out)
+    with open(out / MANIFEST, "a") as file:
+        file.write('{"key": "a.mp4", "status": "fail')  # a torn last line: skipped on reading
+    (out / "a.mp4").unlink()  # the output went away: redone
+    assert not Manifest(out).is_done("a.mp4", input_identity(video, True), "m1", options, out)
+    assert Manifest(out).latest["a.mp4"]["status"] == "done"
 
 
 def test_ray_missing_says_what_to_install(tmp_path):

@@ -74,6 +74,8 @@ def batch(inputs: tuple[str, ...], outdir: str, spec_path: str | None, config_pa
     from streamseg.batch.table import format_table, summary_line, write_report
 
     config = _config(flags, spec_path, config_path)
+    if report_path and Path(report_path).suffix.lower() not in (".csv", ".json"):
+        raise ConfigError(f"--report {report_path}: expected a .csv or .json file")
     out = Path(outdir)
     videos = collect_inputs(inputs, out)
     if not videos:
