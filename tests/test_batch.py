@@ -21,6 +21,7 @@ from PIL import Image
 from videos import make_video, read_video
 
 from streamseg.batch.inputs import collect_inputs
+from streamseg.batch.manifest import Manifest, input_identity
 from streamseg.errors import ConfigError, SourceError
 
 MANIFEST = "streamseg-batch.jsonl"
@@ -110,6 +111,35 @@ def test_inputs_mirror_paths_from_folders_globs_and_lists(tmp_path, monkeypatch)
         collect_inputs(["nope.mp4"], tmp_path / "o")
 
 
+def test_manifest_skips_only_unchanged_inputs_options_and_present_outputs(tmp_path):
+    video, out = tmp_path / "a.mp4", tmp_path / "out"
+    video.write_bytes(b"x" * 1000)
+    (out / "a.mp4").parent.mkdir(parents=True)
+    (out / "a.mp4").write_bytes(b"segmented")
+    options = {"input_size": 128, "alpha": 0.5}
+    manifest = Manifest(out)
+    manifest.append({"key": "a.mp4", "status": "done", **input_identity(video, verify=False), "model_sha256": "m1",
+                     "options": options, "outputs": {"video": "a.mp4"}})
+    reread = Manifest(out)  # from the file, as a re-run reads it
+    assert reread.is_done("a.mp4", input_identity(video, False), "m1", options, out)
+    assert not reread.is_done("a.mp4", input_identity(video, False), "m2", options, out)  # another model
+    assert not reread.is_done("a.mp4", input_identity(video, False), "m1", {**options, "alpha": 0.3}, out)
+    assert not reread.is_done("a.mp4", input_identity(video, True), "m1", options, out)  # no hash recorded yet
+    os.utime(video, ns=(1, 1))  # touched, same bytes: redone by size+mtime, skipped by --verify's sha256
+    assert not reread.is_done("a.mp4", input_identity(video, False), "m1", options, out)
+    reread.append({"key": "a.mp4", "status": "done", **input_identity(video, verify=True), "model_sha256": "m1",
+                   "options": options, "outputs": {"video": "a.mp4"}})
+    os.utime(video, ns=(2, 2))
+    assert Manifest(out).is_done("a.mp4", input_identity(video, True), "m1", options, out)
+    video.write_bytes(b"y" * 1000)  # same size, other content
+    assert not Manifest(out).is_done("a.mp4", input_identity(video, True), "m1", options, out)
+    with open(out / MANIFEST, "a") as file:
+        file.write('{"key": "a.mp4", "status": "fail')  # a torn last line: skipped on reading
+    (out / "a.mp4").unlink()  # the output went away: redone
+    assert not Manifest(out).is_done("a.mp4", input_identity(video, True), "m1", options, out)
+    assert Manifest(out).latest["a.mp4"]["status"] == "done"
+
+
 def test_ray_missing_says_what_to_install(tmp_path):
     video = make_video(tmp_path / "a.mp4", width=64, height=48, frames=2)
     code = ("import sys; sys.modules['ray'] = None; from streamseg.cli import main; "
@@ -118,6 +148,24 @@ def test_ray_missing_says_what_to_install(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == 'streamseg: error: --ray needs the ray extra: pip install "streamseg[ray]"'
+
+
+@pytest.mark.slow
+def test_retries_transient_failures_not_unreadable_inputs(tmp_path, duc_onnx):
+    """A write error may pass (a full disk, a network share): retried; random bytes stay unreadable: tried once."""
+    (tmp_path / "in" / "cams").mkdir(parents=True)
+    make_video(tmp_path / "in" / "cams" / "one.mp4", width=64, height=48, frames=2)
+    (tmp_path / "in" / "corrupt.mp4").write_bytes(b"\x00" * 2000)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "cams").write_text("a file where the output folder should be")
+    proc = run_cli("batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(duc_onnx),
+                   "--retries", "2", "--no-progress")
+    assert proc.returncode == 1
+    assert proc.stderr.count("cams/one.mp4: FileExistsError") == 2 and "; retrying" in proc.stderr
+    records = latest(tmp_path / "out")
+    assert records["cams/one.mp4"]["status"] == "failed" and records["cams/one.mp4"]["attempts"] == 3
+    assert records["corrupt.mp4"]["status"] == "failed" and records["corrupt.mp4"]["attempts"] == 1
+    assert "0 succeeded, 0 skipped, 2 failed" in proc.stderr
 
 
 # -- one machine -----------------------------------------------------------------------------------------------

@@ -209,7 +209,8 @@ class BatchRun:
         outcome = Outcome(job.key, job.input, record["status"], record["frames"], record["expected_frames"],
                           record["fps"], record["wall_s"], attempts, record["error"])
         if record["status"] != ABORTED:  # an aborted video is simply not done: no line, redone next time
-            manifest.append({**base, **{k: v for k, v in record.items() if k not in ("retryable", "fatal")}, "attempts": attempts,
+            result = {k: v for k, v in record.items() if k not in ("retryable", "fatal")}
+            manifest.append({**base, **result, "attempts": attempts,
                              "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
         with self._bar_lock:
             if self._bar is not None:

@@ -13,6 +13,7 @@ How things reach the workers:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 import tempfile
@@ -33,6 +34,12 @@ SHARED_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre"
                                 "beegfs", "orangefs", "9p", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs",
                                 "fuse.ceph-fuse", "fuse.glusterfs", "fuse.sshfs", "fuse.rclone", "fuse.goofys",
                                 "fuse.mountpoint-s3", "fuse.blobfuse", "fuse.blobfuse2", "fuse.alluxio-fuse"})
+
+
+def require_ray() -> None:
+    """Fail before any work when the ray extra is missing (without importing ray, which takes a while)."""
+    if importlib.util.find_spec("ray") is None:
+        raise MissingExtraError("--ray", "ray")
 
 
 def _import_ray():

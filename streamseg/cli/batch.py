@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ def batch(inputs: tuple[str, ...], outdir: str, spec_path: str | None, config_pa
     from streamseg.batch.table import format_table, summary_line, write_report
 
     config = _config(flags, spec_path, config_path)
+    if report_path and Path(report_path).suffix.lower() not in (".csv", ".json"):
+        raise ConfigError(f"--report {report_path}: expected a .csv or .json file")
     out = Path(outdir)
     videos = collect_inputs(inputs, out)
     if not videos:
@@ -81,7 +84,7 @@ def batch(inputs: tuple[str, ...], outdir: str, spec_path: str | None, config_pa
                              progress=not no_progress)
     make_executor, threads = _executor(workers, ray_address, ray_cpus, ray_gpus, shared_outdir, out)
     result = BatchRun(videos, config, settings, make_executor, threads).run()
-    echo = lambda text: click.echo(text, err=True)
+    echo = functools.partial(click.echo, err=True)
     shown = [o for o in result.outcomes if o.status != "skipped"] if len(result.outcomes) > 50 else result.outcomes
     if shown:
         echo(format_table(shown))
@@ -109,8 +112,9 @@ def _config(flags: dict[str, Any], spec_path: str | None, config_path: str | Non
     config = RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
     named = [name for name in PER_RUN_ONLY if getattr(config, name) not in (None, ())]
     if named:
-        raise ConfigError(f"{config_path or 'options'}: {', '.join(named)}: per-run outputs and servers don't apply to a batch "
-                          "(it writes each video's outputs under OUTDIR; use --labels-out / --summary flags)")
+        raise ConfigError(f"{config_path or 'options'}: {', '.join(named)}: per-run outputs and servers don't apply "
+                          "to a batch (it writes each video's outputs under OUTDIR; use the --labels-out / --summary "
+                          "flags)")
     if config.model is None:
         raise ConfigError("model: no model given (--model NAME|PATH.onnx)")
     return config
@@ -120,14 +124,17 @@ def _executor(workers: int, ray_address: str | None, ray_cpus: float, ray_gpus: 
               outdir: Path):
     """The executor factory, and the inference threads each video gets."""
     if ray_address is not None:
-        from streamseg.batch.ray_executor import RayExecutor, connect
+        from streamseg.batch.ray_executor import RayExecutor, connect, require_ray
 
         if Path(ray_address).exists():
             raise ConfigError(f"--ray took {ray_address!r} as the cluster address: put --ray after the inputs, "
                               "or write --ray auto")
-        cluster = connect(ray_address, outdir, shared_outdir)
-        threads = max(1, int(ray_cpus))
-        return (lambda progress: RayExecutor(cluster, ray_cpus, ray_gpus, progress)), threads
+        require_ray()
+
+        def make(progress):  # joins the cluster only when some video is left to do
+            return RayExecutor(connect(ray_address, outdir, shared_outdir), ray_cpus, ray_gpus, progress)
+
+        return make, max(1, int(ray_cpus))
     from streamseg.batch.local import InProcessExecutor, ProcessExecutor, cpu_count
 
     threads = max(1, cpu_count() // workers)

@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 import numpy as np
 
-from streamseg.batch.manifest import MANIFEST_NAME
 from streamseg.errors import ConfigError, MissingExtraError, SinkError, SourceError
 
 OTHER = "other"
@@ -42,6 +41,8 @@ class ClassSeries:
 def report(summary: str, output: str | None, csv_path: str | None, top: int, source: str | None) -> None:
     """Plot class area fractions over time from a run's --summary file (.csv/.jsonl), --labels-out folder
     or MCAP file (-o run.mcap), or per video from a `streamseg batch` OUTDIR."""
+    from streamseg.batch.manifest import MANIFEST_NAME
+
     path = Path(summary)
     if path.is_dir() and (path / MANIFEST_NAME).exists():
         return _report_batch(path, output, csv_path, top)
