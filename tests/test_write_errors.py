@@ -31,8 +31,9 @@ def clip(tmp_path) -> Path:
 
 def run_with_file_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
     """``streamseg run ARGS`` unable to grow any file past ``limit`` bytes (writes fail with EFBIG)."""
-    return subprocess.run([sys.executable, "-m", "streamseg", "run", *args], check=False, capture_output=True, text=True,
-                          timeout=120, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    return subprocess.run([sys.executable, "-m", "streamseg", "run", *args], check=False, capture_output=True,
+                          text=True, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
 
 
 @pytest.mark.parametrize("what, args, path", [
