@@ -39,7 +39,7 @@ class RunConfig(BaseModel):
     preview_port: int | None = Field(None, ge=0, le=65535)  # --preview: live preview page
     serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics and preview servers listen on
     scores: bool = False  # Python API only: per-class scores on each Result (raw model scores)
-    encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop
+    encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop, --segment-seconds, --keep-gigabytes
     live: SourceOptions = SourceOptions()  # --transport, --realtime, --loop, --read-timeout, --reconnect-*
 
     @field_validator("classes", mode="before")
