@@ -88,7 +88,7 @@ class RunConfig(BaseModel):
     smooth: float | None = Field(None, gt=0, le=1)  # --smooth: weight of the newest scores in their moving average
     latency_budget: float | None = Field(None, gt=0)  # --latency-budget: ms; streamseg picks the interval
     batch_timeout: float = Field(5.0, ge=0)  # --batch-timeout: ms to wait for a full batch before running a partial one
-    encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop
+    encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop, --segment-seconds, --keep-gigabytes
     live: SourceOptions = SourceOptions()  # --transport, --realtime, --loop, --read-timeout, --reconnect-*
 
     @field_validator("sources", mode="before")

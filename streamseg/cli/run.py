@@ -74,7 +74,7 @@ from streamseg.models.spec import ModelSpec
 @click.option("--latency-budget", type=click.FloatRange(min=0, min_open=True),
               help="Live: every frame out within MS at the camera's rate; streamseg picks the inference interval.")
 @click.option("--segment-seconds", type=float,
-              help="Record file outputs in segments of N seconds; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.")
+              help="Record file outputs in N-second segments; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.")
 @click.option("--keep-gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None, no_progress: bool,
@@ -199,7 +199,8 @@ def _print_summary(summary) -> None:
              f"{links.get('output_reconnects', 0)} output reconnects, "
              f"{links.get('output_dropped', 0)} frames dropped while an output was down")
     if summary.delivered:
-        echo("streamseg: delivered: " + ", ".join(f"{redact(name)} {count}" for name, count in summary.delivered.items()))
+        counts = ", ".join(f"{redact(name)} {count}" for name, count in summary.delivered.items())
+        echo(f"streamseg: delivered: {counts}")
     if summary.latency.get("items"):
         echo(f"streamseg: latency from capture to written: p50 {summary.latency['p50_ms']:.0f} ms, "
              f"p99 {summary.latency['p99_ms']:.0f} ms")

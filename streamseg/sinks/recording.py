@@ -9,6 +9,10 @@ clusters are cut every second and flushed the same way.
 At a clean close the fragmented MP4 is copied (no re-encoding) into a normal MP4
 with its index first (``faststart``) under a temporary name, then renamed over
 the fragmented one: a kill during that copy still leaves the fragmented file.
+
+A file being recorded is also ``fsync``ed every couple of seconds from a background
+thread, so a power cut, which loses what the kernel has not written back yet, loses
+little more than a kill does.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,6 +29,7 @@ import av
 log = logging.getLogger(__name__)
 
 FRAGMENT_SECONDS = 1.0  # the most a kill loses, plus the encoder's few frames of delay
+SYNC_SECONDS = 2.0  # how often a file being recorded is pushed to the disk: what a power cut loses on top
 MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 MATROSKA_SUFFIXES = (".mkv", ".webm")
 
@@ -95,3 +101,35 @@ def faststart(path: str) -> bool:
         except OSError:
             pass
         return False
+
+
+class PeriodicSync:
+    """``fsync`` the file at ``path`` every ``interval`` seconds from a background thread, until ``stop()``."""
+
+    def __init__(self, path: str, interval: float = SYNC_SECONDS):
+        self.path = path
+        self.interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fsync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        fd = None
+        try:
+            while not self._stopping.wait(self.interval):
+                if fd is None:
+                    try:
+                        fd = os.open(self.path, os.O_RDONLY)  # any descriptor of the file flushes its data
+                    except OSError:  # not created yet
+                        continue
+                try:
+                    os.fsync(fd)
+                except OSError:
+                    pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()

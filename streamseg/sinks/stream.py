@@ -19,6 +19,7 @@ import av
 from streamseg.errors import SinkError
 from streamseg.frames import Result
 from streamseg.logs import redact
+from streamseg.sinks.checked_files import open_checked
 from streamseg.sinks.encoder import EncoderOptions, configure, pick_codec
 from streamseg.sinks.nodelay import disable_nagle, socket_fds
 from streamseg.sources.backoff import Backoff
@@ -100,8 +101,10 @@ class StreamSink:
     def _open(self, width: int, height: int) -> None:
         target = self.target
         sockets_before = socket_fds()
+        # HLS writes files of its own, whose write errors FFmpeg does not report: open them here, checked
+        io_open = open_checked if target.format == "hls" else None
         container = av.open(target.url, "w", format=target.format, options=target.options,
-                            timeout=self._timeout)
+                            timeout=self._timeout, io_open=io_open)
         try:
             video = container.add_stream(pick_codec(self.options.codec), rate=self.info.rate or 25)
             video.time_base = TIME_BASE
@@ -132,6 +135,8 @@ class StreamSink:
         try:
             for packet in self._video.encode(frame):
                 self._container.mux(packet)
+        except SinkError:  # a local file (HLS) that cannot be written: no reconnect helps
+            raise
         except (av.FFmpegError, OSError) as err:
             self._lose(err)
             self.dropped += 1
@@ -144,6 +149,8 @@ class StreamSink:
             return False
         try:
             self._open(width, height)
+        except SinkError:
+            raise
         except (av.FFmpegError, OSError) as err:
             self._lose(err)
             return False
@@ -170,6 +177,8 @@ class StreamSink:
         try:
             for packet in self._video.encode(None):
                 self._container.mux(packet)
+        except SinkError:
+            raise
         except (av.FFmpegError, OSError) as err:
             log.warning("%s: output not flushed: %s", self.name, _reason(err))
         finally:

@@ -10,7 +10,7 @@ import av
 from streamseg.errors import SinkError
 from streamseg.frames import Result
 from streamseg.sinks.encoder import EncoderOptions, configure, pick_codec
-from streamseg.sinks.recording import faststart, is_fragmented_mp4, muxer_options
+from streamseg.sinks.recording import PeriodicSync, faststart, is_fragmented_mp4, muxer_options
 from streamseg.sources.base import StreamInfo
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class VideoFileSink:
         self._audio_packets = None
         self._pending_audio = None
         self._last_pts = None
+        self._sync: PeriodicSync | None = None
         parent = Path(self.path).parent
         if parent.exists() and not parent.is_dir():
             raise SinkError(f"cannot write {self.path}: {parent} is not a folder")
@@ -69,6 +70,7 @@ class VideoFileSink:
         configure(self._video, self.options, width, height)
         if audio is not None:
             self._open_audio(audio)
+        self._sync = PeriodicSync(self.path)
 
     def _audio_source(self):
         """The source file's audio stream, opened for copying, or None."""
@@ -151,6 +153,8 @@ class VideoFileSink:
         finally:
             self._container = None
             _close_quietly(container)
+            if self._sync is not None:
+                self._sync.stop()
             if self._audio_in is not None:
                 self._audio_in.close()
         if seekable and self.frames and is_fragmented_mp4(self.path):
