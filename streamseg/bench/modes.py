@@ -53,29 +53,36 @@ def decode(source: str, frames: int) -> list[Frame]:
 
 
 def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, backend: str,
-                 threads: int | None, precision: str | None = None,
-                 winograd: bool = True) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Inference alone; also returns the first input tensor and its output (to check other engines)."""
+                 threads: int | None, precision: str | None = None, winograd: bool = True, compile: bool = False,
+                 batch: int = 1) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Inference alone; also returns the first input tensor and its output (to check other engines).
+
+    With ``batch`` > 1 each call runs that many copies of a frame's tensor as one
+    (N, 3, H, W) input, and fps counts frames: ``batch`` per call.
+    """
     prepare = CpuPreprocessor(spec)
     prepared = [prepare(frame) for frame in frames]
-    engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd)
+    engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd,
+                            compile=compile)
     done, seconds, first = [], [], None
     try:
         with ResourceSampler() as resources:
             for item in prepared:
+                tensor = item.tensor if batch == 1 else np.concatenate([item.tensor] * batch)
                 started = time.perf_counter()
-                output = engine.run(item.tensor)
+                output = engine.run(tensor)
                 done.append(time.perf_counter())
                 seconds.append(done[-1] - started)
                 if first is None:
-                    first = output
+                    first = output[:1]
         name = engine.name
         computes = getattr(engine, "precision", None) or file_precision(model_path, spec)
         device = getattr(engine, "device", "cpu")
     finally:
         engine.close()
     geometry = prepared[0].geometry
-    report = {"fps": round(throughput(done), 4), "frames": len(done), "engine": name, "precision": computes,
+    report = {"fps": round(batch * throughput(done), 4), "frames": batch * len(done), "batch": batch, "engine": name,
+              "precision": computes,
               "device": device, "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)},
               **resources.report()}
     return report, prepared[0].tensor, first
@@ -83,12 +90,12 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
 
 def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames: int, output: Path,
                        backend: str, threads: int | None, size: int | None, precision: str | None = None,
-                       winograd: bool = True) -> dict:
+                       winograd: bool = True, compile: bool = False) -> dict:
     from streamseg.pipeline import Pipeline
 
     done: list[float] = []
     pipeline = Pipeline(source, model_path, spec=spec, backend=backend, threads=threads, precision=precision,
-                        winograd=winograd, input_size=size, outputs=[str(output)], max_frames=frames,
+                        winograd=winograd, compile=compile, input_size=size, outputs=[str(output)], max_frames=frames,
                         on_result=lambda result: done.append(time.perf_counter()))
 
     def queues() -> dict[str, tuple[int, int]]:
