@@ -7,12 +7,12 @@ import logging
 import av
 import numpy as np
 import pytest
+from videos import make_video
 
 from streamseg.backends import cuda_present
 from streamseg.errors import ConfigError, SourceError
 from streamseg.sources.file import FileSource, to_rgb
 from streamseg.sources.nvdec import nvdec_unavailable, open_device_source, open_input
-from videos import make_video
 
 torch = pytest.importorskip("torch")
 
@@ -86,7 +86,8 @@ def test_nvdec_reasons_name_the_missing_piece():
         assert "no CUDA device support" in nvdec_unavailable("h264")
         return
     assert nvdec_unavailable("prores") == "NVDEC does not decode prores"
-    assert ("h264_cuvid" in av.codecs_available) == (nvdec_unavailable("h264") in (None, "no CUDA GPU (torch sees none)"))
+    no_gpu = "no CUDA GPU (torch sees none)"
+    assert ("h264_cuvid" in av.codecs_available) == (nvdec_unavailable("h264") in (None, no_gpu))
     assert (nvdec_unavailable("h264") is None) == cuda_present()
 
 
