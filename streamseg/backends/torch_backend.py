@@ -10,8 +10,9 @@ initializer is named after.
 
 On CUDA it runs in FP16 (``precision="fp16"``), channels_last, and can
 replay fixed-shape runs from captured CUDA graphs. ``compile=True`` runs the
-module through ``torch.compile`` (inductor; "max-autotune-no-cudagraphs" on
-CUDA, where our own graph capture replays it, the default mode on the CPU).
+module through ``torch.compile`` (inductor, default mode: it compiles in about a
+minute; ``compile="max-autotune-no-cudagraphs"`` tunes much longer, and leaves
+CUDA graphs to our own per-shape capture).
 Any batch size runs: input is (N, 3, H, W), and graphs are captured per shape.
 It runs on the CPU too (FP32), which is how the tests check it against ONNX Runtime.
 """
@@ -96,7 +97,7 @@ class TorchBackend:
 
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, precision: str = "fp32", device: str | None = None,
                  channels_last: bool = True, cuda_graphs: bool = False, threads: int | None = None,
-                 compile: bool = False):
+                 compile: bool | str = False):
         from streamseg.models.export import _out_only, build_fcn
         from streamseg.models.torch_compat import import_torch
 
@@ -116,15 +117,15 @@ class TorchBackend:
         self.input_dtype = "float16" if precision == "fp16" else "float32"  # what preprocessing should write
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = module.eval().to(self.device, self.dtype, memory_format=self.memory_format)
-        self.compiled = compile
-        if compile:
-            self.model = _compiled(torch, self.model, self.device)
+        self.compiled = bool(compile)
+        if compile:  # True: inductor's default mode; a string names the mode, e.g. "max-autotune-no-cudagraphs"
+            self.model = _compiled(torch, self.model, compile if isinstance(compile, str) else None)
         self.spec = spec
         self.fixed_input_size = None
         self.cuda_graphs = cuda_graphs and self.device == "cuda"
         self._graphs: dict[tuple[int, ...], tuple] = {}
         self.stream = torch.cuda.Stream() if self.device == "cuda" else None
-        traits = f"{precision}{', channels_last' * channels_last}{', compiled' * compile}"
+        traits = f"{precision}{', channels_last' * channels_last}{', compiled' * self.compiled}"
         self.name = f"torch {torch.__version__.split('+')[0]} ({self.device}, {traits})"
 
     def run(self, tensor):
@@ -174,9 +175,8 @@ class TorchBackend:
         self.model = None
 
 
-def _compiled(torch, model, device: str):
+def _compiled(torch, model, mode: str | None):
     """``model`` through inductor; compilation itself happens lazily, on the first call of each shape."""
-    mode = "max-autotune-no-cudagraphs" if device == "cuda" else None  # CUDA graphs: ours, captured per shape
     try:
         return torch.compile(model, mode=mode, dynamic=False)
     except Exception as err:  # noqa: BLE001 - any torch.compile set-up failure means: not here

@@ -27,12 +27,13 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
                   modes: Sequence[str] = MODES,
                   naive_weights: str = "none", seed: int = 0, peak_tflops: float | None = None,
                   spec: ModelSpec | None = None, output: str | Path | None = None, compile: bool = False,
-                  batch: int = 1,
+                  batch: int = 1, cuda_graphs: bool = False,
                   progress: Callable[[str], None] = lambda mode: None) -> dict:
     """Measure the chosen modes on the first ``frames`` frames of ``source``; returns the report.
 
     ``batch`` > 1 runs the bare engine on batches of that many frames (the floor counts them all);
-    ``compile`` runs the torch backend through torch.compile.
+    ``compile`` runs the torch backend through torch.compile; ``cuda_graphs`` replays the bare engine's
+    captured CUDA graphs (TensorRT, torch).
     """
     unknown = sorted(set(modes) - set(MODES))
     if unknown or not modes:
@@ -58,7 +59,7 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
         progress("bare")
         report["bare"], tensor, first = measure_bare(model_path, spec, decode(source, frames), backend=backend,
                                                      threads=threads, precision=precision, winograd=winograd,
-                                                     compile=compile, batch=batch)
+                                                     compile=compile, batch=batch, cuda_graphs=cuda_graphs)
         check = (tensor, first)
         bare = report["bare"]
         bare["gmacs_per_s"] = round(flops.gmacs * bare["fps"], 2)

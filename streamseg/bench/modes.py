@@ -54,7 +54,7 @@ def decode(source: str, frames: int) -> list[Frame]:
 
 def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, backend: str,
                  threads: int | None, precision: str | None = None, winograd: bool = True, compile: bool = False,
-                 batch: int = 1) -> tuple[dict, np.ndarray, np.ndarray]:
+                 batch: int = 1, cuda_graphs: bool = False) -> tuple[dict, np.ndarray, np.ndarray]:
     """Inference alone; also returns the first input tensor and its output (to check other engines).
 
     With ``batch`` > 1 each call runs that many copies of a frame's tensor as one
@@ -63,18 +63,20 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
     prepare = CpuPreprocessor(spec)
     prepared = [prepare(frame) for frame in frames]
     engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd,
-                            compile=compile)
+                            compile=compile, cuda_graphs=cuda_graphs)
     done, seconds, first = [], [], None
     try:
+        inputs = [item.tensor if batch == 1 else np.concatenate([item.tensor] * batch) for item in prepared]
+        if getattr(engine, "device", "cpu") == "cuda":  # the engine alone: inputs and outputs stay on the GPU
+            inputs = _on_device(inputs, getattr(engine, "input_dtype", "float32"))
         with ResourceSampler() as resources:
-            for item in prepared:
-                tensor = item.tensor if batch == 1 else np.concatenate([item.tensor] * batch)
+            for tensor in inputs:
                 started = time.perf_counter()
                 output = engine.run(tensor)
                 done.append(time.perf_counter())
                 seconds.append(done[-1] - started)
                 if first is None:
-                    first = output[:1]
+                    first = output[:1] if isinstance(output, np.ndarray) else output[:1].float().cpu().numpy()
         name = engine.name
         computes = getattr(engine, "precision", None) or file_precision(model_path, spec)
         device = getattr(engine, "device", "cpu")
@@ -86,6 +88,14 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
               "device": device, "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)},
               **resources.report()}
     return report, prepared[0].tensor, first
+
+
+def _on_device(tensors: list[np.ndarray], dtype) -> list:
+    """Host tensors uploaded once, in the dtype the engine reads (a name or a torch dtype), outside its time."""
+    import torch
+
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    return [torch.from_numpy(t).to("cuda", dtype) for t in tensors]
 
 
 def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames: int, output: Path,

@@ -20,6 +20,7 @@ from streamseg.bench import MODES
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--winograd/--no-winograd", default=True, show_default=True, help="As `run --winograd`.")
 @click.option("--compile", "compile", is_flag=True, help="torch backend: torch.compile (inductor) the model.")
+@click.option("--cuda-graphs", is_flag=True, help="Bare engine: replay captured CUDA graphs (tensorrt, torch).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Bare engine: frames per inference call (copies of one frame), fps counts frames.")
 @click.option("--frames", type=click.IntRange(min=2), default=30, show_default=True, help="Frames per mode.")
@@ -34,7 +35,7 @@ from streamseg.bench import MODES
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
 def bench(source: str, model: str, spec_path: str | None, backend: str, precision: str | None, threads: int | None,
-          winograd: bool, compile: bool, batch: int, frames: int, input_size: int | None, modes: str,
+          winograd: bool, compile: bool, cuda_graphs: bool, batch: int, frames: int, input_size: int | None, modes: str,
           naive_weights: str, seed: int,
           peak_tflops: float | None, output: str | None, as_json: bool, plot: str | None) -> None:
     """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
@@ -47,6 +48,7 @@ def bench(source: str, model: str, spec_path: str | None, backend: str, precisio
     report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, precision=precision,
                            winograd=winograd, size=input_size, modes=chosen, naive_weights=naive_weights, seed=seed,
                            peak_tflops=peak_tflops, spec=spec, output=output, compile=compile, batch=batch,
+                           cuda_graphs=cuda_graphs,
                            progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True))
     if plot:
         from streamseg.bench.plot import plot_stages
