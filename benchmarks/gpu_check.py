@@ -290,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
 
     gpu_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
                        if re.search(r"mark\.gpu\b", p.read_text()))
-    got = check.run("pytest_gpu", ["-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider", *gpu_tests],
-                    240 if not dry else 120, need=60)
+    per_test = ["--timeout", "150"] if not _missing("pytest_timeout") else []  # one hung test must not eat it all
+    got = check.run("pytest_gpu", ["-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider", *per_test,
+                                   *gpu_tests], 270 if not dry else 120, need=60)
     if check.steps["pytest_gpu"]["status"] != "skipped":  # counts from the last line, passed or not
         counts = re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected)", check.last[0].strip()[-300:])
         check.figures("pytest_gpu", {kind: int(n) for n, kind in counts})
