@@ -19,7 +19,7 @@ import numpy as np
 
 from streamseg.backends import create_backend, file_precision
 from streamseg.bench.resources import ResourceSampler
-from streamseg.errors import ConfigError, MissingExtraError, ModelError
+from streamseg.errors import ConfigError, MissingExtraError, ModelError, StreamsegError
 from streamseg.frames import Frame
 from streamseg.models.spec import ModelSpec
 from streamseg.preprocess import CpuPreprocessor
@@ -72,7 +72,7 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
         with ResourceSampler() as resources:
             for tensor in inputs:
                 started = time.perf_counter()
-                output = engine.run(tensor)
+                output = engine.run(tensor) if first is not None or batch == 1 else _first_batch(engine, tensor)
                 done.append(time.perf_counter())
                 seconds.append(done[-1] - started)
                 if first is None:
@@ -88,6 +88,18 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
               "device": device, "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)},
               **resources.report()}
     return report, prepared[0].tensor, first
+
+
+def _first_batch(engine, tensor):
+    """The first batched call; an engine whose model takes one frame at a time says so in one line."""
+    try:
+        return engine.run(tensor)
+    except StreamsegError:
+        raise
+    except Exception as err:  # noqa: BLE001 - engines raise their own types for a shape they can't take
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"--batch {tensor.shape[0]}: {engine.name} cannot run this model on a batch ({first}); "
+                          "the torch backend runs any batch size") from None
 
 
 def _on_device(tensors: list[np.ndarray], dtype) -> list:
