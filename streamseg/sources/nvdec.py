@@ -186,10 +186,11 @@ def open_device_source(path: str | Path, *, max_frames: int | None = None) -> tu
 
 
 def open_input(uri: str, *, decode: str = "auto", device: str = "cpu", max_frames: int | None = None,
-               options: SourceOptions = SourceOptions()) -> Source:
+               options: SourceOptions = SourceOptions(), **source_options) -> Source:
     """The source a pipeline reads: NVDEC frames on the GPU where asked and possible, else ``open_source``'s.
 
     ``device`` is where the backend runs; GPU decode only pays (and only runs) for ``cuda``.
+    ``source_options`` go to ``open_source`` as they are.
     """
     from streamseg.sources import open_source
 
@@ -198,7 +199,7 @@ def open_input(uri: str, *, decode: str = "auto", device: str = "cpu", max_frame
     if decode == "gpu" and device != "cuda":
         raise ConfigError(f"--decode gpu needs a CUDA backend; the model runs on {device}")
     if decode == "cpu" or device != "cuda":
-        return open_source(uri, max_frames=max_frames, options=options)
+        return open_source(uri, max_frames=max_frames, options=options, **source_options)
     if options.realtime:
         reason = "--realtime paces the CPU decoder"
         source = None
@@ -211,7 +212,7 @@ def open_input(uri: str, *, decode: str = "auto", device: str = "cpu", max_frame
     if decode == "gpu":
         raise SourceError(f"--decode gpu: {reason}")
     log.warning("decode: on the CPU, not NVDEC: %s", reason)
-    return open_source(uri, max_frames=max_frames, options=options)
+    return open_source(uri, max_frames=max_frames, options=options, **source_options)
 
 
 def _codec_of(path: str | Path) -> str | None:
