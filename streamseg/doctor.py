@@ -254,6 +254,9 @@ def as_text(facts: dict) -> str:
         for precision, plan in auto.items():
             why = f" (passed over {'; '.join(plan['passed_over'])})" if plan["passed_over"] else ""
             add(f"auto        --precision {precision}: {plan['backend']}{why}")
+        if any(plan["backend"] == "torch" for plan in auto.values()):
+            add("  note      torch builds torchvision architectures (fcn_resnet50, deeplabv3_*); other models fall "
+                "through to onnxruntime")
     errors = [f"{name}: {section['error']}" for name, section in facts.items()
               if isinstance(section, dict) and "error" in section]
     if errors:
