@@ -61,6 +61,8 @@ class RunConfig(BaseModel):
     threads: int | None = Field(None, ge=1)  # --threads: inference threads
     precision: Literal["fp32", "fp16", "bf16", "int8"] | None = None  # --precision; None: the model file's own
     winograd: bool = True  # --winograd/--no-winograd: ONNX Runtime's big 3x3 convolutions as Winograd F(4x4,3x3)
+    compile: bool = False  # --compile: the torch backend's model through torch.compile (inductor)
+    decode: Literal["auto", "cpu", "gpu"] = "auto"  # --decode: NVDEC for files on a CUDA backend
     input_size: int | None = Field(None, ge=16)  # --size: short side for short_side models
     overlay: Literal["overlay", "mask", "side-by-side"] = "overlay"  # --overlay
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # --alpha

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = Path(os.environ.get("STREAMSEG_MEDIA") or ROOT.parent / "shared" / "media")  # env: e.g. a GPU machine's copy
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 

@@ -24,18 +24,19 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
-__all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present", "file_precision"]
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present", "file_precision", "plan_auto"]
 
 
 def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
                    precision: str | None = None, cuda_graphs: bool = False, engine_dir: str | Path | None = None,
-                   winograd: bool = True, batch: int = 1) -> Backend:
+                   winograd: bool = True, compile: bool = False, batch: int = 1) -> Backend:
     """Load ``model_path`` on the named backend; ``auto`` picks the fastest present.
 
     ``precision`` None runs the model file as it is; fp16 and int8 ask GPU
     backends for that precision (see ``onnx_precision``); bf16 is OpenVINO's,
     on CPUs that compute it natively. ``winograd`` lets ONNX Runtime run the big 3x3
     convolutions of an FP32 model as Winograd F(4x4, 3x3) (``streamseg.backends.winograd``).
+    ``compile`` runs the torch backend's model through ``torch.compile`` (inductor).
     ``batch`` is the most frames the pipeline will hand one run (TensorRT builds its profile for it).
     """
     if name not in BACKENDS:
@@ -47,11 +48,11 @@ def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, thread
     where = Path(model_path).name
     if name == "auto":
         backend = _auto(model_path, spec, threads=threads, precision=precision, cuda_graphs=cuda_graphs,
-                        engine_dir=engine_dir, winograd=winograd, batch=batch)
+                        engine_dir=engine_dir, winograd=winograd, compile=compile, batch=batch)
     elif name == "tensorrt":
         backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch)
     elif name == "torch":
-        backend = _torch(model_path, spec, precision, cuda_graphs, threads)
+        backend = _torch(model_path, spec, precision, cuda_graphs, threads, compile)
     elif name == "openvino":
         backend = _openvino(model_path, spec, threads, precision)
     else:
@@ -71,35 +72,75 @@ def cuda_present() -> bool:
     return torch.cuda.is_available()
 
 
-def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir, winograd, batch) -> Backend:
+def plan_auto(precision: str | None = None, spec: ModelSpec | None = None) -> tuple[str, list[str]]:
+    """Which backend ``auto`` would try first, and why it passes over the others, without loading a model.
+
+    Only what can be known up front counts (a CUDA GPU, installed packages, the
+    precision, the model's architecture); ``create_backend`` still falls
+    through to the next candidate when loading fails (e.g. an engine build).
+    """
+    order, passed = auto_candidates(precision, spec)
+    return order[0], passed
+
+
+def auto_candidates(precision: str | None, spec: ModelSpec | None = None) -> tuple[list[str], list[str]]:
+    """Backends ``auto`` tries, in order (onnxruntime always last), and the reasons it skips the others."""
+    order: list[str] = []
     passed: list[str] = []
     if precision == "bf16":
         passed.append("tensorrt and torch (bf16 is a CPU precision here)")
-    elif cuda_present():
-        try:
-            backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch)
-            log.info("backend auto: chose %s", backend.name)
-            return backend
-        except (BackendError, MissingExtraError, ModelError) as err:
-            passed.append(f"tensorrt ({err})")
-        if precision != "int8":
-            try:
-                backend = _torch(model_path, spec, precision, cuda_graphs, threads)
-                log.info("backend auto: chose %s; passed over %s", backend.name, "; ".join(passed))
-                return backend
-            except (BackendError, MissingExtraError, ModelError) as err:
-                passed.append(f"torch ({err})")
-        else:
-            passed.append("torch (runs fp32/fp16 only)")
-    else:
+    elif not cuda_present():
         passed.append("tensorrt and torch (no CUDA GPU)")
+    else:
+        if any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx")):
+            order.append("tensorrt")
+        else:
+            passed.append('tensorrt (not installed: pip install "streamseg[tensorrt]")')
+        reason = _torch_unfit(precision, spec)
+        if reason:
+            passed.append(f"torch ({reason})")
+        else:
+            order.append("torch")
     if precision == "bf16":
+        if importlib.util.find_spec("openvino") is not None:
+            order.append("openvino")
+        else:
+            passed.append('openvino (not installed: pip install "streamseg[openvino]")')
+    order.append("onnxruntime")
+    return order, passed
+
+
+def _torch_unfit(precision: str | None, spec: ModelSpec | None) -> str | None:
+    if precision == "int8":
+        return "runs fp32/fp16 only"
+    if importlib.util.find_spec("torchvision") is None:
+        return 'needs torchvision: pip install "streamseg[export]"'
+    if spec is not None:
+        from streamseg.backends.torch_backend import architecture_for
+
         try:
-            backend = _openvino(model_path, spec, threads, precision)
-            log.info("backend auto: chose %s; passed over %s", backend.name, "; ".join(passed))
-            return backend
-        except (BackendError, MissingExtraError) as err:
-            passed.append(f"openvino ({err})")
+            architecture_for(spec)
+        except BackendError as err:
+            return str(err)
+    return None
+
+
+def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir, winograd, compile=False,
+          batch=1) -> Backend:
+    order, passed = auto_candidates(precision, spec)
+    for name in order[:-1]:
+        try:
+            if name == "tensorrt":
+                backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch)
+            elif name == "torch":
+                backend = _torch(model_path, spec, precision, cuda_graphs, threads, compile)
+            else:
+                backend = _openvino(model_path, spec, threads, precision)
+        except (BackendError, MissingExtraError, ModelError) as err:
+            passed.append(f"{name} ({err})")
+            continue
+        log.info("backend auto: chose %s%s", backend.name, f"; passed over {'; '.join(passed)}" if passed else "")
+        return backend
     backend = _onnxruntime(model_path, spec, threads, precision, strict=False, winograd=winograd)
     log.info("backend auto: chose %s; passed over %s", backend.name, "; ".join(passed))
     return backend
@@ -115,11 +156,12 @@ def _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch=1) -> 
                            profile=default_profile(spec, batch=batch))
 
 
-def _torch(model_path, spec, precision, cuda_graphs, threads) -> Backend:
+def _torch(model_path, spec, precision, cuda_graphs, threads, compile=False) -> Backend:
     from streamseg.backends.torch_backend import TorchBackend, architecture_for
 
     architecture_for(spec)  # refuse early, before importing torchvision
-    return TorchBackend(model_path, spec, precision=precision or "fp32", cuda_graphs=cuda_graphs, threads=threads)
+    return TorchBackend(model_path, spec, precision=precision or "fp32", cuda_graphs=cuda_graphs, threads=threads,
+                        compile=compile)
 
 
 def _onnxruntime(model_path, spec, threads, precision, *, strict: bool, winograd: bool = True) -> Backend:

@@ -9,8 +9,12 @@ before each Conv node's weight and bias are copied into the module its
 initializer is named after.
 
 On CUDA it runs in FP16 (``precision="fp16"``), channels_last, and can
-replay fixed-shape runs from captured CUDA graphs. It runs on the CPU too
-(FP32), which is how the tests check it against ONNX Runtime.
+replay fixed-shape runs from captured CUDA graphs. ``compile=True`` runs the
+module through ``torch.compile`` (inductor, default mode: it compiles in about a
+minute; ``compile="max-autotune-no-cudagraphs"`` tunes much longer, and leaves
+CUDA graphs to our own per-shape capture).
+Any batch size runs: input is (N, 3, H, W), and graphs are captured per shape.
+It runs on the CPU too (FP32), which is how the tests check it against ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class TorchBackend:
     """A torchvision model on CUDA (or the CPU), weights from the ONNX file."""
 
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, precision: str = "fp32", device: str | None = None,
-                 channels_last: bool = True, cuda_graphs: bool = False, threads: int | None = None):
+                 channels_last: bool = True, cuda_graphs: bool = False, threads: int | None = None,
+                 compile: bool | str = False):
         from streamseg.models.export import _out_only, build_fcn
         from streamseg.models.torch_compat import import_torch
 
@@ -109,8 +114,12 @@ class TorchBackend:
         # build_fcn builds any torchvision segmentation builder by name, randomly initialized
         module = load_onnx_weights(_out_only(build_fcn(arch, None, num_classes=spec.num_classes)), model_path)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.input_dtype = "float16" if precision == "fp16" else "float32"  # what preprocessing should write
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = module.eval().to(self.device, self.dtype, memory_format=self.memory_format)
+        self.compiled = bool(compile)
+        if compile:  # True: inductor's default mode; a string names the mode, e.g. "max-autotune-no-cudagraphs"
+            self.model = _compiled(torch, self.model, compile if isinstance(compile, str) else None)
         self.spec = spec
         self.input_dtype = "float16" if precision == "fp16" else "float32"
         self.fixed_input_size = None
@@ -118,7 +127,8 @@ class TorchBackend:
         self.cuda_graphs = cuda_graphs and self.device == "cuda"
         self._graphs: dict[tuple[int, ...], tuple] = {}
         self.stream = torch.cuda.Stream() if self.device == "cuda" else None
-        self.name = f"torch {torch.__version__.split('+')[0]} ({self.device}, {precision}{', channels_last' * channels_last})"
+        traits = f"{precision}{', channels_last' * channels_last}{', compiled' * self.compiled}"
+        self.name = f"torch {torch.__version__.split('+')[0]} ({self.device}, {traits})"
 
     def run(self, tensor):
         """The model's scores: a device tensor for tensor input, float32 numpy for numpy input."""
@@ -127,13 +137,23 @@ class TorchBackend:
         x = torch.from_numpy(tensor) if on_host else tensor
         with torch.inference_mode(), _on_stream(torch, self.stream):
             x = x.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=self.memory_format)
-            out = self._replay(x) if self.cuda_graphs else self.model(x)
+            out = self._replay(x) if self.cuda_graphs else self._forward(x)
         if self.stream is not None:
             self.stream.synchronize()  # the next stage runs in another thread, on its own stream
         return out.float().cpu().numpy() if on_host else out
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
         """Nothing to build ahead: a CUDA graph is captured at the first batch of each shape."""
+
+    def _forward(self, x):
+        if not self.compiled:
+            return self.model(x)
+        try:  # inductor compiles on the first call of each shape: its failures surface here
+            return self.model(x)
+        except Exception as err:  # noqa: BLE001 - dynamo/inductor raise many kinds
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise BackendError(f"torch.compile failed on input {tuple(x.shape)} ({type(err).__name__}: {first}); "
+                               "run without --compile") from None
 
     def _replay(self, x):
         """Fixed shapes replay a captured CUDA graph; a new shape is warmed up and captured once."""
@@ -142,8 +162,8 @@ class TorchBackend:
         entry = self._graphs.get(shape)
         if entry is None:
             static_in = x.clone()
-            for _ in range(2):  # warm-up on the side stream, as CUDA graph capture requires
-                self.model(static_in)
+            for _ in range(2):  # warm-up on the side stream, as CUDA graph capture requires (and compiles)
+                self._forward(static_in)
             self.stream.synchronize()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, stream=self.stream):
@@ -158,6 +178,15 @@ class TorchBackend:
     def close(self) -> None:
         self._graphs.clear()
         self.model = None
+
+
+def _compiled(torch, model, mode: str | None):
+    """``model`` through inductor; compilation itself happens lazily, on the first call of each shape."""
+    try:
+        return torch.compile(model, mode=mode, dynamic=False)
+    except Exception as err:  # noqa: BLE001 - any torch.compile set-up failure means: not here
+        raise BackendError(f"torch.compile failed to set up ({type(err).__name__}: {err}); run without --compile") \
+            from None
 
 
 def _on_stream(torch, stream):

@@ -26,9 +26,15 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
                   precision: str | None = None, winograd: bool = True, size: int | None = None,
                   modes: Sequence[str] = MODES,
                   naive_weights: str = "none", seed: int = 0, peak_tflops: float | None = None,
-                  spec: ModelSpec | None = None, output: str | Path | None = None,
+                  spec: ModelSpec | None = None, output: str | Path | None = None, compile: bool = False,
+                  batch: int = 1, cuda_graphs: bool = False,
                   progress: Callable[[str], None] = lambda mode: None) -> dict:
-    """Measure the chosen modes on the first ``frames`` frames of ``source``; returns the report."""
+    """Measure the chosen modes on the first ``frames`` frames of ``source``; returns the report.
+
+    ``batch`` > 1 runs the bare engine on batches of that many frames (the floor counts them all);
+    ``compile`` runs the torch backend through torch.compile; ``cuda_graphs`` replays the bare engine's
+    captured CUDA graphs (TensorRT, torch).
+    """
     unknown = sorted(set(modes) - set(MODES))
     if unknown or not modes:
         raise ConfigError(f"modes: choose from {', '.join(MODES)} (got {', '.join(unknown) or 'none'})")
@@ -52,12 +58,13 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
     if "bare" in modes:
         progress("bare")
         report["bare"], tensor, first = measure_bare(model_path, spec, decode(source, frames), backend=backend,
-                                                     threads=threads, precision=precision, winograd=winograd)
+                                                     threads=threads, precision=precision, winograd=winograd,
+                                                     compile=compile, batch=batch, cuda_graphs=cuda_graphs)
         check = (tensor, first)
         bare = report["bare"]
         bare["gmacs_per_s"] = round(flops.gmacs * bare["fps"], 2)
         # the floor next to the engine's time: on a listed GPU by itself, elsewhere from --peak-tflops
-        report["floor"] = floor_report(flops.gmacs, bare["precision"], bare["stages"]["infer"]["p50_ms"],
+        report["floor"] = floor_report(batch * flops.gmacs, bare["precision"], bare["stages"]["infer"]["p50_ms"],
                                        device_name=bare.get("gpu") or bare["device"], peak_tflops=peak_tflops)
     with tempfile.TemporaryDirectory(prefix="streamseg-bench-") as scratch:
         if "end-to-end" in modes:
@@ -65,7 +72,7 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
             target = Path(output) if output else Path(scratch) / "end_to_end.mp4"
             report["end_to_end"] = measure_end_to_end(source, model_path, spec, frames=frames, output=target,
                                                       backend=backend, threads=threads, precision=precision,
-                                                      size=size, winograd=winograd)
+                                                      size=size, winograd=winograd, compile=compile)
         if "naive" in modes:
             reason = _naive_unavailable(spec.name)
             if reason:

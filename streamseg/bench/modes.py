@@ -19,7 +19,7 @@ import numpy as np
 
 from streamseg.backends import create_backend, file_precision
 from streamseg.bench.resources import ResourceSampler
-from streamseg.errors import ConfigError, MissingExtraError, ModelError
+from streamseg.errors import ConfigError, MissingExtraError, ModelError, StreamsegError
 from streamseg.frames import Frame
 from streamseg.models.spec import ModelSpec
 from streamseg.preprocess import CpuPreprocessor
@@ -53,42 +53,71 @@ def decode(source: str, frames: int) -> list[Frame]:
 
 
 def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, backend: str,
-                 threads: int | None, precision: str | None = None,
-                 winograd: bool = True) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Inference alone; also returns the first input tensor and its output (to check other engines)."""
+                 threads: int | None, precision: str | None = None, winograd: bool = True, compile: bool = False,
+                 batch: int = 1, cuda_graphs: bool = False) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Inference alone; also returns the first input tensor and its output (to check other engines).
+
+    With ``batch`` > 1 each call runs that many copies of a frame's tensor as one
+    (N, 3, H, W) input, and fps counts frames: ``batch`` per call.
+    """
     prepare = CpuPreprocessor(spec)
     prepared = [prepare(frame) for frame in frames]
-    engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd)
+    engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd,
+                            compile=compile, cuda_graphs=cuda_graphs)
     done, seconds, first = [], [], None
     try:
+        inputs = [item.tensor if batch == 1 else np.concatenate([item.tensor] * batch) for item in prepared]
+        if getattr(engine, "device", "cpu") == "cuda":  # the engine alone: inputs and outputs stay on the GPU
+            inputs = _on_device(inputs, getattr(engine, "input_dtype", "float32"))
         with ResourceSampler() as resources:
-            for item in prepared:
+            for tensor in inputs:
                 started = time.perf_counter()
-                output = engine.run(item.tensor)
+                output = engine.run(tensor) if first is not None or batch == 1 else _first_batch(engine, tensor)
                 done.append(time.perf_counter())
                 seconds.append(done[-1] - started)
                 if first is None:
-                    first = output
+                    first = output[:1] if isinstance(output, np.ndarray) else output[:1].float().cpu().numpy()
         name = engine.name
         computes = getattr(engine, "precision", None) or file_precision(model_path, spec)
         device = getattr(engine, "device", "cpu")
     finally:
         engine.close()
     geometry = prepared[0].geometry
-    report = {"fps": round(throughput(done), 4), "frames": len(done), "engine": name, "precision": computes,
+    report = {"fps": round(batch * throughput(done), 4), "frames": batch * len(done), "batch": batch, "engine": name,
+              "precision": computes,
               "device": device, "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)},
               **resources.report()}
     return report, prepared[0].tensor, first
 
 
+def _first_batch(engine, tensor):
+    """The first batched call; an engine whose model takes one frame at a time says so in one line."""
+    try:
+        return engine.run(tensor)
+    except StreamsegError:
+        raise
+    except Exception as err:  # noqa: BLE001 - engines raise their own types for a shape they can't take
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"--batch {tensor.shape[0]}: {engine.name} cannot run this model on a batch ({first}); "
+                          "the torch backend runs any batch size") from None
+
+
+def _on_device(tensors: list[np.ndarray], dtype) -> list:
+    """Host tensors uploaded once, in the dtype the engine reads (a name or a torch dtype), outside its time."""
+    import torch
+
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    return [torch.from_numpy(t).to("cuda", dtype) for t in tensors]
+
+
 def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames: int, output: Path,
                        backend: str, threads: int | None, size: int | None, precision: str | None = None,
-                       winograd: bool = True) -> dict:
+                       winograd: bool = True, compile: bool = False) -> dict:
     from streamseg.pipeline import Pipeline
 
     done: list[float] = []
     pipeline = Pipeline(source, model_path, spec=spec, backend=backend, threads=threads, precision=precision,
-                        winograd=winograd, input_size=size, outputs=[str(output)], max_frames=frames,
+                        winograd=winograd, compile=compile, input_size=size, outputs=[str(output)], max_frames=frames,
                         on_result=lambda result: done.append(time.perf_counter()))
 
     def queues() -> dict[str, tuple[int, int]]:

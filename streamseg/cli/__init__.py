@@ -24,6 +24,7 @@ COMMANDS = {
     "train": "streamseg.cli.train:train",
     "quantize": "streamseg.cli.quantize:quantize",
     "eval": "streamseg.cli.eval:eval_command",
+    "doctor": "streamseg.cli.doctor:doctor",
 }
 
 

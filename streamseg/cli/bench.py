@@ -19,6 +19,10 @@ from streamseg.bench import MODES
               help="As `run --precision` [default: the model's own]; the naive loop stays FP32.")
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--winograd/--no-winograd", default=True, show_default=True, help="As `run --winograd`.")
+@click.option("--compile", "compile", is_flag=True, help="torch backend: torch.compile (inductor) the model.")
+@click.option("--cuda-graphs", is_flag=True, help="Bare engine: replay captured CUDA graphs (tensorrt, torch).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Bare engine: frames per inference call (copies of one frame), fps counts frames.")
 @click.option("--frames", type=click.IntRange(min=2), default=30, show_default=True, help="Frames per mode.")
 @click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
 @click.option("--modes", default=",".join(MODES), show_default=True, help="Which to measure, comma-separated.")
@@ -31,13 +35,12 @@ from streamseg.bench import MODES
 @click.option("--streams", type=click.IntRange(min=1),
               help="Measure N streams (SOURCE repeated, or the SOURCES given) in one batched process against N "
                    "separate `streamseg run` processes, side by side.")
-@click.option("--batch", type=click.IntRange(min=1), help="With --streams: frames per inference call [default: N].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
-def bench(sources: tuple[str, ...], model: str, spec_path: str | None, backend: str, precision: str | None, threads: int | None,
-          winograd: bool, frames: int, input_size: int | None, modes: str, naive_weights: str, seed: int,
-          peak_tflops: float | None, output: str | None, streams: int | None, batch: int | None, as_json: bool,
-          plot: str | None) -> None:
+def bench(sources: tuple[str, ...], model: str, spec_path: str | None, backend: str, precision: str | None,
+          threads: int | None, winograd: bool, compile: bool, cuda_graphs: bool, batch: int, frames: int,
+          input_size: int | None, modes: str, naive_weights: str, seed: int, peak_tflops: float | None,
+          output: str | None, streams: int | None, as_json: bool, plot: str | None) -> None:
     """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop.
 
     \b
@@ -59,14 +62,16 @@ def bench(sources: tuple[str, ...], model: str, spec_path: str | None, backend: 
         model_path, _ = resolve_model(model, spec)
         click.echo(f"streamseg bench: measuring {len(chosen)} streams, one process then separate ones…", err=True)
         report = measure_streams(chosen, model_path, frames=frames, backend=backend, threads=threads,
-                                 size=input_size, precision=precision, winograd=winograd, batch=batch)
+                                 size=input_size, precision=precision, winograd=winograd,
+                                 batch=None if batch == 1 else batch)  # 1, the default: one per stream
         click.echo(json.dumps(report) if as_json else streams_text(report))
         return
     source = sources[0]
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
     report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, precision=precision,
                            winograd=winograd, size=input_size, modes=chosen, naive_weights=naive_weights, seed=seed,
-                           peak_tflops=peak_tflops, spec=spec, output=output,
+                           peak_tflops=peak_tflops, spec=spec, output=output, compile=compile, batch=batch,
+                           cuda_graphs=cuda_graphs,
                            progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True))
     if plot:
         from streamseg.bench.plot import plot_stages

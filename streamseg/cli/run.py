@@ -29,6 +29,10 @@ from streamseg.models.spec import ModelSpec
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--winograd/--no-winograd", default=None,
               help="onnxruntime: big 3x3 convolutions as Winograd F(4x4,3x3), FP32 [default: on].")
+@click.option("--compile", "compile", is_flag=True, default=None,
+              help="torch backend: compile the model with torch.compile (inductor); slow first frame.")
+@click.option("--decode", type=click.Choice(["auto", "cpu", "gpu"]),
+              help="Decode files on the GPU (NVDEC) for a CUDA backend; auto: when present [default: auto].")
 @click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
 @click.option("--overlay", type=click.Choice(MODES), help="What to draw [default: overlay].")
 @click.option("--alpha", type=float, help="Overlay opacity 0..1 [default: 0.5].")
