@@ -15,7 +15,7 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One decoded picture, RGB ``uint8`` of shape (H, W, 3)."""
+    """One decoded picture, RGB ``uint8`` of shape (H, W, 3): a NumPy array, or a CUDA tensor from NVDEC."""
 
     source: str
     index: int
@@ -23,6 +23,11 @@ class Frame:
     pts: int | None
     time_base: Fraction | None
     capture_time: float  # time.time() when the decoder produced it
+
+    @property
+    def on_device(self) -> bool:
+        """True when ``image`` is a GPU tensor (NVDEC decode), False for a host NumPy array."""
+        return not isinstance(self.image, np.ndarray)
 
     @property
     def time(self) -> float | None:

@@ -28,7 +28,8 @@ from streamseg.outputs import SourceOutputs
 from streamseg.preprocess import plan_geometry
 from streamseg.queues import FillPolicy, StageQueue
 from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, check_delivered, open_video_sink
-from streamseg.sources import SourceOptions, is_live, open_source
+from streamseg.sources import SourceOptions, is_live
+from streamseg.sources.nvdec import open_input
 from streamseg.stages import LaneStages
 from streamseg.stages.temporal import TemporalLane, make_policy
 from streamseg.workers import StageStats, Worker
@@ -44,7 +45,7 @@ class SourceLane:
     def __init__(self, name: str, index: int, uri: str, *, options: SourceOptions, outputs: SourceOutputs,
                  config: RunConfig, spec: ModelSpec, steps: LaneStages, results: StageQueue,
                  shared_sinks: Sequence[Sink], arrived: threading.Event,
-                 on_error: Callable[[SourceLane, BaseException], None]):
+                 on_error: Callable[[SourceLane, BaseException], None], device: str = "cpu"):
         self.name, self.index, self.uri = name, index, uri
         self.display = redact(uri)
         self.options = options
@@ -52,6 +53,7 @@ class SourceLane:
         self.config = config
         self.spec = spec
         self.live = is_live(uri, options)
+        self.device = device  # where the backend computes: NVDEC decode pays only for "cuda"
         self.stopping = threading.Event()  # stop reading; what is inferred still reaches the outputs
         self.source_stop = threading.Event()  # the source's own: it stops reading, even mid-connect
         self.opened = threading.Event()  # set once the source opened (``info`` known), or the lane is over
@@ -124,8 +126,9 @@ class SourceLane:
     def _frames(self) -> Iterator[Frame]:
         self.state = "opening"
         cfg = self.config
-        self.source = open_source(self.uri, max_frames=None if self.live else cfg.max_frames, options=self.options,
-                                  interrupted=self.source_stop)
+        self.source = open_input(self.uri, decode=cfg.decode, device=self.device,
+                                 max_frames=None if self.live else cfg.max_frames, options=self.options,
+                                 interrupted=self.source_stop)
         try:  # closed here, in the decoding thread: closing it from another would pull it from under a decode
             if self.stopping.is_set():  # removed or stopped while it opened
                 self.stop()

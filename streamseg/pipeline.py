@@ -142,7 +142,7 @@ class Pipeline:
         self.spec = spec = spec.with_short_side(cfg.input_size)
         wanted = cfg.batch or len(specs)
         self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision,
-                                      winograd=cfg.winograd, batch=wanted)
+                                      winograd=cfg.winograd, compile=cfg.compile, batch=wanted)
         batch = min(wanted, self.backend.max_batch or wanted)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.stages = make_stages(self.backend, spec, compositor, scores=cfg.scores)
@@ -206,7 +206,8 @@ class Pipeline:
     def _add_lane(self, spec: SourceSpec, name: str, outputs: SourceOutputs) -> SourceLane:
         lane = SourceLane(name, self._ever, spec.uri, options=spec.live_options(self.config.live), outputs=outputs,
                           config=self.config, spec=self.spec, steps=self._lane_steps(), results=self._results,
-                          shared_sinks=self._shared, arrived=self._arrived, on_error=self._source_failed)
+                          shared_sinks=self._shared, arrived=self._arrived, on_error=self._source_failed,
+                          device=self.backend.device)
         if isinstance(lane.steps, TemporalLane):
             lane.steps.reconnects = lambda: getattr(lane.source, "reconnects", 0)
         with self._lock:

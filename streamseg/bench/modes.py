@@ -63,7 +63,7 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
     prepare = CpuPreprocessor(spec)
     prepared = [prepare(frame) for frame in frames]
     engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd,
-                            compile=compile, cuda_graphs=cuda_graphs)
+                            compile=compile, cuda_graphs=cuda_graphs, batch=batch)
     done, seconds, first = [], [], None
     try:
         inputs = [item.tensor if batch == 1 else np.concatenate([item.tensor] * batch) for item in prepared]

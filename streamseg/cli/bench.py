@@ -22,7 +22,8 @@ from streamseg.bench import MODES
 @click.option("--compile", "compile", is_flag=True, help="torch backend: torch.compile (inductor) the model.")
 @click.option("--cuda-graphs", is_flag=True, help="Bare engine: replay captured CUDA graphs (tensorrt, torch).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Bare engine: frames per inference call (copies of one frame), fps counts frames.")
+              help="Bare engine: frames per inference call (copies of one frame), fps counts frames; with "
+                   "--streams: frames per inference call across the streams [default there: the number of streams].")
 @click.option("--frames", type=click.IntRange(min=2), default=30, show_default=True, help="Frames per mode.")
 @click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
 @click.option("--modes", default=",".join(MODES), show_default=True, help="Which to measure, comma-separated.")

@@ -60,7 +60,7 @@ class CudaLane:
 
     def preprocess(self, frame: Frame) -> DevicePrepared:
         with _on(self._stages.torch, self._upload_stream):
-            image = self._upload(frame.image)
+            image = frame.image if frame.on_device else self._upload(frame.image)  # NVDEC frames are there already
             tensor, geometry = self._pre.from_rgb(image)
         _sync(self._upload_stream)
         return DevicePrepared(frame, image, tensor, geometry)
@@ -83,8 +83,9 @@ class CudaLane:
         scores = None
         if stages.cpu_post is not None:
             scores = stages.cpu_post.scores(item.output.float().cpu().numpy(), g)
+        image_host = item.image.cpu().numpy() if frame.on_device else frame.image  # an NVDEC frame crosses once
         return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time,
-                      frame.image, labels_host, picture_host, time.time() - frame.capture_time, scores)
+                      image_host, labels_host, picture_host, time.time() - frame.capture_time, scores)
 
 
 class CudaStages:
