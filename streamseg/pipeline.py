@@ -448,13 +448,13 @@ class Pipeline:
     def summary(self) -> RunSummary:
         lanes = list(self.lanes.values())
         queues = self._queues()
-        results = queues.pop("results", {"dropped": 0})
+        results = queues.get("results", {"dropped": 0})
         return RunSummary(
             source=", ".join(lane.info.name if lane.info and len(lanes) == 1 else lane.name for lane in lanes),
             backend=self.backend.name if self.backend else "",
             frames_in=sum(lane.workers["decode"].stats.items for lane in lanes),
             frames_out=sum(lane.latency.items for lane in lanes),
-            dropped={name: q["dropped"] for name, q in queues.items() if q["dropped"]},
+            dropped={name: q["dropped"] for name, q in queues.items() if q["dropped"] and name != "results"},
             stages={name: s.as_dict() for name, s in self._merged_stages().items()},
             queue_peaks={name: q["peak"] for name, q in queues.items()},
             wall_seconds=(self._finished_at or time.perf_counter()) - self._started_at,
