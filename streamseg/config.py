@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from streamseg.errors import ConfigError
-from streamseg.models.spec import ModelSpec, describe_validation_error, load_yaml
-from streamseg.sinks.encoder import EncoderOptions
-from streamseg.sources.options import SourceOptions
+from streamseg.models.spec import ModelSpec
+from streamseg.options import EncoderOptions, SourceOptions
+from streamseg.yamlfile import describe_validation_error, load_yaml
 
 
 class SourceSpec(BaseModel):

@@ -141,7 +141,7 @@ def _cpu() -> dict:
                     model = value.strip()
     except OSError:
         pass  # not Linux: no flags to read
-    from streamseg.workers import usable_cores
+    from streamseg.cores import usable_cores
 
     return {"model": model, "machine": platform.machine(), "cores": usable_cores(),
             "flags": {flag: flag in flags for flag in CPU_FLAGS}, "flags_read": bool(flags)}

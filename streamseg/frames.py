@@ -83,3 +83,15 @@ class Result:
         if self.pts is None or self.time_base is None:
             return None
         return float(self.pts * self.time_base)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    name: str  # for logs: credentials already removed
+    width: int
+    height: int
+    time_base: Fraction
+    rate: Fraction | None  # nominal frame rate, when known
+    frames: int | None  # frame count, when the container says
+    live: bool
+    audio_from: str | None = None  # a file whose audio sinks may copy

@@ -24,11 +24,12 @@ from streamseg.config import RunConfig
 from streamseg.frames import Frame, Result
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
+from streamseg.options import SourceOptions
 from streamseg.outputs import SourceOutputs
 from streamseg.preprocess import plan_geometry
 from streamseg.queues import FillPolicy, StageQueue
 from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, check_delivered, open_video_sink
-from streamseg.sources import SourceOptions, is_live
+from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
 from streamseg.stages import LaneStages
 from streamseg.stages.temporal import TemporalLane, make_policy

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -16,14 +15,6 @@ import numpy as np
 from streamseg.queues import END, Closed, StageQueue
 
 log = logging.getLogger(__name__)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 # upper bounds (seconds) of the cumulative latency histogram that /metrics exports

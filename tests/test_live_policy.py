@@ -9,7 +9,7 @@ from conftest import run_cli
 from servers import free_port
 from streamseg.frames import Result
 from streamseg.pipeline import Pipeline
-from streamseg.sources.backoff import Backoff
+from streamseg.backoff import Backoff
 from videos import make_video
 
 PAGE = 4096

@@ -164,7 +164,7 @@ def test_rtsp_output_connection_sends_without_waiting_for_acks(relay):
     from streamseg.frames import Result
     from streamseg.sinks.nodelay import socket_fds
     from streamseg.sinks.stream import StreamSink
-    from streamseg.sources.base import StreamInfo
+    from streamseg.frames import StreamInfo
 
     info = StreamInfo("test", 320, 192, Fraction(1, 90000), Fraction(15), None, live=True)
     sink = StreamSink(relay.url("out-in"), info)

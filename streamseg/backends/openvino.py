@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from streamseg.backends.base import check_output_classes
+from streamseg.cores import usable_cores
 from streamseg.errors import BackendError, MissingExtraError, ModelError
 from streamseg.models.spec import ModelSpec
-from streamseg.workers import usable_cores
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from streamseg.workers import usable_cores
+from streamseg.cores import usable_cores
 
 REPO = Path(__file__).resolve().parents[2]
 

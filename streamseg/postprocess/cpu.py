@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from streamseg.cores import usable_cores
 from streamseg.errors import ModelError
 from streamseg.frames import Geometry
 from streamseg.models.spec import ModelSpec
-from streamseg.workers import usable_cores
 
 _BAND = 64  # rows per pass: a band of running maxima stays in cache across the classes
 

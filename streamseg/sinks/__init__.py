@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from streamseg.frames import Result
+from streamseg.backoff import Backoff
+from streamseg.frames import Result, StreamInfo
+from streamseg.options import EncoderOptions, SourceOptions
 from streamseg.sinks.delivery import check_delivered, delivery_counts, undelivered
-from streamseg.sinks.encoder import EncoderOptions
 from streamseg.sinks.labels import NpzLabelSink, PngLabelSink
 from streamseg.sinks.paths import check_output_paths, check_run_outputs
 from streamseg.sinks.segmented import SegmentedVideoSink
 from streamseg.sinks.stream import StreamSink
 from streamseg.sinks.summary import SummarySink
 from streamseg.sinks.video_file import VideoFileSink
-from streamseg.sources.backoff import Backoff
-from streamseg.sources.base import StreamInfo
-from streamseg.sources.options import SourceOptions
 
 __all__ = ["EncoderOptions", "NpzLabelSink", "PngLabelSink", "SegmentedVideoSink", "Sink", "StreamSink", "SummarySink",
            "check_delivered", "check_output_paths", "check_run_outputs", "delivery_counts", "open_video_sink",

@@ -8,29 +8,10 @@ from fractions import Fraction
 
 import av
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from streamseg.options import EncoderOptions
 
 log = logging.getLogger(__name__)
-
-
-class EncoderOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    codec: str = "auto"  # auto: h264_nvenc where a GPU has NVENC, else libx264
-    preset: str = "ultrafast"
-    tune: str | None = None  # e.g. zerolatency (live sinks set it)
-    crf: int | None = Field(None, ge=0, le=51)
-    bitrate: int | None = Field(None, gt=0)  # bits per second
-    gop: int | None = Field(None, ge=1)  # keyframe interval in frames
-    # file outputs: a new file every N seconds of video (-o names a strftime pattern), and a cap on their total size
-    segment_seconds: float | None = Field(None, gt=0)
-    keep_gigabytes: float | None = Field(None, gt=0)  # with segment_seconds: oldest segments deleted past this
-
-    @model_validator(mode="after")
-    def _keep_needs_segments(self) -> EncoderOptions:
-        if self.keep_gigabytes is not None and self.segment_seconds is None:
-            raise ValueError("keep_gigabytes needs segment_seconds (--keep-gigabytes needs --segment-seconds)")
-        return self
 
 
 @functools.cache

@@ -19,11 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from streamseg.errors import SinkError
-from streamseg.frames import Result
-from streamseg.sinks.encoder import EncoderOptions
+from streamseg.frames import Result, StreamInfo
+from streamseg.options import EncoderOptions
 from streamseg.sinks.recording import faststart, is_fragmented_mp4
 from streamseg.sinks.video_file import VideoFileSink
-from streamseg.sources.base import StreamInfo
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import av
 
+from streamseg.backoff import Backoff
 from streamseg.errors import SinkError
-from streamseg.frames import Result
+from streamseg.frames import Result, StreamInfo
 from streamseg.logs import redact
+from streamseg.options import EncoderOptions
 from streamseg.sinks.checked_files import open_checked
-from streamseg.sinks.encoder import EncoderOptions, configure, pick_codec
+from streamseg.sinks.encoder import configure, pick_codec
 from streamseg.sinks.nodelay import disable_nagle, socket_fds
-from streamseg.sources.backoff import Backoff
-from streamseg.sources.base import StreamInfo
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import av
 
 from streamseg.errors import SinkError
-from streamseg.frames import Result
-from streamseg.sinks.encoder import EncoderOptions, configure, pick_codec
+from streamseg.frames import Result, StreamInfo
+from streamseg.options import EncoderOptions
+from streamseg.sinks.encoder import configure, pick_codec
 from streamseg.sinks.recording import PeriodicSync, faststart, is_fragmented_mp4, muxer_options
-from streamseg.sources.base import StreamInfo
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ import av
 import numpy as np
 
 from streamseg.errors import SourceError
-from streamseg.frames import Frame
-from streamseg.sources.base import StreamInfo
+from streamseg.frames import Frame, StreamInfo
 
 log = logging.getLogger(__name__)
 

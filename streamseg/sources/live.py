@@ -25,13 +25,12 @@ import av
 import cv2
 import numpy as np
 
+from streamseg.backoff import Backoff
 from streamseg.errors import SourceError
-from streamseg.frames import Frame
+from streamseg.frames import Frame, StreamInfo
 from streamseg.logs import redact
-from streamseg.sources.backoff import Backoff
-from streamseg.sources.base import StreamInfo
+from streamseg.options import SourceOptions
 from streamseg.sources.file import to_rgb
-from streamseg.sources.options import SourceOptions
 
 log = logging.getLogger(__name__)
 

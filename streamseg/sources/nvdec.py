@@ -24,9 +24,9 @@ from pathlib import Path
 import av
 
 from streamseg.errors import ConfigError, SourceError
-from streamseg.frames import Frame
-from streamseg.sources.base import Source, StreamInfo
-from streamseg.sources.options import SourceOptions
+from streamseg.frames import Frame, StreamInfo
+from streamseg.options import SourceOptions
+from streamseg.sources.base import Source
 
 log = logging.getLogger(__name__)
 

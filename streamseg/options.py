@@ -1,4 +1,5 @@
-"""Options for live inputs (network streams, devices, files played as cameras); one typed object."""
+"""Option models the stages share, each one typed object: live inputs (``SourceOptions``) and encoders
+(``EncoderOptions``). Here, not in ``sources/`` or ``sinks/``, so both stages and the config import them one way."""
 
 from __future__ import annotations
 
@@ -27,4 +28,24 @@ class SourceOptions(BaseModel):
             raise ValueError("loop needs realtime: only a file played as a camera loops (--realtime --loop)")
         if self.reconnect_max_delay < self.reconnect_delay:
             raise ValueError("reconnect_max_delay must be >= reconnect_delay")
+        return self
+
+
+class EncoderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    codec: str = "auto"  # auto: h264_nvenc where a GPU has NVENC, else libx264
+    preset: str = "ultrafast"
+    tune: str | None = None  # e.g. zerolatency (live sinks set it)
+    crf: int | None = Field(None, ge=0, le=51)
+    bitrate: int | None = Field(None, gt=0)  # bits per second
+    gop: int | None = Field(None, ge=1)  # keyframe interval in frames
+    # file outputs: a new file every N seconds of video (-o names a strftime pattern), and a cap on their total size
+    segment_seconds: float | None = Field(None, gt=0)
+    keep_gigabytes: float | None = Field(None, gt=0)  # with segment_seconds: oldest segments deleted past this
+
+    @model_validator(mode="after")
+    def _keep_needs_segments(self) -> EncoderOptions:
+        if self.keep_gigabytes is not None and self.segment_seconds is None:
+            raise ValueError("keep_gigabytes needs segment_seconds (--keep-gigabytes needs --segment-seconds)")
         return self
