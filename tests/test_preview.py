@@ -148,3 +148,36 @@ def test_hostile_class_names_show_as_text_in_headless_chromium(car_video, duc_on
         consumer.join(timeout=120)
     assert shown and all(name in names for name in shown), shown  # the markup, verbatim, as text
     assert injected == 0 and pwned == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BROWSER, reason="needs Debian's chromium and the playwright package")
+def test_the_page_switches_between_sources(duc_onnx, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from videos import make_video
+
+    clips = [make_video(tmp_path / f"{name}.mp4", width=160, height=96, frames=10, fps=10) for name in ("one", "two")]
+    with Pipeline(clips, model=duc_onnx, preview_port=0, live={"realtime": True, "loop": True}) as pipeline:
+        consumer, _ = paced(pipeline, 0.0)
+        base = pipeline.preview.url
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(json.loads(urllib.request.urlopen(base + "sources.json").read())) < 2:
+            time.sleep(0.2)
+        stats = json.loads(urllib.request.urlopen(base + "stats.json?source=two", timeout=10).read())
+        assert stats["name"] == "two" and stats["source"] == str(clips[1]) and sorted(stats["sources"]) == ["one", "two"]
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(base)
+                page.wait_for_function("document.getElementById('sources').options.length == 2", timeout=60_000)
+                page.select_option("#sources", "two")
+                page.wait_for_function(f"document.getElementById('source').textContent == {json.dumps(str(clips[1]))}",
+                                       timeout=30_000)
+                assert page.get_attribute("#video", "src") == "/stream.mjpg?source=two"
+            finally:
+                browser.close()
+        pipeline.stop()
+        consumer.join(timeout=60)

@@ -1,4 +1,7 @@
-"""The preview page: the composited stream as MJPEG and live stats polled from /stats.json."""
+"""The preview page: the composited stream as MJPEG and live stats polled from /stats.json.
+
+With several sources a menu switches between them (``?source=NAME`` on the stream and the stats).
+"""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -20,6 +23,7 @@ PAGE = """<!doctype html>
 <img id="video" src="/stream.mjpg" alt="composited stream">
 <div id="panel">
   <h3 id="source">streamseg</h3>
+  <select id="sources" hidden aria-label="source"></select>
   <table>
     <tr><td>state</td><td id="state" class="num">-</td></tr>
     <tr><td>fps</td><td id="fps" class="num">-</td></tr>
@@ -45,9 +49,31 @@ function classRow(c) {
   row.insertCell().appendChild(bar);
   return row;
 }
+let chosen = new URLSearchParams(location.search).get("source") || "";
+function query() {
+  return chosen ? "?source=" + encodeURIComponent(chosen) : "";
+}
+function showSources(names, current) {
+  const menu = document.getElementById("sources");
+  menu.hidden = names.length < 2;
+  if (menu.options.length !== names.length || [...menu.options].some((o, i) => o.value !== names[i])) {
+    menu.replaceChildren(...names.map(name => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      return option;
+    }));
+  }
+  menu.value = current || "";
+}
+document.getElementById("sources").addEventListener("change", event => {
+  chosen = event.target.value;
+  document.getElementById("video").src = "/stream.mjpg" + query();
+});
 async function refresh() {
   try {
-    const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
+    const s = await (await fetch("/stats.json" + query(), {cache: "no-store"})).json();
+    showSources(s.sources || [], s.name);
     document.getElementById("source").textContent = s.source;
     document.getElementById("state").textContent = s.state;
     document.getElementById("fps").textContent = s.fps.toFixed(2);
