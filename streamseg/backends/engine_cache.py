@@ -14,14 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from streamseg.errors import BackendError
-from streamseg.models.cache import private_dir
+from streamseg.models.cache import private_dir, write_atomic
 from streamseg.models.fetch import sha256_of
 
 log = logging.getLogger(__name__)
@@ -124,8 +122,8 @@ def write_engine(path: str | Path, key: EngineKey, engine: bytes) -> None:
         "engine_bytes": len(engine),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _atomic_write(path, engine)
-    _atomic_write(manifest_path(path), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(path, engine)
+    write_atomic(manifest_path(path), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
 def check_engine(path: str | Path, key: EngineKey) -> Lookup:
@@ -154,17 +152,6 @@ def describe_difference(built: EngineKey, wanted: EngineKey) -> str:
     a, b = built.as_dict(), wanted.as_dict()
     diffs = [f"{k} {a[k]} (here {b[k]})" for k in a if a[k] != b[k]]
     return ", ".join(diffs) or "an identical key"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _dims(shape: tuple[int, ...]) -> str:
