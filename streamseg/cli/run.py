@@ -193,7 +193,8 @@ def _progress(total: int | None, name: str, *, disabled: bool):
 
 def _print_summary(summary) -> None:
     echo = lambda text="": click.echo(text, err=True)  # noqa: E731
-    state = "stopped early" if summary.stopped_early else "done"
+    every_source_failed = summary.sources and len(summary.failed) == len(summary.sources)
+    state = "failed" if every_source_failed else "stopped early" if summary.stopped_early else "done"
     echo(f"streamseg: {state}: {summary.frames_in} frames in, {summary.frames_out} out, "
          f"{sum(summary.dropped.values())} dropped, {summary.fps:.2f} fps over {summary.wall_seconds:.1f} s "
          f"on {summary.backend}")
