@@ -280,6 +280,14 @@ def test_latency_budget_picks_a_smaller_input_when_inference_alone_exceeds_it():
     policy.observe_infer(2000, 360)  # far over at every size: cheapest there is, flagged
     policy.decide(2)
     assert policy.current.size == 240 and policy.over_budget
+    for i in range(3, 200):  # the load goes: 20 ms at 240, ~94 ms at 520
+        if policy.decide(i):
+            policy.observe_infer(20 * (policy.current.size / 240) ** 2, policy.current.size)
+        else:
+            policy.observe_propagate(5.0)
+    assert policy.current.size == 520 and not policy.over_budget  # back to the best size
+    # 4 keeps up at 85% load; moving up is only done with margin to spare, so it may settle one higher
+    assert policy.current.interval in (4, 5) and policy.histogram()[str(policy.current)] > 0.5
 
 
 def test_latency_budget_does_not_flap_at_the_boundary():
