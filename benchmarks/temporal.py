@@ -65,11 +65,25 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a == b).mean())
 
 
+def miou(pairs, classes: int = 256) -> float:
+    """Mean IoU over the classes present, of label maps against their references, pooled over frames.
+
+    Unlike pixel agreement it weighs a small class (a car) as much as the road around it.
+    """
+    inter, union = np.zeros(classes), np.zeros(classes)
+    for got, ref in pairs:
+        both = np.bincount(ref[got == ref].ravel(), minlength=classes)
+        inter += both
+        union += np.bincount(got.ravel(), minlength=classes) + np.bincount(ref.ravel(), minlength=classes) - both
+    present = union > 0
+    return float((inter[present] / union[present]).mean())
+
+
 def propagation_quality(images, reference, interval: int, mode: str, chain: str = "direct", short_side: int = 240):
     """Mean agreement of propagated frames with per-frame inference, overall and by age; ms per propagated frame."""
     propagator = LabelPropagator(mode, chain=chain, flow=DenseFlow(short_side) if mode == "flow" else None)
     by_age: dict[int, list[float]] = {}
-    seconds = []
+    seconds, pairs = [], []
     for i, (image, labels) in enumerate(zip(images, reference)):
         if i % interval == 0:
             propagator.set_key(image, labels, i, i * 80.0)
@@ -77,8 +91,9 @@ def propagation_quality(images, reference, interval: int, mode: str, chain: str 
         out = propagator.propagate(image, i, i * 80.0)
         seconds.append(out.seconds)
         by_age.setdefault(out.age_frames, []).append(agreement(out.labels, labels))
+        pairs.append((out.labels, labels))
     flat = [v for values in by_age.values() for v in values]
-    return {"agreement": float(np.mean(flat)), "min": float(np.min(flat)),
+    return {"agreement": float(np.mean(flat)), "min": float(np.min(flat)), "miou": miou(pairs),
             "by_age": {age: float(np.mean(v)) for age, v in sorted(by_age.items())},
             "ms": float(np.median(seconds) * 1000)}
 
@@ -113,6 +128,7 @@ def smoothing_quality(images, reference, scores, post, geometry, grays, masks, a
         labels.append(post(smoothed, geometry))
     return {"flicker": flicker(labels, masks), "agreement": float(np.mean([agreement(a, b) for a, b in
                                                                           zip(labels, reference)])),
+            "miou": miou(zip(labels, reference)),
             "ms": float(np.median(seconds) * 1000), "resets": dict(smoother.resets)}
 
 
@@ -210,19 +226,21 @@ def print_tables(r: dict) -> None:
           f"{r['model_input'][1]}x{r['model_input'][0]}, {r['infer_ms']:.1f} ms per inference; load "
           f"{r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}; {r['date']}")
     print("per-frame labels by class: " + ", ".join(f"{c} {v:.1%}" for c, v in r["class_share"].items()) + "\n")
-    print("| N | labels from | agreement with per-frame inference | worst frame | by age (frames) | ms/frame |")
-    print("|---|---|---|---|---|---|")
+    print("| N | labels from | pixel agreement with per-frame inference | worst frame | by age (frames) "
+          "| mIoU vs per-frame | ms/frame |")
+    print("|---|---|---|---|---|---|---|")
     for key, q in r["propagation"].items():
         n, name = key.split(" ", 1)
         ages = ", ".join(f"{a}: {v:.3f}" for a, v in q["by_age"].items())
-        print(f"| {n} | {name} | {q['agreement']:.4f} | {q['min']:.4f} | {ages} | {q['ms']:.1f} |")
+        print(f"| {n} | {name} | {q['agreement']:.4f} | {q['min']:.4f} | {ages} | {q['miou']:.4f} | {q['ms']:.1f} |")
     print(f"\nstatic share {r['static_share']:.2f}; per-frame flicker {r['flicker_per_frame']:.4f}\n")
-    print("| smoothing | flicker (static px) | vs per-frame | agreement with per-frame | ms/update |")
-    print("|---|---|---|---|---|")
-    print(f"| none | {r['flicker_per_frame']:.4f} | 1.00 | 1.0000 | 0 |")
+    print("| smoothing | flicker (static px) | vs per-frame | agreement with per-frame | mIoU vs per-frame "
+          "| ms/update |")
+    print("|---|---|---|---|---|---|")
+    print(f"| none | {r['flicker_per_frame']:.4f} | 1.00 | 1.0000 | 1.0000 | 0 |")
     for key, q in r["smoothing"].items():
         print(f"| {key} | {q['flicker']:.4f} | {q['flicker'] / r['flicker_per_frame']:.2f} | {q['agreement']:.4f} | "
-              f"{q['ms']:.1f} |")
+              f"{q['miou']:.4f} | {q['ms']:.1f} |")
     print(f"\nsmoothing 21x520x924 scores with flow: {r['smooth_ms_21x520x924']:.1f} ms/update\n")
     print("| flow short side | prepare ms | DIS ms | warp ms | total ms/frame |")
     print("|---|---|---|---|---|")

@@ -199,7 +199,8 @@ def test_smoothing_starts_over_on_a_cut_and_on_reset(media):
 
 @pytest.mark.slow
 def test_smoothing_lowers_a_trained_models_flicker_on_real_footage(trained_model, car_video):
-    """fcn_tiny trained on synthetic streets, run on the real dashcam: its own flicker, no added noise."""
+    """fcn_tiny trained on synthetic streets, run on the real dashcam (a stretch with cars passing): its own
+    flicker, no added noise."""
     from streamseg.backends import create_backend
     from streamseg.models import spec_from_onnx
     from streamseg.preprocess import CpuPreprocessor
@@ -208,8 +209,9 @@ def test_smoothing_lowers_a_trained_models_flicker_on_real_footage(trained_model
     backend = create_backend("onnxruntime", trained_model.onnx, spec)
     pre, flow = CpuPreprocessor(spec), DenseFlow(short_side=180)
     frames = []
-    for frame in open_source(str(car_video), max_frames=24).frames():
-        frames.append((frame.image, backend.run(pre(frame).tensor)[0]))
+    for frame in open_source(str(car_video), max_frames=204).frames():
+        if frame.index >= 180:
+            frames.append((frame.image, backend.run(pre(frame).tensor)[0]))
     backend.close()
     size = frames[0][1].shape[1:]
     grays = [flow.prepare(image) for image, _ in frames]
@@ -221,7 +223,7 @@ def test_smoothing_lowers_a_trained_models_flicker_on_real_footage(trained_model
     before, after = flicker(raw, static), flicker(smoothed, static)
     agreement = np.mean([(a == b).mean() for a, b in zip(raw, smoothed)])
     print(f"trained fcn_tiny on car-detection: flicker {before:.4f} -> {after:.4f}, agreement {agreement:.4f}")
-    assert before > 0.002 and after < 0.8 * before
+    assert before > 0.005 and after < 0.9 * before
     assert agreement > 0.9
 
 
@@ -278,6 +280,14 @@ def test_latency_budget_picks_a_smaller_input_when_inference_alone_exceeds_it():
     policy.observe_infer(2000, 360)  # far over at every size: cheapest there is, flagged
     policy.decide(2)
     assert policy.current.size == 240 and policy.over_budget
+    for i in range(3, 200):  # the load goes: 20 ms at 240, ~94 ms at 520
+        if policy.decide(i):
+            policy.observe_infer(20 * (policy.current.size / 240) ** 2, policy.current.size)
+        else:
+            policy.observe_propagate(5.0)
+    assert policy.current.size == 520 and not policy.over_budget  # back to the best size
+    # 4 keeps up at 85% load; moving up is only done with margin to spare, so it may settle one higher
+    assert policy.current.interval in (4, 5) and policy.histogram()[str(policy.current)] > 0.5
 
 
 def test_latency_budget_does_not_flap_at_the_boundary():

@@ -152,13 +152,19 @@ class LatencyBudget(FixedInterval):
         return old + (self.rise if new > old else self.smoothing) * (new - old)
 
     def estimate_infer_ms(self, size: int | None) -> float | None:
-        """Measured time at ``size``, else scaled by pixel count from the nearest measured size."""
-        if size in self.infer_ms:
-            return self.infer_ms[size]
-        if size is None or not self.infer_ms:
-            return None
-        nearest = min(self.infer_ms, key=lambda s: abs(s - size))
-        return self.infer_ms[nearest] * (size / nearest) ** 2
+        """Inference time at ``size``: measured at the size in use, scaled by pixel count for the others.
+
+        Scaling from the size in use keeps every estimate as fresh as the latest measurement: a size left
+        when the machine was busy is tried again once the load goes (its own old time would never update).
+        """
+        current = self.current.size
+        if size == current or size is None or current is None or current not in self.infer_ms:
+            if size in self.infer_ms:
+                return self.infer_ms[size]
+            if size is None or not self.infer_ms:
+                return None
+            current = min(self.infer_ms, key=lambda s: abs(s - size))
+        return self.infer_ms[current] * (size / current) ** 2
 
     def required_interval(self, infer_ms: float, headroom: float) -> int | None:
         """Smallest interval that keeps up with the camera at ``headroom`` utilization, or None."""
