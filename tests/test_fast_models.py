@@ -164,3 +164,30 @@ def test_int8_quantize_runs_on_the_fast_models(exported, car_video, tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     x = np.random.default_rng(0).normal(size=(1, 3, SIZE, 160)).astype(np.float32)
     assert session.run(None, {"input": x})[0].shape == (1, 21, SIZE, 160)
+
+
+@pytest.mark.export
+@pytest.mark.slow
+def test_train_lraspp_then_run_it_on_onnxruntime_and_torch(tmp_path):
+    """`streamseg train --model lraspp_mobilenet_v3_large` (no aux head) exports an ONNX both backends run alike."""
+    if not HAS_TORCH:
+        pytest.skip("needs the export extra (torch, torchvision)")
+    data, out = tmp_path / "synth", tmp_path / "lraspp"
+    run_cli("datasets", "synth", "--out", str(data), "--n", "24", "--video-frames", "6", check=True)
+    run_cli("train", "--model", "lraspp_mobilenet_v3_large", "--weights", "none", "--data", str(data), "--output",
+            str(out), "--epochs", "1", "--batch", "4", "--crop-size", "96", "--no-progress", check=True, timeout=1200)
+    spec = spec_from_onnx(out / "model.onnx")
+    assert spec.name.startswith("lraspp_mobilenet_v3_large") and spec.num_classes == 6
+    torch_backend = create_backend("torch", out / "model.onnx", spec, threads=2)  # architecture from the name
+    ort_backend = create_backend("onnxruntime", out / "model.onnx", spec)
+    try:
+        x = np.random.default_rng(0).normal(size=(1, 3, 96, 128)).astype(np.float32)
+        got, expected = torch_backend.run(x), ort_backend.run(x)
+    finally:
+        torch_backend.close()
+        ort_backend.close()
+    assert got.shape == expected.shape == (1, 6, 96, 128)
+    assert np.abs(got - expected).max() < 1e-4 * np.abs(expected).max()
+    proc = run_cli("run", str(data / "heldout" / "heldout.mp4"), "-o", str(tmp_path / "out.mp4"), "--model",
+                   str(out / "model.onnx"), check=True)
+    assert (tmp_path / "out.mp4").stat().st_size > 0 and "Traceback" not in proc.stderr
