@@ -120,6 +120,9 @@ def test_weights_copy_survives_folded_batchnorm(tmp_path, car_video):
 
     name = "lraspp_mobilenet_v3_large"
     module = build_fcn(name, None, num_classes=21)
+    x = np.random.default_rng(0).normal(size=(1, 3, SIZE, 160)).astype(np.float32)
+    with torch.no_grad():
+        plain = module.eval()(torch.from_numpy(x))["out"].numpy()  # BN at its initial, identity statistics
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for bn in (m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)):
@@ -141,12 +144,11 @@ def test_weights_copy_survives_folded_batchnorm(tmp_path, car_video):
         ort_backend.close()
     for relative, agreement in results:
         assert relative < 1e-4 and agreement > 0.999
-    x = np.random.default_rng(0).normal(size=(1, 3, SIZE, 160)).astype(np.float32)
     with torch.no_grad():
         eager = module.eval()(torch.from_numpy(x))["out"].numpy()
     onnx_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     assert np.abs(eager - onnx_out).max() < 1e-4 * np.abs(eager).max()
-    assert len(np.unique(eager.argmax(1))) > 1  # the BN statistics make a map with more than one class
+    assert np.abs(eager - plain).max() > 0.1 * np.abs(plain).max()  # the statistics matter: folding is tested
 
 
 @pytest.mark.export
