@@ -358,6 +358,8 @@ def multistream(check: Check, cli: list[str], clip: Path, model: Path, size: lis
                 break
     check.steps["multistream"] = {"status": "ok", "seconds": 0.0, "figures": {
         "largest_n_held_realtime_labels": held["labels"], "largest_n_held_realtime_overlay": held["overlay"]}}
+    check._say(f"== multistream: ok: largest N held in real time {held['labels']} (labels), "
+               f"{held['overlay']} (overlay)")
 
 
 def write_report(check: Check, doctor: dict) -> int:
