@@ -73,11 +73,13 @@ def candidates(model: onnx.ModelProto, *, min_channel_product: int = MIN_CHANNEL
 
 
 def _fix_input_size(model: onnx.ModelProto, height: int, width: int) -> None:
-    """One image of ``height`` x ``width``: a model with a dynamic batch axis runs its batches frame by frame."""
+    """``height`` x ``width``, and one image where the batch axis is dynamic (batches then run frame by frame);
+    a static batch axis stays as it is (and its convolutions direct: the layout moves assume one image)."""
     for value in model.graph.input:
         dims = value.type.tensor_type.shape.dim
         if len(dims) == 4:
-            for dim, size in zip((dims[0], *dims[2:]), (1, height, width)):
+            batch = [dims[0]] if not dims[0].HasField("dim_value") else []
+            for dim, size in zip((*batch, *dims[2:]), (*([1] if batch else []), height, width)):
                 dim.Clear()
                 dim.dim_value = size
 

@@ -182,14 +182,17 @@ class StreamSink:
         except (av.FFmpegError, OSError) as err:
             log.warning("%s: output not flushed: %s", self.name, _reason(err))
         finally:
-            _close_quietly(self._container)
-            self._container = self._video = None
+            container, self._container, self._video = self._container, None, None
+            _close_quietly(container, keep=SinkError)  # the last HLS segment is written here: its failure counts
 
 
-def _close_quietly(container) -> None:
+def _close_quietly(container, keep: type[BaseException] | tuple = ()) -> None:
+    """Close, ignoring a connection's errors; those of type ``keep`` still raise."""
     if container is not None:
         try:
             container.close()
+        except keep:
+            raise
         except (av.FFmpegError, OSError):
             pass
 
