@@ -28,7 +28,15 @@ from streamseg.options import SourceOptions
 from streamseg.outputs import SourceOutputs
 from streamseg.preprocess import plan_geometry
 from streamseg.queues import FillPolicy, StageQueue
-from streamseg.sinks import NpzLabelSink, PngLabelSink, Sink, SummarySink, check_delivered, open_video_sink
+from streamseg.sinks import (
+    NpzLabelSink,
+    PngLabelSink,
+    Sink,
+    SummarySink,
+    check_delivered,
+    open_video_sink,
+    output_links,
+)
 from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
 from streamseg.stages import LaneStages
@@ -243,14 +251,8 @@ class SourceLane:
 
     def link_counts(self) -> dict[str, int]:
         """Reconnects of a live source and of stream outputs, and frames outputs dropped while down."""
-        counts = {}
-        if hasattr(self.source, "reconnects"):
-            counts["reconnects"] = self.source.reconnects
-        streams = [sink for sink in self.sinks if hasattr(sink, "reconnects")]
-        if streams:
-            counts["output_reconnects"] = sum(sink.reconnects for sink in streams)
-            counts["output_dropped"] = sum(sink.dropped for sink in streams)
-        return counts
+        counts = {"reconnects": self.source.reconnects} if hasattr(self.source, "reconnects") else {}
+        return {**counts, **output_links(self.sinks)}
 
     def summary_row(self) -> dict[str, Any]:
         stats = self.stage_stats()

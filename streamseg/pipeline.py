@@ -31,7 +31,7 @@ from streamseg.models import resolve_model
 from streamseg.models.spec import ModelSpec
 from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
 from streamseg.queues import END, Closed, FillPolicy, StageQueue
-from streamseg.sinks import Sink, delivery_counts
+from streamseg.sinks import Sink, delivery_counts, output_links
 from streamseg.sinks.paths import OutputPath, check_output_paths
 from streamseg.sources import is_live
 from streamseg.stages import make_stages
@@ -415,6 +415,10 @@ class Pipeline:
             queues["results"] = {"depth": len(q), "dropped": q.dropped, "maxsize": q.maxsize, "peak": q.peak}
         return queues
 
+    def _links(self) -> dict[str, int]:
+        """Reconnects and drops of every source and output, summed; the shared outputs counted once."""
+        return _summed([*(lane.link_counts() for lane in self.lanes.values()), output_links(self._shared)])
+
     def state(self) -> str:
         if self._closed or self._stopping.is_set():
             return "stopped"
@@ -435,7 +439,7 @@ class Pipeline:
             "queues": self._queues(),
             "elapsed": time.perf_counter() - self._started_at if self._started_at else 0.0,
             "state": self.state(),
-            "extra": _summed([*(lane.link_counts() for lane in lanes), _output_links(self._shared)]),
+            "extra": self._links(),
             "batches": dict(self._batcher.batch_sizes) if self._batcher is not None else {},
             "sources": {lane.name: {
                 "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
@@ -459,7 +463,7 @@ class Pipeline:
             queue_peaks={name: q["peak"] for name, q in queues.items()},
             wall_seconds=(self._finished_at or time.perf_counter()) - self._started_at,
             stopped_early=self.stopped_early,
-            extra=_summed([*(lane.link_counts() for lane in lanes), _output_links(self._shared)]),
+            extra=self._links(),
             latency=StageStats.merged("latency", [lane.latency for lane in lanes]).as_dict(),
             sources=[lane.summary_row() for lane in lanes],
             batches=dict(sorted(self._batcher.batch_sizes.items())) if self._batcher is not None else {},
@@ -467,14 +471,6 @@ class Pipeline:
             failed=self.failures,
             delivered={name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
         )
-
-
-def _output_links(sinks: Sequence[Sink]) -> dict[str, int]:
-    """Reconnects of the outputs every source shares (brokers, servers), and frames they dropped meanwhile."""
-    streams = [sink for sink in sinks if hasattr(sink, "reconnects")]
-    if not streams:
-        return {}
-    return {"output_reconnects": sum(s.reconnects for s in streams), "output_dropped": sum(s.dropped for s in streams)}
 
 
 def _summed(counts) -> dict[str, int]:

@@ -7,7 +7,7 @@ from typing import Protocol
 from streamseg.backoff import Backoff
 from streamseg.frames import Result, StreamInfo
 from streamseg.options import EncoderOptions, SourceOptions
-from streamseg.sinks.delivery import check_delivered, delivery_counts, undelivered
+from streamseg.sinks.delivery import check_delivered, delivery_counts, output_links, undelivered
 from streamseg.sinks.labels import NpzLabelSink, PngLabelSink
 from streamseg.sinks.paths import check_output_paths, check_run_outputs
 from streamseg.sinks.segmented import SegmentedVideoSink
@@ -17,7 +17,7 @@ from streamseg.sinks.video_file import VideoFileSink
 
 __all__ = ["EncoderOptions", "NpzLabelSink", "PngLabelSink", "SegmentedVideoSink", "Sink", "StreamSink", "SummarySink",
            "check_delivered", "check_output_paths", "check_run_outputs", "delivery_counts", "open_video_sink",
-           "undelivered"]
+           "output_links", "undelivered"]
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "udp://", "rtmp://", "rtmps://", "hls:")
 
