@@ -87,11 +87,6 @@ class BatchWorker(threading.Thread):
         self._sealed = True
         self.arrived.set()
 
-    @property
-    def lane_names(self) -> list[str]:
-        with self._lock:
-            return list(self._lanes)
-
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
         try:

@@ -71,10 +71,6 @@ def expand(template: str, name: str, index: int) -> str:
     return template.format(name=name, index=index) if fields else template
 
 
-def is_templated(template: str) -> bool:
-    return any(f"{{{field}" in template for field in FIELDS)
-
-
 @dataclass(frozen=True)
 class SourceOutputs:
     """Where one source's results go, templates expanded."""
