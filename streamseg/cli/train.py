@@ -47,7 +47,7 @@ def train(data: str, output: str, format_: str, resume: str | None, no_progress:
     """Train --model on the train split of --data, scoring mIoU on its val split after every epoch.
 
     The best epoch is exported to OUTPUT/model.onnx with its classes and
-    palette embedded: `streamseg run VIDEO -o out.mp4 --model OUTPUT/model.onnx`.
+    palette embedded: `streamseg run VIDEO -o out.mp4 -m OUTPUT/model.onnx`.
     """
     from streamseg.training.trainer import TrainOptions
     from streamseg.training.trainer import train as run_training
@@ -59,4 +59,4 @@ def train(data: str, output: str, format_: str, resume: str | None, no_progress:
     click.echo(f"best val mIoU {result.best_miou:.3f} at epoch {result.best_epoch}/{result.epochs}; "
                f"checkpoints in {result.output}")
     if result.onnx:
-        click.echo(f"exported {result.onnx}: streamseg run VIDEO -o out.mp4 --model {result.onnx}")
+        click.echo(f"exported {result.onnx}: streamseg run VIDEO -o out.mp4 -m {result.onnx}")
