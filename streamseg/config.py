@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from streamseg.choices import Backend, Precision
 from streamseg.errors import ConfigError
@@ -178,8 +179,8 @@ def _unique_leaves() -> dict[str, tuple[str, ...]]:
 CONFIG_LEAVES = _unique_leaves()  # leaf name -> path in RunConfig: "codec" -> ("encoder", "codec")
 
 
-def config_field(leaf: str):
-    """The pydantic field of a leaf option (``FieldInfo``)."""
+def config_field(leaf: str) -> FieldInfo:
+    """The pydantic field of a leaf option."""
     model: type[BaseModel] = RunConfig
     *parents, name = CONFIG_LEAVES[leaf]
     for parent in parents:
@@ -191,7 +192,7 @@ def flag_names(leaf: str) -> list[str]:
     """The command-line spelling of a leaf option: declared on its field, else ``--`` plus its name with dashes."""
     extra = config_field(leaf).json_schema_extra
     declared = extra.get("flags") if isinstance(extra, dict) else None
-    return list(declared) if isinstance(declared, list) else ["--" + leaf.replace("_", "-")]
+    return [str(name) for name in declared] if isinstance(declared, list) else ["--" + leaf.replace("_", "-")]
 
 
 def nest_options(given: dict[str, Any]) -> dict[str, Any]:
