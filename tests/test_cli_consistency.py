@@ -245,7 +245,6 @@ CHANGED = object()  # a value whose parsed form only the option's own validator 
 def config_value(option: click.Option, leaf: str) -> tuple[list[str], Any]:
     """Words that set ``leaf`` through ``option``, and the value RunConfig should then hold."""
     field = config_field(leaf)
-    kind = str(field.annotation)
     if option.is_flag and not option.secondary_opts:
         return [option.opts[-1]], True
     if option.secondary_opts:  # --winograd/--no-winograd: the other one than the default
@@ -259,9 +258,9 @@ def config_value(option: click.Option, leaf: str) -> tuple[list[str], Any]:
         return [option.opts[-1], "17"], 17
     if isinstance(option.type, click.types.FloatParamType):
         return [option.opts[-1], "0.5"], 0.5
-    if kind in ("str | None", "str"):
+    if field.annotation in (str, str | None):
         return [option.opts[-1], f"{leaf}-value"], f"{leaf}-value"
-    if kind in ("tuple[str, ...] | None", "tuple[str, ...]"):
+    if field.annotation in (tuple[str, ...], tuple[str, ...] | None):
         return [option.opts[-1], f"{leaf}-value"], (f"{leaf}-value",)
     return [option.opts[-1], "17"], CHANGED  # e.g. a list of numbers in one word
 
