@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
+from streamseg.choices import Backend, Precision
 from streamseg.errors import ConfigError
 from streamseg.models.spec import ModelSpec
 from streamseg.options import EncoderOptions, SourceOptions
 from streamseg.yamlfile import describe_validation_error, load_yaml
+
+
+def flags(*names: str) -> dict[str, Any]:
+    """A field's own command-line spelling, where it is not ``--`` plus its name with dashes."""
+    return {"flags": list(names)}
 
 
 class SourceSpec(BaseModel):
@@ -51,23 +59,24 @@ class SourceSpec(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """Everything ``streamseg run`` and ``Pipeline`` accept; each field names its flag."""
+    """Everything ``streamseg run`` and ``Pipeline`` accept. A field's flag is its name with dashes (nested
+    options too: ``encoder.codec`` is ``--codec``), unless the field declares its own (``flags(...)``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
-    model: str | None = None  # --model: zoo name, NAME:variant, or PATH.onnx
+    model: str | None = Field(None, json_schema_extra=flags("-m", "--model"))  # zoo name, NAME:variant, or PATH.onnx
     spec: ModelSpec | None = None  # --spec: the model spec (needed for a foreign ONNX)
-    backend: str = "auto"  # --backend
+    backend: Backend = "auto"  # --backend
     threads: int | None = Field(None, ge=1)  # --threads: inference threads
-    precision: Literal["fp32", "fp16", "bf16", "int8"] | None = None  # --precision; None: the model file's own
+    precision: Precision | None = None  # --precision; None: the model file's own
     winograd: bool = True  # --winograd/--no-winograd: ONNX Runtime's big 3x3 convolutions as Winograd F(4x4,3x3)
     compile: bool = False  # --compile: the torch backend's model through torch.compile (inductor)
     decode: Literal["auto", "cpu", "gpu"] = "auto"  # --decode: NVDEC for files on a CUDA backend
-    input_size: int | None = Field(None, ge=16)  # --size: short side for short_side models
+    input_size: int | None = Field(None, ge=16, json_schema_extra=flags("--size"))  # short side (short_side models)
     overlay: Literal["overlay", "mask", "side-by-side"] = "overlay"  # --overlay
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # --alpha
     classes: tuple[str, ...] | None = None  # --classes: draw only these
-    outputs: tuple[str, ...] = ()  # -o/--output
+    outputs: tuple[str, ...] = Field((), json_schema_extra=flags("-o", "--output"))
     labels_out: str | None = None  # --labels-out
     labels_format: Literal["png", "npz"] = "png"  # --labels-format
     summary: str | None = None  # --summary: CSV or JSON Lines
@@ -75,10 +84,10 @@ class RunConfig(BaseModel):
     queue_size: int | None = Field(None, ge=1, le=256)  # --queue-size; None: 4 for files, 1 for live inputs
     publish: str | None = None  # --publish: ZeroMQ PUB endpoint for label maps, e.g. tcp://127.0.0.1:5555
     metrics_port: int | None = Field(None, ge=0, le=65535)  # --metrics-port: Prometheus /metrics and /health
-    preview_port: int | None = Field(None, ge=0, le=65535)  # --preview: live preview page
+    preview_port: int | None = Field(None, ge=0, le=65535, json_schema_extra=flags("--preview"))  # preview page
     serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics, preview and Foxglove servers listen on
     mcap: str | None = None  # --mcap (or -o FILE.mcap): ROS 2 messages in an MCAP file
-    foxglove_port: int | None = Field(None, ge=0, le=65535)  # --foxglove: Foxglove WebSocket server
+    foxglove_port: int | None = Field(None, ge=0, le=65535, json_schema_extra=flags("--foxglove"))  # WebSocket server
     mqtt: str | None = None  # --mqtt: mqtt://host[:port]/topic for per-frame JSON summaries
     mqtt_labels: bool = False  # --mqtt-labels: also publish each label map (PNG) to MQTT/Kafka
     kafka: str | None = None  # --kafka: kafka://host:port/topic, the same events as --mqtt
@@ -90,8 +99,8 @@ class RunConfig(BaseModel):
     smooth: float | None = Field(None, gt=0, le=1)  # --smooth: weight of the newest scores in their moving average
     latency_budget: float | None = Field(None, gt=0)  # --latency-budget: ms; streamseg picks the interval
     batch_timeout: float = Field(5.0, ge=0)  # --batch-timeout: ms to wait for a full batch before running a partial one
-    encoder: EncoderOptions = EncoderOptions()  # --encoder, --bitrate, --gop, --segment-seconds, --keep-gigabytes
-    live: SourceOptions = SourceOptions()  # --transport, --realtime, --loop, --read-timeout, --reconnect-*
+    encoder: EncoderOptions = EncoderOptions.model_validate({})  # --codec, --bitrate, --gop, --segment-seconds, …
+    live: SourceOptions = SourceOptions.model_validate({})  # --transport, --realtime, --loop, --read-timeout, …
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -146,3 +155,55 @@ class RunConfig(BaseModel):
     def temporal(self) -> bool:
         """Whether some frames skip inference or scores are smoothed (``streamseg.stages.temporal``)."""
         return self.interval > 1 or self.smooth is not None or self.latency_budget is not None
+
+
+def _leaves(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Every option a flag can set, with its path; nested option models (``encoder``, ``live``) are walked."""
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel) and kind is not ModelSpec:
+            yield from _leaves(kind, (*path, name))
+        else:
+            yield name, (*path, name)
+
+
+def _unique_leaves() -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for name, path in _leaves(RunConfig):
+        if name in found:  # a flag names a leaf, so two leaves may not share a name
+            raise TypeError(f"RunConfig: option {name!r} at both {'.'.join(found[name])} and {'.'.join(path)}")
+        found[name] = path
+    return found
+
+
+CONFIG_LEAVES = _unique_leaves()  # leaf name -> path in RunConfig: "codec" -> ("encoder", "codec")
+
+
+def config_field(leaf: str) -> FieldInfo:
+    """The pydantic field of a leaf option."""
+    model: type[BaseModel] = RunConfig
+    *parents, name = CONFIG_LEAVES[leaf]
+    for parent in parents:
+        model = model.model_fields[parent].annotation  # type: ignore[assignment]  # walked above: a model
+    return model.model_fields[name]
+
+
+def flag_names(leaf: str) -> list[str]:
+    """The command-line spelling of a leaf option: declared on its field, else ``--`` plus its name with dashes."""
+    extra = config_field(leaf).json_schema_extra
+    declared = extra.get("flags") if isinstance(extra, dict) else None
+    return [str(name) for name in declared] if isinstance(declared, list) else ["--" + leaf.replace("_", "-")]
+
+
+def nest_options(given: dict[str, Any]) -> dict[str, Any]:
+    """Flat options by leaf name (``codec=...``) as RunConfig's nested values (``encoder={"codec": ...}``)."""
+    nested: dict[str, Any] = {}
+    for leaf, value in given.items():
+        if leaf not in CONFIG_LEAVES:
+            raise ConfigError(f"{leaf}: not a run option")
+        *parents, name = CONFIG_LEAVES[leaf]
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[name] = value
+    return nested

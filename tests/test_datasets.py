@@ -110,6 +110,6 @@ def test_folder_without_classes_file_uses_the_standard_sets(tmp_path):
 def test_cli_rejects_bad_synth_options(tmp_path):
     proc = run_cli("datasets", "synth", "--out", str(tmp_path), "--size", "big")
     assert proc.returncode != 0 and "WIDTHxHEIGHT" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("datasets", "synth", "--out", str(tmp_path), "--n", "1")
+    proc = run_cli("datasets", "synth", "-o", str(tmp_path), "--n", "1")
     assert proc.returncode != 0 and proc.stderr.strip().startswith("streamseg: error:")
     assert "Traceback" not in proc.stderr

@@ -16,13 +16,11 @@ import os
 from pathlib import Path
 
 from streamseg.backends.base import Backend
+from streamseg.choices import BACKENDS, PRECISIONS
 from streamseg.errors import BackendError, ConfigError, MissingExtraError, ModelError
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 __all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present", "file_precision", "plan_auto"]
 

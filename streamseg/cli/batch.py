@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from streamseg.composite import MODES
+from streamseg.cli.command import Command, examples
+from streamseg.cli.model_hint import no_model_error
+from streamseg.cli.options import BitRate, config_option, output_option
 from streamseg.config import RunConfig
 from streamseg.errors import ConfigError, StreamsegError
-from streamseg.models.spec import ModelSpec
 
 # run options that name one output or server: a batch makes its own per video, and servers don't multiply
 PER_RUN_ONLY = ("outputs", "labels_out", "summary", "publish", "metrics_port", "preview_port")
@@ -23,28 +24,32 @@ class BatchIncomplete(StreamsegError):
     exit_code = 1
 
 
-@click.command()
+@click.command(cls=Command, renamed={"--output-dir": "--output", "--encoder": "--codec"}, epilog=examples(
+    "streamseg batch recordings/ -o segmented/ -m model.onnx --size 260 --labels-out",
+    "streamseg batch 'day*/*.mp4' @more.txt -o segmented/ -m fcn_resnet50 --workers 2 --report batch.csv",
+    "streamseg batch recordings/ -o /shared/segmented -m model.onnx --ray auto --ray-gpus 0.25"))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output-dir", "outdir", required=True, type=click.Path(file_okay=False),
-              help="Outputs mirror each input's path under this folder; the manifest lives here too.")
-@click.option("-m", "--model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
+@output_option("Outputs mirror each input's path under this folder; the manifest lives here too.", dest="outdir",
+               required=True, type=click.Path(file_okay=False), metavar="OUTDIR")
+@config_option("model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML; flags win.")
-@click.option("--backend", help="auto | tensorrt | torch | onnxruntime | openvino  [default: auto]")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), help="As for `streamseg run`.")
-@click.option("--threads", type=int, help="Inference threads per video [default: the cores split among workers].")
-@click.option("--winograd/--no-winograd", default=None, help="onnxruntime: Winograd 3x3 convolutions [default: on].")
-@click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
-@click.option("--overlay", type=click.Choice(MODES), help="What to draw [default: overlay].")
-@click.option("--alpha", type=float, help="Overlay opacity 0..1 [default: 0.5].")
-@click.option("--classes", help="Draw only these classes, comma-separated.")
+@config_option("backend", help="As for `streamseg run` [default: auto].")
+@config_option("precision", help="As for `streamseg run`.")
+@config_option("threads", type=click.IntRange(min=1),
+               help="Inference threads per video [default: the cores split among workers].")
+@config_option("winograd", negation="--no-winograd", help="onnxruntime: Winograd 3x3 convolutions [default: on].")
+@config_option("input_size", type=click.IntRange(min=16), help="Short side of the model input (FCN: 520).")
+@config_option("overlay", help="What to draw [default: overlay].")
+@config_option("alpha", type=float, help="Overlay opacity 0..1 [default: 0.5].")
+@config_option("classes", help="Draw only these classes, comma-separated.")
 @click.option("--labels-out", "labels", is_flag=True, help="Also write label maps (and summary.csv) to NAME.labels/.")
-@click.option("--labels-format", type=click.Choice(["png", "npz"]), help="Indexed PNGs or one labels.npz.")
+@config_option("labels_format", help="Indexed PNGs or one labels.npz.")
 @click.option("--summary", is_flag=True, help="Also write per-frame class fractions to NAME.summary.csv.")
-@click.option("--max-frames", type=int, help="Stop each video after N frames.")
-@click.option("--encoder", "codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
-@click.option("--bitrate", help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
-@click.option("--gop", type=int, help="Keyframe interval in frames.")
+@config_option("max_frames", type=click.IntRange(min=1), help="Stop each video after N frames.")
+@config_option("codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
+@config_option("bitrate", type=BitRate(), help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
+@config_option("gop", type=int, help="Keyframe interval in frames.")
 @click.option("-j", "--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Videos at once, each in its own process (1: one by one in this process).")
 @click.option("--retries", type=click.IntRange(0), default=0, show_default=True,
@@ -103,20 +108,16 @@ def batch(inputs: tuple[str, ...], outdir: str, spec_path: str | None, config_pa
 
 
 def _config(flags: dict[str, Any], spec_path: str | None, config_path: str | None) -> RunConfig:
-    from streamseg.cli.run import _nest_live_flags
+    from streamseg.cli.run import build_config
 
-    given = {k: v for k, v in flags.items() if v is not None and v != ()}
-    _nest_live_flags(given)
-    if spec_path:
-        given["spec"] = ModelSpec.from_yaml(spec_path)
-    config = RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
+    config = build_config(flags, spec_path, config_path)
     named = [name for name in PER_RUN_ONLY if getattr(config, name) not in (None, ())]
     if named:
         raise ConfigError(f"{config_path or 'options'}: {', '.join(named)}: per-run outputs and servers don't apply "
                           "to a batch (it writes each video's outputs under OUTDIR; use the --labels-out / --summary "
                           "flags)")
     if config.model is None:
-        raise ConfigError("model: no model given (--model NAME|PATH.onnx)")
+        raise no_model_error()
     return config
 
 

@@ -8,15 +8,19 @@ from pathlib import Path
 import click
 
 from streamseg.bench import MODES
+from streamseg.cli.command import examples
+from streamseg.cli.options import backend_option, model_option, output_option, precision_option, size_option
 
 
-@click.command()
+@click.command(epilog=examples(
+    "streamseg bench street.mp4 -m model.onnx --frames 30",
+    "streamseg bench street.mp4 -m model.onnx --streams 4 --size 260 --frames 20",
+    "streamseg bench street.mp4 -m fcn_resnet50 --backend openvino --precision bf16 --modes bare,end-to-end"))
 @click.argument("sources", nargs=-1, required=True)
-@click.option("-m", "--model", required=True, help="Built-in name, NAME:int8, or PATH.onnx.")
+@model_option(required=True)
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
-@click.option("--backend", default="auto", show_default=True, help="auto | onnxruntime | openvino | tensorrt | torch")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
-              help="As `run --precision` [default: the model's own]; the naive loop stays FP32.")
+@backend_option(default="auto", help="As `run --backend`.")
+@precision_option(help="As `run --precision` [default: the model's own]; the naive loop stays FP32.")
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--winograd/--no-winograd", default=True, show_default=True, help="As `run --winograd`.")
 @click.option("--compile", "compile", is_flag=True, help="torch backend: torch.compile (inductor) the model.")
@@ -25,30 +29,25 @@ from streamseg.bench import MODES
               help="Bare engine: frames per inference call (copies of one frame), fps counts frames; with "
                    "--streams: frames per inference call across the streams [default there: the number of streams].")
 @click.option("--frames", type=click.IntRange(min=2), default=30, show_default=True, help="Frames per mode.")
-@click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
+@size_option()
 @click.option("--modes", default=",".join(MODES), show_default=True, help="Which to measure, comma-separated.")
 @click.option("--naive-weights", type=click.Choice(["none", "pretrained"]), default="none", show_default=True,
               help="Weights of the eager model; must match the ONNX file's.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random weights (as `models export`).")
 @click.option("--peak-tflops", type=click.FloatRange(min=0, min_open=True),
               help="The device's peak for the engine's precision, for the FLOP floor [default: known GPUs only].")
-@click.option("--output", type=click.Path(dir_okay=False), help="Keep the end-to-end video here.")
+@output_option("Keep the end-to-end video here.", type=click.Path(dir_okay=False))
 @click.option("--streams", type=click.IntRange(min=1),
               help="Measure N streams (SOURCE repeated, or the SOURCES given) in one batched process against N "
                    "separate `streamseg run` processes, side by side.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw per-stage times to this PNG (needs matplotlib).")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Also draw per-stage times to this PNG (needs matplotlib).")
 def bench(sources: tuple[str, ...], model: str, spec_path: str | None, backend: str, precision: str | None,
           threads: int | None, winograd: bool, compile: bool, cuda_graphs: bool, batch: int, frames: int,
           input_size: int | None, modes: str, naive_weights: str, seed: int, peak_tflops: float | None,
           output: str | None, streams: int | None, as_json: bool, plot: str | None) -> None:
-    """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop.
-
-    \b
-    Examples:
-      streamseg bench street.mp4 --model m.onnx --frames 30
-      streamseg bench street.mp4 --model m.onnx --streams 4 --size 260 --frames 20
-    """
+    """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
     from streamseg.bench import run_benchmark
     from streamseg.bench.report import as_text
     from streamseg.models.spec import ModelSpec
@@ -68,9 +67,9 @@ def bench(sources: tuple[str, ...], model: str, spec_path: str | None, backend: 
         click.echo(json.dumps(report) if as_json else streams_text(report))
         return
     source = sources[0]
-    chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
+    measured = tuple(m.strip() for m in modes.split(",") if m.strip())
     report = run_benchmark(source, model, frames=frames, backend=backend, threads=threads, precision=precision,
-                           winograd=winograd, size=input_size, modes=chosen, naive_weights=naive_weights, seed=seed,
+                           winograd=winograd, size=input_size, modes=measured, naive_weights=naive_weights, seed=seed,
                            peak_tflops=peak_tflops, spec=spec, output=output, compile=compile, batch=batch,
                            cuda_graphs=cuda_graphs,
                            progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True))

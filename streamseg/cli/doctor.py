@@ -6,8 +6,10 @@ import json
 
 import click
 
+from streamseg.cli.command import examples
 
-@click.command()
+
+@click.command(epilog=examples("streamseg doctor", "streamseg doctor --json > doctor.json"))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def doctor(as_json: bool) -> None:
     """Report what this machine offers streamseg (paste it into bug reports). Always exits 0."""

@@ -14,11 +14,16 @@ from pathlib import Path
 
 import click
 
+from streamseg.cli.command import examples
+from streamseg.cli.options import backend_option, model_option, size_option
 from streamseg.errors import ConfigError
 
 
-@click.command("eval")
-@click.option("-m", "--model", help="Model to evaluate on --dataset; or where --predictions take class names from.")
+@click.command("eval", epilog=examples(
+    "streamseg eval -m runs/synth/model.onnx --dataset synth/ --size 240",
+    "streamseg eval --predictions labels/ --ground-truth synth/heldout/labels",
+    "streamseg eval --reference model.onnx --candidate model-int8.onnx --video street.mp4 --frames 16"))
+@model_option(help="Model to evaluate on --dataset; or where --predictions take class names from.")
 @click.option("--dataset", type=click.Path(file_okay=False), help="Labeled dataset folder (VOC or Cityscapes layout).")
 @click.option("--format", "dataset_format", type=click.Choice(["voc", "cityscapes"]), default="voc",
               show_default=True, help="Layout of --dataset.")
@@ -29,12 +34,12 @@ from streamseg.errors import ConfigError
 @click.option("--classes-file", type=click.Path(dir_okay=False), help="Class names, one per line (classes.txt).")
 @click.option("--reference", help="FP32 ONNX reference for agreement mode (run by ONNX Runtime).")
 @click.option("--candidate", type=click.Path(dir_okay=False), help="Candidate model (.onnx, or a TensorRT .plan).")
-@click.option("--candidate-backend", default="onnxruntime", show_default=True,
-              help="Backend that runs the candidate: onnxruntime, tensorrt or torch.")
+@backend_option(default="onnxruntime", name="--candidate-backend", dest="candidate_backend",
+                help="Backend that runs the candidate: onnxruntime, tensorrt or torch.")
 @click.option("--video", help="Video whose frames agreement mode compares on.")
 @click.option("--frames", type=int, default=16, show_default=True, help="Frames spread over --video.")
-@click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
-@click.option("--backend", default="onnxruntime", show_default=True, help="Backend for --dataset mode.")
+@size_option()
+@backend_option(default="onnxruntime", help="Backend for --dataset mode.")
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def eval_command(model, dataset, dataset_format, split, limit, predictions, ground_truth, classes_file, reference,
@@ -59,10 +64,11 @@ def eval_command(model, dataset, dataset_format, split, limit, predictions, grou
             raise click.UsageError("--predictions needs --ground-truth")
         from streamseg.evaluation.dataset import evaluate_label_folders, max_label
 
-        classes = _classes(model, classes_file, Path(ground_truth))
-        if classes is None:  # no names anywhere: ids seen in either folder
+        named = _classes(model, classes_file, Path(ground_truth))
+        if named is None:  # no names anywhere: ids seen in either folder
             top = max(max_label(ground_truth), max_label(predictions))
-            classes = tuple(str(i) for i in range(top + 1))
+            named = tuple(str(i) for i in range(top + 1))
+        classes = named
         metrics, images = evaluate_label_folders(predictions, ground_truth, len(classes))
         _print_metrics(metrics, classes, f"{images} label maps of {predictions} against {ground_truth}", as_json)
     else:
@@ -79,7 +85,8 @@ def eval_command(model, dataset, dataset_format, split, limit, predictions, grou
             return
         click.echo(f"reference {report.reference} [{report.reference_backend}]")
         click.echo(f"candidate {report.candidate} [{report.candidate_backend}]")
-        click.echo(f"{len(report.frame_indices)} frames of {report.video}, input {'x'.join(map(str, report.input_shape))}")
+        shape = "x".join(map(str, report.input_shape))
+        click.echo(f"{len(report.frame_indices)} frames of {report.video}, input {shape}")
         click.echo(f"label agreement     {report.agreement:.2f}%")
         click.echo(f"mIoU vs reference   {report.miou_vs_reference:.2f}%")
         click.echo(f"logit error         max {report.max_logit_error:.4g}, mean {report.mean_logit_error:.4g}")
@@ -134,7 +141,7 @@ def _print_metrics(metrics, classes: tuple[str, ...], what: str, as_json: bool) 
                f"mIoU {_pct(metrics.miou)}  FWIoU {_pct(metrics.fwiou)}  ({metrics.pixels} pixels)")
     width = max(len(c) for c in classes)
     click.echo(f"{'class':<{width}}  {'IoU':>7}  {'acc':>7}")
-    for name, iou, acc in zip(classes, metrics.iou, metrics.accuracy):
+    for name, iou, acc in zip(classes, metrics.iou, metrics.accuracy, strict=False):
         click.echo(f"{name:<{width}}  {_pct(iou):>7}  {_pct(acc):>7}")
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import click
 
+from streamseg.cli.command import examples
+from streamseg.cli.options import model_option, output_option, size_option
 
-@click.command()
-@click.option("-m", "--model", required=True, help="Built-in name or PATH.onnx (FP32) to quantize.")
+
+@click.command(epilog=examples(
+    "streamseg quantize -m model.onnx --calib street.mp4 -o model-int8.onnx --size 260",
+    "streamseg quantize -m fcn_resnet50 --calib recordings/ --frames 128 --method percentile -o fcn-int8.onnx"))
+@model_option(required=True, help="Built-in name or PATH.onnx (FP32) to quantize.")
 @click.option("--calib", required=True, help="A video, or a folder of videos and images, to calibrate on.")
 @click.option("--frames", type=int, default=64, show_default=True, help="Frames to sample, spread over the input.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="INT8 Q/DQ ONNX to write.")
-@click.option("--size", "input_size", type=int,
-              help="Short side of the calibration input (short_side models such as FCN; default: the spec's).")
+@output_option("INT8 Q/DQ ONNX to write.", required=True, type=click.Path(dir_okay=False))
+@size_option(help="Short side of the calibration input (short_side models such as FCN; default: the spec's).")
 @click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax",
               show_default=True, help="How activation ranges are chosen from the calibration frames.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")

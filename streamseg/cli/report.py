@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from streamseg.cli.command import examples
+from streamseg.cli.options import output_option
 from streamseg.errors import ConfigError, MissingExtraError, SinkError, SourceError
 
 OTHER = "other"
@@ -31,9 +33,11 @@ class ClassSeries:
         return self.index.astype(float), "frame"
 
 
-@click.command()
+@click.command(epilog=examples(
+    "streamseg report run.csv", "streamseg report labels/ -o classes.png --top 5",
+    "streamseg report run.mcap --source street", "streamseg report segmented/"))
 @click.argument("summary", type=click.Path(exists=True))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="PNG plot [default: SUMMARY-report.png].")
+@output_option("PNG plot [default: SUMMARY-report.png].", type=click.Path(dir_okay=False))
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV out [default: the PNG's name + .csv].")
 @click.option("--top", type=click.IntRange(1, 20), default=8, show_default=True,
               help="Plot this many classes; the rest add up to 'other'.")
@@ -99,7 +103,7 @@ def read_summary(path: Path) -> ClassSeries:
                     raise ConfigError(f"{path}: not a streamseg summary (expected columns index,pts,time,latency_ms)")
                 classes = tuple(head[4:])
                 parsed = list(reader)
-                rows = [dict(zip(["index", "pts", "time"], r[:3])) for r in parsed]
+                rows = [dict(zip(["index", "pts", "time"], r[:3], strict=False)) for r in parsed]
                 fractions = [[float(v) for v in r[4:]] for r in parsed]
     except ConfigError:
         raise

@@ -2,104 +2,97 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any
 
 import click
 
-from streamseg.composite import MODES
-from streamseg.config import RunConfig
+from streamseg.cli.command import Command, examples
+from streamseg.cli.model_hint import no_model_error
+from streamseg.cli.options import BitRate, config_option
+from streamseg.config import RunConfig, nest_options
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
 
 
-@click.command()
+@click.command(cls=Command, renamed={"--encoder": "--codec"}, epilog=examples(
+    "streamseg run street.mp4 -o out.mp4 -m model.onnx --size 260 --max-frames 125",
+    "streamseg run street.mp4 -o out.mp4 -m fcn_resnet50 --labels-out labels/ --summary run.csv",
+    "streamseg run a.mp4 b.mp4 rtsp://cam/1 -o 'out/{name}.mp4' --labels-out 'labels/{name}' -m model.onnx",
+    "streamseg run rtsp://cam/1 -o rtsp://127.0.0.1:8554/seg -m model.onnx --latency-budget 200"))
 @click.argument("sources", nargs=-1)
-@click.option("-o", "--output", "outputs", multiple=True,
-              help="Video output (mp4, mkv…, or a stream URL); repeat for several. With several sources a template: "
-                   "{name} is the source's name, {index} its position.")
-@click.option("-m", "--model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
+@config_option("outputs", multiple=True, default=(),
+               help="Video output (mp4, mkv…, or a stream URL); repeat for several. With several sources a template: "
+                    "{name} is the source's name, {index} its position.")
+@config_option("model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML; flags win.")
-@click.option("--backend", help="auto | tensorrt | torch | onnxruntime | openvino  [default: auto]")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
-              help="GPU backends: fp16 converts the model; bf16: openvino on CPUs with AMX/AVX512-BF16; "
-                   "int8 needs a Q/DQ model [default: the model's own].")
-@click.option("--threads", type=int, help="Inference threads [default: all cores].")
-@click.option("--winograd/--no-winograd", default=None,
-              help="onnxruntime: big 3x3 convolutions as Winograd F(4x4,3x3), FP32 [default: on].")
-@click.option("--compile", "compile", is_flag=True, default=None,
-              help="torch backend: compile the model with torch.compile (inductor); slow first frame.")
-@click.option("--decode", type=click.Choice(["auto", "cpu", "gpu"]),
-              help="Decode files on the GPU (NVDEC) for a CUDA backend; auto: when present [default: auto].")
-@click.option("--size", "input_size", type=int, help="Short side of the model input (FCN: 520).")
-@click.option("--overlay", type=click.Choice(MODES), help="What to draw [default: overlay].")
-@click.option("--alpha", type=float, help="Overlay opacity 0..1 [default: 0.5].")
-@click.option("--classes", help="Draw only these classes, comma-separated.")
-@click.option("--labels-out", help="Folder for per-frame label maps and summary.csv (a template, as -o).")
-@click.option("--labels-format", type=click.Choice(["png", "npz"]), help="Indexed PNGs or one labels.npz.")
-@click.option("--summary", help="Per-frame summary file (.csv or .jsonl; a template, as -o).")
-@click.option("--batch", type=click.IntRange(min=1), help="Frames per inference call, across sources "
-              "[default: the number of sources, capped by the backend].")
-@click.option("--batch-timeout", type=click.FloatRange(min=0), help="Milliseconds to wait for a full batch before "
-              "running a partial one [default: 5].")
-@click.option("--max-frames", type=int, help="Stop after N frames.")
-@click.option("--queue-size", type=int, help="Frames each stage queue holds [default: 4 for files, 1 for live inputs].")
-@click.option("--publish", help="Publish label maps on this ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555.")
-@click.option("--metrics-port", type=int, help="Serve Prometheus /metrics and /health on this port.")
-@click.option("--preview", "preview_port", type=int, help="Serve a live preview page on this port.")
-@click.option("--serve-host", help="Interface for --metrics-port, --preview and --foxglove [default: 127.0.0.1].")
-@click.option("--mcap", help="ROS 2 messages (images, label maps, class fractions) in this MCAP file; also -o X.mcap.")
-@click.option("--foxglove", "foxglove_port", type=int, help="Serve the MCAP channels live to Foxglove on this port.")
-@click.option("--mqtt", help="Publish per-frame JSON summaries to mqtt://HOST[:PORT]/TOPIC.")
-@click.option("--mqtt-labels", is_flag=True, default=None, help="With --mqtt/--kafka: also publish label maps (PNG).")
-@click.option("--kafka", help="Publish the --mqtt events to kafka://HOST:PORT/TOPIC.")
-@click.option("--transport", type=click.Choice(["tcp", "udp"]), help="RTSP transport, in and out [default: tcp].")
-@click.option("--realtime", is_flag=True, default=None, help="Play a file SOURCE at its native rate, as a camera.")
-@click.option("--loop", is_flag=True, default=None, help="With --realtime: start the file over at its end.")
-@click.option("--read-timeout", type=float, help="Seconds without data before a live input reconnects [default: 5].")
-@click.option("--reconnect-delay", type=float, help="First reconnect wait, doubled per failure [default: 0.5 s].")
-@click.option("--reconnect-max-delay", type=float, help="Longest reconnect wait [default: 10 s].")
-@click.option("--reconnect-give-up", type=int,
-              help="Give up after N failed connection attempts in a row, the first connection's too [default: never].")
-@click.option("--undecodable-timeout", type=float,
-              help="Reconnect a live input that sends nothing decodable for this many seconds [default: 10].")
-@click.option("--encoder", "codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
-@click.option("--bitrate", help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
-@click.option("--gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")
-@click.option("--interval", type=click.IntRange(min=1),
-              help="Infer every Nth frame; the others get the last inferred labels, carried forward [default: 1].")
-@click.option("--propagate", type=click.Choice(["none", "flow"]),
-              help="How labels are carried to frames not inferred: held, or warped by optical flow [default: flow].")
-@click.option("--smooth", type=click.FloatRange(min=0, max=1, min_open=True),
-              help="Average class scores over inferred frames (motion-compensated, reset on cuts); the newest "
-                   "frame's weight, e.g. 0.5.")
-@click.option("--latency-budget", type=click.FloatRange(min=0, min_open=True),
-              help="Live: every frame out within MS at the camera's rate; streamseg picks the inference interval.")
-@click.option("--segment-seconds", type=float,
-              help="Record file outputs in N-second segments; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.")
-@click.option("--keep-gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")
+@config_option("backend", help="auto picks TensorRT, then torch on CUDA, then ONNX Runtime [default: auto].")
+@config_option("precision", help="GPU backends: fp16 converts the model; bf16: openvino on CPUs with AMX/AVX512-BF16; "
+                                 "int8 needs a Q/DQ model [default: the model's own].")
+@config_option("threads", type=click.IntRange(min=1), help="Inference threads [default: all cores].")
+@config_option("winograd", negation="--no-winograd",
+               help="onnxruntime: big 3x3 convolutions as Winograd F(4x4,3x3), FP32 [default: on].")
+@config_option("compile", help="torch backend: compile the model with torch.compile (inductor); slow first frame.")
+@config_option("decode", help="Decode files on the GPU (NVDEC) for a CUDA backend; auto: when present [default: auto].")
+@config_option("input_size", type=click.IntRange(min=16), help="Short side of the model input (FCN: 520).")
+@config_option("overlay", help="What to draw [default: overlay].")
+@config_option("alpha", type=float, help="Overlay opacity 0..1 [default: 0.5].")
+@config_option("classes", help="Draw only these classes, comma-separated.")
+@config_option("labels_out", help="Folder for per-frame label maps and summary.csv (a template, as -o).")
+@config_option("labels_format", help="Indexed PNGs or one labels.npz.")
+@config_option("summary", help="Per-frame summary file (.csv or .jsonl; a template, as -o).")
+@config_option("batch", type=click.IntRange(min=1), help="Frames per inference call, across sources "
+               "[default: the number of sources, capped by the backend].")
+@config_option("batch_timeout", type=click.FloatRange(min=0), help="Milliseconds to wait for a full batch before "
+               "running a partial one [default: 5].")
+@config_option("max_frames", type=click.IntRange(min=1), help="Stop after N frames.")
+@config_option("queue_size", type=int,
+               help="Frames each stage queue holds [default: 4 for files, 1 for live inputs].")
+@config_option("publish", help="Publish label maps on this ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555.")
+@config_option("metrics_port", type=int, help="Serve Prometheus /metrics and /health on this port.")
+@config_option("preview_port", type=int, help="Serve a live preview page on this port.")
+@config_option("serve_host", help="Interface for --metrics-port, --preview and --foxglove [default: 127.0.0.1].")
+@config_option("mcap", help="ROS 2 messages (images, label maps, class fractions) in this MCAP file; also -o X.mcap.")
+@config_option("foxglove_port", type=int, help="Serve the MCAP channels live to Foxglove on this port.")
+@config_option("mqtt", help="Publish per-frame JSON summaries to mqtt://HOST[:PORT]/TOPIC.")
+@config_option("mqtt_labels", help="With --mqtt/--kafka: also publish label maps (PNG).")
+@config_option("kafka", help="Publish the --mqtt events to kafka://HOST:PORT/TOPIC.")
+@config_option("transport", help="RTSP transport, in and out [default: tcp].")
+@config_option("realtime", help="Play a file SOURCE at its native rate, as a camera.")
+@config_option("loop", help="With --realtime: start the file over at its end.")
+@config_option("read_timeout", type=float, help="Seconds without data before a live input reconnects [default: 5].")
+@config_option("reconnect_delay", type=float, help="First reconnect wait, doubled per failure [default: 0.5 s].")
+@config_option("reconnect_max_delay", type=float, help="Longest reconnect wait [default: 10 s].")
+@config_option("reconnect_give_up", type=int,
+               help="Give up after N failed connection attempts in a row, the first connection's too [default: never].")
+@config_option("undecodable_timeout", type=float,
+               help="Reconnect a live input that sends nothing decodable for this many seconds [default: 10].")
+@config_option("codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
+@config_option("bitrate", type=BitRate(), help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
+@config_option("gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")
+@config_option("interval", type=click.IntRange(min=1),
+               help="Infer every Nth frame; the others get the last inferred labels, carried forward [default: 1].")
+@config_option("propagate",
+               help="How labels are carried to frames not inferred: held, or warped by optical flow [default: flow].")
+@config_option("smooth", type=click.FloatRange(min=0, max=1, min_open=True),
+               help="Average class scores over inferred frames (motion-compensated, reset on cuts); the newest "
+                    "frame's weight, e.g. 0.5.")
+@config_option("latency_budget", type=click.FloatRange(min=0, min_open=True),
+               help="Live: every frame out within MS at the camera's rate; streamseg picks the inference interval.")
+@config_option("segment_seconds", type=float,
+               help="Record file outputs in N-second segments; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.")
+@config_option("keep_gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None, no_progress: bool,
         **flags: Any) -> None:
     """Segment SOURCES (video files, rtsp://, udp://, http(s):// HLS, rtmp://, /dev/videoN; any mix) with one
-    model, batched across them, and write each one's overlay video or stream, label maps and summary.
-
-    \b
-    Examples:
-      streamseg run street.mp4 -o out.mp4 --model m.onnx --labels-out labels/
-      streamseg run a.mp4 b.mp4 rtsp://cam/1 -o 'out/{name}.mp4' --labels-out 'labels/{name}' --model m.onnx
-    """
+    model, batched across them, and write each one's overlay video or stream, label maps and summary."""
     from streamseg.pipeline import Pipeline, SourcesFailed
 
-    given = {k: v for k, v in flags.items() if v is not None and v != ()}
-    _nest_live_flags(given)
-    if sources:
-        given["sources"] = list(sources)
-    if spec_path:
-        given["spec"] = ModelSpec.from_yaml(spec_path)
-    config = RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
+    config = build_config({**flags, "sources": sources}, spec_path, config_path)
     if not config.sources:
         raise click.UsageError("no SOURCE given (or a `sources:` list in --config)")
     if not (config.outputs or config.labels_out or config.summary or config.publish or config.preview_port is not None
@@ -107,6 +100,8 @@ def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None
             or any(s.outputs or s.labels_out or s.summary for s in config.sources)):
         raise click.UsageError("nothing to write: give -o OUTPUT, --labels-out DIR, --summary FILE, --publish "
                                "ENDPOINT, --preview PORT, --mcap FILE, --foxglove PORT, --mqtt URL or --kafka URL")
+    if config.model is None:
+        raise no_model_error()
 
     pipeline = Pipeline(config=config)
     _stop_on_signals(pipeline)
@@ -118,7 +113,7 @@ def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None
         summary = pipeline.run()
     finally:
         bar.close()
-    _print_summary(summary)
+    _print_summary(summary, _written(pipeline))
     if summary.failed:
         failed = "; ".join(f"{name}: {why}" for name, why in summary.failed.items())
         raise SourcesFailed(f"{len(summary.failed)} of {len(summary.sources)} sources failed: {failed}")
@@ -135,28 +130,30 @@ def _advance(bar, pipeline) -> None:
     bar.update(1)
 
 
-SOURCE_FLAGS = ("transport", "realtime", "loop", "read_timeout", "reconnect_delay", "reconnect_max_delay",
-                "reconnect_give_up", "undecodable_timeout")
-ENCODER_FLAGS = ("codec", "bitrate", "gop", "segment_seconds", "keep_gigabytes")
+def _written(pipeline) -> list[str]:
+    """The files and folders this run wrote, as the user named them (templates filled in); folders end in /."""
+    found: list[str] = []
+    for lane in pipeline.lanes.values():
+        for place in lane.outputs.paths(pipeline.config):
+            shown = place.path.rstrip("/") + "/" if place.names is not None else place.path
+            if os.path.exists(place.path) and shown not in found:
+                found.append(shown)
+        if pipeline.config.encoder.segment_seconds is not None:  # new files per segment: the pattern says where
+            found.extend(f"segments {uri}" for uri in lane.outputs.videos if "://" not in uri)
+    if pipeline.config.mcap and os.path.exists(pipeline.config.mcap):
+        found.append(pipeline.config.mcap)
+    return found
 
 
-def _nest_live_flags(given: dict[str, Any]) -> None:
-    """Move live-input and encoder flags into RunConfig's ``live`` and ``encoder`` options."""
-    for key, names in (("live", SOURCE_FLAGS), ("encoder", ENCODER_FLAGS)):
-        nested = {name: given.pop(name) for name in names if name in given}
-        if nested:
-            given[key] = nested
-    bitrate = given.get("encoder", {}).get("bitrate")
-    if bitrate is not None:
-        given["encoder"]["bitrate"] = _parse_bitrate(bitrate)
+def build_config(flags: dict[str, Any], spec_path: str | None, config_path: str | None) -> RunConfig:
+    """RunConfig from flags by option name (the ones given: not None, not empty), a spec and a config file.
 
-
-def _parse_bitrate(text: str) -> int:
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
-    try:
-        return int(float(text[:-1] if scale > 1 else text) * scale)
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: expected bits per second, e.g. 2M or 800k", param_hint="--bitrate")
+    Which nested option a flag sets comes from the config model (``streamseg.config.nest_options``).
+    """
+    given = nest_options({k: v for k, v in flags.items() if v is not None and v != ()})
+    if spec_path:
+        given["spec"] = ModelSpec.from_yaml(spec_path)
+    return RunConfig.from_yaml(config_path, given) if config_path else RunConfig.build(given)
 
 
 def _announce_servers(pipeline) -> None:
@@ -191,13 +188,13 @@ def _progress(total: int | None, name: str, *, disabled: bool):
                 dynamic_ncols=True, smoothing=0.1)
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary, written: list[str]) -> None:
     echo = lambda text="": click.echo(text, err=True)  # noqa: E731
     every_source_failed = summary.sources and len(summary.failed) == len(summary.sources)
     state = "failed" if every_source_failed else "stopped early" if summary.stopped_early else "done"
     echo(f"streamseg: {state}: {summary.frames_in} frames in, {summary.frames_out} out, "
          f"{sum(summary.dropped.values())} dropped, {summary.fps:.2f} fps over {summary.wall_seconds:.1f} s "
-         f"on {summary.backend}")
+         f"on {summary.backend}{'; wrote ' + ', '.join(written) if written else ''}")
     links = summary.extra
     if "reconnects" in links or "output_reconnects" in links:
         echo(f"streamseg: live: {links.get('reconnects', 0)} input reconnects, "
@@ -225,4 +222,5 @@ def _print_summary(summary) -> None:
             echo(f"streamseg: {row['name']}: {row['settings']}")
     echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
     for name, s in summary.stages.items():
-        echo(f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['busy_s']:>9.1f}")
+        echo(f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}"
+             f"{s['busy_s']:>9.1f}")
