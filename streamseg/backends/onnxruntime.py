@@ -154,7 +154,8 @@ def check_io(session, spec: ModelSpec, model_path: str | Path) -> tuple[tuple[in
     c_axis, hw_axes = (1, (2, 3)) if spec.layout == "NCHW" else (3, (1, 2))
     channels = arg.shape[c_axis]
     if isinstance(channels, int) and channels != 3:
-        raise ModelError(f"{where}: input {arg.name!r} has {channels} channels at axis {c_axis}, expected 3 ({spec.layout})")
+        raise ModelError(
+            f"{where}: input {arg.name!r} has {channels} channels at axis {c_axis}, expected 3 ({spec.layout})")
     h, w = (arg.shape[a] for a in hw_axes)
     batch = arg.shape[0] if isinstance(arg.shape[0], int) else None
     return ((h, w) if isinstance(h, int) and isinstance(w, int) else None), batch

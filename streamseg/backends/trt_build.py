@@ -92,8 +92,9 @@ class BuiltEngine:
     built: bool  # False when the cache already held it
 
 
-def ensure_engine(onnx_path: str | Path, spec: ModelSpec, *, precision: str | None, profile: Profile, cache: EngineCache,
-                  rebuild: str = "auto", workspace: int = DEFAULT_WORKSPACE) -> tuple[BuiltEngine, ModelSpec]:
+def ensure_engine(onnx_path: str | Path, spec: ModelSpec, *, precision: str | None, profile: Profile,
+                  cache: EngineCache, rebuild: str = "auto",
+                  workspace: int = DEFAULT_WORKSPACE) -> tuple[BuiltEngine, ModelSpec]:
     """The cached engine for this ONNX, precision, profile, TensorRT and GPU; built when missing.
 
     ``rebuild``: ``auto`` rebuilds a missing, stale or corrupt engine;
@@ -116,7 +117,8 @@ def ensure_engine(onnx_path: str | Path, spec: ModelSpec, *, precision: str | No
         log.warning("engine %s is %s (%s): rebuilding", found.path.name, found.state, found.reason)
     elif rebuild == "never":
         raise BackendError(f"no {precision} engine for {onnx_path.name} in {cache.folder} for this GPU and "
-                           f"TensorRT: build it with `streamseg build-engine --model {onnx_path} --precision {precision}`")
+                           f"TensorRT: build it with "
+                           f"`streamseg build-engine --model {onnx_path} --precision {precision}`")
     log.info("building a %s TensorRT engine for %s, profile %s (minutes)", precision, onnx_path.name,
              profile.describe())
     engine = build_serialized(trt, typed_path, typed_spec.input_name, profile, workspace=workspace)

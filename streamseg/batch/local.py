@@ -141,7 +141,7 @@ class ProcessExecutor:
                 broken = True
                 finished.append((job, _crashed(job, "a worker process died")))
         if broken:
-            for future, job in list(self._futures.items()):
+            for job in list(self._futures.values()):
                 finished.append((job, _crashed(job, "a worker process died")))
             self._futures.clear()
             self._pool.shutdown(wait=False, cancel_futures=True)

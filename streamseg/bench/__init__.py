@@ -118,7 +118,8 @@ def _reference(name: str) -> dict | None:
     entry = ZOO.get(name)
     if entry is None or entry.gflops is None:
         return None
-    return {"gflops": entry.gflops, "input": list(entry.gflops_input), "source": "torchvision (multiply-adds, aux head included)"}
+    return {"gflops": entry.gflops, "input": list(entry.gflops_input),
+            "source": "torchvision (multiply-adds, aux head included)"}
 
 
 def _naive_unavailable(name: str) -> str | None:

@@ -36,7 +36,8 @@ class FlopCount:
 
     def as_dict(self) -> dict:
         return {"input_shape": list(self.input_shape), "gmacs": round(self.gmacs, 3),
-                "gflops_2x": round(self.gflops, 3), "by_op_gmacs": {k: round(v / 1e9, 3) for k, v in self.by_op.items()},
+                "gflops_2x": round(self.gflops, 3),
+                "by_op_gmacs": {k: round(v / 1e9, 3) for k, v in self.by_op.items()},
                 "uncounted_nodes": self.uncounted}
 
 

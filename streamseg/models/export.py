@@ -1,8 +1,8 @@
 """Write ONNX files for the zoo models, with their spec embedded as metadata.
 
 The torchvision models (FCN, DeepLabV3, LRASPP) go through ``torch.onnx``
-(dynamo exporter, dynamic H/W; BatchNorm folded into the convolutions). The DUC model is published only as ONNX; for offline work a
-small stand-in with the same input/output contract is built with onnx's
+(dynamo exporter, dynamic H/W; BatchNorm folded into the convolutions). The DUC model is published only as ONNX;
+for offline work a small stand-in with the same input/output contract is built with onnx's
 helpers instead.
 """
 

@@ -17,7 +17,8 @@ from streamseg.errors import ConfigError
 from streamseg.models.palettes import voc_palette
 from streamseg.yamlfile import describe_validation_error, load_yaml
 
-RGB = tuple[Annotated[int, Field(ge=0, le=255)], Annotated[int, Field(ge=0, le=255)], Annotated[int, Field(ge=0, le=255)]]
+Channel = Annotated[int, Field(ge=0, le=255)]
+RGB = tuple[Channel, Channel, Channel]
 Triple = tuple[float, float, float]
 
 

@@ -35,7 +35,8 @@ class TrainableModel:
 MODELS = {
     m.name: m
     for m in (
-        TrainableModel("fcn_tiny", "FCN head on a 4-stage residual net, output stride 8, ~0.9 M parameters", 0.05, False),
+        TrainableModel("fcn_tiny", "FCN head on a 4-stage residual net, output stride 8, ~0.9 M parameters",
+                       0.05, False),
         TrainableModel("fcn_resnet50", "torchvision FCN, ResNet-50 backbone", 0.01, True),
         TrainableModel("fcn_resnet101", "torchvision FCN, ResNet-101 backbone", 0.01, True),
         TrainableModel("deeplabv3_mobilenet_v3_large", "torchvision DeepLabV3, MobileNetV3-Large backbone", 0.01, True),
