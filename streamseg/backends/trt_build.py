@@ -74,10 +74,10 @@ def default_profile(spec: ModelSpec, *, batch: int = 1) -> Profile:
     """Shapes the spec's resize rule produces: fixed sizes exactly, short_side from 0.5x to 1080p-wide frames."""
     rule = spec.resize
     if rule.mode in ("letterbox", "stretch"):
-        h, w = rule.size
+        h, w = rule.fixed_size
         return Profile((1, 3, h, w), (batch, 3, h, w), (batch, 3, h, w))
     if rule.mode == "short_side":
-        s, m = rule.size, rule.pad_multiple
+        s, m = rule.short_side, rule.pad_multiple
         # portrait or landscape up to 21:9 at the target short side; smaller inputs down to s/2
         long_side = -(-int(s * 21 / 9) // m) * m
         return Profile((1, 3, max(32, s // 2), max(32, s // 2)), (batch, 3, s, -(-s * 16 // 9 // m) * m),

@@ -79,6 +79,7 @@ def _separate_processes(sources, model_path, *, frames, backend, threads, size, 
     wall = time.perf_counter() - started
     written = 0
     for proc in procs:
+        assert proc.stderr is not None  # opened with stderr=PIPE
         err = proc.stderr.read()
         proc.stderr.close()
         if proc.returncode != 0:

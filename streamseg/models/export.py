@@ -124,7 +124,7 @@ def write_duc_standin(output: Path, spec: ModelSpec, *, seed: int = 0) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    h, w = spec.resize.size
+    h, w = spec.resize.fixed_size
     r, classes = spec.decode.subpixels, spec.num_classes
     widths = [3, 16, 32, 64]
     nodes, inits, previous = [], [], spec.input_name

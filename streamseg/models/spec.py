@@ -60,6 +60,20 @@ class Resize(_Strict):
             raise ValueError(f"{self.mode} needs size: [height, width]")
         return self
 
+    @property
+    def short_side(self) -> int:
+        """The target short side of a ``short_side`` rule."""
+        if not isinstance(self.size, int):
+            raise ConfigError(f"resize {self.mode} {self.size} has no short side")
+        return self.size
+
+    @property
+    def fixed_size(self) -> tuple[int, int]:
+        """(H, W) of a ``letterbox`` or ``stretch`` rule."""
+        if not isinstance(self.size, tuple):
+            raise ConfigError(f"resize {self.mode} {self.size} has no fixed [height, width]")
+        return self.size
+
 
 class Decode(_Strict):
     """How the raw output becomes a label map.
