@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from streamseg.backends.base import check_output_classes
+from streamseg.backends.base import Device, check_output_classes
 from streamseg.cores import usable_cores
 from streamseg.errors import BackendError, ModelError
 from streamseg.models.spec import ModelSpec
@@ -30,7 +30,7 @@ class OnnxRuntimeBackend:
     (on a CPU a batch buys no speed anyway, docs/benchmarks.md).
     """
 
-    device = "cpu"
+    device: Device = "cpu"
 
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
                  providers: list[str] | None = None, winograd: bool = True):

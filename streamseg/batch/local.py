@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.queues
+import multiprocessing.synchronize
 import os
 import queue
 import signal
@@ -63,10 +64,10 @@ class InProcessExecutor:
 
 # set in each worker process by _start_worker
 _frames_queue: multiprocessing.queues.Queue[int] | None = None
-_abort_event: threading.Event | None = None  # a multiprocessing Event, same interface
+_abort_event: multiprocessing.synchronize.Event | None = None
 
 
-def _start_worker(frames_queue: multiprocessing.queues.Queue[int], abort_event: threading.Event,
+def _start_worker(frames_queue: multiprocessing.queues.Queue[int], abort_event: multiprocessing.synchronize.Event,
                   log_level: int) -> None:
     """Ctrl-C reaches the whole process group: workers leave it to the driver, which tells them what to do."""
     global _frames_queue, _abort_event

@@ -83,9 +83,10 @@ def build_fcn(builder: str, weights: str | None, *, num_classes: int, seed: int 
 
 def _out_only(module):
     """The model returning ``out`` alone (torchvision returns a dict with ``aux``)."""
-    torch = import_torch()
+    import_torch()  # the export extra's error when torch is absent
+    from torch import nn
 
-    class OutOnly(torch.nn.Module):
+    class OutOnly(nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner

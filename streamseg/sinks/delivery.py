@@ -24,14 +24,15 @@ def check_delivered(sinks: Iterable[object]) -> None:
     sinks = list(sinks)
     silent = undelivered(sinks)
     if silent:
-        dropped = sum(sink.dropped for sink in sinks if hasattr(sink, "dropped") and getattr(sink, "name", None) in silent)
+        dropped = sum(sink.dropped for sink in sinks
+                      if hasattr(sink, "dropped") and getattr(sink, "name", None) in silent)
         raise SinkError(f"no frames delivered to {', '.join(silent)} ({dropped} frames dropped: the output could "
                         "not be reached)")
 
 
 def output_links(sinks: Iterable[object]) -> dict[str, int]:
     """Reconnects of the outputs that reconnect (streams, brokers), and frames they dropped while down."""
-    streams = [sink for sink in sinks if hasattr(sink, "reconnects")]
+    streams = [sink for sink in sinks if hasattr(sink, "reconnects") and hasattr(sink, "dropped")]
     if not streams:
         return {}
     return {"output_reconnects": sum(s.reconnects for s in streams), "output_dropped": sum(s.dropped for s in streams)}

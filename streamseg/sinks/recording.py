@@ -34,7 +34,7 @@ MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 MATROSKA_SUFFIXES = (".mkv", ".webm")
 
 
-def muxer_options(path: str, *time_bases: Fraction) -> dict[str, str]:
+def muxer_options(path: str, *time_bases: Fraction | None) -> dict[str, str]:
     """Options for ``av.open(path, "w")`` that keep a partly written file playable.
 
     MP4 keeps each stream's first timestamp exactly (edit lists in a movie timescale that

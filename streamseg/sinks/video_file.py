@@ -97,7 +97,7 @@ class VideoFileSink:
             audio_in.close()
             self._audio_in = None
             return
-        if self._audio_since:  # a later segment: start near its first frame, not at the file's start
+        if self._audio_since and source.time_base:  # a later segment: start near its first frame, not the file's
             audio_in.seek(int(self._audio_since / source.time_base), stream=source, backward=True)
         self._audio_packets = audio_in.demux(source)
 
