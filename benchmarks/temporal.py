@@ -212,7 +212,8 @@ def main() -> None:
     report["speed"] = {f"{name} (ONNX Runtime, here)": speed(path, args.source) for name, path in
                        (item.split("=", 1) for item in args.speed_model)}
     report["speed"][f"{os.path.basename(args.model)} (here)"] = infer_ms
-    report["speed"].update({f"{name} (given)": float(ms) for name, ms in (item.split("=", 1) for item in args.speed_ms)})
+    given = (item.split("=", 1) for item in args.speed_ms)
+    report["speed"].update({f"{name} (given)": float(ms) for name, ms in given})
     report["load_after"] = os.getloadavg()
     print_tables(report)
     if args.json:

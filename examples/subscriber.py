@@ -73,7 +73,8 @@ def main() -> None:
             received += 1
             # e.g. hand `labels` to a perception module; here: how much of the picture is road and car
             counts = np.bincount(labels.ravel(), minlength=len(header["classes"]))
-            shares = {name: counts[i] / labels.size for i, name in enumerate(header["classes"]) if name in ("road", "car")}
+            shares = {name: counts[i] / labels.size
+                      for i, name in enumerate(header["classes"]) if name in ("road", "car")}
             age_ms = 1000 * (time.time() - header["capture_time"])
             height, width = labels.shape
             print(f"frame {header['frame']} {width}x{height} age {age_ms:.0f} ms "

@@ -14,6 +14,7 @@ import platform
 import sys
 from collections.abc import Callable
 from importlib import metadata
+from typing import Any
 
 # /proc/cpuinfo flags that decide CPU inference speed, and what each buys
 CPU_FLAGS = {
@@ -81,7 +82,7 @@ def _pyav() -> dict:
     available = av.codecs_available
     encoders = {name: {"present": name in available, "opens": name in available and encoder_works(name)}
                 for name in ENCODERS}
-    report = {"version": av.__version__, "ffmpeg": _ffmpeg_version(av),
+    report: dict[str, Any] = {"version": av.__version__, "ffmpeg": _ffmpeg_version(av),
               "libraries": {name: ".".join(map(str, v)) for name, v in av.library_versions.items()},
               "hwdevices": list(hwdevices_available()), "encoders": encoders,
               "decoders": {name: name in available for name in DECODERS},
@@ -153,7 +154,7 @@ def _torch() -> dict:
                 "missing": ['torch (export, --backend torch, GPU stages): pip install "streamseg[export]"']}
     import torch
 
-    report = {"version": torch.__version__, "torchvision": version_of("torchvision"),
+    report: dict[str, Any] = {"version": torch.__version__, "torchvision": version_of("torchvision"),
               "cuda_build": torch.version.cuda, "cuda_available": torch.cuda.is_available(), "gpus": [],
               "missing": []}
     if report["torchvision"] is None:
@@ -183,9 +184,10 @@ def _driver_version() -> str | None:
 
 def _tensorrt() -> dict:
     found = {module: importlib.util.find_spec(module) is not None for module in ("tensorrt", "tensorrt_rtx")}
-    report = {"tensorrt": version_of("tensorrt", "tensorrt-cu13", "tensorrt-cu12") if found["tensorrt"] else None,
-              "tensorrt_rtx": version_of("tensorrt-rtx", "tensorrt_rtx") if found["tensorrt_rtx"] else None,
-              "importable": found}
+    report: dict[str, Any] = {
+        "tensorrt": version_of("tensorrt", "tensorrt-cu13", "tensorrt-cu12") if found["tensorrt"] else None,
+        "tensorrt_rtx": version_of("tensorrt-rtx", "tensorrt_rtx") if found["tensorrt_rtx"] else None,
+        "importable": found}
     if not any(found.values()):
         report["missing"] = ['TensorRT (--backend tensorrt, the fastest GPU engine): pip install "streamseg[tensorrt]"']
     return report

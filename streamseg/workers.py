@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 import numpy as np
@@ -89,7 +89,7 @@ class Worker(threading.Thread):
         self.stats = StageStats(name)
         self.exhausted = False  # a producer whose items ran out, not one told to stop
 
-    def _inputs(self) -> Iterable[Any]:
+    def _inputs(self) -> Generator[Any, None, None]:
         if self.items is not None:
             for item in self.items():
                 if self.stopping.is_set():
@@ -97,6 +97,8 @@ class Worker(threading.Thread):
                 yield item
             self.exhausted = True
             return
+        if self.inbox is None:
+            raise ValueError(f"{self.stage}: a worker needs an inbox or items")
         while True:
             item = self.inbox.get()
             if item is END:
@@ -106,7 +108,7 @@ class Worker(threading.Thread):
             yield item
 
     def run(self) -> None:
-        inputs = iter(self._inputs())
+        inputs = self._inputs()
         try:
             while True:
                 started = time.perf_counter()

@@ -205,7 +205,7 @@ def check_fixed_size(spec: ModelSpec, fixed: tuple[int, int] | None, where: str)
     if fixed is None:
         return
     rule = spec.resize
-    if rule.mode in ("letterbox", "stretch") and tuple(rule.size) == fixed and fixed[0] % rule.pad_multiple == 0 \
+    if rule.mode in ("letterbox", "stretch") and rule.fixed_size == fixed and fixed[0] % rule.pad_multiple == 0 \
             and fixed[1] % rule.pad_multiple == 0:
         return
     raise ModelError(

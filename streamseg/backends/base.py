@@ -10,6 +10,9 @@ import numpy as np
 from streamseg.errors import ModelError
 from streamseg.models.spec import ModelSpec
 
+Device = Literal["cpu", "cuda"]
+InputDtype = Literal["float32", "float16"]
+
 
 class Backend(Protocol):
     """Runs one model on a batch of input tensors; built once, used from one thread (the infer stage's).
@@ -19,8 +22,8 @@ class Backend(Protocol):
     """
 
     name: str  # e.g. "onnxruntime (CPUExecutionProvider)"
-    device: Literal["cpu", "cuda"]  # where run() wants its input and leaves its output
-    input_dtype: Literal["float32", "float16"]  # what run() wants, whatever the spec's file says
+    device: Device  # where run() wants its input and leaves its output
+    input_dtype: InputDtype  # what run() wants, whatever the spec's file says
     fixed_input_size: tuple[int, int] | None  # (H, W) when the model's input is static
     max_batch: int | None  # the most frames one run() takes; None: any number
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from streamseg.backends.base import check_output_classes
+from streamseg.backends.base import Device, check_output_classes
 from streamseg.cores import usable_cores
 from streamseg.errors import BackendError, ModelError
 from streamseg.models.spec import ModelSpec
@@ -29,7 +30,7 @@ class OnnxRuntimeBackend:
     (on a CPU a batch buys no speed anyway, docs/benchmarks.md).
     """
 
-    device = "cpu"
+    device: Device = "cpu"
 
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
                  providers: list[str] | None = None, winograd: bool = True):
@@ -59,7 +60,7 @@ class OnnxRuntimeBackend:
         self._outputs = [spec.output_name]
         self._direct = session  # the model as it is; None while Winograd sessions serve every size
         self._winograd_from: str | None = None  # the file, loaded again for each new input size
-        self._sessions: dict[tuple[int, int], object] = {}  # input (H, W) -> its Winograd session
+        self._sessions: dict[tuple[int, ...], Any] = {}  # input (H, W) -> its Winograd session
         if winograd and self._providers == ["CPUExecutionProvider"] and spec.dtype == "float32" \
                 and spec.layout == "NCHW":
             import onnx
@@ -101,27 +102,30 @@ class OnnxRuntimeBackend:
         self._sessions.clear()
         self._winograd_from = None
 
-    def _rewrite_for(self, size: tuple[int, int]):
+    def _rewrite_for(self, size: tuple[int, ...]) -> Any:
         """A Winograd session for ``size``, kept for as long as the backend lives: each source keeps its size."""
         import onnx
 
         from streamseg.backends.winograd import rewrite
 
+        source = self._winograd_from
+        if source is None:  # the direct session serves every size
+            return None
         try:
-            rewritten, count = rewrite(onnx.load(self._winograd_from), *size)
+            rewritten, count = rewrite(onnx.load(source), *size)
             serialized = rewritten.SerializeToString()
             del rewritten  # before ONNX Runtime makes its own copy
             session = self._sessions[size] = self._session(serialized)
         except Exception as err:  # a graph the rewrite did not foresee still runs, as it is
             log.warning("%s: no Winograd convolutions at %dx%d (%s); running them directly",
                         self._where, *size, str(err).splitlines()[0] if str(err) else type(err).__name__)
-            self._direct, self._winograd_from, count, session = self._session(self._winograd_from), None, 0, None
+            self._direct, self._winograd_from, count, session = self._session(source), None, 0, None
             self._sessions.clear()
         # the count the shapes allowed (candidates() judged from the weights alone)
         self.name = f"{self._direct_name}, Winograd F(4x4,3x3) on {count} convolutions" if count else self._direct_name
         return session
 
-    def _session(self, model):
+    def _session(self, model: str | bytes) -> Any:
         import onnxruntime as ort
 
         try:
@@ -154,7 +158,8 @@ def check_io(session, spec: ModelSpec, model_path: str | Path) -> tuple[tuple[in
     c_axis, hw_axes = (1, (2, 3)) if spec.layout == "NCHW" else (3, (1, 2))
     channels = arg.shape[c_axis]
     if isinstance(channels, int) and channels != 3:
-        raise ModelError(f"{where}: input {arg.name!r} has {channels} channels at axis {c_axis}, expected 3 ({spec.layout})")
+        raise ModelError(
+            f"{where}: input {arg.name!r} has {channels} channels at axis {c_axis}, expected 3 ({spec.layout})")
     h, w = (arg.shape[a] for a in hw_axes)
     batch = arg.shape[0] if isinstance(arg.shape[0], int) else None
     return ((h, w) if isinstance(h, int) and isinstance(w, int) else None), batch

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamseg.backends.base import check_output_classes
+from streamseg.backends.base import Device, check_output_classes
 from streamseg.cores import usable_cores
 from streamseg.errors import BackendError, MissingExtraError, ModelError
 from streamseg.models.spec import ModelSpec
@@ -47,7 +47,7 @@ def one_line(err: Exception) -> str:
 
 
 class OpenVinoBackend:
-    device = "cpu"
+    device: Device = "cpu"
 
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
                  precision: str = "fp32"):

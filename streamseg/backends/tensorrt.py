@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamseg.backends.base import check_output_classes
+from streamseg.backends.base import Device, InputDtype, check_output_classes
 from streamseg.backends.engine_cache import EngineCache, Profile
 from streamseg.backends.trt_build import DEFAULT_WORKSPACE, default_profile, ensure_engine, import_tensorrt
 from streamseg.errors import BackendError, ModelError
@@ -35,7 +35,7 @@ def default_engine_dir() -> Path:
 
 
 class TensorRTBackend:
-    device = "cuda"
+    device: Device = "cuda"
 
     def __init__(self, model_path: str | Path, spec: ModelSpec, *, precision: str | None = None,
                  engine_dir: str | Path | None = None, profile: Profile | None = None, rebuild: str = "auto",
@@ -62,13 +62,13 @@ class TensorRTBackend:
             raise ModelError(f"engine {built.path.name}: spec names {spec.input_name!r}/{spec.output_name!r} "
                              f"not among its tensors {sorted(self._io)}")
         self._input_torch_dtype = self._io[spec.input_name][1]
-        self.input_dtype = str(self._input_torch_dtype).removeprefix("torch.")
-        self.max_batch = profile.max[0]
+        self.input_dtype: InputDtype = "float16" if self._input_torch_dtype == torch.float16 else "float32"
+        self.max_batch: int | None = profile.max[0]
         self._where = f"engine {built.path.name}"
         self._classes_checked = check_output_classes(list(self.engine.get_tensor_shape(spec.output_name)), spec,
                                                      self._where)
         same = profile.min[2:] == profile.max[2:]
-        self.fixed_input_size = tuple(profile.min[2:]) if same else None
+        self.fixed_input_size = (profile.min[2], profile.min[3]) if same else None
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple[int, ...], tuple] = {}  # shape -> (graph, static input, static outputs)
         gpu = built.key.gpu_name

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamseg.backends.base import Device, InputDtype
 from streamseg.errors import BackendError, ConfigError, ModelError
 from streamseg.models.spec import ModelSpec
 
@@ -95,9 +96,9 @@ def load_onnx_weights(module, onnx_path: str | Path):
 class TorchBackend:
     """A torchvision model on CUDA (or the CPU), weights from the ONNX file."""
 
-    def __init__(self, model_path: str | Path, spec: ModelSpec, *, precision: str = "fp32", device: str | None = None,
-                 channels_last: bool = True, cuda_graphs: bool = False, threads: int | None = None,
-                 compile: bool | str = False):
+    def __init__(self, model_path: str | Path, spec: ModelSpec, *, precision: str = "fp32",
+                 device: Device | None = None, channels_last: bool = True, cuda_graphs: bool = False,
+                 threads: int | None = None, compile: bool | str = False):
         from streamseg.models.export import _out_only, build_fcn
         from streamseg.models.torch_compat import import_torch
 
@@ -107,23 +108,22 @@ class TorchBackend:
                               "(int8: use --backend tensorrt or onnxruntime with a Q/DQ model)")
         self._torch = torch
         self.precision = precision
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device: Device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device == "cpu" and threads:
             torch.set_num_threads(threads)
         arch = architecture_for(spec)
         # build_fcn builds any torchvision segmentation builder by name, randomly initialized
         module = load_onnx_weights(_out_only(build_fcn(arch, None, num_classes=spec.num_classes)), model_path)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.input_dtype = "float16" if precision == "fp16" else "float32"  # what preprocessing should write
+        self.input_dtype: InputDtype = "float16" if precision == "fp16" else "float32"  # what preprocessing writes
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = module.eval().to(self.device, self.dtype, memory_format=self.memory_format)
         self.compiled = bool(compile)
         if compile:  # True: inductor's default mode; a string names the mode, e.g. "max-autotune-no-cudagraphs"
             self.model = _compiled(torch, self.model, compile if isinstance(compile, str) else None)
         self.spec = spec
-        self.input_dtype = "float16" if precision == "fp16" else "float32"
-        self.fixed_input_size = None
-        self.max_batch = None
+        self.fixed_input_size: tuple[int, int] | None = None
+        self.max_batch: int | None = None
         self.cuda_graphs = cuda_graphs and self.device == "cuda"
         self._graphs: dict[tuple[int, ...], tuple] = {}
         self.stream = torch.cuda.Stream() if self.device == "cuda" else None
@@ -161,12 +161,15 @@ class TorchBackend:
         shape = tuple(x.shape)
         entry = self._graphs.get(shape)
         if entry is None:
+            stream = self.stream
+            if stream is None:  # cuda_graphs is only set on CUDA, where the stream exists
+                raise BackendError("torch: CUDA graphs need a CUDA device")
             static_in = x.clone()
             for _ in range(2):  # warm-up on the side stream, as CUDA graph capture requires (and compiles)
                 self._forward(static_in)
-            self.stream.synchronize()
+            stream.synchronize()
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=self.stream):
+            with torch.cuda.graph(graph, stream=stream):
                 static_out = self.model(static_in)
             entry = self._graphs[shape] = (graph, static_in, static_out)
             log.info("torch: captured a CUDA graph for input %s", shape)

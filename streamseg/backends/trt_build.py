@@ -74,10 +74,10 @@ def default_profile(spec: ModelSpec, *, batch: int = 1) -> Profile:
     """Shapes the spec's resize rule produces: fixed sizes exactly, short_side from 0.5x to 1080p-wide frames."""
     rule = spec.resize
     if rule.mode in ("letterbox", "stretch"):
-        h, w = rule.size
+        h, w = rule.fixed_size
         return Profile((1, 3, h, w), (batch, 3, h, w), (batch, 3, h, w))
     if rule.mode == "short_side":
-        s, m = rule.size, rule.pad_multiple
+        s, m = rule.short_side, rule.pad_multiple
         # portrait or landscape up to 21:9 at the target short side; smaller inputs down to s/2
         long_side = -(-int(s * 21 / 9) // m) * m
         return Profile((1, 3, max(32, s // 2), max(32, s // 2)), (batch, 3, s, -(-s * 16 // 9 // m) * m),
@@ -92,8 +92,9 @@ class BuiltEngine:
     built: bool  # False when the cache already held it
 
 
-def ensure_engine(onnx_path: str | Path, spec: ModelSpec, *, precision: str | None, profile: Profile, cache: EngineCache,
-                  rebuild: str = "auto", workspace: int = DEFAULT_WORKSPACE) -> tuple[BuiltEngine, ModelSpec]:
+def ensure_engine(onnx_path: str | Path, spec: ModelSpec, *, precision: str | None, profile: Profile,
+                  cache: EngineCache, rebuild: str = "auto",
+                  workspace: int = DEFAULT_WORKSPACE) -> tuple[BuiltEngine, ModelSpec]:
     """The cached engine for this ONNX, precision, profile, TensorRT and GPU; built when missing.
 
     ``rebuild``: ``auto`` rebuilds a missing, stale or corrupt engine;
@@ -116,7 +117,8 @@ def ensure_engine(onnx_path: str | Path, spec: ModelSpec, *, precision: str | No
         log.warning("engine %s is %s (%s): rebuilding", found.path.name, found.state, found.reason)
     elif rebuild == "never":
         raise BackendError(f"no {precision} engine for {onnx_path.name} in {cache.folder} for this GPU and "
-                           f"TensorRT: build it with `streamseg build-engine --model {onnx_path} --precision {precision}`")
+                           f"TensorRT: build it with "
+                           f"`streamseg build-engine --model {onnx_path} --precision {precision}`")
     log.info("building a %s TensorRT engine for %s, profile %s (minutes)", precision, onnx_path.name,
              profile.describe())
     engine = build_serialized(trt, typed_path, typed_spec.input_name, profile, workspace=workspace)

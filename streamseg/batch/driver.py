@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -22,7 +23,11 @@ from streamseg.batch.inputs import VideoInput, output_stem, video_output
 from streamseg.batch.job import ABORTED, DONE, FAILED, Job, JobOutputs, remove_paths
 from streamseg.batch.manifest import Manifest, file_sha256, input_identity, output_options
 from streamseg.config import RunConfig
+from streamseg.errors import ModelError
 from streamseg.models import resolve_model
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 SKIPPED, LEFT = "skipped", "left"
 
@@ -71,8 +76,26 @@ class BatchResult:
         return 0 if self.count(DONE, SKIPPED) == len(self.outcomes) else 1
 
 
+class Executor(Protocol):
+    """What the driver asks of an executor (this process, local worker processes, a Ray cluster)."""
+
+    @property
+    def capacity(self) -> int: ...  # videos at once
+
+    @property
+    def running(self) -> int: ...
+
+    def submit(self, job: Job) -> None: ...
+
+    def wait(self, timeout: float) -> list[tuple[Job, dict]]: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 # an executor factory gets the per-frame progress callback
-ExecutorFactory = Callable[[Callable[[int], None]], object]
+ExecutorFactory = Callable[[Callable[[int], None]], Executor]
 
 
 class BatchRun:
@@ -85,8 +108,8 @@ class BatchRun:
         self.stopping = False  # no new videos (first Ctrl-C, or an error every video would hit)
         self.interrupted = False  # by Ctrl-C or SIGTERM
         self.aborting = False  # second Ctrl-C: running videos stop too
-        self._bar = None
-        self._executor = None  # its abort() only sets flags, so the signal handler may call it
+        self._bar: tqdm[Any] | None = None
+        self._executor: Executor | None = None  # its abort() only sets flags, so the signal handler may call it
         self._bar_lock = threading.Lock()
 
     # -- planning --------------------------------------------------------------------------
@@ -127,14 +150,20 @@ class BatchRun:
 
     def _model_file(self) -> Path:
         """The ONNX file, without reading it (a zoo name resolves to its cached file)."""
-        path = Path(str(self.config.model))
+        model = self._model_name()
+        path = Path(model)
         if path.is_file():
             return path.resolve()
-        return resolve_model(self.config.model, self.config.spec)[0].resolve()
+        return resolve_model(model, self.config.spec)[0].resolve()
+
+    def _model_name(self) -> str:
+        if self.config.model is None:
+            raise ModelError("batch: no model given: pass --model NAME or --model PATH.onnx")
+        return self.config.model
 
     def _job_config(self, model_path: Path) -> RunConfig:
         """The run options every job gets: the model as a file path, its spec resolved (once, here)."""
-        _, spec = resolve_model(self.config.model, self.config.spec)
+        _, spec = resolve_model(self._model_name(), self.config.spec)
         spec.with_short_side(self.config.input_size)  # an option the model can't take fails once, up front
         values = self.config.model_dump(exclude_unset=True)
         values.update(model=str(model_path), spec=spec)
@@ -173,7 +202,10 @@ class BatchRun:
     def _run_jobs(self, jobs: list[Job], base: dict[str, dict], expected: dict[str, int],
                   manifest: Manifest) -> list[Outcome]:
         executor = self._executor = self.make_executor(self._progress)
-        queue, in_flight, attempts, outcomes = deque(jobs), {}, {}, []
+        queue = deque(jobs)
+        in_flight: dict[str, Job] = {}
+        attempts: dict[str, int] = {}
+        outcomes: list[Outcome] = []
         try:
             while (queue and not self.stopping) or executor.running:
                 while queue and not self.stopping and executor.running < executor.capacity:
@@ -218,7 +250,7 @@ class BatchRun:
                 self._bar.set_description(f"videos {self._videos_done}/{self._videos_total}", refresh=True)
         detail = f"{outcome.frames} frames, {outcome.fps:.1f} fps"
         if outcome.status == FAILED:
-            detail = outcome.error
+            detail = outcome.error or "failed"
         elif outcome.status == ABORTED:
             detail = f"stopped after {outcome.frames} frames, outputs removed"
         elif outcome.status != DONE and outcome.error:

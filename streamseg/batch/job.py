@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streamseg.config import RunConfig
 from streamseg.errors import ConfigError, ModelError, SourceError, StreamsegError
@@ -81,7 +82,7 @@ def run_job(job: Job, on_frame: Callable[[], None] | None = None,
     try:
         Path(finals[0]).parent.mkdir(parents=True, exist_ok=True)
         temp_of = dict(zip(finals, temps))
-        options = {"outputs": (str(temp_of[outdir / job.outputs.video]),)}
+        options: dict[str, Any] = {"outputs": (str(temp_of[outdir / job.outputs.video]),)}
         if job.outputs.labels:
             options["labels_out"] = str(temp_of[outdir / job.outputs.labels])
         if job.outputs.summary:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
 import os
 import queue
 import signal
@@ -61,11 +63,12 @@ class InProcessExecutor:
 
 
 # set in each worker process by _start_worker
-_frames_queue = None
-_abort_event = None
+_frames_queue: multiprocessing.queues.Queue[int] | None = None
+_abort_event: multiprocessing.synchronize.Event | None = None
 
 
-def _start_worker(frames_queue, abort_event, log_level: int) -> None:
+def _start_worker(frames_queue: multiprocessing.queues.Queue[int], abort_event: multiprocessing.synchronize.Event,
+                  log_level: int) -> None:
     """Ctrl-C reaches the whole process group: workers leave it to the driver, which tells them what to do."""
     global _frames_queue, _abort_event
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -75,20 +78,23 @@ def _start_worker(frames_queue, abort_event, log_level: int) -> None:
 
 
 def _run_in_worker(job: Job) -> dict:
+    frames_queue, abort_event = _frames_queue, _abort_event
+    if frames_queue is None or abort_event is None:
+        raise RuntimeError("a batch job runs in a worker process started by ProcessExecutor")
     pending, last = 0, time.monotonic()
 
     def on_frame() -> None:  # frame counts go to the driver's bar in small bundles
         nonlocal pending, last
         pending += 1
         if time.monotonic() - last > 0.25:
-            _frames_queue.put(pending)
+            frames_queue.put(pending)
             pending, last = 0, time.monotonic()
 
     try:
-        return run_job(job, on_frame=on_frame, should_abort=_abort_event.is_set)
+        return run_job(job, on_frame=on_frame, should_abort=abort_event.is_set)
     finally:
         if pending:
-            _frames_queue.put(pending)
+            frames_queue.put(pending)
 
 
 class ProcessExecutor:
@@ -141,7 +147,7 @@ class ProcessExecutor:
                 broken = True
                 finished.append((job, _crashed(job, "a worker process died")))
         if broken:
-            for future, job in list(self._futures.items()):
+            for job in list(self._futures.values()):
                 finished.append((job, _crashed(job, "a worker process died")))
             self._futures.clear()
             self._pool.shutdown(wait=False, cancel_futures=True)

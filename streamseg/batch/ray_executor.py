@@ -123,6 +123,8 @@ class RayExecutor:
     def submit(self, job: Job) -> None:
         if self._model is None:
             path = job.config.model
+            if path is None:
+                raise ConfigError(f"{job.key}: the batch driver names the model file of every job")
             self._model = (path, file_sha256(path), self._ray.put(Path(path).read_bytes()))
         _, sha256, reference = self._model
         # the reference travels in a list so Ray passes it as is: a task fetches the bytes only when it must
@@ -174,6 +176,8 @@ class FrameCounter:
 
 def _run_video(job: Job, model_sha256: str, model_box: list, counter) -> dict:
     """The Ray task: one ordinary ``Pipeline`` run of one video, on whichever node Ray picked."""
+    if job.config.model is None:
+        raise ConfigError(f"{job.key}: the batch driver names the model file of every job")
     model = _local_model(job.config.model, model_sha256, model_box[0])
     job = replace(job, config=job.config.model_copy(update={"model": model}))
     pending, last = 0, time.monotonic()

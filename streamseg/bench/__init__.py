@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from streamseg.bench.floor import floor_report
 from streamseg.bench.flops import count_macs
@@ -49,7 +50,7 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
     geometry = plan_geometry(spec.resize, height, width)
     shape = (1, 3, *geometry.input_size) if spec.layout == "NCHW" else (1, *geometry.input_size, 3)
     flops = count_macs(model_path, shape)
-    report = {
+    report: dict[str, Any] = {
         "date": now(), "commit": commit(), "machine": machine(), "input": str(source), "model": str(model),
         "spec": spec.name, "frames": frames, "frame_size": [height, width], "input_size": list(geometry.input_size),
         "flops": flops.as_dict(), "reference_gflops": _reference(spec.name), "skipped": {},
@@ -116,9 +117,10 @@ def _divide(a: float | None, b: float | None) -> float | None:
 
 def _reference(name: str) -> dict | None:
     entry = ZOO.get(name)
-    if entry is None or entry.gflops is None:
+    if entry is None or entry.gflops is None or entry.gflops_input is None:
         return None
-    return {"gflops": entry.gflops, "input": list(entry.gflops_input), "source": "torchvision (multiply-adds, aux head included)"}
+    return {"gflops": entry.gflops, "input": list(entry.gflops_input),
+            "source": "torchvision (multiply-adds, aux head included)"}
 
 
 def _naive_unavailable(name: str) -> str | None:

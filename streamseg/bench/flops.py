@@ -36,7 +36,8 @@ class FlopCount:
 
     def as_dict(self) -> dict:
         return {"input_shape": list(self.input_shape), "gmacs": round(self.gmacs, 3),
-                "gflops_2x": round(self.gflops, 3), "by_op_gmacs": {k: round(v / 1e9, 3) for k, v in self.by_op.items()},
+                "gflops_2x": round(self.gflops, 3),
+                "by_op_gmacs": {k: round(v / 1e9, 3) for k, v in self.by_op.items()},
                 "uncounted_nodes": self.uncounted}
 
 
@@ -67,7 +68,8 @@ def count_macs(path: str | Path, input_shape: tuple[int, ...]) -> FlopCount:
         tensor_shape = info.type.tensor_type.shape
         if all(d.HasField("dim_value") for d in tensor_shape.dim):
             shapes[info.name] = tuple(d.dim_value for d in tensor_shape.dim)
-    total, by_op, uncounted = 0, {}, 0
+    total, uncounted = 0, 0
+    by_op: dict[str, int] = {}
     for node in inferred.graph.node:
         if node.op_type not in COUNTED:
             continue
@@ -81,11 +83,9 @@ def count_macs(path: str | Path, input_shape: tuple[int, ...]) -> FlopCount:
 
 
 def _node_macs(node, shapes: dict[str, tuple[int, ...]]) -> int | None:
-    ins = [shapes.get(name) for name in node.input[:2]]
-    out = shapes.get(node.output[0])
-    if None in ins or out is None:
+    a, b, out = (shapes.get(name) for name in (*node.input[:2], node.output[0]))
+    if a is None or b is None or out is None:
         return None
-    a, b = ins
     if node.op_type == "Conv":  # each output element: Cin/group * kH * kW MACs
         return math.prod(out) * math.prod(b[1:])
     if node.op_type == "ConvTranspose":  # each input element spreads over Cout/group * kH * kW outputs

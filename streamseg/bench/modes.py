@@ -64,7 +64,9 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
     prepared = [prepare(frame) for frame in frames]
     engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd,
                             compile=compile, cuda_graphs=cuda_graphs, batch=batch)
-    done, seconds, first = [], [], None
+    done: list[float] = []
+    seconds: list[float] = []
+    first: np.ndarray | None = None
     try:
         inputs = [item.tensor if batch == 1 else np.concatenate([item.tensor] * batch) for item in prepared]
         if getattr(engine, "device", "cpu") == "cuda":  # the engine alone: inputs and outputs stay on the GPU
@@ -82,6 +84,8 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
         device = getattr(engine, "device", "cpu")
     finally:
         engine.close()
+    if first is None:
+        raise ConfigError("bare engine: no frames to measure")
     geometry = prepared[0].geometry
     report = {"fps": round(batch * throughput(done), 4), "frames": batch * len(done), "batch": batch, "engine": name,
               "precision": computes,
@@ -144,6 +148,8 @@ def load_naive_script() -> ModuleType:
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
         raise MissingExtraError("the naive baseline", "export")
     module_spec = importlib.util.spec_from_file_location("streamseg_naive_hub", NAIVE_SCRIPT)
+    if module_spec is None or module_spec.loader is None:
+        raise ConfigError(f"naive baseline at {NAIVE_SCRIPT} cannot be loaded as a module")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module

@@ -28,7 +28,7 @@ def plot_stages(reports: list[dict], path: Path) -> Path:
     for ax, report in zip(axes[:, 0], reports):  # one panel per run: each model keeps its own scale
         rows = [(f"{mode.replace('_', '-')}\n{report[mode]['fps']:.2f} fps", report[mode]["stages"])
                 for mode in ("bare", "end_to_end", "naive") if report.get(mode)]
-        for y, (label, stages) in enumerate(rows):
+        for y, (_label, stages) in enumerate(rows):
             left = 0.0
             for stage, s in stages.items():
                 ax.barh(y, s["p50_ms"], left=left, color=COLORS.get(stage, "#999999"),

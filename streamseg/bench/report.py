@@ -67,8 +67,10 @@ def as_text(report: dict) -> str:
         f"{report['input_size'][0]}x{report['input_size'][1]}, {report['flops']['gmacs']:.1f} GMACs/frame)",
         f"  machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; commit {report['commit']}; "
         f"{report['date']}",
-        "  " + " | ".join(f"{mode.replace('_', '-')} {_fps(report[f'{mode}_fps'])}" for mode in ("bare", "end_to_end", "naive")),
-        f"  end_to_end/bare {_ratio(report, 'end_to_end/bare')}   end_to_end/naive {_ratio(report, 'end_to_end/naive')}",
+        "  " + " | ".join(f"{mode.replace('_', '-')} {_fps(report[f'{mode}_fps'])}"
+                          for mode in ("bare", "end_to_end", "naive")),
+        f"  end_to_end/bare {_ratio(report, 'end_to_end/bare')}"
+        f"   end_to_end/naive {_ratio(report, 'end_to_end/naive')}",
     ]
     for mode in ("bare", "end_to_end", "naive"):
         result = report.get(mode)

@@ -79,6 +79,7 @@ def _separate_processes(sources, model_path, *, frames, backend, threads, size, 
     wall = time.perf_counter() - started
     written = 0
     for proc in procs:
+        assert proc.stderr is not None  # opened with stderr=PIPE
         err = proc.stderr.read()
         proc.stderr.close()
         if proc.returncode != 0:
@@ -110,7 +111,7 @@ def as_text(report: dict) -> str:
              f"  one process:        {one['aggregate_fps']:.3f} fps aggregate, peak RSS {one['peak_rss_mb']:.0f} MB, "
              f"frames per call {one['batch_sizes']}",
              "  per stream:         " + ", ".join(f"{k} {v:.3f}" for k, v in one["per_stream_fps"].items()),
-             f"  separate processes: {apart['aggregate_fps']:.3f} fps aggregate, peak RSS {apart['peak_rss_mb']:.0f} MB "
-             f"(sum)",
+             f"  separate processes: {apart['aggregate_fps']:.3f} fps aggregate, "
+             f"peak RSS {apart['peak_rss_mb']:.0f} MB (sum)",
              "  one/separate:       " + ", ".join(f"{k} {v}x" for k, v in report["ratios"].items())]
     return "\n".join(lines)

@@ -93,12 +93,13 @@ def read_classes(root: str | Path, format: str) -> tuple[tuple[str, ...], tuple[
     lines = [line for line in lines if line and not line.startswith("//")]
     if not lines:
         raise SourceError(f"{path}: no classes")
-    names, colors = [], []
+    names: list[str] = []
+    colors: list[tuple[int, int, int]] = []
     defaults = voc_palette(len(lines))
     for i, line in enumerate(lines):
         name, _, color = line.rpartition(" #") if " #" in line else (line, "", "")
         try:
-            rgb = tuple(int(color[k:k + 2], 16) for k in (0, 2, 4)) if color else defaults[i]
+            rgb = (int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)) if color else defaults[i]
         except ValueError:
             raise SourceError(f"{path}: line {i + 1}: color must be #rrggbb, got #{color}") from None
         if len(color) not in (0, 6):

@@ -52,11 +52,13 @@ class Scene:
 
 
 def _color(rng: np.random.Generator, low: int, high: int) -> tuple[int, int, int]:
-    return tuple(int(v) for v in rng.integers(low, high, 3))
+    r, g, b = (int(v) for v in rng.integers(low, high, 3))
+    return r, g, b
 
 
 def _tint(rng: np.random.Generator, base: tuple[int, int, int], spread: int) -> tuple[int, int, int]:
-    return tuple(int(np.clip(v + rng.integers(-spread, spread + 1), 0, 255)) for v in base)
+    r, g, b = (int(np.clip(v + rng.integers(-spread, spread + 1), 0, 255)) for v in base)
+    return r, g, b
 
 
 def random_scene(rng: np.random.Generator, size: tuple[int, int] = (240, 320)) -> Scene:

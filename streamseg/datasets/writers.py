@@ -51,7 +51,7 @@ def write_synthetic(out: str | Path, *, n: int, format: str = "voc", seed: int =
     except OSError as err:
         raise SinkError(f"cannot create {root}: {err.strerror or err}") from None
     n_val = max(1, round(n * val_fraction))
-    splits = {"train": [], "val": []}
+    splits: dict[str, list[str]] = {"train": [], "val": []}
     write = _write_voc if format == "voc" else _write_cityscapes
     for i in range(n):
         rng = np.random.default_rng([seed, 1, i])

@@ -33,7 +33,8 @@ def summary_event(result: Result, classes: tuple[str, ...], stamp_ns: int) -> by
 
 def label_png(labels: np.ndarray) -> bytes:
     """The label map as an 8-bit grey PNG (pixel value = class id), readable by any image library."""
-    return cv2.imencode(".png", np.ascontiguousarray(labels, dtype=np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+    grey = np.ascontiguousarray(labels, dtype=np.uint8)
+    return cv2.imencode(".png", grey, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
 
 
 @dataclass(frozen=True)

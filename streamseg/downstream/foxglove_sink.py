@@ -10,11 +10,15 @@ from its own threads: a slow viewer loses messages, it never slows the pipeline.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from streamseg.downstream.ros_messages import CHANNELS, SCHEMAS, RosEncoder, topic
 from streamseg.downstream.topics import SourceTopics, stamp_ns
 from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
+
+if TYPE_CHECKING:
+    from foxglove import Channel
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ class FoxgloveSink:
             raise SinkError(f"--foxglove {port}: cannot listen on {host}:{port}: {err}") from None
         self.host, self.port = host, self._server.port
         self.url = f"ws://{host}:{self.port}"
-        self._channels: dict[str, object] = {}
+        self._channels: dict[str, Channel] = {}
         self._topics = SourceTopics()
         self.announcement = f"Foxglove WebSocket server at {self.url}"
         log.info("%s", self.announcement)
@@ -56,7 +60,7 @@ class FoxgloveSink:
         for message in self.encoder.messages(result, stamp, frame_id=name):
             self._channels[topic(name, message.suffix)].log(message.data, log_time=stamp)
 
-    def _channel(self, name: str, schema: str):
+    def _channel(self, name: str, schema: str) -> Channel:
         channel = self._channels.get(name)
         if channel is None:
             fg = self._foxglove

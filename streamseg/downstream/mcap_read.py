@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +41,9 @@ def read_class_fractions(path: Path, source: str | None = None) -> McapFractions
     except ImportError:
         raise MissingExtraError("reading MCAP files", "ros") from None
     classes, clock = None, ""
-    schemas, channels, decoders = {}, {}, {}
+    schemas: dict[int, Schema] = {}
+    channels: dict[int, Channel] = {}
+    decoders: dict[int, Callable[[bytes], Any]] = {}
     index, stamps, fractions = [], [], []
     truncated = False
     try:
@@ -59,9 +63,13 @@ def read_class_fractions(path: Path, source: str | None = None) -> McapFractions
                             source = channel.topic.split("/")[2]
                         if channel.topic.split("/")[2] != source:
                             continue
-                        if channel.id not in decoders:
-                            decoders[channel.id] = DecoderFactory().decoder_for("cdr", schemas[channel.schema_id])
-                        message = decoders[channel.id](record.data)
+                        decoder = decoders.get(channel.id)
+                        if decoder is None:
+                            decoder = DecoderFactory().decoder_for("cdr", schemas.get(channel.schema_id))
+                            if decoder is None:
+                                raise ConfigError(f"{path}: channel {channel.topic} has no ROS 2 (CDR) schema")
+                            decoders[channel.id] = decoder
+                        message = decoder(record.data)
                         index.append(record.sequence)
                         stamps.append(record.log_time)
                         fractions.append(np.asarray(message.data, dtype=float))

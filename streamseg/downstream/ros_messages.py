@@ -26,9 +26,11 @@ SCHEMAS = {
     "sensor_msgs/msg/CompressedImage": "std_msgs/Header header\nstring format\nuint8[] data\n"
                                        + _SEPARATOR + _HEADER + _SEPARATOR + _TIME,
     "sensor_msgs/msg/Image": "std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\n"
-                             "uint8 is_bigendian\nuint32 step\nuint8[] data\n" + _SEPARATOR + _HEADER + _SEPARATOR + _TIME,
+                             "uint8 is_bigendian\nuint32 step\nuint8[] data\n"
+                             + _SEPARATOR + _HEADER + _SEPARATOR + _TIME,
     "std_msgs/msg/Float32MultiArray": "MultiArrayLayout layout\nfloat32[] data\n" + _SEPARATOR
-                                      + "MSG: std_msgs/MultiArrayLayout\nMultiArrayDimension[] dim\nuint32 data_offset\n"
+                                      + "MSG: std_msgs/MultiArrayLayout\nMultiArrayDimension[] dim\n"
+                                      "uint32 data_offset\n"
                                       + _SEPARATOR + "MSG: std_msgs/MultiArrayDimension\nstring label\nuint32 size\n"
                                       "uint32 stride\n",
     "std_msgs/msg/String": "string data\n",

@@ -146,7 +146,7 @@ def compare(reference: str | Path, candidate: str | Path, video: str | Path, *, 
 
 
 def _short_side(spec: ModelSpec) -> int | None:
-    return spec.resize.size if spec.resize.mode == "short_side" else None
+    return spec.resize.short_side if spec.resize.mode == "short_side" else None
 
 
 def _to_numpy(output) -> np.ndarray:

@@ -59,5 +59,6 @@ def resolve_model(model: str | Path, spec: ModelSpec | None = None) -> tuple[Pat
         raise ModelError(f"model path is a folder, not an .onnx file: {text}")
     found = spec or spec_from_onnx(path)
     if found is None:
-        raise ModelError(f"{text} carries no streamseg spec: pass --spec FILE.yaml (see configs/) or a --config with a spec")
+        raise ModelError(
+            f"{text} carries no streamseg spec: pass --spec FILE.yaml (see configs/) or a --config with a spec")
     return path, found

@@ -1,8 +1,8 @@
 """Write ONNX files for the zoo models, with their spec embedded as metadata.
 
 The torchvision models (FCN, DeepLabV3, LRASPP) go through ``torch.onnx``
-(dynamo exporter, dynamic H/W; BatchNorm folded into the convolutions). The DUC model is published only as ONNX; for offline work a
-small stand-in with the same input/output contract is built with onnx's
+(dynamo exporter, dynamic H/W; BatchNorm folded into the convolutions). The DUC model is published only as ONNX;
+for offline work a small stand-in with the same input/output contract is built with onnx's
 helpers instead.
 """
 
@@ -83,9 +83,10 @@ def build_fcn(builder: str, weights: str | None, *, num_classes: int, seed: int 
 
 def _out_only(module):
     """The model returning ``out`` alone (torchvision returns a dict with ``aux``)."""
-    torch = import_torch()
+    import_torch()  # the export extra's error when torch is absent
+    from torch import nn
 
-    class OutOnly(torch.nn.Module):
+    class OutOnly(nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
@@ -124,7 +125,7 @@ def write_duc_standin(output: Path, spec: ModelSpec, *, seed: int = 0) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    h, w = spec.resize.size
+    h, w = spec.resize.fixed_size
     r, classes = spec.decode.subpixels, spec.num_classes
     widths = [3, 16, 32, 64]
     nodes, inits, previous = [], [], spec.input_name

@@ -17,7 +17,8 @@ from streamseg.errors import ConfigError
 from streamseg.models.palettes import voc_palette
 from streamseg.yamlfile import describe_validation_error, load_yaml
 
-RGB = tuple[Annotated[int, Field(ge=0, le=255)], Annotated[int, Field(ge=0, le=255)], Annotated[int, Field(ge=0, le=255)]]
+Channel = Annotated[int, Field(ge=0, le=255)]
+RGB = tuple[Channel, Channel, Channel]
 Triple = tuple[float, float, float]
 
 
@@ -58,6 +59,20 @@ class Resize(_Strict):
         if self.mode in ("letterbox", "stretch") and not isinstance(self.size, tuple):
             raise ValueError(f"{self.mode} needs size: [height, width]")
         return self
+
+    @property
+    def short_side(self) -> int:
+        """The target short side of a ``short_side`` rule."""
+        if not isinstance(self.size, int):
+            raise ConfigError(f"resize {self.mode} {self.size} has no short side")
+        return self.size
+
+    @property
+    def fixed_size(self) -> tuple[int, int]:
+        """(H, W) of a ``letterbox`` or ``stretch`` rule."""
+        if not isinstance(self.size, tuple):
+            raise ConfigError(f"resize {self.mode} {self.size} has no fixed [height, width]")
+        return self.size
 
 
 class Decode(_Strict):

@@ -30,10 +30,11 @@ BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConten
 class QuietHandler(BaseHTTPRequestHandler):
     """Request handler that logs at debug level instead of printing each request."""
 
-    server: BackgroundServer.HTTPServer  # type: ignore[name-defined]
+    server: BackgroundServer.HTTPServer
 
     def setup(self) -> None:
-        self.timeout = self.server.handler_timeout  # StreamRequestHandler applies it to the socket
+        # StreamRequestHandler applies it to the socket; typeshed calls it a class variable, it is read per instance
+        self.timeout = self.server.handler_timeout  # type: ignore[misc]
         super().setup()
 
     def parse_request(self) -> bool:

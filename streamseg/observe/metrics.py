@@ -118,7 +118,8 @@ class PipelineCollector:
 
 def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
     """Per-bucket counts -> prometheus's cumulative (le, count) pairs, +Inf last."""
-    pairs, total = [], 0
+    pairs: list[tuple[str, float]] = []
+    total = 0
     for bound, count in zip([*map(str, LATENCY_BUCKETS), "+Inf"], counts):
         total += count
         pairs.append((bound, total))

@@ -76,7 +76,7 @@ class PreviewServer:
                 return None
             name = self.pick(source)
             result = self._latest.get(name) if name else None
-        if result is None or not self._newer(name, after):
+        if not name or result is None or not self._newer(name, after):
             return None
         index, jpeg = self._jpeg.get(name, (-1, b""))
         if index != result.index:  # first viewer to ask encodes it; the others reuse it

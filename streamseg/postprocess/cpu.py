@@ -40,7 +40,7 @@ def argmax_labels(scores: np.ndarray) -> np.ndarray:
             cv2.compare(plane, band_best, cv2.CMP_GT, dst=band_wins)  # 255 where class c beats all before it
             cv2.max(band_best, plane, dst=band_best)
             # c exceeds every label set so far, so "label = c where c wins" is a maximum
-            cv2.bitwise_and(band_wins, c, dst=band_wins)
+            cv2.bitwise_and(band_wins, c, dst=band_wins)  # type: ignore[call-overload]  # a scalar operand: stubs list arrays only
             cv2.max(band_labels, band_wins, dst=band_labels)
     return labels
 
@@ -115,7 +115,7 @@ def _duc_running_max(packed: np.ndarray, run: list[int], rows: int, cols: int,
         cv2.compare(resized, best, cv2.CMP_GT, dst=wins)  # 255 where class c beats all before it
         cv2.max(best, resized, dst=best)
         # c exceeds every label set so far, so "label = c where c wins" is a maximum
-        cv2.bitwise_and(wins, c, dst=wins)
+        cv2.bitwise_and(wins, c, dst=wins)  # type: ignore[call-overload]  # a scalar operand: stubs list arrays only
         cv2.max(labels, wins, dst=labels)
     return best, labels
 
@@ -158,13 +158,14 @@ class CpuPostprocessor:
         if kind == "duc":
             return duc_labels(output, g, self.decode.cell, self.decode.subpixels, self._pool, self.workers)
         if kind == "labels":
-            labels = output.reshape(output.shape[-2:])
-            rows, cols = _content_rows_cols(g, *labels.shape)
+            out_h, out_w = output.shape[-2:]
+            labels = output.reshape(out_h, out_w)
+            rows, cols = _content_rows_cols(g, out_h, out_w)
             labels = labels[:rows, :cols].astype(np.uint8)
         else:
             if output.ndim != 4 or output.shape[0] != 1:
                 raise ModelError(f"expected (1, C, H, W) scores, got {tuple(output.shape)}")
-            rows, cols = _content_rows_cols(g, *output.shape[2:])
+            rows, cols = _content_rows_cols(g, output.shape[2], output.shape[3])
             labels = argmax_labels(output[0, :, :rows, :cols])
         if labels.shape != (fh, fw):
             labels = cv2.resize(labels, (fw, fh), interpolation=cv2.INTER_NEAREST)

@@ -14,15 +14,15 @@ from streamseg.models.spec import ModelSpec, Resize
 def plan_geometry(resize: Resize, height: int, width: int) -> Geometry:
     """Where a (height, width) frame lands inside the model input."""
     if resize.mode == "short_side":
-        scale = resize.size / min(height, width)
+        scale = resize.short_side / min(height, width)
         content = (max(1, round(height * scale)), max(1, round(width * scale)))
         target = content
     elif resize.mode == "letterbox":
-        target = resize.size
+        target = resize.fixed_size
         scale = min(target[0] / height, target[1] / width)
         content = (max(1, round(height * scale)), max(1, round(width * scale)))
     elif resize.mode == "stretch":
-        content = target = resize.size
+        content = target = resize.fixed_size
     else:
         content = target = (height, width)
     m = resize.pad_multiple

@@ -13,12 +13,16 @@ BT.601/BT.709 matrix the stream declares.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from streamseg.frames import Geometry
 from streamseg.models.spec import ModelSpec
 from streamseg.preprocess.cpu import plan_geometry
+
+if TYPE_CHECKING:
+    import torch
 
 # Y'CbCr -> R'G'B' for limited-range video: (Kr, Kb) per standard
 _LUMA = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
@@ -86,7 +90,7 @@ def rgb_from_nv12(y, uv, *, matrix: str = "bt601", full_range: bool = False):
 class TorchPreprocessor:
     """RGB uint8 (H, W, 3) or NV12 on a torch device -> the spec's (1, 3, H, W) input tensor there."""
 
-    def __init__(self, spec: ModelSpec, device: str = "cuda"):
+    def __init__(self, spec: ModelSpec, device: str | torch.device = "cuda"):
         import torch
 
         self._torch = torch

@@ -115,4 +115,5 @@ def _is_int(value: Any) -> bool:
 MAX_SIDE = 16384  # pixels: no label map is taller or wider (16384 x 16384 is 256 MiB)
 MAX_HEADER_BYTES = 1 << 20  # classes and all
 MAX_MESSAGE_BYTES = MAX_SIDE * MAX_SIDE * 1001 // 1000 + MAX_HEADER_BYTES  # zlib adds < 0.1% to random data
-_FIELDS = {"frame": int, "capture_time": (int, float), "time": (int, float, type(None))}
+_FIELDS: dict[str, type | tuple[type, ...]] = {"frame": int, "capture_time": (int, float),
+                                              "time": (int, float, type(None))}

@@ -52,7 +52,7 @@ def quantize_int8(model_path: str | Path, tensors: list[np.ndarray], output: str
         raise ModelError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
     calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                  "entropy": CalibrationMethod.Entropy}[method]
-    extra = {
+    extra: dict[str, bool | int] = {
         "ActivationSymmetric": True,  # zero point 0 for activations too
         "WeightSymmetric": True,
         "DedicatedQDQPair": True,

@@ -15,8 +15,8 @@ def delivery_counts(sinks: Iterable[object]) -> dict[str, int]:
 
 def undelivered(sinks: Iterable[object]) -> list[str]:
     """Names of stream outputs that were handed frames but delivered none (their target never took one)."""
-    return [sink.name for sink in sinks
-            if hasattr(sink, "dropped") and hasattr(sink, "delivered") and sink.delivered == 0 and sink.dropped > 0]
+    return [sink.name for sink in sinks if hasattr(sink, "name") and hasattr(sink, "dropped")
+            and hasattr(sink, "delivered") and sink.delivered == 0 and sink.dropped > 0]
 
 
 def check_delivered(sinks: Iterable[object]) -> None:
@@ -24,14 +24,15 @@ def check_delivered(sinks: Iterable[object]) -> None:
     sinks = list(sinks)
     silent = undelivered(sinks)
     if silent:
-        dropped = sum(sink.dropped for sink in sinks if getattr(sink, "name", None) in silent)
+        dropped = sum(sink.dropped for sink in sinks
+                      if hasattr(sink, "dropped") and getattr(sink, "name", None) in silent)
         raise SinkError(f"no frames delivered to {', '.join(silent)} ({dropped} frames dropped: the output could "
                         "not be reached)")
 
 
 def output_links(sinks: Iterable[object]) -> dict[str, int]:
     """Reconnects of the outputs that reconnect (streams, brokers), and frames they dropped while down."""
-    streams = [sink for sink in sinks if hasattr(sink, "reconnects")]
+    streams = [sink for sink in sinks if hasattr(sink, "reconnects") and hasattr(sink, "dropped")]
     if not streams:
         return {}
     return {"output_reconnects": sum(s.reconnects for s in streams), "output_dropped": sum(s.dropped for s in streams)}

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 
 from streamseg.options import EncoderOptions
 
@@ -19,6 +20,8 @@ def encoder_works(codec: str) -> bool:
     """Whether ``codec`` opens here: h264_nvenc is compiled in but needs a GPU with NVENC."""
     try:
         ctx = av.CodecContext.create(codec, "w")
+        if not isinstance(ctx, VideoCodecContext):
+            return False
         ctx.width, ctx.height, ctx.pix_fmt = 64, 64, "yuv420p"
         ctx.time_base = Fraction(1, 25)
         ctx.open()
@@ -47,7 +50,7 @@ def configure(stream: av.VideoStream, options: EncoderOptions, width: int, heigh
         stream.bit_rate = options.bitrate
     if options.gop:
         stream.codec_context.gop_size = options.gop
-    opts = {}
+    opts: dict[str, object] = {}
     if stream.codec_context.name == "libx264":
         opts["preset"] = options.preset
         if options.tune:

@@ -82,7 +82,8 @@ class NpzLabelSink:
         np.save(buffer, result.labels)
         try:
             self._zip.writestr(f"f{result.index:06d}.npy", buffer.getvalue())
-            self._zip.fp.flush()  # on disk entry by entry: `zip -FF` can salvage them after a kill
+            if self._zip.fp is not None:  # None only once closed
+                self._zip.fp.flush()  # on disk entry by entry: `zip -FF` can salvage them after a kill
         except OSError as err:
             raise SinkError(f"cannot write {self._partial}: {err.strerror or err}") from None
         self.delivered += 1

@@ -34,7 +34,7 @@ MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 MATROSKA_SUFFIXES = (".mkv", ".webm")
 
 
-def muxer_options(path: str, *time_bases: Fraction) -> dict[str, str]:
+def muxer_options(path: str, *time_bases: Fraction | None) -> dict[str, str]:
     """Options for ``av.open(path, "w")`` that keep a partly written file playable.
 
     MP4 keeps each stream's first timestamp exactly (edit lists in a movie timescale that
@@ -53,11 +53,12 @@ def muxer_options(path: str, *time_bases: Fraction) -> dict[str, str]:
     return options
 
 
-def _exact_timescale(*time_bases: Fraction) -> dict[str, str]:
+def _exact_timescale(*time_bases: Fraction | None) -> dict[str, str]:
     """An MP4 movie timescale that holds every stream's start exactly (not rounded to ms, the default)."""
-    if not time_bases or any(tb.numerator != 1 for tb in time_bases):
+    known = [tb for tb in time_bases if tb is not None]
+    if not known or len(known) < len(time_bases) or any(tb.numerator != 1 for tb in known):
         return {}
-    scale = math.lcm(*(tb.denominator for tb in time_bases))
+    scale = math.lcm(*(tb.denominator for tb in known))
     return {"movie_timescale": str(scale)} if 0 < scale < 2**31 else {}
 
 

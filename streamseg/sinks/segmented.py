@@ -78,14 +78,15 @@ class SegmentedVideoSink:
         return self._previous_delivered + (self._current.delivered if self._current else 0)
 
     def write(self, result: Result) -> None:
+        if result.pts is None:
+            raise SinkError(f"{self.pattern}: segments are cut by frame timestamps, and this frame has none")
         seconds = float(result.pts * self.info.time_base)
-        if self._current is not None and seconds - self._start >= self.segment_seconds:
+        if self._current is not None and self._start is not None and seconds - self._start >= self.segment_seconds:
             self._cut(seconds)
-        if self._current is None:
-            self._begin(seconds)
-        self._current.write(result)
+        current = self._current if self._current is not None else self._begin(seconds)
+        current.write(result)
 
-    def _begin(self, seconds: float) -> None:
+    def _begin(self, seconds: float) -> VideoFileSink:
         path = self._next_name()
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -96,10 +97,13 @@ class SegmentedVideoSink:
         self._start = seconds
         self.segments.append(path)
         log.info("recording %s", path)
+        return self._current
 
     def _cut(self, next_start: float) -> None:
         """Close the current segment (its audio runs up to the next one's first frame) and finalize it."""
         segment, self._current = self._current, None
+        if segment is None:
+            return
         self._previous_delivered += segment.delivered
         segment.finish(audio_until=next_start, seekable=False)
         self._pending.append(self._finalizer.submit(self._finalize, segment.path))

@@ -15,6 +15,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.container import OutputContainer
+from av.video.stream import VideoStream
 
 from streamseg.backoff import Backoff
 from streamseg.errors import SinkError
@@ -81,8 +83,8 @@ class StreamSink:
         self.reconnects = 0
         self._backoff = backoff or Backoff()
         self._timeout = open_timeout
-        self._container = None
-        self._video = None
+        self._container: OutputContainer | None = None
+        self._video: VideoStream | None = None
         self._retry_at = 0.0
         self._failed = False  # lost at least once: the next open is a reconnect
         self._start: float | None = None
@@ -98,7 +100,7 @@ class StreamSink:
         """Frames sent to the target (not those dropped while it was down)."""
         return self.frames
 
-    def _open(self, width: int, height: int) -> None:
+    def _open(self, width: int, height: int) -> tuple[OutputContainer, VideoStream]:
         target = self.target
         sockets_before = socket_fds()
         # HLS writes files of its own, whose write errors FFmpeg does not report: open them here, checked
@@ -106,7 +108,10 @@ class StreamSink:
         container = av.open(target.url, "w", format=target.format, options=target.options,
                             timeout=self._timeout, io_open=io_open)
         try:
-            video = container.add_stream(pick_codec(self.options.codec), rate=self.info.rate or 25)
+            codec = pick_codec(self.options.codec)
+            video = container.add_stream(codec, rate=self.info.rate or 25)
+            if not isinstance(video, VideoStream):
+                raise SinkError(f"{self.name}: {codec} is not a video codec")
             video.time_base = TIME_BASE
             video.codec_context.time_base = TIME_BASE
             configure(video, self.options, width, height)
@@ -120,12 +125,18 @@ class StreamSink:
             _close_quietly(container)
             raise
         self._container, self._video = container, video
+        return container, video
 
     def write(self, result: Result) -> None:
         picture = result.picture
-        if self._container is None and not self._connect(picture.shape[1], picture.shape[0]):
-            self.dropped += 1
-            return
+        if self._container is None or self._video is None:
+            opened = self._connect(picture.shape[1], picture.shape[0])
+            if opened is None:
+                self.dropped += 1
+                return
+            container, video = opened
+        else:
+            container, video = self._container, self._video
         if self._start is None:
             self._start = result.capture_time
         pts = max(round((result.capture_time - self._start) * 90000), self._last_pts + 1)
@@ -133,8 +144,8 @@ class StreamSink:
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
         frame.pts, frame.time_base = pts, TIME_BASE
         try:
-            for packet in self._video.encode(frame):
-                self._container.mux(packet)
+            for packet in video.encode(frame):
+                container.mux(packet)
         except SinkError:  # a local file (HLS) that cannot be written: no reconnect helps
             raise
         except (av.FFmpegError, OSError) as err:
@@ -143,22 +154,22 @@ class StreamSink:
             return
         self.frames += 1
 
-    def _connect(self, width: int, height: int) -> bool:
-        """Open the target unless a retry is not due yet; one log line per failure."""
+    def _connect(self, width: int, height: int) -> tuple[OutputContainer, VideoStream] | None:
+        """Open the target unless a retry is not due yet; one log line per failure. None: not open."""
         if time.monotonic() < self._retry_at:
-            return False
+            return None
         try:
-            self._open(width, height)
+            opened = self._open(width, height)
         except SinkError:
             raise
         except (av.FFmpegError, OSError) as err:
             self._lose(err)
-            return False
+            return None
         if self._failed:
             self.reconnects += 1
             log.warning("%s: output reconnected (%d so far)", self.name, self.reconnects)
         self._backoff.reset()
-        return True
+        return opened
 
     def _lose(self, err: BaseException) -> None:
         _close_quietly(self._container)
@@ -175,7 +186,7 @@ class StreamSink:
         if self._container is None:
             return
         try:
-            for packet in self._video.encode(None):
+            for packet in self._video.encode(None) if self._video is not None else ():
                 self._container.mux(packet)
         except SinkError:
             raise
@@ -186,7 +197,7 @@ class StreamSink:
             _close_quietly(container, keep=SinkError)  # the last HLS segment is written here: its failure counts
 
 
-def _close_quietly(container, keep: type[BaseException] | tuple = ()) -> None:
+def _close_quietly(container: OutputContainer | None, keep: type[BaseException] | tuple = ()) -> None:
     """Close, ignoring a connection's errors; those of type ``keep`` still raise."""
     if container is not None:
         try:

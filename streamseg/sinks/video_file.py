@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.packet import Packet
+from av.video.stream import VideoStream
 
 from streamseg.errors import SinkError
 from streamseg.frames import Result, StreamInfo
@@ -36,12 +41,13 @@ class VideoFileSink:
         self.options = options
         self.frames = 0
         self._audio_since = audio_since
-        self._container = None
-        self._video = None
-        self._audio_in = None
-        self._audio_packets = None
-        self._pending_audio = None
-        self._last_pts = None
+        self._container: OutputContainer | None = None
+        self._video: VideoStream | None = None
+        self._audio_in: InputContainer | None = None
+        self._audio_out: AudioStream | None = None
+        self._audio_packets: Iterator[Packet[AudioStream]] | None = None
+        self._pending_audio: Packet[AudioStream] | None = None
+        self._last_pts: int | None = None
         self._sync: PeriodicSync | None = None
         parent = Path(self.path).parent
         if parent.exists() and not parent.is_dir():
@@ -54,56 +60,62 @@ class VideoFileSink:
         """Frames encoded into the file."""
         return self.frames
 
-    def _open(self, width: int, height: int) -> None:
+    def _open(self, width: int, height: int) -> tuple[OutputContainer, VideoStream]:
         audio = self._audio_source()
-        options = muxer_options(self.path, self.info.time_base, *([audio.time_base] if audio else []))
+        options = muxer_options(self.path, self.info.time_base, *([audio[1].time_base] if audio else []))
         try:
-            self._container = av.open(self.path, "w", options=options)
+            container = self._container = av.open(self.path, "w", options=options)
         except (av.FFmpegError, ValueError, OSError) as err:
-            if self._audio_in is not None:
-                self._audio_in.close()
+            if audio is not None:
+                audio[0].close()
             raise SinkError(f"cannot write {self.path}: {_reason(err)}") from None
         codec = pick_codec(self.options.codec)
-        self._video = self._container.add_stream(codec, rate=self.info.rate or 25)
-        self._video.time_base = self.info.time_base
-        self._video.codec_context.time_base = self.info.time_base
-        configure(self._video, self.options, width, height)
+        video = container.add_stream(codec, rate=self.info.rate or 25)
+        if not isinstance(video, VideoStream):
+            raise SinkError(f"cannot write {self.path}: {codec} is not a video codec")
+        self._video = video
+        video.time_base = self.info.time_base
+        video.codec_context.time_base = self.info.time_base
+        configure(video, self.options, width, height)
         if audio is not None:
-            self._open_audio(audio)
+            self._open_audio(container, *audio)
         self._sync = PeriodicSync(self.path)
+        return container, video
 
-    def _audio_source(self):
+    def _audio_source(self) -> tuple[InputContainer, AudioStream] | None:
         """The source file's audio stream, opened for copying, or None."""
         if not self.info.audio_from:
             return None
         self._audio_in = av.open(self.info.audio_from)
-        return self._audio_in.streams.audio[0]
+        return self._audio_in, self._audio_in.streams.audio[0]
 
-    def _open_audio(self, source) -> None:
+    def _open_audio(self, container: OutputContainer, audio_in: InputContainer, source: AudioStream) -> None:
         try:
-            self._audio_out = self._container.add_stream_from_template(source)
+            self._audio_out = container.add_stream_from_template(source)
         except (av.FFmpegError, ValueError) as err:  # codec the container can't hold
             log.warning("%s: audio not copied: %s", self.path, err)
-            self._audio_in.close()
+            audio_in.close()
             self._audio_in = None
             return
-        if self._audio_since:  # a later segment: start near its first frame, not at the file's start
-            self._audio_in.seek(int(self._audio_since / source.time_base), stream=source, backward=True)
-        self._audio_packets = self._audio_in.demux(source)
+        if self._audio_since and source.time_base:  # a later segment: start near its first frame, not the file's
+            audio_in.seek(int(self._audio_since / source.time_base), stream=source, backward=True)
+        self._audio_packets = audio_in.demux(source)
 
     def write(self, result: Result) -> None:
         picture = result.picture
         try:
-            if self._container is None:
-                self._open(picture.shape[1], picture.shape[0])
+            if self._container is None or self._video is None:
+                container, video = self._open(picture.shape[1], picture.shape[0])
+            else:
+                container, video = self._container, self._video
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             pts = result.pts
-            if self._last_pts is not None and pts <= self._last_pts:  # encoders need rising pts
-                pts = self._last_pts + 1
+            if pts is None or (self._last_pts is not None and pts <= self._last_pts):  # encoders need rising pts
+                pts = 0 if self._last_pts is None else self._last_pts + 1
             frame.pts, frame.time_base = pts, self.info.time_base
             self._last_pts = pts
-            for packet in self._video.encode(frame):
-                self._container.mux(packet)
+            for packet in video.encode(frame):
+                container.mux(packet)
             self.frames += 1
             if self._audio_packets is not None:
                 self._copy_audio(until=float(pts * self.info.time_base))
@@ -112,6 +124,8 @@ class VideoFileSink:
 
     def _copy_audio(self, until: float | None) -> None:
         """Mux source audio packets up to ``until`` seconds (None: all that is left)."""
+        if self._container is None or self._audio_out is None or self._audio_packets is None:
+            return
         while True:
             packet = self._pending_audio or next(self._audio_packets, None)
             self._pending_audio = None
@@ -143,7 +157,7 @@ class VideoFileSink:
             return
         container = self._container
         try:
-            for packet in self._video.encode(None):
+            for packet in self._video.encode(None) if self._video is not None else ():
                 container.mux(packet)
             if self._audio_packets is not None:
                 self._copy_audio(until=audio_until)
@@ -161,7 +175,7 @@ class VideoFileSink:
             faststart(self.path)
 
 
-def _close_quietly(container) -> None:
+def _close_quietly(container: OutputContainer) -> None:
     try:
         container.close()
     except (av.FFmpegError, OSError):

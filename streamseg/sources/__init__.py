@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from pathlib import Path
@@ -28,22 +29,22 @@ def open_source(uri: str, *, max_frames: int | None = None, options: SourceOptio
     ``interrupted``, once set, stops a live source, even while it still waits for its first connection.
     """
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    live = {"options": options, "max_frames": max_frames, "interrupted": interrupted}
+    live = functools.partial(LiveSource, options=options, max_frames=max_frames, interrupted=interrupted)
     if scheme in ("rtsp", "rtsps"):
-        return LiveSource(uri, container_options=_rtsp_options(options), **live)
+        return live(uri, container_options=_rtsp_options(options))
     if scheme in ("rtmp", "rtmps"):
         # the RTMP client announces audio and video, so FFmpeg's FLV probing waits its whole 5 s default for an
         # audio stream that may never come; 1 s opens in ~1.3 s instead of ~5.6 s, with a smaller backlog to drop
-        return LiveSource(uri, container_options={"analyzeduration": "1000000"}, **live)
+        return live(uri, container_options={"analyzeduration": "1000000"})
     if scheme == "udp":
         # a big socket FIFO, overruns skipped instead of fatal: a slow reader loses packets, not the stream
-        return LiveSource(uri, container_options={"fifo_size": "1000000", "overrun_nonfatal": "1"}, **live)
+        return live(uri, container_options={"fifo_size": "1000000", "overrun_nonfatal": "1"})
     if scheme in _NETWORK:
-        return LiveSource(uri, **live)
+        return live(uri)
     if _DEVICE.match(uri):
-        return LiveSource(uri, format="v4l2", **live)
+        return live(uri, format="v4l2")
     if options.realtime and Path(uri).is_file():
-        return LiveSource(uri, paced=True, **live)
+        return live(uri, paced=True)
     return FileSource(uri, max_frames=max_frames)
 
 

@@ -99,7 +99,9 @@ class FileSource:
             except av.FFmpegError as err:  # truncated or corrupt: keep what decoded
                 log.warning("%s: stopped after %d frames: %s", self.path, index, _reason(err))
                 return
-            image = to_rgb(decoded) if decoded is not None else None
+            if decoded is None:
+                break
+            image = to_rgb(decoded)
         expected = self.info.frames
         if expected and index < expected:
             log.warning("%s: ended after %d of %d frames (truncated?)", self.path, index, expected)

@@ -94,13 +94,14 @@ class LiveSource:
         self._container_options = container_options or {}
         # the caller's event when given (a pipeline's stop), so a first connection still being retried stops too
         self._interrupted = interrupted or threading.Event()
-        self._container = None
+        self._container: av.container.InputContainer | None = None
         self.problem: str | None = None  # why no pictures are coming now (for /health); None while they flow
         self._flowing = True  # False from a loss until the next picture
         if not paced and format is None:
             _check_url(url, self.name)
-        self._first = self._connect()
-        height, width = self._first.shape[:2]
+        first = self._connect()
+        self._first: np.ndarray | None = first
+        height, width = first.shape[:2]
         self.info = StreamInfo(name=self.name, width=width, height=height, time_base=TIME_BASE,
                                rate=self._stream.average_rate or self._stream.guessed_rate,
                                frames=None, live=True)
@@ -169,6 +170,8 @@ class LiveSource:
     # -- decoding ------------------------------------------------------------------------
     def _decode(self) -> Iterator[np.ndarray]:
         """Upright RGB pictures from the open container, paced when asked; returns at EOF."""
+        if self._container is None:
+            return
         stream, started, first_pts = self._stream, None, None
         step = 1 / float(stream.average_rate or stream.guessed_rate or 25)
         tb = float(stream.time_base or TIME_BASE)

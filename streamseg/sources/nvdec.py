@@ -149,7 +149,8 @@ class NvdecSource:
         tb, rate = self.info.time_base, self.info.rate
         step = max(1, round(1 / (rate * tb))) if rate else 1
         index, last_pts = 0, None
-        decoded, image = self._first, self._first_image
+        decoded: av.VideoFrame | None = self._first
+        image = self._first_image
         while decoded is not None:
             pts = decoded.pts if decoded.pts is not None else (0 if last_pts is None else last_pts + step)
             last_pts = pts
@@ -162,7 +163,9 @@ class NvdecSource:
             except (av.FFmpegError, NotImplementedError) as err:  # truncated or corrupt: keep what decoded
                 log.warning("%s: stopped after %d frames: %s", self.path, index, _reason(err))
                 return
-            image = self._convert(decoded) if decoded is not None else None
+            if decoded is None:
+                break
+            image = self._convert(decoded)
 
     def close(self) -> None:
         self._container.close()
@@ -200,6 +203,8 @@ def open_input(uri: str, *, decode: str = "auto", device: str = "cpu", max_frame
         raise ConfigError(f"--decode gpu needs a CUDA backend; the model runs on {device}")
     if decode == "cpu" or device != "cuda":
         return open_source(uri, max_frames=max_frames, options=options, **source_options)
+    source: NvdecSource | None
+    reason: str | None
     if options.realtime:
         reason = "--realtime paces the CPU decoder"
         source = None

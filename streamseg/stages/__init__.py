@@ -12,34 +12,42 @@ picks the matching set: the CPU set (NumPy/OpenCV, the default) or the CUDA set
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from streamseg.backends import Backend
 from streamseg.composite import Compositor
-from streamseg.frames import Frame, Inferred, Prepared, Result
+from streamseg.frames import Frame, Result
 from streamseg.models.spec import ModelSpec
 
 __all__ = ["LaneStages", "Stages", "make_stages"]
 
 
-class LaneStages(Protocol):
-    def preprocess(self, frame: Frame) -> Prepared: ...
+# what preprocess hands to infer, and infer to composite: Prepared/Inferred on the CPU, device tensors on CUDA
+PreparedT = TypeVar("PreparedT")
+InferredT = TypeVar("InferredT")
+PreparedT_co = TypeVar("PreparedT_co", covariant=True)
+InferredT_contra = TypeVar("InferredT_contra", contravariant=True)
 
-    def composite(self, item: Inferred) -> Result: ...
+
+class LaneStages(Protocol[PreparedT_co, InferredT_contra]):
+    def preprocess(self, frame: Frame) -> PreparedT_co: ...
+
+    def composite(self, item: InferredT_contra) -> Result: ...
 
 
-class Stages(Protocol):
-    device: str
+class Stages(Protocol[PreparedT, InferredT]):
+    @property
+    def device(self) -> object: ...  # "cpu", or the torch device the CUDA set runs on
 
-    def lane(self) -> LaneStages: ...
+    def lane(self) -> LaneStages[PreparedT, InferredT]: ...
 
-    def infer(self, items: Sequence[Prepared]) -> list[Inferred]: ...
+    def infer(self, items: Sequence[PreparedT]) -> list[InferredT]: ...
 
     def prepare(self, input_shape: tuple[int, ...]) -> None: ...
 
 
 def make_stages(backend: Backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False,
-                **options: Any) -> Stages:
+                **options: Any) -> Stages[Any, Any]:
     """The stage set for ``backend.device``: ``cuda`` keeps frames on the GPU, anything else runs on the CPU."""
     if backend.device == "cuda":
         from streamseg.stages.cuda import CudaStages

@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from streamseg.models.spec import ModelSpec
 from streamseg.postprocess.cpu import CpuPostprocessor
 from streamseg.postprocess.gpu import TorchPostprocessor
 from streamseg.preprocess.gpu import TorchPreprocessor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class CudaLane:
         cuda = stages.device.type == "cuda"
         self._upload_stream = torch.cuda.Stream(stages.device) if cuda else None
         self._draw_stream = torch.cuda.Stream(stages.device) if cuda else None
-        self._pinned = None  # page-locked staging buffer, reused while the frame size holds
+        self._pinned: Tensor | None = None  # page-locked staging buffer, reused while the frame size holds
 
     def preprocess(self, frame: Frame) -> DevicePrepared:
         with _on(self._stages.torch, self._upload_stream):
@@ -69,10 +72,11 @@ class CudaLane:
         torch, device = self._stages.torch, self._stages.device
         if device.type != "cuda":
             return torch.from_numpy(image)
-        if self._pinned is None or self._pinned.shape != image.shape:
-            self._pinned = torch.empty(image.shape, dtype=torch.uint8, pin_memory=True)
-        self._pinned.numpy()[...] = image  # safe to reuse: the previous copy finished at the last sync
-        return self._pinned.to(device, non_blocking=True)
+        pinned = self._pinned
+        if pinned is None or pinned.shape != image.shape:
+            pinned = self._pinned = torch.empty(image.shape, dtype=torch.uint8, pin_memory=True)
+        pinned.numpy()[...] = image  # safe to reuse: the previous copy finished at the last sync
+        return pinned.to(device, non_blocking=True)
 
     def composite(self, item: DeviceInferred) -> Result:
         frame, g, stages = item.frame, item.geometry, self._stages

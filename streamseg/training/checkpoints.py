@@ -77,7 +77,7 @@ def export_onnx(model, output: Path, spec: ModelSpec) -> Path:
     """The model (eval mode, on the CPU) as ONNX with dynamic H/W and ``spec`` embedded."""
     from streamseg.models.export import embed_spec, export_torch_module
 
-    size = spec.resize.size
+    size = spec.resize.short_side
     export_torch_module(model.cpu().eval(), output, sample_size=(size, size))
     embed_spec(output, spec)
     return output

@@ -35,7 +35,8 @@ class TrainableModel:
 MODELS = {
     m.name: m
     for m in (
-        TrainableModel("fcn_tiny", "FCN head on a 4-stage residual net, output stride 8, ~0.9 M parameters", 0.05, False),
+        TrainableModel("fcn_tiny", "FCN head on a 4-stage residual net, output stride 8, ~0.9 M parameters",
+                       0.05, False),
         TrainableModel("fcn_resnet50", "torchvision FCN, ResNet-50 backbone", 0.01, True),
         TrainableModel("fcn_resnet101", "torchvision FCN, ResNet-101 backbone", 0.01, True),
         TrainableModel("deeplabv3_mobilenet_v3_large", "torchvision DeepLabV3, MobileNetV3-Large backbone", 0.01, True),
@@ -60,9 +61,12 @@ def build_model(name: str, num_classes: int, *, weights: str = "none", seed: int
         torch.manual_seed(seed)
         return _fcn_tiny(num_classes).train()
     entry, aux = ZOO[name], MODELS[name].aux
+    builder = entry.torchvision_builder
+    if builder is None:
+        raise ConfigError(f"{name} has no torchvision counterpart to train")
     if weights == "none":
-        return build_fcn(entry.torchvision_builder, None, num_classes=num_classes, seed=seed, aux_loss=aux).train()
-    model = build_fcn(entry.torchvision_builder, entry.torchvision_weights, num_classes=entry.spec.num_classes,
+        return build_fcn(builder, None, num_classes=num_classes, seed=seed, aux_loss=aux).train()
+    model = build_fcn(builder, entry.torchvision_weights, num_classes=entry.spec.num_classes,
                       aux_loss=aux)
     torch.manual_seed(seed)
     for owner, attr in _last_layers(model):  # new last layers for the new classes
@@ -80,9 +84,8 @@ def _last_layers(model) -> list[tuple[object, str]]:
 
 
 def _fcn_tiny(num_classes: int):
-    torch = import_torch()
-    segmentation = import_torchvision().models.segmentation
-    nn = torch.nn
+    segmentation = import_torchvision().models.segmentation  # imports torch, or says which extra is missing
+    from torch import nn
 
     class Block(nn.Module):
         """Two 3x3 convolutions with a residual connection (projected when the shape changes)."""

@@ -159,7 +159,8 @@ def train(opts: TrainOptions) -> TrainResult:
             history.append(record)
             _write_history(opts.output, history)
             bar.write(f"epoch {epoch + 1}/{opts.epochs}: loss {record['loss']:.3f}, val mIoU {metrics.miou:.3f}, "
-                      f"pixel acc {metrics.pixel_accuracy:.3f}{' (best)' if improved else ''}, {record['seconds']} s", file=sys.stderr)
+                      f"pixel acc {metrics.pixel_accuracy:.3f}{' (best)' if improved else ''}, {record['seconds']} s",
+                      file=sys.stderr)
     finally:
         bar.close()
 
