@@ -1,7 +1,7 @@
 """Write ONNX files for the zoo models, with their spec embedded as metadata.
 
 The torchvision models (FCN, DeepLabV3, LRASPP) go through ``torch.onnx``
-(dynamo exporter, dynamic H/W; BatchNorm folded into the convolutions). The DUC model is published only as ONNX;
+(dynamic batch, H and W; BatchNorm folded into the convolutions). The DUC model is published only as ONNX;
 for offline work a small stand-in with the same input/output contract is built with onnx's
 helpers instead.
 """
@@ -103,10 +103,21 @@ def export_torch_module(module, output: Path, *, input_name: str = "input", outp
     torch = import_torch()
     wrapped = _out_only(module)
     sample = torch.randn(2, 3, *sample_size)  # a batch of 2: a sample of 1 would fix the batch axis at 1
-    dims = {0: torch.export.Dim("batch", min=1, max=64), 2: torch.export.Dim("height", min=32, max=4096),
-            3: torch.export.Dim("width", min=32, max=4096)}
+    axes = {0: "batch", 2: "height", 3: "width"}
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # exporter progress and deprecation chatter
+        # The TorchScript exporter first: ~10x faster than dynamo on a 2-core CPU (8 s against 80 s for LR-ASPP),
+        # which is most of a newcomer's first minute. Dynamo where a torch release no longer has it.
+        try:
+            torch.onnx.export(
+                wrapped, (sample,), str(output), dynamo=False, opset_version=OPSET, input_names=[input_name],
+                output_names=[output_name], dynamic_axes={input_name: axes, output_name: axes},
+            )
+            return
+        except (TypeError, RuntimeError, NotImplementedError) as err:
+            log.info("TorchScript ONNX export unavailable (%s); using the dynamo exporter", err)
+        dims = {i: torch.export.Dim(name, min=1 if i == 0 else 32, max=64 if i == 0 else 4096)
+                for i, name in axes.items()}
         program = torch.onnx.export(
             wrapped, (sample,), dynamo=True, opset_version=OPSET, input_names=[input_name],
             output_names=[output_name], dynamic_shapes={"x": dims}, verbose=False,
