@@ -57,8 +57,10 @@ def load_onnx_weights(module, onnx_path: str | Path):
     from onnx import numpy_helper
     from torch.fx.experimental.optimization import fuse
 
+    from streamseg.models.onnx_graph import constants
+
     graph = onnx.load(str(onnx_path)).graph
-    weights = {t.name: t for t in graph.initializer}
+    weights = constants(graph)
     if any(node.op_type == "BatchNormalization" for node in graph.node):
         state = {name: torch.from_numpy(numpy_helper.to_array(t).copy()) for name, t in weights.items()
                  if name.startswith(_WRAPPER_PREFIX)}

@@ -23,6 +23,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
+from streamseg.models.onnx_graph import constants
+
 TILE = 4  # outputs per tile side: F(4x4, 3x3)
 SPAN = TILE + 2  # inputs per tile side
 # Lavin & Gray's F(4, 3) matrices, interpolation points 0, ±1, ±2 and infinity
@@ -44,7 +46,7 @@ def rewrite(model: onnx.ModelProto, height: int, width: int, *,
     Winograd form, changed in place (no second copy of the weights); also returns how many were rewritten."""
     _fix_input_size(model, height, width)
     shapes = _tensor_shapes(model)
-    weights = _constants(model)
+    weights = constants(model.graph)
     nodes, added, count = [], [], 0
     for node in model.graph.node:
         plan = _eligible(node, shapes, weights, min_channel_product)
@@ -68,18 +70,8 @@ def rewrite(model: onnx.ModelProto, height: int, width: int, *,
 
 def candidates(model: onnx.ModelProto, *, min_channel_product: int = MIN_CHANNEL_PRODUCT) -> int:
     """How many convolutions ``rewrite`` may take, judged from their weights and attributes alone."""
-    weights = _constants(model)
+    weights = constants(model.graph)
     return sum(_eligible_conv(node, weights, min_channel_product) is not None for node in model.graph.node)
-
-
-def _constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
-    """The initializers by name, and by the name of an Identity that passes one on: the TorchScript exporter
-    shares equal tensors that way (the zero biases of a random-weights model's folded BatchNorm)."""
-    constants = {init.name: init for init in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in constants:
-            constants[node.output[0]] = constants[node.input[0]]
-    return constants
 
 
 def _fix_input_size(model: onnx.ModelProto, height: int, width: int) -> None:
