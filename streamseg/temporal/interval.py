@@ -118,6 +118,7 @@ class LatencyBudget(FixedInterval):
         self.smoothing, self.rise, self.overhead_ms, self.parallel = smoothing, rise, overhead_ms, parallel
         self.in_flight = 0  # inferences decided and not yet reported
         self.infer_ms: dict[int | None, float] = {}  # EWMA per measured size
+        self.calibrated_ms: dict[int | None, float] = {}  # one quiet inference per size, before frames flow
         self.propagate_ms = 0.0
         self.over_budget = False  # even the cheapest setting misses the budget or the frame rate
         self.changes = 0
@@ -143,6 +144,11 @@ class LatencyBudget(FixedInterval):
         size = size if size is not None else self.current.size
         self.infer_ms[size] = self._average(self.infer_ms.get(size), ms)
 
+    def calibrate(self, size: int | None, ms: float) -> None:
+        """One inference's time at ``size`` before frames flow: the sizes' relative costs, and a first estimate."""
+        self.calibrated_ms[size] = ms
+        self.infer_ms.setdefault(size, ms)
+
     def observe_propagate(self, ms: float) -> None:
         self.propagate_ms = self._average(self.propagate_ms or None, ms)
 
@@ -152,10 +158,11 @@ class LatencyBudget(FixedInterval):
         return old + (self.rise if new > old else self.smoothing) * (new - old)
 
     def estimate_infer_ms(self, size: int | None) -> float | None:
-        """Inference time at ``size``: measured at the size in use, scaled by pixel count for the others.
+        """Inference time at ``size``: measured at the size in use, scaled to the others.
 
-        Scaling from the size in use keeps every estimate as fresh as the latest measurement: a size left
-        when the machine was busy is tried again once the load goes (its own old time would never update).
+        The scale is the ratio of the sizes' calibrated times where both were calibrated, else their pixel
+        counts. Scaling from the size in use keeps every estimate as fresh as the latest measurement: a size
+        left when the machine was busy is tried again once the load goes (its own old time would never update).
         """
         current = self.current.size
         if size == current or size is None or current is None or current not in self.infer_ms:
@@ -163,8 +170,11 @@ class LatencyBudget(FixedInterval):
                 return self.infer_ms[size]
             if size is None or not self.infer_ms:
                 return None
-            current = min(self.infer_ms, key=lambda s: abs(s - size))
-        return self.infer_ms[current] * (size / current) ** 2
+            current = min(self.infer_ms, key=lambda s: abs((s or 0) - size))
+        base = self.calibrated_ms
+        if size in base and current in base and base[current] > 0:
+            return self.infer_ms[current] * base[size] / base[current]
+        return self.infer_ms[current] * (size / (current or size)) ** 2
 
     def required_interval(self, infer_ms: float, headroom: float) -> int | None:
         """Smallest interval that keeps up with the camera at ``headroom`` utilization, or None."""
@@ -183,7 +193,9 @@ class LatencyBudget(FixedInterval):
             if infer is None:
                 continue
             n = self.required_interval(infer, headroom)
-            if n is not None and n <= self.max_interval and infer + self.overhead_ms <= self.budget_ms:
+            # a carried mask is as old as the frames since its key: N - 1 periods, and one more while it runs
+            fresh = n is not None and n * self.frame_ms <= max(self.budget_ms, self.frame_ms)
+            if n is not None and n <= self.max_interval and fresh and infer + self.overhead_ms <= self.budget_ms:
                 return Setting(n, size), True
             cheapest = Setting(min(n or self.max_interval, self.max_interval), size)
         return (cheapest, False) if cheapest is not None else (self.current, True)
@@ -205,6 +217,10 @@ class LatencyBudget(FixedInterval):
             log.info("latency budget %.0f ms: %s -> %s (infer %.0f ms, propagate %.1f ms, frame %.1f ms)",
                      self.budget_ms, self.current, target, self.estimate_infer_ms(target.size) or 0,
                      self.propagate_ms, self.frame_ms)
+            if target.size != self.current.size:  # its own time is from when it was last used: start from now's
+                estimate = self.estimate_infer_ms(target.size)
+                if estimate is not None:
+                    self.infer_ms[target.size] = estimate
             self.current = target
         if fits == self.over_budget:
             self.over_budget = not fits
