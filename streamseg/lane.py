@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +39,7 @@ from streamseg.sinks import (
 from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
 from streamseg.stages import LaneStages
-from streamseg.stages.temporal import TemporalLane, make_policy
+from streamseg.stages.temporal import TemporalLane, held_frames, make_policy
 from streamseg.workers import StageStats, Worker
 
 log = logging.getLogger(__name__)
@@ -85,8 +84,7 @@ class SourceLane:
         fresh = 1 if self.live else size  # live: inference always takes the newest decoded frame
         after = policy  # the queues past preprocess
         if config.temporal and self.live:  # every frame comes out: room for those a key frame's inference holds up
-            held = config.interval if config.latency_budget is None else math.ceil(config.latency_budget / 40)
-            fresh = size = max(size, held + 1)
+            fresh = size = max(size, held_frames(config.interval, config.latency_budget) + 1)
             # past the policy's choice a dropped key frame would leave the frames carried from it without labels:
             # those queues wait instead, and an overloaded run drops camera frames before preprocess
             after = FillPolicy.BLOCK

@@ -36,7 +36,7 @@ from streamseg.sinks import Sink, delivery_counts, output_links
 from streamseg.sinks.paths import OutputPath, check_output_paths
 from streamseg.sources import is_live
 from streamseg.stages import make_stages
-from streamseg.stages.temporal import TemporalLane, budget_sizes
+from streamseg.stages.temporal import TemporalLane, budget_sizes, held_frames
 from streamseg.temporal import FixedInterval, ScoreSmoother
 from streamseg.workers import StageStats
 
@@ -153,6 +153,8 @@ class Pipeline:
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
         self._shared = self._open_shared_sinks(spec, live=not any_file) + self._extra_sinks
         size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
+        if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
+            size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
         self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
         self._batcher = BatchWorker(self.stages.infer, prepare=self.stages.prepare, max_batch=batch,
                                     timeout=cfg.batch_timeout / 1000, stopping=self._stopping, on_error=self._fail,

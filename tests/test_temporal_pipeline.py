@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import re
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -90,14 +92,22 @@ def test_smoothed_run_carries_and_smooths(fcn_onnx, tmp_path):
 def test_a_latency_budget_picks_the_input_size_that_keeps_the_camera_rate(fcn_onnx, tmp_path):
     """FCN-ResNet50 at a 224 px input takes seconds here, at 32 px tens of ms: the budget takes 32 and every frame."""
     clip = make_video(tmp_path / "cam.mp4", width=320, height=180, frames=50, fps=25)
-    arrived = []
+    arrived, metrics = [], ""
     with Pipeline(clip, model=fcn_onnx, latency_budget=400, latency_sizes=(224, 32), winograd=False,
-                  live={"realtime": True}) as pipeline:
+                  live={"realtime": True}, metrics_port=0) as pipeline:
         results = []
         for r in pipeline:
             arrived.append(time.monotonic())
             results.append(r)
+            if len(results) >= 25 and not metrics:  # the budget's choice, as Prometheus scrapes it
+                with urllib.request.urlopen(f"{pipeline.metrics.url}metrics", timeout=10) as page:
+                    metrics = page.read().decode()
     summary = pipeline.summary()
+    assert len(results) == 50 and not summary.results_dropped, (len(results), summary.results_dropped)
+    assert 'streamseg_source_input_size{source="cam"} 32.0' in metrics
+    interval = re.search(r'streamseg_source_inference_interval\{source="cam"\} (\d+)', metrics)
+    assert interval and int(interval.group(1)) >= 1
+    assert re.search(r'streamseg_source_setting_frames_total\{[^}]*input_size="32"[^}]*\} \d', metrics)
     assert summary.frames_in == summary.frames_out == 50 and not summary.dropped
     captured = [r.capture_time for r in results]
     assert 0.8 * 49 / 25 <= captured[-1] - captured[0] <= 1.5 * 49 / 25

@@ -16,6 +16,7 @@ per size; ``--latency-sizes``); its labels come out at the frame's size. With
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -122,16 +123,18 @@ class TemporalLane:
             self._restart = True
         small = self.flow.prepare(frame.image) if self.propagate == "flow" or self.smoother else None
         if self.policy.decide(frame.index):  # the first frame always is
-            same_size = small is not None and self._key_small is not None and small.shape == self._key_small.shape
-            motion = self.flow.compute(small, self._key_small) if (
-                self.smoother is not None and self.propagate == "flow" and same_size) else None
+            key, motion = self._key_small, None
+            if self.smoother is not None and self.propagate == "flow" and small is not None and key is not None \
+                    and small.shape == key.shape:
+                motion = self.flow.compute(small, key)
             self._key_small, self._key_index, self._key_time = small, frame.index, frame.capture_time
             size = self.policy.current.size
             self._motion[frame.index] = (small, motion, time.perf_counter(), self._restart, size)
             self._restart = False
             return self.inputs.get(size, self.steps.preprocess)(frame)
         started = time.perf_counter()
-        flow = self.flow.compute(small, self._key_small) if self.propagate == "flow" else None
+        key = self._key_small
+        flow = self.flow.compute(small, key) if small is not None and key is not None else None
         self.policy.observe_propagate(1000 * (time.perf_counter() - started))
         return Carried(frame, flow, self._key_index, self._key_time)
 
@@ -149,7 +152,9 @@ class TemporalLane:
         post, frame, g = self.steps.post, item.frame, item.geometry
         if restart:
             self.smoother.reset("reconnect")
-        scores = self.smoother.update(post.scores(item.output, g), small, motion)
+        raw = post.scores(item.output, g)
+        assert raw is not None  # decode argmax, checked at the start
+        scores = self.smoother.update(raw, small, motion)
         labels = argmax_labels(np.ascontiguousarray(scores))
         if labels.shape != g.frame_size:
             labels = cv2.resize(labels, (g.frame_size[1], g.frame_size[0]), interpolation=cv2.INTER_NEAREST)
@@ -158,7 +163,9 @@ class TemporalLane:
 
     def _carried(self, item: Carried) -> Result:
         frame = item.frame
-        labels = self._key_labels if item.flow is None else warp_labels(self._key_labels, item.flow)
+        key = self._key_labels
+        assert key is not None  # its key frame came first: the queues past preprocess never drop
+        labels = key if item.flow is None else warp_labels(key, item.flow)
         return self._result(frame, labels, "flow" if item.flow is not None else "held", frame.index - item.key_index,
                             1000 * (frame.capture_time - item.key_capture_time))
 
@@ -174,6 +181,11 @@ def make_policy(interval: int, latency_budget: float | None, frame_ms: float,
     if latency_budget is not None:
         return LatencyBudget(latency_budget, frame_ms, sizes=sizes)
     return FixedInterval(interval, sizes[0])
+
+
+def held_frames(interval: int, latency_budget: float | None) -> int:
+    """Frames a key frame's inference can hold up behind it on a live source: room the queues after it need."""
+    return interval if latency_budget is None else math.ceil(latency_budget / 40)
 
 
 def budget_sizes(size: int, given: tuple[int, ...] | None) -> tuple[int, ...]:
