@@ -69,19 +69,21 @@ def make_clip(source: str, out: Path, *, width: int | None = None, height: int |
     return out
 
 
-def throughput(model: str, clip: Path, intervals: tuple[int, ...]) -> dict[int, float]:
+def throughput(model: str, clip: Path, intervals: tuple[int, ...], size: int | None = None) -> dict[int, float]:
     fps = {}
     for n in intervals:
-        with Pipeline(str(clip), model=model, interval=n, propagate="flow") as pipeline:
+        with Pipeline(str(clip), model=model, interval=n, propagate="flow", input_size=size) as pipeline:
             count = sum(1 for _ in pipeline)
             fps[n] = count / pipeline.summary().wall_seconds
         print(f"  interval {n}: {fps[n]:.3f} fps (load {load()})", flush=True)
     return fps
 
 
-def live(model: str, clip: Path, seconds: float, budget: float | None) -> dict:
+def live(model: str, clip: Path, seconds: float, budget: float | None, sizes: str | None = None) -> dict:
     """One paced run of ``seconds``: rates, share inferred, mask age and capture-to-result latency."""
-    options = {"latency_budget": budget} if budget else {}
+    options: dict = {"latency_budget": budget} if budget else {}
+    if budget and sizes:
+        options["latency_sizes"] = sizes
     arrived, latency, age, origins = [], [], [], []
     started_load = load()
     with Pipeline(str(clip), model=model, live={"realtime": True, "loop": True}, **options) as pipeline:
@@ -101,7 +103,8 @@ def live(model: str, clip: Path, seconds: float, budget: float | None) -> dict:
     stream_s = seconds  # the camera's time: frames_in / 25 over the timer
     settings = row.get("settings", "")
     return {
-        "budget": budget, "frames_in": summary.frames_in, "frames_out": summary.frames_out,
+        "budget": budget, "sizes": sizes if budget else None,
+        "frames_in": summary.frames_in, "frames_out": summary.frames_out,
         "dropped": sum(summary.dropped.values()),
         "fps_in": summary.frames_in / stream_s, "fps_out": len(arrived) / stream_s,
         "fps_out_steady": (len(arrived) - 1) / (arrived[-1] - arrived[0]) if len(arrived) > 1 else 0.0,
@@ -124,6 +127,9 @@ def main() -> None:
     parser.add_argument("--intervals", default="1,2,3,5")
     parser.add_argument("--seconds", type=float, default=30, help="live: seconds per run")
     parser.add_argument("--budget", type=float, default=300)
+    parser.add_argument("--size", type=int, help="throughput: input short side (default: the model's)")
+    parser.add_argument("--budget-sizes", action="append", default=[],
+                        help="NAME=S1,S2,...: one more budget run of model NAME with these --latency-sizes")
     parser.add_argument("--skip", choices=["throughput", "live"], action="append", default=[])
     parser.add_argument("--work", default="/tmp/streamseg-temporal-live", help="folder for the prepared clips")
     parser.add_argument("--json", help="also write every figure here")
@@ -132,21 +138,23 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     models = dict(m.split("=", 1) for m in args.model)
     intervals = tuple(int(n) for n in args.intervals.split(","))
-    result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "size": args.size,
                     "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "throughput": {}, "live": {}}
     if "throughput" not in args.skip:
         clip = make_clip(args.source, work / f"first{args.frames}.mp4", frames=args.frames)
         for name, path in models.items():
             print(f"throughput {name} ({args.frames} frames of {clip.name}, load {load()})", flush=True)
-            result["throughput"][name] = throughput(path, clip, intervals)
+            result["throughput"][name] = throughput(path, clip, intervals, args.size)
     if "live" not in args.skip:
         cam = make_clip(args.source, work / "cam640x360at25.mp4", width=640, height=360, fps=25)
-        for name, path in models.items():
-            for budget in (None, args.budget):
-                print(f"live {name} budget {budget} (load {load()})", flush=True)
-                row = live(path, cam, args.seconds, budget)
-                result["live"].setdefault(name, []).append(row)
-                print("  " + json.dumps(row), flush=True)
+        extra = [tuple(b.split("=", 1)) for b in args.budget_sizes]
+        runs = [(name, budget, None) for name in models for budget in (None, args.budget)]
+        runs += [(name, args.budget, sizes) for name, sizes in extra]
+        for name, budget, sizes in runs:
+            print(f"live {name} budget {budget} sizes {sizes} (load {load()})", flush=True)
+            row = live(models[name], cam, args.seconds, budget, sizes)
+            result["live"].setdefault(name, []).append(row)
+            print("  " + json.dumps(row), flush=True)
     print_tables(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
@@ -171,6 +179,8 @@ def print_tables(r: dict) -> None:
         for name, rows in r["live"].items():
             for x in rows:
                 budget = f"{x['budget']:.0f} ms" if x["budget"] else "none (drop oldest)"
+                if x.get("sizes"):
+                    budget += f", sizes {x['sizes']}"
                 print(f"| {name} | {budget} | {x['fps_in']:.1f} | {x['fps_out']:.1f} | {x['inferred_share']:.0%} | "
                       f"{x['age_p50_ms']:.0f} / {x['age_max_ms']:.0f} | {x['latency_p50_ms']:.0f} / "
                       f"{x['latency_p90_ms']:.0f} / {x['latency_max_ms']:.0f} | {x['settings']} | {x['load']} |")

@@ -119,6 +119,7 @@ class LatencyBudget(FixedInterval):
         self.in_flight = 0  # inferences decided and not yet reported
         self.infer_ms: dict[int | None, float] = {}  # EWMA per measured size
         self.calibrated_ms: dict[int | None, float] = {}  # one quiet inference per size, before frames flow
+        self._estimated: set[int | None] = set()  # sizes whose time is an estimate: the next measurement replaces it
         self.propagate_ms = 0.0
         self.over_budget = False  # even the cheapest setting misses the budget or the frame rate
         self.changes = 0
@@ -142,7 +143,11 @@ class LatencyBudget(FixedInterval):
         """Call once per inferred frame, when its labels are ready (this also frees the next inference)."""
         self.in_flight = max(0, self.in_flight - 1)
         size = size if size is not None else self.current.size
-        self.infer_ms[size] = self._average(self.infer_ms.get(size), ms)
+        if size in self._estimated:
+            self._estimated.discard(size)
+            self.infer_ms[size] = ms
+        else:
+            self.infer_ms[size] = self._average(self.infer_ms.get(size), ms)
 
     def calibrate(self, size: int | None, ms: float) -> None:
         """One inference's time at ``size`` before frames flow: the sizes' relative costs, and a first estimate."""
@@ -219,8 +224,9 @@ class LatencyBudget(FixedInterval):
                      self.propagate_ms, self.frame_ms)
             if target.size != self.current.size:  # its own time is from when it was last used: start from now's
                 estimate = self.estimate_infer_ms(target.size)
-                if estimate is not None:
+                if estimate is not None:  # until its first measurement, which replaces it
                     self.infer_ms[target.size] = estimate
+                    self._estimated.add(target.size)
             self.current = target
         if fits == self.over_budget:
             self.over_budget = not fits
