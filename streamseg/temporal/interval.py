@@ -13,8 +13,12 @@ separate hardware (``parallel=True``). To keep up at a utilization of at most
 ``headroom``, the smallest such ``N`` is chosen; an inferred frame's own
 latency is about ``I`` plus the other stages (``overhead_ms``), and the frames
 after it wait at most that long, so a size is only used if ``I + overhead``
-fits the budget. Sizes are tried in the order given (best first), so the
-largest input that fits wins, at the smallest interval that keeps up.
+fits the budget, and an interval only if ``N * T`` does (a carried mask is
+as old as the frames since its key). Sizes are tried in the order given
+(best first), so the largest input that fits wins, at the smallest interval
+that keeps up. The time at a size not in use is the time at the size in use
+scaled by their ratio from :meth:`calibrate` (one timed inference per size
+before frames flow), or by pixel count.
 
 Stage times are exponentially weighted moving averages: a slowdown counts at
 once (weight ``rise`` on the newest), a speed-up gradually (``smoothing``), so
