@@ -30,12 +30,13 @@ from streamseg.logs import redact
 from streamseg.models import resolve_model
 from streamseg.models.spec import ModelSpec
 from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
+from streamseg.preprocess import CpuPreprocessor
 from streamseg.queues import END, Closed, FillPolicy, StageQueue
 from streamseg.sinks import Sink, delivery_counts, output_links
 from streamseg.sinks.paths import OutputPath, check_output_paths
 from streamseg.sources import is_live
 from streamseg.stages import make_stages
-from streamseg.stages.temporal import TemporalLane
+from streamseg.stages.temporal import TemporalLane, budget_sizes, held_frames
 from streamseg.temporal import FixedInterval, ScoreSmoother
 from streamseg.workers import StageStats
 
@@ -115,6 +116,7 @@ class Pipeline:
         self._ever = 0  # lanes ever added (for {index})
         self._started_at = self._finished_at = 0.0
         self._closed = False
+        self._budget_specs: dict[int | None, ModelSpec] = {}  # with --latency-budget: the spec per input size
 
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> Pipeline:
@@ -140,6 +142,7 @@ class Pipeline:
                            [*shared, *(p for name, out in plans for p in out.paths(cfg, owner and name))])
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
+        self._budget_specs = self._latency_budget_specs(spec)
         wanted = cfg.batch or len(specs)
         self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision,
                                       winograd=cfg.winograd, compile=cfg.compile, batch=wanted)
@@ -150,6 +153,8 @@ class Pipeline:
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
         self._shared = self._open_shared_sinks(spec, live=not any_file) + self._extra_sinks
         size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
+        if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
+            size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
         self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
         self._batcher = BatchWorker(self.stages.infer, prepare=self.stages.prepare, max_batch=batch,
                                     timeout=cfg.batch_timeout / 1000, stopping=self._stopping, on_error=self._fail,
@@ -219,6 +224,16 @@ class Pipeline:
         log.info("source %s: %s", name, lane.display)
         return lane
 
+    def _latency_budget_specs(self, spec: ModelSpec) -> dict[int | None, ModelSpec]:
+        """The model spec at each input size a latency budget may pick, largest first; {} without a choice."""
+        cfg, resize = self.config, spec.resize
+        if cfg.latency_sizes and cfg.latency_budget is None:
+            raise ConfigError("latency_sizes: only with a latency budget (--latency-budget MS)")
+        if cfg.latency_budget is None or not (cfg.latency_sizes or resize.mode == "short_side"):
+            return {}
+        sizes = budget_sizes(resize.size if isinstance(resize.size, int) else 0, cfg.latency_sizes)
+        return {size: spec.with_short_side(size, "latency_sizes") for size in sizes}
+
     def _lane_steps(self):
         """A source's own steps; with --interval/--smooth/--latency-budget, inference on some frames only."""
         steps, cfg = self.stages.lane(), self.config
@@ -227,7 +242,9 @@ class Pipeline:
         if self.stages.device != "cpu":
             raise ConfigError("interval, smooth and latency_budget run with the CPU stages (not yet on CUDA)")
         smoother = ScoreSmoother(cfg.smooth) if cfg.smooth is not None else None
-        return TemporalLane(steps, FixedInterval(cfg.interval), propagate=cfg.propagate, smoother=smoother)
+        inputs = {size: CpuPreprocessor(spec) for size, spec in self._budget_specs.items()} or None
+        return TemporalLane(steps, FixedInterval(cfg.interval), propagate=cfg.propagate, smoother=smoother,
+                            inputs=inputs, run=self.backend.run)
 
     # -- sources come and go ---------------------------------------------------------------
     def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
@@ -445,7 +462,7 @@ class Pipeline:
                 "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
                 "written": lane.latency.items, "latency": lane.latency,
                 "dropped": sum(q.dropped for q in lane.queues.values()), **lane.link_counts(),
-                "problem": getattr(lane.source, "problem", None),
+                "problem": getattr(lane.source, "problem", None), "temporal": lane.temporal_state(),
             } for lane in lanes},
         }  # fmt: skip
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import re
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ from PIL import Image
 
 from conftest import HAS_TORCH, run_cli
 from streamseg import Pipeline
+from streamseg.errors import ConfigError
+from streamseg.stages.temporal import budget_sizes
 from videos import make_video, read_video
 
 
@@ -80,3 +85,54 @@ def test_smoothed_run_carries_and_smooths(fcn_onnx, tmp_path):
     assert [r.origin for r in smoothed] == ["inferred", "flow"] * 4
     assert np.array_equal(smoothed[0].labels, plain[0].labels)  # the first key frame: nothing to average yet
     assert all(r.labels.shape == (96, 160) for r in smoothed)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra")
+def test_a_latency_budget_picks_the_input_size_that_keeps_the_camera_rate(fcn_onnx, tmp_path):
+    """FCN-ResNet50 at a 224 px input takes seconds here, at 32 px tens of ms: the budget takes 32 and every frame."""
+    clip = make_video(tmp_path / "cam.mp4", width=320, height=180, frames=50, fps=25)
+    arrived, metrics = [], ""
+    with Pipeline(clip, model=fcn_onnx, latency_budget=400, latency_sizes=(224, 32), winograd=False,
+                  live={"realtime": True}, metrics_port=0) as pipeline:
+        results = []
+        for r in pipeline:
+            arrived.append(time.monotonic())
+            results.append(r)
+            if len(results) >= 25 and not metrics:  # the budget's choice, as Prometheus scrapes it
+                with urllib.request.urlopen(f"{pipeline.metrics.url}metrics", timeout=10) as page:
+                    metrics = page.read().decode()
+    summary = pipeline.summary()
+    assert len(results) == 50 and not summary.results_dropped, (len(results), summary.results_dropped)
+    assert 'streamseg_source_input_size{source="cam"} 32.0' in metrics
+    interval = re.search(r'streamseg_source_inference_interval\{source="cam"\} (\d+)', metrics)
+    assert interval and int(interval.group(1)) >= 1
+    assert re.search(r'streamseg_source_setting_frames_total\{[^}]*input_size="32"[^}]*\} \d', metrics)
+    assert summary.frames_in == summary.frames_out == 50 and not summary.dropped
+    captured = [r.capture_time for r in results]
+    assert 0.8 * 49 / 25 <= captured[-1] - captured[0] <= 1.5 * 49 / 25
+    assert 0.8 * 49 / 25 <= arrived[-1] - arrived[0] <= 1.5 * 49 / 25  # out at the camera's rate too
+    assert all(r.labels.shape == (180, 320) for r in results)  # at the frame's size, whatever the input size
+    assert max(r.age_ms for r in results) <= 400
+    settings = summary.sources[0]["settings"]  # "7 inferred, 43 propagated; interval 5, size 32: 100%"
+    assert "size 32" in settings and "size 224" not in settings, settings
+    inferred = [r for r in results if r.origin == "inferred"]
+    assert len(inferred) == summary.sources[0]["inferred"] >= 2
+
+
+def test_latency_sizes_need_a_budget_and_a_resizable_model(duc_onnx, tmp_path):
+    clip = make_video(tmp_path / "clip.mp4", frames=2)
+    with pytest.raises(ConfigError, match="latency_sizes: only with a latency budget"):
+        Pipeline(clip, model=duc_onnx, latency_sizes="256,128").start()
+    with pytest.raises(ConfigError, match="latency_sizes: .*input short sides of at least 16"):
+        Pipeline(clip, model=duc_onnx, latency_budget=300, latency_sizes="256,8")
+    proc = run_cli("run", str(clip), "--model", str(duc_onnx), "--latency-budget", "300", "--latency-sizes", "256,128",
+                   "-o", str(tmp_path / "o.mp4"))
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        "streamseg: error: latency_sizes: "), proc.stderr
+
+
+def test_budget_sizes_default_to_halving_pixel_counts():
+    assert budget_sizes(520, None) == (520, 368, 256, 176, 128)
+    assert budget_sizes(64, None) == (64, 48, 32)
+    assert budget_sizes(520, (256, 520, 360)) == (520, 360, 256)
