@@ -20,7 +20,7 @@ from typing import Any
 
 from streamseg.batching import BatchLane, WarmUp
 from streamseg.config import RunConfig
-from streamseg.frames import Frame, Result
+from streamseg.frames import Frame, Result, StreamInfo
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
 from streamseg.options import SourceOptions
@@ -69,7 +69,7 @@ class SourceLane:
         self.error: BaseException | None = None
         self.removed = False
         self.source: Any = None
-        self.info = None
+        self.info: StreamInfo | None = None
         self.sinks: list[Sink] = []
         self.latency = StageStats("latency")  # per frame, from capture to written to every output
         self.started_at = time.perf_counter()
@@ -95,7 +95,7 @@ class SourceLane:
             "composited": StageQueue("composited", size, after),
         }
         q = self.queues
-        common = {"stopping": self.stopping, "on_error": self._fail}
+        common: dict[str, Any] = {"stopping": self.stopping, "on_error": self._fail}
         self.workers = {
             "decode": Worker("decode", _same, items=self._frames, outbox=q["decoded"],
                              thread_name=f"{name}-decode", **common),
@@ -143,13 +143,13 @@ class SourceLane:
         try:  # closed here, in the decoding thread: closing it from another would pull it from under a decode
             if self.stopping.is_set():  # removed or stopped while it opened
                 self.stop()
-            self.info = self.source.info
+            self.info = info = self.source.info
             if isinstance(self.steps, TemporalLane):  # the policy needs the camera's frame period
-                frame_ms = 1000 / float(self.info.rate or 25)
+                frame_ms = 1000 / float(info.rate or 25)
                 self.steps.policy = make_policy(cfg.interval, cfg.latency_budget, frame_ms, self.steps.sizes)
             self.opened.set()
             self.sinks = self._open_sinks()
-            height, width = self.info.height, self.info.width
+            height, width = info.height, info.width
             if not isinstance(self.steps, TemporalLane):
                 if not self._warm_up(self._input_shape(height, width)):
                     return
@@ -180,6 +180,7 @@ class SourceLane:
 
     def _open_sinks(self) -> list[Sink]:
         cfg, spec, out, sinks = self.config, self.spec, self.outputs, []
+        assert self.info is not None, "sinks open once the source has"
         try:
             for uri in out.videos:
                 sinks.append(open_video_sink(uri, self.info, cfg.encoder, self.options))
