@@ -8,11 +8,13 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import HAS_TORCH, run_cli
 from streamseg.backends import create_backend, cuda_present
 from streamseg.errors import BackendError, ConfigError
 from streamseg.models import ZOO, spec_from_onnx
 from streamseg.sources import open_source
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
+from tests.support.footage import compare_on_footage
 
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
 SIZE = 96
@@ -80,36 +82,13 @@ def test_torch_backend_matches_onnxruntime_on_footage(fcn_pair, car_video):
         assert relative < 1e-4 and agreement > 0.999
 
 
-def compare_on_footage(ours, reference, spec, video, frames: int) -> list[tuple[float, float]]:
-    """(relative max logit error, label agreement) of ``ours`` against ``reference`` per decoded frame."""
-    from streamseg.preprocess import CpuPreprocessor
-
-    pre = CpuPreprocessor(spec)
-    source = open_source(str(video), max_frames=frames)
-    results = []
-    try:
-        for frame in source.frames():
-            tensor = pre(frame).tensor
-            got, expected = ours.run(tensor), reference.run(tensor)
-            assert got.shape == expected.shape and got.dtype == np.float32
-            relative = float(np.abs(got - expected).max() / np.abs(expected).max())
-            agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-            print(f"frame {frame.index}: {ours.name} vs {reference.name}: relative logit error {relative:.2e}, "
-                  f"label agreement {agreement:.5f}")
-            results.append((relative, agreement))
-    finally:
-        source.close()
-    assert len(results) == frames
-    return results
-
-
 @needs_torch
 def test_cuda_stages_on_the_cpu_match_the_cpu_stages(fcn_pair, car_video):
     """The GPU stage chain, run with CPU tensors, against the pipeline's CPU stages on real frames."""
     from streamseg.composite import Compositor
-    from streamseg.stages.cuda import CudaStages
     from streamseg.postprocess import CpuPostprocessor
     from streamseg.preprocess import CpuPreprocessor
+    from streamseg.stages.cuda import CudaStages
 
     spec, torch_backend, _ = fcn_pair
     compositor = Compositor(spec, mode="side-by-side", alpha=0.6)

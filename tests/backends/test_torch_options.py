@@ -6,10 +6,10 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import HAS_TORCH
 
 from streamseg.backends import create_backend, cuda_present
 from streamseg.models import spec_from_onnx
+from tests.support.extras import HAS_TORCH
 
 pytestmark = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
 

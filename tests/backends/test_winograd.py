@@ -6,13 +6,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import HAS_TORCH, run_cli
 from onnx import TensorProto, helper, numpy_helper
-from test_backends import compare_on_footage
 
 from streamseg.backends import create_backend
 from streamseg.backends.winograd import candidates, rewrite
 from streamseg.models import spec_from_onnx
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
+from tests.support.footage import compare_on_footage
 
 
 def conv_model(channels: int, out_channels: int, *, dilation: int = 1, stride: int = 1, group: int = 1,

@@ -16,13 +16,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
 from PIL import Image
-from videos import make_video, read_video
 
 from streamseg.batch.inputs import collect_inputs
 from streamseg.batch.manifest import Manifest, input_identity
 from streamseg.errors import ConfigError, SourceError
+from tests.support.cli import run_cli
+from tests.support.paths import ROOT
+from tests.support.videos import make_video, read_video
 
 MANIFEST = "streamseg-batch.jsonl"
 GOOD = {"a.mp4": 6, "sub/b.mp4": 8, "sub/deeper/c.mkv": 5}  # key -> frames

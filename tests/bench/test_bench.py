@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
 from streamseg.backends import cuda_present
 from streamseg.bench.flops import count_macs
 from streamseg.models.spec import Resize
 from streamseg.preprocess import plan_geometry
+from tests.support.cli import run_cli
 
 PIPELINE_STAGES = {"decode", "preprocess", "infer", "composite", "output"}
 NAIVE_STAGES = {"decode", "preprocess", "infer", "postprocess", "blend", "encode"}

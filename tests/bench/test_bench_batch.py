@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import HAS_TORCH, run_cli
+
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
 
 
 def test_batch_on_a_one_frame_model_is_one_line(car_video, duc_onnx):

@@ -11,18 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import run_cli
-from videos import read_video
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert lines[0].startswith("streamseg: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.videos import read_video
 
 
 def test_missing_input(tmp_path, duc_onnx):

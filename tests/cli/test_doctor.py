@@ -8,10 +8,10 @@ import sys
 
 import av
 import pytest
-from conftest import run_cli
 
 from streamseg.backends import cuda_present, plan_auto
 from streamseg.doctor import as_text, gather
+from tests.support.cli import run_cli
 
 SECTIONS = ("python", "streamseg", "pyav", "onnxruntime", "openvino", "cpu", "torch", "tensorrt", "auto_backend",
             "missing")

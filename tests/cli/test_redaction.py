@@ -6,9 +6,9 @@ import io
 import logging
 
 import pytest
-from conftest import run_cli
 
 from streamseg.logs import RedactingFilter, redact
+from tests.support.cli import run_cli
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -6,11 +6,11 @@ import importlib.util
 import socket
 
 import pytest
-from conftest import run_cli
 
 from streamseg.downstream.kafka_sink import parse_kafka_url
 from streamseg.downstream.mqtt_sink import parse_mqtt_url
 from streamseg.errors import ConfigError
+from tests.support.cli import run_cli
 
 
 def one_line_error(proc) -> str:

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mosquitto import Mosquitto, mosquitto_missing
 
 from streamseg import Pipeline
+from tests.support.mosquitto import Mosquitto, mosquitto_missing
 
 HAS_MQTT = importlib.util.find_spec("paho") is not None
 HAS_FOXGLOVE = all(importlib.util.find_spec(m) is not None for m in ("foxglove", "mcap_ros2", "websockets"))
@@ -38,7 +38,7 @@ def broker(tmp_path):
 
 @pytest.fixture
 def subscriber(broker):
-    from mqtt_client import Subscriber
+    from tests.support.mqtt_client import Subscriber
 
     client = Subscriber(broker.port, "cams/#")
     yield client
@@ -63,7 +63,7 @@ def decode_cdr(channel: dict, data: bytes):
 @needs_foxglove
 @pytest.mark.slow
 def test_live_run_serves_a_foxglove_client_and_an_mqtt_subscriber(car_video, duc_onnx, broker, subscriber):
-    from foxglove_client import collect
+    from tests.support.foxglove_client import collect
 
     proc = subprocess.Popen([sys.executable, "-m", "streamseg", "run", str(car_video), "--realtime", "--model",
                              str(duc_onnx), "--max-frames", "60", "--foxglove", "0", "--mqtt", broker.url("cams"),

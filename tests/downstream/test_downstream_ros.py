@@ -14,8 +14,9 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
+
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("mcap", "mcap_ros2", "rosbags")),

@@ -19,10 +19,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 from streamseg.frames import Result
 from streamseg.publish.wire import MessageEncoder, decode
+from tests.support.paths import ROOT
 
 zmq = pytest.importorskip("zmq", reason="needs the publish extra (pyzmq)")
 

@@ -13,12 +13,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import ROOT
 from PIL import Image
-from videos import moving_scene
 
 from streamseg.frames import Result
 from streamseg.publish.wire import MessageEncoder, decode
+from tests.support.paths import ROOT
+from tests.support.videos import moving_scene
 
 pytest.importorskip("zmq", reason="needs the publish extra (pyzmq)")
 

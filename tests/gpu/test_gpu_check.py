@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HAS_TORCH, ROOT
 
 from streamseg.backends import cuda_present
+from tests.support.extras import HAS_TORCH
+from tests.support.paths import ROOT
 
 STEPS = ("doctor", "matmul_peak", "clip", "export", "nvdec", "run_fp16", "bench_auto_b1", "bench_torch_graphs_b1",
          "bench_torch_graphs_b8", "pytest_gpu", "bench_torch_compile_b8", "multistream")

@@ -11,10 +11,10 @@ import importlib.util
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from streamseg.backends import create_backend, cuda_present
 from streamseg.models import spec_from_onnx
 from streamseg.sources import open_source
+from tests.support.cli import run_cli
 
 HAS_TRT = any(importlib.util.find_spec(m) for m in ("tensorrt", "tensorrt_rtx"))
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not cuda_present(), reason="no CUDA GPU")]

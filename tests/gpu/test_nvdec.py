@@ -7,12 +7,12 @@ import logging
 import av
 import numpy as np
 import pytest
-from videos import make_video
 
 from streamseg.backends import cuda_present
 from streamseg.errors import ConfigError, SourceError
 from streamseg.sources.file import FileSource, to_rgb
 from streamseg.sources.nvdec import nvdec_unavailable, open_device_source, open_input
+from tests.support.videos import make_video
 
 torch = pytest.importorskip("torch")
 

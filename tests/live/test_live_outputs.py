@@ -7,9 +7,9 @@ from pathlib import Path
 
 import av
 
-from conftest import run_cli
-from servers import StreamReader, free_port
-from videos import make_video, read_video
+from tests.support.cli import run_cli
+from tests.support.servers import StreamReader, free_port
+from tests.support.videos import make_video, read_video
 
 FPS = 10
 FRAMES = 20

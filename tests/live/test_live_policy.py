@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import run_cli
-from servers import free_port
+from streamseg.backoff import Backoff
 from streamseg.frames import Result
 from streamseg.pipeline import Pipeline
-from streamseg.backoff import Backoff
-from videos import make_video
+from tests.support.cli import run_cli
+from tests.support.servers import free_port
+from tests.support.videos import make_video
 
 PAGE = 4096
 

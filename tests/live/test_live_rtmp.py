@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from servers import Camera, RtmpServer, StreamReader, rtmp_missing
-from test_live_rtsp import CAMERA_SIZE, live_counts, stop, streamseg
+from tests.support.live import CAMERA_SIZE, live_counts, stop, streamseg
+from tests.support.servers import Camera, RtmpServer, StreamReader, rtmp_missing
 
 
 @pytest.fixture

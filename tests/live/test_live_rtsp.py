@@ -1,6 +1,6 @@
 """RTSP in and out against a real server: camera -> relay -> streamseg -> relay -> reader.
 
-The relay is gst-rtsp-server (tests/rtsp_relay.py): publishers RECORD to
+The relay is gst-rtsp-server (tests/support/rtsp_relay.py): publishers RECORD to
 ``/NAME-in`` and readers PLAY ``/NAME``. Everything runs on 127.0.0.1.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,9 +16,8 @@ import av
 import numpy as np
 import pytest
 
-from servers import Camera, RtspRelay, StreamReader, free_port, relay_missing
-
-CAMERA_SIZE = (320, 192)
+from tests.support.live import CAMERA_SIZE, live_counts, stop, streamseg
+from tests.support.servers import Camera, RtspRelay, StreamReader, free_port, relay_missing
 
 
 @pytest.fixture
@@ -40,30 +38,6 @@ def camera(relay):
         reader.stop()
         assert live, "the camera simulator never reached the relay"
         yield
-
-
-def streamseg(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "streamseg", *args, "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def stop(proc: subprocess.Popen, signum: int) -> str:
-    """Send ``signum``; the run must finish by itself and exit 0. Returns its stderr."""
-    proc.send_signal(signum)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    assert proc.returncode == 0, err[-2000:]
-    assert "Traceback" not in err
-    return err
-
-
-def live_counts(stderr: str) -> tuple[int, int]:
-    found = re.search(r"live: (\d+) input reconnects, (\d+) output reconnects", stderr)
-    assert found, stderr[-2000:]
-    return int(found[1]), int(found[2])
 
 
 def increasing(values: list[int | None]) -> bool:
@@ -161,10 +135,9 @@ def test_rtsp_output_connection_sends_without_waiting_for_acks(relay):
     import socket
     from fractions import Fraction
 
-    from streamseg.frames import Result
+    from streamseg.frames import Result, StreamInfo
     from streamseg.sinks.nodelay import socket_fds
     from streamseg.sinks.stream import StreamSink
-    from streamseg.frames import StreamInfo
 
     info = StreamInfo("test", 320, 192, Fraction(1, 90000), Fraction(15), None, live=True)
     sink = StreamSink(relay.url("out-in"), info)

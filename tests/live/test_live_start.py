@@ -22,13 +22,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import ROOT
-from servers import Camera, RtspRelay, free_port, relay_missing
-from test_model_spec_agree import conv_model
-from videos import moving_scene
 
 from streamseg.errors import SourceError
 from streamseg.sources import SourceOptions, open_source
+from tests.support.onnx_models import conv_model
+from tests.support.paths import ROOT
+from tests.support.servers import Camera, RtspRelay, free_port, relay_missing
+from tests.support.videos import moving_scene
 
 SPEC = ROOT / "configs" / "fcn_resnet50.yaml"
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-from servers import relay_missing
+from tests.support.paths import ROOT
+from tests.support.servers import relay_missing
 
 
 @pytest.mark.slow

@@ -139,11 +139,10 @@ def test_concurrent_downloads_use_unique_temporary_files(cache):
 
 def test_fp16_copy_is_keyed_by_the_full_sha256_of_its_source(tmp_path):
     pytest.importorskip("onnx")
-    from test_model_spec_agree import SPEC_21, conv_model
-
     from streamseg.backends.onnx_precision import convert_to_fp16
     from streamseg.models.fetch import sha256_of
     from streamseg.models.spec import ModelSpec
+    from tests.support.onnx_models import SPEC_21, conv_model
 
     spec = ModelSpec.from_yaml(SPEC_21)
     source = conv_model(tmp_path / "conv.onnx", 21)

@@ -6,10 +6,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import HAS_TORCH, run_cli
 
 from streamseg.backends import create_backend
 from streamseg.models import ZOO, spec_from_onnx
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
 
 FAST = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large")
 SIZE = 96
@@ -91,7 +92,7 @@ def test_export_has_the_spec_and_dynamic_size(exported):
 @pytest.mark.export
 @pytest.mark.slow
 def test_torch_backend_matches_onnxruntime_on_footage(exported, car_video):
-    from test_backends import compare_on_footage
+    from tests.support.footage import compare_on_footage
 
     _name, path = exported
     spec = spec_from_onnx(path)
@@ -114,9 +115,9 @@ def test_weights_copy_survives_folded_batchnorm(tmp_path, car_video):
     (Random weights keep BN at mean 0 / var 1, where folding changes almost nothing.)
     """
     import torch
-    from test_backends import compare_on_footage
 
     from streamseg.models.export import build_fcn, embed_spec, export_torch_module
+    from tests.support.footage import compare_on_footage
 
     name = "lraspp_mobilenet_v3_large"
     module = build_fcn(name, None, num_classes=21)

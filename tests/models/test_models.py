@@ -10,7 +10,6 @@ import onnxruntime as ort
 import pytest
 import yaml
 
-from conftest import HAS_TORCH, ROOT, run_cli
 from streamseg import Pipeline
 from streamseg.config import RunConfig
 from streamseg.errors import ConfigError
@@ -20,6 +19,9 @@ from streamseg.models.spec import ModelSpec
 from streamseg.postprocess import CpuPostprocessor, duc_unpack
 from streamseg.preprocess import CpuPreprocessor, plan_geometry
 from streamseg.sources import open_source
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
+from tests.support.paths import ROOT
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import run_cli
 from onnx import numpy_helper
 
 from streamseg.models import spec_from_onnx
 from streamseg.quantize.static import zero_points
+from tests.support.cli import run_cli
 
 
 @pytest.fixture(scope="module")

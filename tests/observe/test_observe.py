@@ -14,12 +14,12 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
 
 from streamseg import Pipeline
 from streamseg.models import spec_from_onnx
 from streamseg.observe import MetricsServer
+from tests.support.cli import run_cli
 
 pytest.importorskip("prometheus_client", reason="needs the observe extra (prometheus-client)")
 from prometheus_client.parser import text_string_to_metric_families
@@ -146,7 +146,7 @@ def test_report_on_a_non_summary_is_one_clear_error(tmp_path):
 
 def test_health_and_reconnects_follow_a_live_source_through_a_server_restart(duc_onnx, tmp_path):
     """A real RTSP camera behind a relay that goes down: /health says reconnecting, then running, counted once."""
-    from servers import Camera, RtspRelay, free_port, relay_missing
+    from tests.support.servers import Camera, RtspRelay, free_port, relay_missing
 
     reason = relay_missing()
     if reason:

@@ -155,7 +155,7 @@ def test_hostile_class_names_show_as_text_in_headless_chromium(car_video, duc_on
 def test_the_page_switches_between_sources(duc_onnx, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from videos import make_video
+    from tests.support.videos import make_video
 
     clips = [make_video(tmp_path / f"{name}.mp4", width=160, height=96, frames=10, fps=10) for name in ("one", "two")]
     with Pipeline(clips, model=duc_onnx, preview_port=0, live={"realtime": True, "loop": True}) as pipeline:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mp4_fragments import complete_fragment_frames, is_fragmented, playable_frames
 from PIL import Image
-from videos import make_video, read_video
+
+from tests.support.mp4_fragments import complete_fragment_frames, is_fragmented, playable_frames
+from tests.support.videos import make_video, read_video
 
 FPS = 10
 

@@ -6,13 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from test_bad_input import assert_one_line_error
-from videos import make_video
 
 from streamseg import Pipeline
 from streamseg.errors import SinkError
 from streamseg.sinks.paths import OutputPath, check_output_paths
+from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.videos import make_video
 
 
 @pytest.fixture

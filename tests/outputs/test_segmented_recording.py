@@ -9,11 +9,11 @@ from pathlib import Path
 
 import av
 import pytest
-from mp4_fragments import is_fragmented
-from videos import make_video, read_video
 
 from streamseg import Pipeline
 from streamseg.sinks.segmented import segment_glob
+from tests.support.mp4_fragments import is_fragmented
+from tests.support.videos import make_video, read_video
 
 
 @pytest.fixture(scope="module")

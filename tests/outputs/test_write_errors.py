@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from mp4_fragments import complete_fragment_frames, playable_frames
 from PIL import Image
-from test_bad_input import assert_one_line_error
-from videos import make_video, read_video
 
 from streamseg import Pipeline
+from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.mp4_fragments import complete_fragment_frames, playable_frames
+from tests.support.videos import make_video, read_video
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import run_cli
 
 from streamseg import Pipeline, Result
+from tests.support.cli import run_cli
 
 FRAMES = 5
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import HAS_TORCH, run_cli
 from streamseg import Pipeline
-from videos import make_video, read_video, rotate_mp4
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
+from tests.support.videos import make_video, read_video, rotate_mp4
 
 
 def audio_seconds(path) -> float:

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import HAS_TORCH, run_cli
-from servers import Camera, RtspRelay, free_port, relay_missing
 from streamseg import Pipeline
-from videos import make_video, read_video
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
+from tests.support.servers import Camera, RtspRelay, free_port, relay_missing
+from tests.support.videos import make_video, read_video
 
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (a model with a dynamic batch axis)")
 

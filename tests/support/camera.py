@@ -1,7 +1,7 @@
 """A camera simulator: publishes a moving scene over RTSP or RTMP with PyAV, stamped with its capture time.
 
-    python tests/camera.py rtsp://127.0.0.1:PORT/cam-in --fps 15 --size 160x96
-    python tests/camera.py rtmp://127.0.0.1:PORT/live/cam
+    python tests/support/camera.py rtsp://127.0.0.1:PORT/cam-in --fps 15 --size 160x96
+    python tests/support/camera.py rtmp://127.0.0.1:PORT/live/cam
 
 The capture time (ms, mod 2**32) is drawn into the top rows as Manchester-coded
 blocks: each bit is a (white, black) or (black, white) pair, so it survives
@@ -20,10 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from videos import moving_scene  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, when run as a script
 from streamseg.sinks.nodelay import disable_nagle, socket_fds  # noqa: E402
+from tests.support.videos import moving_scene  # noqa: E402
 
 BITS = 32
 BLOCK = 8  # pixels per half-bit; the stamp is BITS * 2 * BLOCK wide over two rows of 16 bits

@@ -1,9 +1,9 @@
 """A low-latency RTSP viewer on GStreamer (run with the system python3), for the latency benchmark.
 
-    /usr/bin/python3 tests/gst_viewer.py rtsp://127.0.0.1:PORT/out
+    /usr/bin/python3 tests/support/gst_viewer.py rtsp://127.0.0.1:PORT/out
 
 Prints "ARRIVAL_MS STAMP" per decoded frame: the wall clock (ms, mod 2**32) when
-the picture was decoded, and the capture stamp that tests/camera.py drew into it.
+the picture was decoded, and the capture stamp that tests/support/camera.py drew into it.
 rtph264depay hands on each access unit when its RTP marker bit arrives; FFmpeg's
 RTSP demuxer instead waits for the next frame's first packet to find where a
 frame ends, one frame interval later. Stops at end of stream or when killed.
@@ -17,7 +17,7 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
-BITS, BLOCK, ROWS = 32, 8, 2  # the stamp layout of tests/camera.py
+BITS, BLOCK, ROWS = 32, 8, 2  # the stamp layout of tests/support/camera.py
 
 
 def read_stamp(data: bytes, stride: int) -> int:

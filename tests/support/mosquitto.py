@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from servers import Server, free_port
+from tests.support.servers import Server, free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

@@ -1,6 +1,6 @@
 """A small RTSP relay for the live tests, on gst-rtsp-server (run with the system python3).
 
-    /usr/bin/python3 tests/rtsp_relay.py PORT RECORD_PATH=PLAY_PATH [...]
+    /usr/bin/python3 tests/support/rtsp_relay.py PORT RECORD_PATH=PLAY_PATH [...]
 
 Publishers ANNOUNCE/RECORD H.264 to RECORD_PATH; readers PLAY it at PLAY_PATH.
 (gst-rtsp-server gives one mode per mount, so a relay needs two paths.)

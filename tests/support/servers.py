@@ -1,7 +1,7 @@
 """Real servers and clients for the live tests, all on 127.0.0.1 with free ports.
 
-``RtspRelay``: gst-rtsp-server (tests/rtsp_relay.py) under the system python3,
-restartable on the same port. ``Camera``: tests/camera.py publishing to it.
+``RtspRelay``: gst-rtsp-server (tests/support/rtsp_relay.py) under the system python3,
+restartable on the same port. ``Camera``: tests/support/camera.py publishing to it.
 ``RtmpServer``: nginx with its RTMP module. ``StreamReader``: a PyAV reader
 thread that reconnects and records every frame.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from camera import latency_ms, read_stamp, stamp_white_level
+from tests.support.camera import latency_ms, read_stamp, stamp_white_level
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -115,7 +115,7 @@ class RtspRelay(Server):
 
 
 class Camera:
-    """tests/camera.py publishing to ``url`` in a child process (it republishes after server restarts)."""
+    """tests/support/camera.py publishing to ``url`` in a child process (it republishes after server restarts)."""
 
     def __init__(self, url: str, *, fps: int = 15, size: str = "320x192"):
         self.args = [sys.executable, str(HERE / "camera.py"), url, "--fps", str(fps), "--size", size]
@@ -145,7 +145,7 @@ class StreamReader(threading.Thread):
         self.images: list[np.ndarray] = []
         self.keep_images = keep_images
         self.on_frame = None  # optional callback(image) in the reader thread
-        # with read_stamps, per frame: ms from the capture stamp tests/camera.py drew to its decoding here, and
+        # with read_stamps, per frame: ms from the capture stamp tests/support/camera.py drew to its decoding here, and
         # how white the stamp's white blocks still are (255 from the camera; an overlay tints them)
         self.ages: list[int] = []
         self.whites: list[float] = []

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import HAS_TORCH, run_cli
 from streamseg import Pipeline
-from videos import make_video, read_video
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
+from tests.support.videos import make_video, read_video
 
 
 def rows(path) -> list[dict[str, str]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
 
 from streamseg.datasets import SegmentationFolder, synth
 from streamseg.errors import ConfigError, SourceError
+from tests.support.cli import run_cli
 
 
 def _synth(out, *extra: str) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
@@ -18,6 +17,7 @@ from streamseg.frames import Frame
 from streamseg.models import spec_from_onnx
 from streamseg.postprocess.cpu import CpuPostprocessor
 from streamseg.preprocess.cpu import CpuPreprocessor
+from tests.support.cli import run_cli
 
 N_IMAGES = 3
 

@@ -13,8 +13,10 @@ import sys
 import av
 import numpy as np
 import pytest
-from conftest import HAS_TORCH, run_cli
 from PIL import Image
+
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
 
 pytestmark = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
 
