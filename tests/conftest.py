@@ -16,14 +16,16 @@ from tests.support.extras import HAS_TORCH
 from tests.support.paths import MEDIA
 
 NEEDS_EXPORT = "needs the export extra (torch, torchvision): pip install -e \".[export]\""
-EXPORT_FIXTURES = {"fcn_onnx", "trained_model"}  # fixtures that export or train with torch
+# fixtures that export or train with torch, a minute or more each on 2 cores: their tests are export and slow
+TORCH_FIXTURES = {"fcn_onnx", "trained_model"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that uses a torch fixture is an ``export`` test; ``export`` tests skip without torch."""
+    """A test that uses a torch fixture is an ``export`` and a ``slow`` test; ``export`` tests skip without torch."""
     for item in items:
-        if EXPORT_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if TORCH_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.export)
+            item.add_marker(pytest.mark.slow)
         if not HAS_TORCH and item.get_closest_marker("export"):
             item.add_marker(pytest.mark.skip(reason=NEEDS_EXPORT))
 

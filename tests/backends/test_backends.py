@@ -13,10 +13,9 @@ from streamseg.errors import BackendError, ConfigError
 from streamseg.models import ZOO, spec_from_onnx
 from streamseg.sources import open_source
 from tests.support.cli import run_cli
-from tests.support.extras import HAS_TORCH
 from tests.support.footage import compare_on_footage
 
-needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+needs_torch = pytest.mark.export  # skipped without torch, saying so (tests/conftest.py)
 SIZE = 96
 
 

@@ -9,9 +9,8 @@ import pytest
 
 from streamseg.backends import create_backend, cuda_present
 from streamseg.models import spec_from_onnx
-from tests.support.extras import HAS_TORCH
 
-pytestmark = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+pytestmark = pytest.mark.export  # skipped without torch, saying so (tests/conftest.py)
 
 
 def _frames(n: int, height: int = 64, width: int = 96) -> np.ndarray:

@@ -12,7 +12,6 @@ from streamseg.backends import create_backend
 from streamseg.backends.winograd import candidates, rewrite
 from streamseg.models import spec_from_onnx
 from tests.support.cli import run_cli
-from tests.support.extras import HAS_TORCH
 from tests.support.footage import compare_on_footage
 
 
@@ -72,7 +71,7 @@ def test_rewrite_leaves_other_convolutions_alone(kind):
     assert candidates(model, min_channel_product=threshold) == (1 if kind == "two images" else 0)
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+@pytest.mark.export
 def test_fcn_on_winograd_matches_direct_convolution_on_footage(fcn_onnx, car_video):
     """FCN-ResNet50's four big 3x3 convolutions (head, layer4) rewritten, on decoded frames, at two sizes."""
     spec = spec_from_onnx(fcn_onnx)
@@ -89,7 +88,7 @@ def test_fcn_on_winograd_matches_direct_convolution_on_footage(fcn_onnx, car_vid
         direct.close()
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+@pytest.mark.export
 @pytest.mark.parametrize("flag", ["--winograd", "--no-winograd"])
 def test_run_turns_winograd_on_and_off(fcn_onnx, car_video, tmp_path, flag):
     out = tmp_path / "out.mp4"

@@ -199,7 +199,7 @@ def test_batch_isolates_failures_and_outputs_are_frame_exact(clips, first_run):
 
 @pytest.mark.slow
 def test_report_plots_class_areas_of_the_whole_batch(first_run):
-    pytest.importorskip("matplotlib", reason="needs the report extra")
+    pytest.importorskip("matplotlib", reason="needs the plots extra (matplotlib)")
     out = first_run[0]
     proc = run_cli("report", str(out), check=True)
     finished = [r for r in latest(out).values() if r["status"] != "failed"]  # a failed video has no summary
@@ -337,6 +337,7 @@ def ray_cluster(tmp_path_factory):
     stop_ray_node(head)
 
 
+@pytest.mark.live
 @pytest.mark.slow
 def test_ray_gives_the_local_executors_label_maps(ray_cluster, clips, first_run, duc_onnx, tmp_path):
     address, _ = ray_cluster
@@ -358,6 +359,7 @@ def test_ray_gives_the_local_executors_label_maps(ray_cluster, clips, first_run,
     assert leftovers(out) == []
 
 
+@pytest.mark.live
 @pytest.mark.slow
 def test_ray_refuses_local_outdir_on_two_nodes(ray_cluster, clips, duc_onnx, tmp_path):
     address, root = ray_cluster

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.extras import HAS_TORCH
 
 
 def test_batch_on_a_one_frame_model_is_one_line(car_video, duc_onnx):
@@ -18,7 +17,7 @@ def test_batch_on_a_one_frame_model_is_one_line(car_video, duc_onnx):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+@pytest.mark.export
 def test_torch_batches_count_frames_and_scale_the_floor(car_video, fcn_onnx):
     args = [str(car_video), "--model", str(fcn_onnx), "--backend", "torch", "--modes", "bare", "--size", "64",
             "--frames", "3", "--peak-tflops", "1", "--json"]

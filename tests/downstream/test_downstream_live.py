@@ -59,6 +59,7 @@ def decode_cdr(channel: dict, data: bytes):
     return DecoderFactory().decoder_for(channel["encoding"], schema)(data)
 
 
+@pytest.mark.live
 @needs_mqtt
 @needs_foxglove
 @pytest.mark.slow
@@ -108,6 +109,7 @@ def test_live_run_serves_a_foxglove_client_and_an_mqtt_subscriber(car_video, duc
     assert max(first["fractions"].values()) == pytest.approx(counted.max(), abs=1e-6)
 
 
+@pytest.mark.live
 @needs_mqtt
 def test_mqtt_gets_every_frame_summary_of_a_file(car_video, duc_onnx, broker, subscriber, tmp_path):
     frames = 6
@@ -124,6 +126,7 @@ def test_mqtt_gets_every_frame_summary_of_a_file(car_video, duc_onnx, broker, su
         assert got["stamp_ns"] == round(want["time"] * 1e9)  # a file: media time
 
 
+@pytest.mark.live
 @needs_mqtt
 @pytest.mark.slow
 def test_broker_restart_loses_at_most_the_frames_counted_as_dropped(car_video, duc_onnx, broker, subscriber):
@@ -147,6 +150,7 @@ def test_broker_restart_loses_at_most_the_frames_counted_as_dropped(car_video, d
     assert pipeline.summary().extra["output_reconnects"] >= 1
 
 
+@pytest.mark.live
 @needs_mqtt
 @pytest.mark.slow
 def test_a_full_queue_drops_the_oldest_frames_and_counts_them(car_video, duc_onnx, broker, subscriber):
@@ -167,6 +171,7 @@ def test_a_full_queue_drops_the_oldest_frames_and_counts_them(car_video, duc_onn
     assert sorted(rows) == [*range(MAX_IN_FLIGHT), *range(frames - queue, frames)]  # the oldest queued ones dropped
 
 
+@pytest.mark.browser
 @needs_foxglove
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None,

@@ -56,7 +56,7 @@ def test_message_is_a_small_header_and_a_compressed_label_map():
 
 
 def test_subscriber_process_receives_label_maps_while_run_serves_metrics(car_video, duc_onnx, tmp_path):
-    """The issue's 'Done when': a separate subscriber gets the label maps; /metrics and /health answer meanwhile."""
+    """A separate subscriber process gets the label maps while /metrics and /health answer."""
     endpoint, metrics_port = f"tcp://127.0.0.1:{free_port()}", free_port()
     received, written = tmp_path / "received", tmp_path / "written"
     # the subscriber first: SUB connects and retries until the publisher binds, so no frame goes unseen

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from streamseg.backends import cuda_present
-from tests.support.extras import HAS_TORCH
 from tests.support.paths import ROOT
 
 STEPS = ("doctor", "matmul_peak", "clip", "export", "nvdec", "run_fp16", "bench_auto_b1", "bench_torch_graphs_b1",
@@ -17,7 +16,7 @@ STEPS = ("doctor", "matmul_peak", "clip", "export", "nvdec", "run_fp16", "bench_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+@pytest.mark.export
 def test_dry_run_completes_every_step_with_figures(tmp_path, fcn_onnx):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out),

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="needs the export extra (torch), or the gpu extra on a GPU machine")
 
 from streamseg.backends import cuda_present  # noqa: E402
 from streamseg.composite import Compositor  # noqa: E402

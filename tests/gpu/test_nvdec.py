@@ -14,7 +14,7 @@ from streamseg.sources.file import FileSource, to_rgb
 from streamseg.sources.nvdec import nvdec_unavailable, open_device_source, open_input
 from tests.support.videos import make_video
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="needs the export extra (torch), or the gpu extra on a GPU machine")
 
 from streamseg.sources.nvdec import device_rgb  # noqa: E402
 

@@ -17,6 +17,8 @@ import pytest
 from tests.support.live import CAMERA_SIZE, live_counts, stop, streamseg
 from tests.support.servers import Camera, RtmpServer, StreamReader, rtmp_missing
 
+pytestmark = pytest.mark.live  # nginx-rtmp on 127.0.0.1
+
 
 @pytest.fixture
 def server(tmp_path: Path):

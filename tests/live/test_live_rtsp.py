@@ -19,6 +19,8 @@ import pytest
 from tests.support.live import CAMERA_SIZE, live_counts, stop, streamseg
 from tests.support.servers import Camera, RtspRelay, StreamReader, free_port, relay_missing
 
+pytestmark = pytest.mark.live  # gst-rtsp-server on 127.0.0.1
+
 
 @pytest.fixture
 def relay():

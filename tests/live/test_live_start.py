@@ -87,6 +87,7 @@ def test_malformed_url_is_one_line_from_the_cli(tiny_model, tmp_path):
     assert proc.stderr.strip() == "streamseg: error: malformed URL rtsp://127.0.0.1:99999/x: Port out of range 0-65535"
 
 
+@pytest.mark.live
 @pytest.mark.slow
 def test_camera_that_comes_up_after_streamseg_starts_is_picked_up(tiny_model, tmp_path):
     reason = relay_missing()

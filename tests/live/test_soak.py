@@ -11,6 +11,8 @@ import pytest
 from tests.support.paths import ROOT
 from tests.support.servers import relay_missing
 
+pytestmark = pytest.mark.live  # gst-rtsp-server on 127.0.0.1
+
 
 @pytest.mark.slow
 def test_a_minute_with_two_relay_restarts(duc_onnx, tmp_path):

@@ -14,7 +14,7 @@ from tests.support.extras import HAS_TORCH
 
 FAST = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large")
 SIZE = 96
-needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+needs_torch = pytest.mark.export  # skipped without torch, saying so (tests/conftest.py)
 
 
 def test_models_list_shows_the_fast_models_with_published_accuracy_and_flops():

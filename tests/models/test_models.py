@@ -20,7 +20,6 @@ from streamseg.postprocess import CpuPostprocessor, duc_unpack
 from streamseg.preprocess import CpuPreprocessor, plan_geometry
 from streamseg.sources import open_source
 from tests.support.cli import run_cli
-from tests.support.extras import HAS_TORCH
 from tests.support.paths import ROOT
 
 
@@ -167,7 +166,7 @@ def test_pipeline_labels_equal_a_direct_onnxruntime_run(car_video, duc_onnx):
         assert (r.labels == expected).mean() > 0.999  # float rounding may flip a near-tie
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra")
+@pytest.mark.export
 def test_fcn_export_matches_torch(tmp_path):
     """The exported ONNX (dynamic H/W) computes what the torchvision model computes."""
     import torch

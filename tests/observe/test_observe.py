@@ -105,7 +105,7 @@ def test_metrics_port_in_use_is_one_clear_error(car_video, duc_onnx):
 
 
 def test_report_plots_class_areas_over_time_and_writes_csv(car_video, duc_onnx, tmp_path):
-    pytest.importorskip("matplotlib", reason="needs the report extra (matplotlib)")
+    pytest.importorskip("matplotlib", reason="needs the plots extra (matplotlib)")
     run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "4", "--labels-out", str(tmp_path),
             "--labels-format", "npz", check=True)
     proc = run_cli("report", str(tmp_path), "-o", str(tmp_path / "areas.png"), "--top", "5", check=True)
@@ -144,6 +144,7 @@ def test_report_on_a_non_summary_is_one_clear_error(tmp_path):
                                   "index,pts,time,latency_ms)"
 
 
+@pytest.mark.live
 def test_health_and_reconnects_follow_a_live_source_through_a_server_restart(duc_onnx, tmp_path):
     """A real RTSP camera behind a relay that goes down: /health says reconnecting, then running, counted once."""
     from tests.support.servers import Camera, RtspRelay, free_port, relay_missing

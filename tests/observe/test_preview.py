@@ -78,9 +78,10 @@ def test_stream_and_stats_over_http(car_video, duc_onnx):
     assert all(c["color"].startswith("#") and len(c["color"]) == 7 for c in stats["classes"])
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not HAS_BROWSER, reason="needs Debian's chromium and the playwright package")
 def test_preview_page_in_headless_chromium(car_video, duc_onnx, tmp_path):
-    """The issue's 'Done when': the page shows video and its stats update, in a real browser."""
+    """In a real browser the page shows the segmented video, and its stats update as frames go by."""
     from playwright.sync_api import sync_playwright
 
     with Pipeline(car_video, model=duc_onnx, max_frames=120, preview_port=0) as pipeline:
@@ -118,6 +119,7 @@ def test_preview_page_in_headless_chromium(car_video, duc_onnx, tmp_path):
 HOSTILE = '<img src=x onerror="window.pwned=(window.pwned||0)+1">{}<script>window.pwned=1</script>'
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_BROWSER, reason="needs Debian's chromium and the playwright package")
 def test_hostile_class_names_show_as_text_in_headless_chromium(car_video, duc_onnx, tmp_path):
@@ -150,6 +152,7 @@ def test_hostile_class_names_show_as_text_in_headless_chromium(car_video, duc_on
     assert injected == 0 and pwned == 0
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_BROWSER, reason="needs Debian's chromium and the playwright package")
 def test_the_page_switches_between_sources(duc_onnx, tmp_path):

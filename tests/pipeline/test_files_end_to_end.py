@@ -11,7 +11,6 @@ from PIL import Image
 
 from streamseg import Pipeline
 from tests.support.cli import run_cli
-from tests.support.extras import HAS_TORCH
 from tests.support.videos import make_video, read_video, rotate_mp4
 
 
@@ -22,9 +21,12 @@ def audio_seconds(path) -> float:
         return float(last * stream.time_base)
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra")
+@pytest.mark.export
 def test_real_footage_every_frame_timestamps_audio_and_labels(car_video, fcn_onnx, tmp_path):
-    """The issue's 'Done when', on the whole car-detection clip (small input size for CI time)."""
+    """The whole car-detection clip: every frame out, timestamps and audio kept, one label map per frame.
+
+    A small input size keeps it within CI time.
+    """
     out, labels = tmp_path / "out.mp4", tmp_path / "labels"
     proc = run_cli("run", str(car_video), "-o", str(out), "--model", str(fcn_onnx), "--labels-out", str(labels),
                    "--size", "64", check=True)

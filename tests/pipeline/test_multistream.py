@@ -17,11 +17,10 @@ from PIL import Image
 
 from streamseg import Pipeline
 from tests.support.cli import run_cli
-from tests.support.extras import HAS_TORCH
 from tests.support.servers import Camera, RtspRelay, free_port, relay_missing
 from tests.support.videos import make_video, read_video
 
-needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (a model with a dynamic batch axis)")
+needs_torch = pytest.mark.export  # skipped without torch, saying so (tests/conftest.py)
 
 
 def labels_of(folder: Path) -> list[np.ndarray]:
@@ -188,6 +187,7 @@ def two_cameras():
         yield one, two
 
 
+@pytest.mark.live
 @pytest.mark.slow
 def test_a_dead_camera_does_not_stall_the_others_and_comes_back(two_cameras, duc_onnx, tmp_path):
     one, two = two_cameras

@@ -10,7 +10,6 @@ from PIL import Image
 
 from streamseg import Pipeline
 from tests.support.cli import run_cli
-from tests.support.extras import HAS_TORCH
 from tests.support.videos import make_video, read_video
 
 
@@ -71,7 +70,7 @@ def test_smoothing_needs_class_scores(duc_onnx, tmp_path):
         "streamseg: error: smooth: needs class scores (decode: argmax), not duc"]
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra")
+@pytest.mark.export
 def test_smoothed_run_carries_and_smooths(fcn_onnx, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", width=160, height=96, frames=8)
     with Pipeline(clip, model=fcn_onnx, input_size=64, interval=2, smooth=0.5) as pipeline:

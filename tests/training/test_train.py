@@ -18,7 +18,7 @@ from PIL import Image
 from tests.support.cli import run_cli
 from tests.support.extras import HAS_TORCH
 
-pytestmark = pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra (torch, torchvision)")
+pytestmark = pytest.mark.export  # skipped without torch, saying so (tests/conftest.py)
 
 # Measured on the 2-core dev box with the fixture's recipe (300 images, 14 epochs, ~2.5 min): best val mIoU
 # 0.79-0.81 over seeds 0-2; the longer docs/training.md recipe reaches 0.81 val and 0.83 on the held-out video.
