@@ -141,6 +141,7 @@ def test_manifest_skips_only_unchanged_inputs_options_and_present_outputs(tmp_pa
     assert Manifest(out).latest["a.mp4"]["status"] == "done"
 
 
+@pytest.mark.slow
 def test_ray_missing_says_what_to_install(tmp_path):
     video = make_video(tmp_path / "a.mp4", width=64, height=48, frames=2)
     code = ("import sys; sys.modules['ray'] = None; from streamseg.cli import main; "

@@ -80,7 +80,9 @@ def test_naive_refuses_other_weights(car_video, fcn_onnx):
     assert "not the same weights" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_model_without_torch_twin_skips_naive_and_plots(car_video, duc_onnx, tmp_path):
+    pytest.importorskip("matplotlib", reason="needs the plots extra (matplotlib)")
     plot = tmp_path / "stages.png"
     report = _bench(str(car_video), "--model", str(duc_onnx), "--frames", "3", "--plot", str(plot))
     assert report["naive_fps"] is None and report["ratios"]["end_to_end/naive"] is None
@@ -89,6 +91,7 @@ def test_model_without_torch_twin_skips_naive_and_plots(car_video, duc_onnx, tmp
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_floor_from_a_given_peak_and_none_without(car_video, duc_onnx):
     report = _bench(str(car_video), "--model", str(duc_onnx), "--frames", "3", "--modes", "bare", "--peak-tflops", "2.5")
     floor = report["floor"]
@@ -154,6 +157,7 @@ def test_macs_of_gemm_and_matmul(tmp_path):
     assert count.by_op == {"MatMul": 2 * 4 * 16 * 8, "Gemm": 8 * 5 * 16}
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line(tmp_path, duc_onnx):
     proc = run_cli("bench", str(tmp_path / "missing.mp4"), "--model", str(duc_onnx), "--frames", "2")
     assert proc.returncode != 0 and "input not found" in proc.stderr and "Traceback" not in proc.stderr

@@ -103,6 +103,7 @@ def test_output_folder_missing(tmp_path, clip, duc_onnx):
     assert_one_line_error(proc, "output folder does not exist")
 
 
+@pytest.mark.slow
 def test_sigint_finalizes_a_playable_file(tmp_path, car_video, duc_onnx):
     out = tmp_path / "partial.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "streamseg", "run", str(car_video), "-o", str(out), "--model",

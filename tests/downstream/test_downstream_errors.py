@@ -42,6 +42,7 @@ def test_broker_urls_parse_and_bad_ones_say_what_is_expected():
 
 
 def test_bad_mqtt_url_is_one_line(clip, duc_onnx):
+    pytest.importorskip("paho", reason="needs the mqtt extra (paho-mqtt)")
     line = one_line_error(run_cli("run", str(clip), "--model", str(duc_onnx), "--max-frames", "1",
                                   "--mqtt", "http://user:secret@127.0.0.1/x"))
     assert "expected mqtt://HOST[:PORT]/TOPIC" in line and "secret" not in line

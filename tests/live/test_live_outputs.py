@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import av
+import pytest
 
 from tests.support.cli import run_cli
 from tests.support.servers import StreamReader, free_port
@@ -25,6 +26,7 @@ def frames_out(stderr: str) -> int:
     return int(re.search(r"(\d+) out,", stderr)[1])
 
 
+@pytest.mark.slow
 def test_realtime_file_to_udp_hls_and_mp4_at_once(duc_onnx, tmp_path: Path):
     video = make_video(tmp_path / "in.mp4", width=SIZE[0], height=SIZE[1], frames=FRAMES, fps=FPS)
     port = free_port()
@@ -57,6 +59,7 @@ def test_realtime_file_to_udp_hls_and_mp4_at_once(duc_onnx, tmp_path: Path):
     assert udp.sizes == {SIZE} and all(increasing(p) for p in udp.pts)
 
 
+@pytest.mark.slow
 def test_realtime_loop_plays_past_the_end_of_the_file(duc_onnx, tmp_path: Path):
     video = make_video(tmp_path / "in.mp4", width=SIZE[0], height=SIZE[1], frames=8, fps=25)
     out = tmp_path / "out.mkv"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from streamseg.backoff import Backoff
 from streamseg.frames import Result
 from streamseg.pipeline import Pipeline
@@ -38,6 +40,7 @@ class SlowSink:
         pass
 
 
+@pytest.mark.slow
 def test_slow_sink_drops_oldest_frames_and_stays_bounded(duc_onnx, tmp_path: Path):
     video = make_video(tmp_path / "cam.mp4", width=320, height=192, frames=25, fps=25)
     sink = SlowSink()

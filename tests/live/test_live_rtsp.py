@@ -47,6 +47,7 @@ def increasing(values: list[int | None]) -> bool:
     return all(b > a for a, b in zip(known, known[1:]))
 
 
+@pytest.mark.slow
 def test_republishes_to_rtsp_udp_and_hls_and_stops_cleanly_on_sigint(relay, camera, duc_onnx, tmp_path: Path):
     udp_port = free_port()
     udp = StreamReader(f"udp://127.0.0.1:{udp_port}")
@@ -83,6 +84,7 @@ def test_republishes_to_rtsp_udp_and_hls_and_stops_cleanly_on_sigint(relay, came
     assert len(pts) >= 10 and size == CAMERA_SIZE and increasing(pts)
 
 
+@pytest.mark.slow
 def test_keeps_running_through_three_server_restarts_without_leaking_credentials(relay, camera, duc_onnx):
     cam = relay.url("cam").replace("rtsp://", "rtsp://alice:s3cret@")
     dest = relay.url("out-in").replace("rtsp://", "rtsp://bob:hunter2@")
@@ -107,6 +109,7 @@ def test_keeps_running_through_three_server_restarts_without_leaking_credentials
     assert "rtsp://***@127.0.0.1" in err
 
 
+@pytest.mark.slow
 def test_gives_up_after_the_limit_and_keeps_the_file_output_valid(relay, camera, duc_onnx, tmp_path: Path):
     video = tmp_path / "out.mp4"
     proc = streamseg("run", relay.url("cam"), "-o", str(video), "--model", str(duc_onnx),

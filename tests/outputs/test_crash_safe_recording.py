@@ -118,6 +118,7 @@ def test_sigkill_during_a_segmented_recording(tmp_path, long_video, duc_onnx):
     assert not (labels / "labels.npz").exists() and (labels / "labels.npz.partial").exists()
 
 
+@pytest.mark.slow
 def test_a_clean_stop_leaves_a_normal_seekable_mp4(tmp_path, duc_onnx):
     video = make_video(tmp_path / "in.mp4", width=160, height=96, frames=25, fps=FPS, audio=True)
     out = tmp_path / "out.mp4"

@@ -36,7 +36,7 @@ def run_with_file_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("what, args, path", [
-    ("video", ("-o", "{tmp}/out.mp4"), "{tmp}/out.mp4"),
+    pytest.param("video", ("-o", "{tmp}/out.mp4"), "{tmp}/out.mp4", marks=pytest.mark.slow),
     pytest.param("npz labels", ("--labels-out", "{tmp}/labels", "--labels-format", "npz", "--summary",
                                 "{tmp}/s.jsonl"), "{tmp}/labels/labels.npz.partial", marks=pytest.mark.slow),
     pytest.param("summary", ("--summary", "{tmp}/summary.csv"), "{tmp}/summary.csv", marks=pytest.mark.slow),
@@ -89,6 +89,7 @@ def closed_port() -> int:
         return sock.getsockname()[1]  # nobody listens once it is closed
 
 
+@pytest.mark.slow
 def test_a_stream_output_that_never_connects_fails_the_run(tmp_path, clip, duc_onnx):
     out = tmp_path / "alongside.mp4"
     url = f"rtsp://127.0.0.1:{closed_port()}/x"
@@ -106,6 +107,7 @@ def test_summary_counts_frames_delivered_per_output(tmp_path, clip, duc_onnx):
     assert len(read_video(out)[0]) == 7
 
 
+@pytest.mark.slow
 def test_a_png_named_mp4_is_a_one_frame_video(tmp_path, duc_onnx):
     picture = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
     source = tmp_path / "still.mp4"

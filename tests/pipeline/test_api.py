@@ -32,6 +32,7 @@ def test_iteration_yields_every_frame_with_labels_and_timing(api_results, car_vi
     assert all(r.frame.std() > 10 and len(np.unique(r.labels)) > 1 for r in api_results)
 
 
+@pytest.mark.slow
 def test_api_labels_match_the_cli(api_results, car_video, duc_onnx, tmp_path):
     """'Runs the same stages as the CLI': identical label maps, frame by frame."""
     run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", str(FRAMES),

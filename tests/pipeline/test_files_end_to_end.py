@@ -89,6 +89,7 @@ def test_variable_frame_rate_timestamps_survive(tmp_path, duc_onnx):
     assert [p * out_tb for p in pts] == [Fraction(p, 1000) for p in irregular]
 
 
+@pytest.mark.slow
 def test_audio_track_is_copied(tmp_path, duc_onnx):
     source = make_video(tmp_path / "tone.mp4", frames=20, fps=10, audio=True)
     out = tmp_path / "out.mp4"
@@ -109,6 +110,7 @@ def test_rotated_video_is_turned_upright(tmp_path, duc_onnx):
         assert np.array_equal(r.frame, np.rot90(image, -1))  # 90 degrees clockwise, as players show it
 
 
+@pytest.mark.slow
 def test_truncated_file_yields_decodable_frames_then_one_warning(car_video, duc_onnx, tmp_path):
     data = car_video.read_bytes()
     cut = tmp_path / "cut.mp4"

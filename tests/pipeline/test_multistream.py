@@ -77,6 +77,7 @@ def test_python_api_yields_every_source_in_order_within_each(fcn_onnx, tmp_path)
     assert summary.batches.get(2, 0) >= 3  # both sources in one call while both ran
 
 
+@pytest.mark.slow
 def test_outputs_that_would_collide_are_refused_before_anything_starts(duc_onnx, tmp_path):
     a = make_video(tmp_path / "a.mp4", frames=3)
     b = make_video(tmp_path / "b.mp4", frames=3)
@@ -90,6 +91,7 @@ def test_outputs_that_would_collide_are_refused_before_anything_starts(duc_onnx,
     assert bad.returncode == 2 and "unknown field {nme}" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_failed_source_exits_non_zero_and_the_others_complete(duc_onnx, tmp_path):
     good = make_video(tmp_path / "good.mp4", width=160, height=96, frames=9)
     corrupt = tmp_path / "corrupt.mp4"
@@ -230,6 +232,7 @@ def test_a_dead_camera_does_not_stall_the_others_and_comes_back(two_cameras, duc
     assert len(read_video(tmp_path / "2.mp4")[0]) == 30
 
 
+@pytest.mark.slow
 def test_a_sources_list_in_yaml_is_the_same_as_arguments(duc_onnx, tmp_path):
     a = make_video(tmp_path / "a.mp4", width=160, height=96, frames=4)
     b = make_video(tmp_path / "b.mp4", width=128, height=96, frames=3)

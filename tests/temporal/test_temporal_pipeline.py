@@ -18,6 +18,7 @@ def rows(path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_interval_three_gives_every_frame_with_a_third_inferred_as_a_plain_run(duc_onnx, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", width=192, height=108, frames=12, fps=10, audio=True)
     run_cli("run", str(clip), "-o", str(tmp_path / "out.mp4"), "--model", str(duc_onnx), "--interval", "3",
@@ -63,6 +64,7 @@ def test_a_latency_budget_keeps_the_camera_rate(duc_onnx, tmp_path):
         f"{summary.sources[0]['inferred']} inferred")
 
 
+@pytest.mark.slow
 def test_smoothing_needs_class_scores(duc_onnx, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", frames=2)
     proc = run_cli("run", str(clip), "--model", str(duc_onnx), "--smooth", "0.5", "-o", str(tmp_path / "o.mp4"))

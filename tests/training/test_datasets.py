@@ -16,6 +16,7 @@ def _synth(out, *extra: str) -> None:
     run_cli("datasets", "synth", "--out", str(out), *extra, check=True)
 
 
+@pytest.mark.slow
 def test_synth_voc_layout_is_readable_and_labeled(tmp_path):
     _synth(tmp_path, "--n", "10", "--size", "96x64", "--video-frames", "0")
     train, val = SegmentationFolder(tmp_path, "voc", "train"), SegmentationFolder(tmp_path, "voc", "val")
@@ -36,6 +37,7 @@ def test_synth_voc_layout_is_readable_and_labeled(tmp_path):
         assert png.mode == "P"  # palette PNG, pixel value = class id, as VOC ships them
 
 
+@pytest.mark.slow
 def test_synth_is_deterministic_per_seed(tmp_path):
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         _synth(tmp_path / name, "--n", "4", "--size", "64x48", "--seed", seed, "--video-frames", "0")
@@ -56,6 +58,7 @@ def test_synth_cityscapes_layout(tmp_path):
     assert val.classes == synth.CLASSES
 
 
+@pytest.mark.slow
 def test_heldout_video_matches_its_labels(tmp_path):
     _synth(tmp_path, "--n", "2", "--size", "128x96", "--video-frames", "12", "--fps", "6")
     with av.open(str(tmp_path / "heldout" / "heldout.mp4")) as container:
@@ -107,6 +110,7 @@ def test_folder_without_classes_file_uses_the_standard_sets(tmp_path):
     assert np.array_equal(folder[0].mask, mask)
 
 
+@pytest.mark.slow
 def test_cli_rejects_bad_synth_options(tmp_path):
     proc = run_cli("datasets", "synth", "--out", str(tmp_path), "--size", "big")
     assert proc.returncode != 0 and "WIDTHxHEIGHT" in proc.stderr and "Traceback" not in proc.stderr

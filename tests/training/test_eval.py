@@ -106,6 +106,7 @@ def test_label_folders_after_run(trained_model, tmp_path):
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "missing" in proc.stderr
 
 
+@pytest.mark.slow
 def test_eval_needs_exactly_one_mode(tmp_path):
     proc = run_cli("eval", "--json")
     assert proc.returncode != 0 and "exactly one of" in proc.stderr
