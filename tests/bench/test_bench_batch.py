@@ -9,6 +9,7 @@ import pytest
 from tests.support.cli import run_cli
 
 
+@pytest.mark.slow
 def test_batch_on_a_one_frame_model_is_one_line(car_video, duc_onnx):
     proc = run_cli("bench", str(car_video), "--model", str(duc_onnx), "--frames", "2", "--modes", "bare",
                    "--batch", "2", "--backend", "onnxruntime")

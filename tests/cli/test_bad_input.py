@@ -58,6 +58,7 @@ def test_onnx_whose_io_does_not_match_its_spec(tmp_path, clip, duc_onnx):
     assert_one_line_error(proc, "spec input 'data'", "pixels")
 
 
+@pytest.mark.slow
 def test_foreign_onnx_without_spec(tmp_path, clip, duc_onnx):
     model = onnx.load(str(duc_onnx))
     del model.metadata_props[:]

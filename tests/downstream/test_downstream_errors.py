@@ -59,6 +59,7 @@ def test_foxglove_port_in_use_is_one_line(clip, duc_onnx, tmp_path):
     assert f"--foxglove {port}: cannot listen on 127.0.0.1:{port}" in one_line_error(proc)
 
 
+@pytest.mark.slow
 def test_kafka_without_its_extra_says_what_to_install(clip, duc_onnx):
     """As a machine without confluent-kafka sees it, whether or not this one has it."""
     code = ("import sys; sys.modules['confluent_kafka'] = None; from streamseg.cli import main; "

@@ -110,6 +110,7 @@ def test_live_run_serves_a_foxglove_client_and_an_mqtt_subscriber(car_video, duc
 
 
 @pytest.mark.live
+@pytest.mark.slow
 @needs_mqtt
 def test_mqtt_gets_every_frame_summary_of_a_file(car_video, duc_onnx, broker, subscriber, tmp_path):
     frames = 6

@@ -145,6 +145,7 @@ def test_report_on_a_non_summary_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.live
+@pytest.mark.slow
 def test_health_and_reconnects_follow_a_live_source_through_a_server_restart(duc_onnx, tmp_path):
     """A real RTSP camera behind a relay that goes down: /health says reconnecting, then running, counted once."""
     from tests.support.servers import Camera, RtspRelay, free_port, relay_missing

@@ -79,6 +79,7 @@ def test_stream_and_stats_over_http(car_video, duc_onnx):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_BROWSER, reason="needs Debian's chromium and the playwright package")
 def test_preview_page_in_headless_chromium(car_video, duc_onnx, tmp_path):
     """In a real browser the page shows the segmented video, and its stats update as frames go by."""
