@@ -142,6 +142,7 @@ def _wait(predicate, timeout: float, what: str):
 
 @pytest.mark.slow
 def test_sources_added_and_removed_through_the_rest_api(duc_onnx, tmp_path):
+    pytest.importorskip("prometheus_client", reason="--metrics-port needs the observe extra (prometheus-client)")
     camera = make_video(tmp_path / "cam.mp4", width=160, height=96, frames=20, fps=10)
     clip = make_video(tmp_path / "clip.mp4", width=128, height=96, frames=12, audio=True)
     out = tmp_path / "out"
@@ -192,6 +193,7 @@ def two_cameras():
 @pytest.mark.live
 @pytest.mark.slow
 def test_a_dead_camera_does_not_stall_the_others_and_comes_back(two_cameras, duc_onnx, tmp_path):
+    pytest.importorskip("prometheus_client", reason="--metrics-port needs the observe extra (prometheus-client)")
     one, two = two_cameras
     clip = make_video(tmp_path / "clip.mp4", width=160, height=96, frames=30)
     port = free_port()
