@@ -16,7 +16,7 @@ pytestmark = pytest.mark.live  # gst-rtsp-server on 127.0.0.1
 
 @pytest.mark.slow
 def test_a_minute_with_two_relay_restarts(duc_onnx, tmp_path):
-    pytest.importorskip("prometheus_client", reason="the soak reads /metrics: needs the observe extra (prometheus-client)")
+    pytest.importorskip("prometheus_client", reason="the soak reads /metrics: needs the observe extra")
     reason = relay_missing()
     if reason:
         pytest.skip(reason)
