@@ -13,6 +13,7 @@ import onnx
 import pytest
 
 from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.paths import ROOT
 from tests.support.videos import make_video, read_video
 
 
@@ -67,7 +68,7 @@ def test_foreign_onnx_without_spec(tmp_path, clip, duc_onnx):
     proc = run_cli("run", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(bare))
     assert_one_line_error(proc, "no streamseg spec", "--spec")
     ok = run_cli("run", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(bare), "--spec",
-                 "configs/duc_resnet101_hdc.yaml", "--max-frames", "2")
+                 str(ROOT / "configs" / "duc_resnet101_hdc.yaml"), "--max-frames", "2")
     assert ok.returncode == 0, ok.stderr
 
 

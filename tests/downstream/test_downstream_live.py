@@ -18,6 +18,7 @@ import pytest
 
 from streamseg import Pipeline
 from tests.support.mosquitto import Mosquitto, mosquitto_missing
+from tests.support.paths import ROOT
 
 HAS_MQTT = importlib.util.find_spec("paho") is not None
 HAS_FOXGLOVE = all(importlib.util.find_spec(m) is not None for m in ("foxglove", "mcap_ros2", "websockets"))
@@ -180,7 +181,7 @@ def test_a_full_queue_drops_the_oldest_frames_and_counts_them(car_video, duc_onn
 def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video, duc_onnx, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    viewer = Path(__file__).resolve().parents[1] / "examples" / "foxglove_viewer.html"
+    viewer = ROOT / "examples" / "foxglove_viewer.html"
     with Pipeline(car_video, model=duc_onnx, max_frames=200, foxglove_port=0, live={"realtime": True}) as pipeline:
         consumer = threading.Thread(target=lambda: sum(1 for _ in pipeline), daemon=True)
         consumer.start()

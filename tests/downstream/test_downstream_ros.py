@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.support.cli import run_cli
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("mcap", "mcap_ros2", "rosbags")),
@@ -183,7 +184,7 @@ def test_mcap_and_video_outputs_together_and_one_mcap_per_run(car_video, duc_onn
 
 
 def test_the_read_mcap_example_prints_every_label_map(mcap_run):
-    example = Path(__file__).resolve().parents[1] / "examples" / "read_mcap.py"
+    example = ROOT / "examples" / "read_mcap.py"
     proc = subprocess.run([sys.executable, str(example), str(mcap_run / "run.mcap")], capture_output=True, text=True,
                           timeout=60, check=True)
     lines = proc.stdout.splitlines()
