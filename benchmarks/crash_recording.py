@@ -5,7 +5,7 @@
 
 Each trial starts ``streamseg run INPUT -o out.mp4 --labels-out labels`` (or a
 segmented recording), kills it with SIGKILL at a random moment, then counts the
-video frames in the file's complete fragments from its boxes (tests/mp4_fragments.py)
+video frames in the file's complete fragments from its boxes (tests/support/mp4_fragments.py)
 and the frames FFmpeg decodes from the start. A trial passes when every frame of
 every complete fragment decodes (segmented: every closed segment decodes whole, and
 the open one up to its last fragment). It also times rewriting each killed file as a
@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from mp4_fragments import complete_fragment_frames, playable_frames  # noqa: E402
-
+sys.path.insert(0, str(ROOT))
 from streamseg.sinks.recording import faststart  # noqa: E402
+from tests.support.mp4_fragments import complete_fragment_frames, playable_frames  # noqa: E402
 
 
 def trial(args, folder: Path, wait: float, extra: list[str]) -> dict:

@@ -151,8 +151,8 @@ print(json.dumps({"matmul_n": n, "dtype": str(dtype), "device": device,
 """
 
 CLIP = """
-import sys; sys.path.insert(0, "tests")
-from videos import make_video
+import sys; sys.path.insert(0, ".")
+from tests.support.videos import make_video
 make_video(sys.argv[1], width=int(sys.argv[2]), height=int(sys.argv[3]), frames=int(sys.argv[4]), fps=30)
 """
 
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("run_fp16", "bench_auto_b1", "bench_torch_graphs_b1", "bench_torch_graphs_b8"):
             check.skip(name, "no clip or no model")
 
-    gpu_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+    gpu_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
                        if re.search(r"mark\.gpu\b", p.read_text()))
     per_test = ["--timeout", "150"] if not _missing("pytest_timeout") else []  # one hung test must not eat it all
     got = check.run("pytest_gpu", ["-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider", *per_test,
@@ -303,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         check.skip("multistream", "no clip or no model")
     if dry:
-        check.skip("bench_torch_compile_b8", "dry run: inductor needs minutes on a CPU (tests/test_torch_options.py)")
+        check.skip("bench_torch_compile_b8",
+                   "dry run: inductor needs minutes on a CPU (tests/backends/test_torch_options.py)")
     elif ready:
         got = check.run("bench_torch_compile_b8", [*cli, "bench", str(clip), "--model", str(model), "--precision",
                                                    "fp16", "--json", "--backend", "torch", "--modes", "bare",

@@ -2,12 +2,12 @@
 
     .venv/bin/python benchmarks/latency.py --model m.onnx [--seconds 20] [--fps 30] [--size 640x360] [-- run flags]
 
-A camera simulator (tests/camera.py) draws its capture time (ms) into every
-frame and publishes it to an RTSP relay (tests/rtsp_relay.py, gst-rtsp-server);
+A camera simulator (tests/support/camera.py) draws its capture time (ms) into every
+frame and publishes it to an RTSP relay (tests/support/rtsp_relay.py, gst-rtsp-server);
 ``streamseg run rtsp://…/cam -o rtsp://…/out-in`` segments and republishes it;
 a viewer decodes ``/out`` and subtracts the stamp it reads from the clock.
 
-Two viewers: a GStreamer one (tests/gst_viewer.py: rtspsrc latency=0, frames
+Two viewers: a GStreamer one (tests/support/gst_viewer.py: rtspsrc latency=0, frames
 leave the depayloader on the RTP marker bit) and a PyAV one. FFmpeg's RTSP
 demuxer holds each frame until the next one starts (its H.264 parser finds a
 frame's end there), so any FFmpeg-based reader, streamseg's own input included,
@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from camera import latency_ms, read_stamp  # noqa: E402
-from servers import SYSTEM_PYTHON, Camera, RtspRelay, StreamReader, relay_missing  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from tests.support.camera import latency_ms, read_stamp  # noqa: E402
+from tests.support.servers import SYSTEM_PYTHON, Camera, RtspRelay, StreamReader, relay_missing  # noqa: E402
 
 MISREAD_MS = 60_000  # a stamp misread through the codec is far off
 
@@ -74,14 +74,14 @@ def pyav_viewer(url: str, seconds: float, warmup: float) -> list[int]:
 
 
 def gst_viewer(url: str, seconds: float, warmup: float) -> list[int]:
-    """The same with tests/gst_viewer.py; it reconnects until frames come (the output may start late)."""
+    """The same with tests/support/gst_viewer.py; it reconnects until frames come (the output may start late)."""
     samples = Samples(warmup)
     halt = threading.Event()
     procs: list[subprocess.Popen] = []
 
     def run() -> None:
         while not halt.is_set():
-            proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "gst_viewer.py"), url],
+            proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "support" / "gst_viewer.py"), url],
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             procs.append(proc)
             for line in proc.stdout:

@@ -25,10 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
 
-from servers import Camera, RtspRelay, free_port, relay_missing  # noqa: E402
+from tests.support.servers import Camera, RtspRelay, free_port, relay_missing  # noqa: E402
 
 
 def proc_status(pid: int) -> dict[str, int]:

@@ -98,6 +98,7 @@ class RunConfig(BaseModel):
     propagate: Literal["none", "flow"] = "flow"  # --propagate: carry labels by optical flow, or hold them
     smooth: float | None = Field(None, gt=0, le=1)  # --smooth: weight of the newest scores in their moving average
     latency_budget: float | None = Field(None, gt=0)  # --latency-budget: ms; streamseg picks the interval
+    latency_sizes: tuple[int, ...] | None = None  # --latency-sizes: input short sides the budget picks from
     batch_timeout: float = Field(5.0, ge=0)  # --batch-timeout: ms to wait for a full batch before running a partial one
     encoder: EncoderOptions = EncoderOptions.model_validate({})  # --codec, --bitrate, --gop, --segment-seconds, …
     live: SourceOptions = SourceOptions.model_validate({})  # --transport, --realtime, --loop, --read-timeout, …
@@ -122,6 +123,20 @@ class RunConfig(BaseModel):
         if len(mcaps) > 1 or (values.get("mcap") and values["mcap"] != mcaps[0]):
             raise ValueError("one MCAP file per run (it holds every source): give one -o FILE.mcap or --mcap FILE")
         return {**values, "outputs": tuple(o for o in outputs if o not in mcaps), "mcap": mcaps[0]}
+
+    @field_validator("latency_sizes", mode="before")
+    @classmethod
+    def _split_sizes(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the flag: 520,360,256
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("latency_sizes")
+    @classmethod
+    def _check_sizes(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and (not value or min(value) < 16):
+            raise ValueError("input short sides of at least 16 px, e.g. 520,360,256")
+        return value
 
     @field_validator("classes", mode="before")
     @classmethod

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 
 from streamseg.batching import BatchLane, WarmUp
 from streamseg.config import RunConfig
-from streamseg.frames import Frame, Result
+from streamseg.frames import Frame, Result, StreamInfo
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
 from streamseg.options import SourceOptions
@@ -40,7 +39,7 @@ from streamseg.sinks import (
 from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
 from streamseg.stages import LaneStages
-from streamseg.stages.temporal import TemporalLane, make_policy
+from streamseg.stages.temporal import TemporalLane, held_frames, make_policy
 from streamseg.workers import StageStats, Worker
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ class SourceLane:
         self.error: BaseException | None = None
         self.removed = False
         self.source: Any = None
-        self.info = None
+        self.info: StreamInfo | None = None
         self.sinks: list[Sink] = []
         self.latency = StageStats("latency")  # per frame, from capture to written to every output
         self.started_at = time.perf_counter()
@@ -83,17 +82,20 @@ class SourceLane:
         # live: a frame waits behind at most one other anywhere, so latency is the stages' time
         size = config.queue_size or (1 if self.live else 4)
         fresh = 1 if self.live else size  # live: inference always takes the newest decoded frame
+        after = policy  # the queues past preprocess
         if config.temporal and self.live:  # every frame comes out: room for those a key frame's inference holds up
-            held = config.interval if config.latency_budget is None else math.ceil(config.latency_budget / 40)
-            fresh = size = max(size, held + 1)
+            fresh = size = max(size, held_frames(config.interval, config.latency_budget) + 1)
+            # past the policy's choice a dropped key frame would leave the frames carried from it without labels:
+            # those queues wait instead, and an overloaded run drops camera frames before preprocess
+            after = FillPolicy.BLOCK
         self.queues = {
             "decoded": StageQueue("decoded", fresh, policy),
-            "prepared": StageQueue("prepared", fresh, policy, arrived=arrived),
-            "inferred": StageQueue("inferred", size, policy),
-            "composited": StageQueue("composited", size, policy),
+            "prepared": StageQueue("prepared", fresh, after, arrived=arrived),
+            "inferred": StageQueue("inferred", size, after),
+            "composited": StageQueue("composited", size, after),
         }
         q = self.queues
-        common = {"stopping": self.stopping, "on_error": self._fail}
+        common: dict[str, Any] = {"stopping": self.stopping, "on_error": self._fail}
         self.workers = {
             "decode": Worker("decode", _same, items=self._frames, outbox=q["decoded"],
                              thread_name=f"{name}-decode", **common),
@@ -141,22 +143,36 @@ class SourceLane:
         try:  # closed here, in the decoding thread: closing it from another would pull it from under a decode
             if self.stopping.is_set():  # removed or stopped while it opened
                 self.stop()
-            self.info = self.source.info
+            self.info = info = self.source.info
             if isinstance(self.steps, TemporalLane):  # the policy needs the camera's frame period
-                frame_ms = 1000 / float(self.info.rate or 25)
-                self.steps.policy = make_policy(cfg.interval, cfg.latency_budget, frame_ms)
+                frame_ms = 1000 / float(info.rate or 25)
+                self.steps.policy = make_policy(cfg.interval, cfg.latency_budget, frame_ms, self.steps.sizes)
             self.opened.set()
             self.sinks = self._open_sinks()
-            warm = WarmUp(self._input_shape(self.info.height, self.info.width))
-            self.queues["prepared"].put(warm)
-            while not warm.done.wait(0.2):
-                if self.stopping.is_set():
+            height, width = info.height, info.width
+            if not isinstance(self.steps, TemporalLane):
+                if not self._warm_up(self._input_shape(height, width)):
                     return
+            else:  # a latency budget sets up and times its input sizes, smallest first, while they fit
+                for size, shape in self.steps.warm_up_order(height, width):
+                    if not self._warm_up(shape):
+                        return
+                    if not self.steps.calibrate(size, shape):
+                        break
             self.state = "running"
             for frame in self.source.frames():
                 yield dataclasses.replace(frame, source=self.name)
         finally:
             self.source.close()
+
+    def _warm_up(self, shape: tuple[int, ...]) -> bool:
+        """The backend set up for ``shape`` by the infer stage; False if the lane stopped meanwhile."""
+        warm = WarmUp(shape)
+        self.queues["prepared"].put(warm)
+        while not warm.done.wait(0.2):
+            if self.stopping.is_set():
+                return False
+        return True
 
     def _input_shape(self, height: int, width: int) -> tuple[int, ...]:
         g = plan_geometry(self.spec.resize, height, width)
@@ -164,6 +180,7 @@ class SourceLane:
 
     def _open_sinks(self) -> list[Sink]:
         cfg, spec, out, sinks = self.config, self.spec, self.outputs, []
+        assert self.info is not None, "sinks open once the source has"
         try:
             for uri in out.videos:
                 sinks.append(open_video_sink(uri, self.info, cfg.encoder, self.options))
@@ -248,6 +265,19 @@ class SourceLane:
             return {}
         return {"inferred": policy.inferred, "propagated": policy.propagated, "interval": policy.current.interval,
                 "settings": policy.describe()}
+
+    def temporal_state(self) -> dict[str, Any]:
+        """With --interval and co: the setting in use now and frames per setting, for /metrics."""
+        policy = getattr(self.steps, "policy", None)
+        if policy is None:
+            return {}
+        own = self.spec.resize.size if isinstance(self.spec.resize.size, int) else 0
+
+        def size(setting: Any) -> int:
+            return setting.size if setting.size is not None else own  # 0: a fixed-size model's own
+
+        return {"interval": policy.current.interval, "input_size": size(policy.current),
+                "setting_frames": {(s.interval, size(s)): n for s, n in dict(policy.usage).items()}}
 
     def link_counts(self) -> dict[str, int]:
         """Reconnects of a live source and of stream outputs, and frames outputs dropped while down."""

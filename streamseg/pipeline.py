@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamseg.backends import create_backend
 from streamseg.batching import BatchWorker
@@ -30,14 +30,21 @@ from streamseg.logs import redact
 from streamseg.models import resolve_model
 from streamseg.models.spec import ModelSpec
 from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
+from streamseg.preprocess import CpuPreprocessor
 from streamseg.queues import END, Closed, FillPolicy, StageQueue
 from streamseg.sinks import Sink, delivery_counts, output_links
 from streamseg.sinks.paths import OutputPath, check_output_paths
 from streamseg.sources import is_live
 from streamseg.stages import make_stages
-from streamseg.stages.temporal import TemporalLane
+from streamseg.stages.cpu import CpuLane
+from streamseg.stages.temporal import TemporalLane, budget_sizes, held_frames
 from streamseg.temporal import FixedInterval, ScoreSmoother
 from streamseg.workers import StageStats
+
+if TYPE_CHECKING:
+    from streamseg.backends.base import Backend
+    from streamseg.observe import MetricsServer, PreviewServer
+    from streamseg.publish import LabelPublisher
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +104,11 @@ class Pipeline:
             raise ConfigError("sources: no input given")
         self.on_result = on_result
         self.lanes: dict[str, SourceLane] = {}  # name -> lane, every lane this run had, in order
-        self.backend = None
+        self.backend: Backend | None = None
         self.spec: ModelSpec | None = None
-        self.metrics = None  # the /metrics, /health and /sources server, with --metrics-port
-        self.preview = None  # the preview page server, with --preview
-        self.publisher = None  # the label-map publisher, with --publish
+        self.metrics: MetricsServer | None = None  # the /metrics, /health and /sources server, with --metrics-port
+        self.preview: PreviewServer | None = None  # the preview page server, with --preview
+        self.publisher: LabelPublisher | None = None  # the label-map publisher, with --publish
         self.downstream: list[Sink] = []  # MCAP, Foxglove, MQTT, Kafka sinks, each serving every source
         self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
         self._shared: list[Sink] = []  # sinks every source writes to
@@ -115,6 +122,7 @@ class Pipeline:
         self._ever = 0  # lanes ever added (for {index})
         self._started_at = self._finished_at = 0.0
         self._closed = False
+        self._budget_specs: dict[int | None, ModelSpec] = {}  # with --latency-budget: the spec per input size
 
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> Pipeline:
@@ -137,19 +145,24 @@ class Pipeline:
         # before anything opens: an output never replaces an input or another output
         shared = [OutputPath("--mcap", cfg.mcap)] if cfg.mcap else []  # one file every source writes to
         check_output_paths([s.uri for s in specs],
-                           [*shared, *(p for name, out in plans for p in out.paths(cfg, owner and name))])
+                           [*shared, *(p for name, out in plans for p in out.paths(cfg, name if owner else None))])
+        assert cfg.model is not None, "checked in __init__"
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
+        self._budget_specs = self._latency_budget_specs(spec)
         wanted = cfg.batch or len(specs)
-        self.backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads, precision=cfg.precision,
-                                      winograd=cfg.winograd, compile=cfg.compile, batch=wanted)
-        batch = min(wanted, self.backend.max_batch or wanted)
+        self.backend = backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads,
+                                                precision=cfg.precision, winograd=cfg.winograd, compile=cfg.compile,
+                                                batch=wanted)
+        batch = min(wanted, backend.max_batch or wanted)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
-        self.stages = make_stages(self.backend, spec, compositor, scores=cfg.scores)
+        self.stages = make_stages(backend, spec, compositor, scores=cfg.scores)
         # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
         self._shared = self._open_shared_sinks(spec, live=not any_file) + self._extra_sinks
         size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
+        if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
+            size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
         self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
         self._batcher = BatchWorker(self.stages.infer, prepare=self.stages.prepare, max_batch=batch,
                                     timeout=cfg.batch_timeout / 1000, stopping=self._stopping, on_error=self._fail,
@@ -178,7 +191,7 @@ class Pipeline:
                              summary=expand(summary, name, index) if summary else None)
 
     def _open_shared_sinks(self, spec: ModelSpec, live: bool) -> list[Sink]:
-        cfg, sinks = self.config, []
+        cfg, sinks = self.config, list[Sink]()
         try:
             if cfg.publish:
                 from streamseg.publish import LabelPublisher
@@ -204,6 +217,7 @@ class Pipeline:
         return sinks
 
     def _add_lane(self, spec: SourceSpec, name: str, outputs: SourceOutputs) -> SourceLane:
+        assert self.spec and self.backend and self._results and self._batcher, "lanes are added once started"
         lane = SourceLane(name, self._ever, spec.uri, options=spec.live_options(self.config.live), outputs=outputs,
                           config=self.config, spec=self.spec, steps=self._lane_steps(), results=self._results,
                           shared_sinks=self._shared, arrived=self._arrived, on_error=self._source_failed,
@@ -219,15 +233,27 @@ class Pipeline:
         log.info("source %s: %s", name, lane.display)
         return lane
 
+    def _latency_budget_specs(self, spec: ModelSpec) -> dict[int | None, ModelSpec]:
+        """The model spec at each input size a latency budget may pick, largest first; {} without a choice."""
+        cfg, resize = self.config, spec.resize
+        if cfg.latency_sizes and cfg.latency_budget is None:
+            raise ConfigError("latency_sizes: only with a latency budget (--latency-budget MS)")
+        if cfg.latency_budget is None or not (cfg.latency_sizes or resize.mode == "short_side"):
+            return {}
+        sizes = budget_sizes(resize.size if isinstance(resize.size, int) else 0, cfg.latency_sizes)
+        return {size: spec.with_short_side(size, "latency_sizes") for size in sizes}
+
     def _lane_steps(self):
         """A source's own steps; with --interval/--smooth/--latency-budget, inference on some frames only."""
         steps, cfg = self.stages.lane(), self.config
         if not cfg.temporal:
             return steps
-        if self.stages.device != "cpu":
+        if not isinstance(steps, CpuLane) or self.backend is None:
             raise ConfigError("interval, smooth and latency_budget run with the CPU stages (not yet on CUDA)")
         smoother = ScoreSmoother(cfg.smooth) if cfg.smooth is not None else None
-        return TemporalLane(steps, FixedInterval(cfg.interval), propagate=cfg.propagate, smoother=smoother)
+        inputs = {size: CpuPreprocessor(spec) for size, spec in self._budget_specs.items()} or None
+        return TemporalLane(steps, FixedInterval(cfg.interval), propagate=cfg.propagate, smoother=smoother,
+                            inputs=inputs, run=self.backend.run)
 
     # -- sources come and go ---------------------------------------------------------------
     def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
@@ -295,6 +321,7 @@ class Pipeline:
     def __iter__(self) -> Iterator[Result]:
         if self._batcher is None:
             self.start()
+        assert self._batcher is not None and self._results is not None
         while True:
             with self._lock:
                 if self._running == 0:
@@ -363,7 +390,7 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
         failed = [lane for lane in self.lanes.values() if lane.error is not None]
-        if failed and len(self.lanes) == 1:
+        if len(failed) == 1 and len(self.lanes) == 1 and failed[0].error is not None:
             raise failed[0].error
 
     @property
@@ -445,7 +472,7 @@ class Pipeline:
                 "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
                 "written": lane.latency.items, "latency": lane.latency,
                 "dropped": sum(q.dropped for q in lane.queues.values()), **lane.link_counts(),
-                "problem": getattr(lane.source, "problem", None),
+                "problem": getattr(lane.source, "problem", None), "temporal": lane.temporal_state(),
             } for lane in lanes},
         }  # fmt: skip
 

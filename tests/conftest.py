@@ -1,26 +1,39 @@
-"""Shared fixtures: real media, exported models, generated videos."""
+"""Shared fixtures: real media, exported models, a trained model; markers that skip what this machine lacks.
+
+Helpers that tests import live in tests/support/.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MEDIA = Path(os.environ.get("STREAMSEG_MEDIA") or ROOT.parent / "shared" / "media")  # env: e.g. a GPU machine's copy
-HAS_TORCH = importlib.util.find_spec("torch") is not None
+from tests.support.cli import run_cli
+from tests.support.extras import HAS_TORCH
+from tests.support.paths import MEDIA
+
+NEEDS_EXPORT = "needs the export extra (torch, torchvision): pip install -e \".[export]\""
+# fixtures that export or train with torch, a minute or more each on 2 cores: their tests are export and slow
+TORCH_FIXTURES = {"fcn_onnx", "trained_model"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses a torch fixture is an ``export`` and a ``slow`` test; ``export`` tests skip without torch."""
+    for item in items:
+        if TORCH_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.export)
+            item.add_marker(pytest.mark.slow)
+        if not HAS_TORCH and item.get_closest_marker("export"):
+            item.add_marker(pytest.mark.skip(reason=NEEDS_EXPORT))
 
 
 @pytest.fixture(scope="session")
 def media() -> Path:
     if not (MEDIA / "car-detection.mp4").exists():
-        pytest.skip(f"real footage not found at {MEDIA}")
+        pytest.skip(f"real footage not found: put car-detection.mp4 in {MEDIA} or set STREAMSEG_MEDIA")
     return MEDIA
 
 
@@ -29,21 +42,11 @@ def car_video(media: Path) -> Path:
     return media / "car-detection.mp4"
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, check: bool = False,
-            input: str | None = None) -> subprocess.CompletedProcess:
-    """``streamseg ARGS`` in a real subprocess, as a user would run it."""
-    proc = subprocess.run([sys.executable, "-m", "streamseg", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, input=input)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"streamseg {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture(scope="session")
 def fcn_onnx(tmp_path_factory) -> Path:
     """fcn_resnet50 with random weights, exported once per session (needs the export extra)."""
     if not HAS_TORCH:
-        pytest.skip("needs the export extra (torch, torchvision)")
+        pytest.skip(NEEDS_EXPORT)
     path = tmp_path_factory.mktemp("models") / "fcn_resnet50.onnx"
     run_cli("models", "export", "fcn_resnet50", "--weights", "none", "--output", str(path), check=True)
     return path
@@ -76,10 +79,10 @@ class TrainedModel:
 def trained_model(tmp_path_factory) -> TrainedModel:
     """fcn_tiny trained once per session on synthetic street scenes via the real CLI (about 2-3 min on 2 cores).
 
-    Its val mIoU is about 0.8; see tests/test_train.py for the measured figures.
+    Its val mIoU is about 0.8; see tests/training/test_train.py for the measured figures.
     """
     if not HAS_TORCH:
-        pytest.skip("needs the export extra (torch, torchvision)")
+        pytest.skip(NEEDS_EXPORT)
     root = tmp_path_factory.mktemp("trained")
     data, output = root / "synth", root / "fcn_tiny"
     run_cli("datasets", "synth", "--out", str(data), "--n", "300", "--video-frames", "30", check=True)

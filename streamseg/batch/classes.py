@@ -63,7 +63,7 @@ def plot_batch(path: Path, batch: BatchClasses, shown: list[int]) -> None:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise MissingExtraError("streamseg report", "report") from None
+        raise MissingExtraError("streamseg report", "plots") from None
     figure = Figure(figsize=(10, 1.5 + 0.3 * len(batch.videos)), layout="constrained")
     axes = figure.add_subplot()
     rows = np.arange(len(batch.videos))

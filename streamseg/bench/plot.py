@@ -20,7 +20,7 @@ def plot_stages(reports: list[dict], path: Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingExtraError("--plot", "bench") from None  # matplotlib
+        raise MissingExtraError("--plot", "plots") from None  # matplotlib
     heights = [sum(1 for mode in ("bare", "end_to_end", "naive") if report.get(mode)) for report in reports]
     fig, axes = plt.subplots(len(reports), 1, figsize=(9, 0.7 * sum(heights) + 1.2 * len(reports)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)

@@ -148,7 +148,7 @@ def plot(path: Path, series: ClassSeries, shown: list[int]) -> None:
     try:
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
     except ImportError:
-        raise MissingExtraError("streamseg report", "report") from None
+        raise MissingExtraError("streamseg report", "plots") from None
     x, label = series.x
     layers = [series.fractions[:, i] for i in shown]
     names = [series.classes[i] for i in shown]

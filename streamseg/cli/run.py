@@ -82,6 +82,9 @@ from streamseg.models.spec import ModelSpec
                     "frame's weight, e.g. 0.5.")
 @config_option("latency_budget", type=click.FloatRange(min=0, min_open=True),
                help="Live: every frame out within MS at the camera's rate; streamseg picks the inference interval.")
+@config_option("latency_sizes", type=str, metavar="S1,S2,...",
+               help="With --latency-budget: input short sides it may pick, e.g. 520,360,256 "
+                    "[default: --size or the model's, and 4 smaller, each about half the pixels].")
 @config_option("segment_seconds", type=float,
                help="Record file outputs in N-second segments; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.")
 @config_option("keep_gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")

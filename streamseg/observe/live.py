@@ -36,7 +36,7 @@ class LiveStats:
                 "frames_out": one["written"], "fps": self._rate(name).fps(one["written"], elapsed),
                 "dropped": one["dropped"], "latency": one["latency"], "stages": one["stages"],
                 "reconnects": int(one.get("reconnects", 0)), "output_reconnects": int(one.get("output_reconnects", 0)),
-                "problem": one.get("problem"),
+                "problem": one.get("problem"), "temporal": one.get("temporal") or {},
             }  # fmt: skip
         return {
             "state": snap.get("state", "starting"),

@@ -114,6 +114,27 @@ class PipelineCollector:
             dropped.add_metric([name], one["dropped"])
             reconnects.add_metric([name], one["reconnects"])
         yield from (fps, state, written, latency, dropped, reconnects)
+        yield from _temporal(core, sources)
+
+
+def _temporal(core, sources: dict[str, dict]):
+    """With --interval/--latency-budget: each source's setting now, and frames per setting since the start."""
+    interval = core.GaugeMetricFamily("streamseg_source_inference_interval",
+                                      "Infer one frame in this many (the latency budget's current choice)",
+                                      labels=["source"])
+    size = core.GaugeMetricFamily("streamseg_source_input_size",
+                                  "Model input short side in px now (0: a fixed-size model's own)", labels=["source"])
+    frames = core.CounterMetricFamily("streamseg_source_setting_frames", "Frames decided under each setting",
+                                      labels=["source", "interval", "input_size"])
+    temporal = {name: one["temporal"] for name, one in sources.items() if one.get("temporal")}
+    if not temporal:
+        return
+    for name, t in temporal.items():
+        interval.add_metric([name], t["interval"])
+        size.add_metric([name], t["input_size"])
+        for (n, s), count in sorted(t["setting_frames"].items()):
+            frames.add_metric([name, str(n), str(s)], count)
+    yield from (interval, size, frames)
 
 
 def _cumulative(counts: list[int]) -> list[tuple[str, float]]:

@@ -87,6 +87,7 @@ class LiveSource:
         self.name = redact(url)
         self.options = options
         self.paced = paced
+        self._reclock = False  # paced: the clock restarts when frames() starts (not at open, before a warm-up)
         self.max_frames = max_frames
         self.reconnects = 0  # successful reconnections after a loss
         self.loops = 0
@@ -198,8 +199,8 @@ class LiveSource:
                         offset = (frame.pts - first_pts) * tb
                     elif started is not None:
                         offset = time.monotonic() - started + step
-                    if started is None:
-                        started = time.monotonic()
+                    if started is None or self._reclock:  # the camera starts when reading starts
+                        started, self._reclock = time.monotonic() - offset, False
                     wait = started + offset - time.monotonic()
                     if wait > 0 and self._interrupted.wait(wait):
                         return
@@ -211,6 +212,7 @@ class LiveSource:
         size = (self.info.height, self.info.width)
         index, pending = 0, self._first
         self._first = None
+        self._reclock = self.paced and pending is not None
         while not self._interrupted.is_set():
             if self._container is None and not self._reconnect(backoff):
                 return

@@ -6,25 +6,34 @@ to infer is preprocessed as usual; any other becomes a ``Carried`` record
 with the optical flow from it back to the last inferred (key) frame, computed
 right there, in the preprocess thread, while the key frame is being inferred.
 Carried frames pass the infer stage untouched, in order, and the composite
-step pulls the key frame's labels along their flow (or holds them). With
+step pulls the key frame's labels along their flow (or holds them). A key
+frame is preprocessed at the input size the policy chose (one preprocessor
+per size; ``--latency-sizes``); its labels come out at the frame's size. With
 ``smooth``, a key frame's class scores are averaged with the earlier ones
 (motion-compensated, reset on a scene cut or a reconnect) before its argmax.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from streamseg.errors import ConfigError
 from streamseg.frames import Frame, Inferred, Prepared, Result
+from streamseg.models.spec import ModelSpec
 from streamseg.postprocess.cpu import argmax_labels
+from streamseg.preprocess import CpuPreprocessor, plan_geometry
 from streamseg.stages.cpu import CpuLane
 from streamseg.temporal import DenseFlow, FixedInterval, LatencyBudget, ScoreSmoother, warp_labels
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +50,16 @@ class TemporalLane:
     """A source's preprocess and composite with inference on the frames ``policy`` picks."""
 
     def __init__(self, steps: CpuLane, policy: FixedInterval, *, propagate: str = "flow",
-                 smoother: ScoreSmoother | None = None, reconnects: Callable[[], int] = lambda: 0):
+                 smoother: ScoreSmoother | None = None, reconnects: Callable[[], int] = lambda: 0,
+                 inputs: Mapping[int | None, CpuPreprocessor] | None = None,
+                 run: Callable[[np.ndarray], Any] | None = None):
         if smoother is not None and steps.post.decode.kind != "argmax":
             raise ConfigError(f"smooth: needs class scores (decode: argmax), not {steps.post.decode.kind}")
         self.steps = steps
         self.policy = policy
+        # input short side -> its preprocessor, best first (None: the model's own size, the lane's preprocessor)
+        self.inputs: dict[int | None, CpuPreprocessor] = dict(inputs or {None: steps.preprocess})
+        self.run = run  # the backend's run(tensor), to time each input size before frames flow
         self.propagate = propagate
         self.smoother = smoother
         self.flow = DenseFlow()
@@ -55,9 +69,50 @@ class TemporalLane:
         # preprocess thread: the key frame as the flow sees it
         self._key_small: np.ndarray | None = None
         self._key_index, self._key_time = -1, 0.0
-        self._motion: dict[int, tuple] = {}  # key index -> (small, flow to the last key, time decided, reset)
+        self._motion: dict[int, tuple] = {}  # key index -> (small, flow to the last key, decided, reset, size)
         # composite thread: the key frame's labels
         self._key_labels: np.ndarray | None = None
+
+    @property
+    def sizes(self) -> tuple[int | None, ...]:
+        return tuple(self.inputs)
+
+    def input_shapes(self, height: int, width: int) -> dict[int | None, tuple[int, ...]]:
+        """The model input shape of a (height, width) frame at each input size."""
+        shapes: dict[int | None, tuple[int, ...]] = {}
+        for size, pre in self.inputs.items():
+            spec: ModelSpec = pre.spec
+            g = plan_geometry(spec.resize, height, width)
+            shapes[size] = (1, 3, *g.input_size) if spec.layout == "NCHW" else (1, *g.input_size, 3)
+        return shapes
+
+    def warm_up_order(self, height: int, width: int) -> list[tuple[int | None, tuple[int, ...]]]:
+        """(size, input shape) to set up before frames flow: a budget's sizes smallest first, else the one."""
+        shapes = self.input_shapes(height, width)
+        if not isinstance(self.policy, LatencyBudget):
+            return list(shapes.items())[:1]
+        return sorted(shapes.items(), key=lambda item: item[0] or 0)
+
+    def calibrate(self, size: int | None, shape: tuple[int, ...]) -> bool:
+        """Time one inference at ``size`` before frames flow (latency budget only); False: set up no larger size.
+
+        The size runs twice and the second run counts, so one-off first-run costs stay out. Sizes larger than
+        the first that misses the budget are neither set up nor run (they would miss it too; their estimates
+        scale by pixel count, and one that becomes affordable pays its set-up at its first use).
+        """
+        policy = self.policy
+        if not isinstance(policy, LatencyBudget) or self.run is None:
+            return False
+        tensor = np.zeros(shape, np.dtype(self.inputs[size].spec.dtype))
+        self.run(tensor)
+        started = time.perf_counter()
+        self.run(tensor)
+        ms = 1000 * (time.perf_counter() - started)
+        policy.calibrate(size, ms)
+        nchw = len(shape) == 4 and shape[1] == 3
+        log.info("latency budget: input size %s (%s) infers in %.0f ms", size or "model's",
+                 "x".join(map(str, shape[2:] if nchw else shape[1:3])), ms)
+        return ms <= policy.budget_ms
 
     # -- preprocess thread -----------------------------------------------------------------
     def preprocess(self, frame: Frame) -> Prepared | Carried:
@@ -68,15 +123,18 @@ class TemporalLane:
             self._restart = True
         small = self.flow.prepare(frame.image) if self.propagate == "flow" or self.smoother else None
         if self.policy.decide(frame.index):  # the first frame always is
-            same_size = small is not None and self._key_small is not None and small.shape == self._key_small.shape
-            motion = self.flow.compute(small, self._key_small) if (
-                self.smoother is not None and self.propagate == "flow" and same_size) else None
+            key, motion = self._key_small, None
+            if self.smoother is not None and self.propagate == "flow" and small is not None and key is not None \
+                    and small.shape == key.shape:
+                motion = self.flow.compute(small, key)
             self._key_small, self._key_index, self._key_time = small, frame.index, frame.capture_time
-            self._motion[frame.index] = (small, motion, time.perf_counter(), self._restart)
+            size = self.policy.current.size
+            self._motion[frame.index] = (small, motion, time.perf_counter(), self._restart, size)
             self._restart = False
-            return self.steps.preprocess(frame)
+            return self.inputs.get(size, self.steps.preprocess)(frame)
         started = time.perf_counter()
-        flow = self.flow.compute(small, self._key_small) if self.propagate == "flow" else None
+        key = self._key_small
+        flow = self.flow.compute(small, key) if small is not None and key is not None else None
         self.policy.observe_propagate(1000 * (time.perf_counter() - started))
         return Carried(frame, flow, self._key_index, self._key_time)
 
@@ -84,8 +142,9 @@ class TemporalLane:
     def composite(self, item: Inferred | Carried) -> Result:
         if isinstance(item, Carried):
             return self._carried(item)
-        small, motion, decided, restart = self._motion.pop(item.frame.index, (None, None, time.perf_counter(), False))
-        self.policy.observe_infer(1000 * (time.perf_counter() - decided))
+        small, motion, decided, restart, size = self._motion.pop(
+            item.frame.index, (None, None, time.perf_counter(), False, self.policy.current.size))
+        self.policy.observe_infer(1000 * (time.perf_counter() - decided), size)
         if self.smoother is None:
             result = self.steps.composite(item)
             self._key_labels = result.labels
@@ -93,7 +152,9 @@ class TemporalLane:
         post, frame, g = self.steps.post, item.frame, item.geometry
         if restart:
             self.smoother.reset("reconnect")
-        scores = self.smoother.update(post.scores(item.output, g), small, motion)
+        raw = post.scores(item.output, g)
+        assert raw is not None  # decode argmax, checked at the start
+        scores = self.smoother.update(raw, small, motion)
         labels = argmax_labels(np.ascontiguousarray(scores))
         if labels.shape != g.frame_size:
             labels = cv2.resize(labels, (g.frame_size[1], g.frame_size[0]), interpolation=cv2.INTER_NEAREST)
@@ -102,7 +163,9 @@ class TemporalLane:
 
     def _carried(self, item: Carried) -> Result:
         frame = item.frame
-        labels = self._key_labels if item.flow is None else warp_labels(self._key_labels, item.flow)
+        key = self._key_labels
+        assert key is not None  # its key frame came first: the queues past preprocess never drop
+        labels = key if item.flow is None else warp_labels(key, item.flow)
         return self._result(frame, labels, "flow" if item.flow is not None else "held", frame.index - item.key_index,
                             1000 * (frame.capture_time - item.key_capture_time))
 
@@ -112,8 +175,31 @@ class TemporalLane:
                       labels, picture, time.time() - frame.capture_time, None, origin, age_frames, age_ms)
 
 
-def make_policy(interval: int, latency_budget: float | None, frame_ms: float) -> FixedInterval:
-    """Every ``interval``-th frame, or what ``latency_budget`` (ms) allows at the camera's frame period."""
+def make_policy(interval: int, latency_budget: float | None, frame_ms: float,
+                sizes: tuple[int | None, ...] = (None,)) -> FixedInterval:
+    """Every ``interval``-th frame, or what ``latency_budget`` (ms) allows at the camera's frame period and sizes."""
     if latency_budget is not None:
-        return LatencyBudget(latency_budget, frame_ms)
-    return FixedInterval(interval)
+        return LatencyBudget(latency_budget, frame_ms, sizes=sizes)
+    return FixedInterval(interval, sizes[0])
+
+
+def held_frames(interval: int, latency_budget: float | None) -> int:
+    """Frames a key frame's inference can hold up behind it on a live source: room the queues after it need."""
+    return interval if latency_budget is None else math.ceil(latency_budget / 40)
+
+
+def budget_sizes(size: int, given: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Input short sides a latency budget may choose from, largest first.
+
+    ``given`` (``--latency-sizes``) as it is; by default the run's size (``--size`` or the model's) and four
+    smaller ones, each with about half the pixels of the one before (x0.7 short side, multiples of 8, >= 32):
+    inference time falls about as fast, so each step roughly halves it.
+    """
+    if given:
+        return tuple(sorted(set(given), reverse=True))
+    sizes = [size]
+    for step in range(1, 5):
+        smaller = max(32, int(round(size * 0.7 ** step / 8)) * 8)
+        if smaller < sizes[-1]:
+            sizes.append(smaller)
+    return tuple(sizes)

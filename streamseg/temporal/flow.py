@@ -40,7 +40,7 @@ class DenseFlow:
             raise ConfigError(f"flow preset must be one of {', '.join(PRESETS)}, got {preset!r}")
         self.short_side = short_side
         self.preset = preset
-        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow.create(PRESETS[preset])
 
     def small_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) the flow works at for a ``height`` x ``width`` frame; never larger than the frame."""
@@ -59,7 +59,7 @@ class DenseFlow:
         """Flow (h, w, 2) float32 from ``current`` to ``reference`` (both from :meth:`prepare`)."""
         if current.shape != reference.shape:
             raise ValueError(f"flow: frames differ in size {current.shape} vs {reference.shape}")
-        return self._dis.calc(current, reference, None)
+        return np.asarray(self._dis.calc(current, reference, None))  # type: ignore[call-overload]  # stubs lack flow=None
 
 
 def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:

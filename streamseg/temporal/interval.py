@@ -13,8 +13,12 @@ separate hardware (``parallel=True``). To keep up at a utilization of at most
 ``headroom``, the smallest such ``N`` is chosen; an inferred frame's own
 latency is about ``I`` plus the other stages (``overhead_ms``), and the frames
 after it wait at most that long, so a size is only used if ``I + overhead``
-fits the budget. Sizes are tried in the order given (best first), so the
-largest input that fits wins, at the smallest interval that keeps up.
+fits the budget, and an interval only if ``N * T`` does (a carried mask is
+as old as the frames since its key). Sizes are tried in the order given
+(best first), so the largest input that fits wins, at the smallest interval
+that keeps up. The time at a size not in use is the time at the size in use
+scaled by their ratio from :meth:`calibrate` (one timed inference per size
+before frames flow), or by pixel count.
 
 Stage times are exponentially weighted moving averages: a slowdown counts at
 once (weight ``rise`` on the newest), a speed-up gradually (``smoothing``), so
@@ -118,6 +122,8 @@ class LatencyBudget(FixedInterval):
         self.smoothing, self.rise, self.overhead_ms, self.parallel = smoothing, rise, overhead_ms, parallel
         self.in_flight = 0  # inferences decided and not yet reported
         self.infer_ms: dict[int | None, float] = {}  # EWMA per measured size
+        self.calibrated_ms: dict[int | None, float] = {}  # one quiet inference per size, before frames flow
+        self._estimated: set[int | None] = set()  # sizes whose time is an estimate: the next measurement replaces it
         self.propagate_ms = 0.0
         self.over_budget = False  # even the cheapest setting misses the budget or the frame rate
         self.changes = 0
@@ -141,7 +147,16 @@ class LatencyBudget(FixedInterval):
         """Call once per inferred frame, when its labels are ready (this also frees the next inference)."""
         self.in_flight = max(0, self.in_flight - 1)
         size = size if size is not None else self.current.size
-        self.infer_ms[size] = self._average(self.infer_ms.get(size), ms)
+        if size in self._estimated:
+            self._estimated.discard(size)
+            self.infer_ms[size] = ms
+        else:
+            self.infer_ms[size] = self._average(self.infer_ms.get(size), ms)
+
+    def calibrate(self, size: int | None, ms: float) -> None:
+        """One inference's time at ``size`` before frames flow: the sizes' relative costs, and a first estimate."""
+        self.calibrated_ms[size] = ms
+        self.infer_ms.setdefault(size, ms)
 
     def observe_propagate(self, ms: float) -> None:
         self.propagate_ms = self._average(self.propagate_ms or None, ms)
@@ -152,10 +167,11 @@ class LatencyBudget(FixedInterval):
         return old + (self.rise if new > old else self.smoothing) * (new - old)
 
     def estimate_infer_ms(self, size: int | None) -> float | None:
-        """Inference time at ``size``: measured at the size in use, scaled by pixel count for the others.
+        """Inference time at ``size``: measured at the size in use, scaled to the others.
 
-        Scaling from the size in use keeps every estimate as fresh as the latest measurement: a size left
-        when the machine was busy is tried again once the load goes (its own old time would never update).
+        The scale is the ratio of the sizes' calibrated times where both were calibrated, else their pixel
+        counts. Scaling from the size in use keeps every estimate as fresh as the latest measurement: a size
+        left when the machine was busy is tried again once the load goes (its own old time would never update).
         """
         current = self.current.size
         if size == current or size is None or current is None or current not in self.infer_ms:
@@ -163,8 +179,11 @@ class LatencyBudget(FixedInterval):
                 return self.infer_ms[size]
             if size is None or not self.infer_ms:
                 return None
-            current = min(self.infer_ms, key=lambda s: abs(s - size))
-        return self.infer_ms[current] * (size / current) ** 2
+            current = min(self.infer_ms, key=lambda s: abs((s or 0) - size))
+        base = self.calibrated_ms
+        if size in base and current in base and base[current] > 0:
+            return self.infer_ms[current] * base[size] / base[current]
+        return self.infer_ms[current] * (size / (current or size)) ** 2
 
     def required_interval(self, infer_ms: float, headroom: float) -> int | None:
         """Smallest interval that keeps up with the camera at ``headroom`` utilization, or None."""
@@ -183,7 +202,9 @@ class LatencyBudget(FixedInterval):
             if infer is None:
                 continue
             n = self.required_interval(infer, headroom)
-            if n is not None and n <= self.max_interval and infer + self.overhead_ms <= self.budget_ms:
+            # a carried mask is as old as the frames since its key: N - 1 periods, and one more while it runs
+            fresh = n is not None and n * self.frame_ms <= max(self.budget_ms, self.frame_ms)
+            if n is not None and n <= self.max_interval and fresh and infer + self.overhead_ms <= self.budget_ms:
                 return Setting(n, size), True
             cheapest = Setting(min(n or self.max_interval, self.max_interval), size)
         return (cheapest, False) if cheapest is not None else (self.current, True)
@@ -205,6 +226,11 @@ class LatencyBudget(FixedInterval):
             log.info("latency budget %.0f ms: %s -> %s (infer %.0f ms, propagate %.1f ms, frame %.1f ms)",
                      self.budget_ms, self.current, target, self.estimate_infer_ms(target.size) or 0,
                      self.propagate_ms, self.frame_ms)
+            if target.size != self.current.size:  # its own time is from when it was last used: start from now's
+                estimate = self.estimate_infer_ms(target.size)
+                if estimate is not None:  # until its first measurement, which replaces it
+                    self.infer_ms[target.size] = estimate
+                    self._estimated.add(target.size)
             self.current = target
         if fits == self.over_budget:
             self.over_budget = not fits

@@ -100,6 +100,7 @@ class LabelPropagator:
         if self.mode == "none":
             return Propagated(self._key_labels, "held", age_frames, age_ms, self._key_index,
                               seconds=time.perf_counter() - began)
+        assert self._key_small is not None and self._previous_small is not None, "set by set_key() in flow mode"
         small = self.flow.prepare(image)
         if self.chain == "direct":
             flow = self.flow.compute(small, self._key_small)

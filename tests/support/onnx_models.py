@@ -1,0 +1,35 @@
+"""Tiny ONNX models built with onnx.helper, for tests that need a model but not a real one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.support.paths import ROOT
+
+SPEC_21 = ROOT / "configs" / "fcn_resnet50.yaml"  # 21 PASCAL VOC classes, input "input", output "out"
+
+
+def conv_model(path: Path, channels: int, *, dynamic_classes: bool = False, seed: int = 0) -> Path:
+    """A 1x1 convolution from 3 to ``channels`` channels.
+
+    With ``dynamic_classes`` the weight is also a graph input of shape
+    (classes, 3, 1, 1), so no shape inference can pin the class axis.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(seed).standard_normal((channels, 3, 1, 1)).astype(np.float32)
+    classes = "classes" if dynamic_classes else channels
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])]
+    if dynamic_classes:
+        inputs.append(helper.make_tensor_value_info("weight", TensorProto.FLOAT, [classes, 3, 1, 1]))
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "weight"], ["out"])], "conv", inputs,
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, classes, "height", "width"])],
+        [numpy_helper.from_array(weight, "weight")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
