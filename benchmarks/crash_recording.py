@@ -33,8 +33,20 @@ from tests.support.mp4_fragments import complete_fragment_frames, playable_frame
 def trial(args, folder: Path, wait: float, extra: list[str]) -> dict:
     labels = folder / "labels"
     out = folder / ("rec/cam.mp4" if args.segment_seconds else "out.mp4")
-    command = [sys.executable, "-m", "streamseg", "run", args.input, "-o", str(out), "--model", args.model,
-               "--labels-out", str(labels), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "streamseg",
+        "run",
+        args.input,
+        "-o",
+        str(out),
+        "--model",
+        args.model,
+        "--labels-out",
+        str(labels),
+        *extra,
+    ]
     if args.segment_seconds:
         command += ["--segment-seconds", str(args.segment_seconds)]
     proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
@@ -60,10 +72,19 @@ def trial(args, folder: Path, wait: float, extra: list[str]) -> dict:
         started = time.perf_counter()
         faststart(str(copy))
         rewrite = time.perf_counter() - started
-    return {"wait_s": wait, "labels_written": written, "segments_closed": len(closed),
-            "frames_in_closed_segments": in_closed, "fragments": fragments, "frames_in_fragments": in_fragments,
-            "decoded": decoded, "lost": written - in_closed - decoded,
-            "ok": closed_ok and decoded >= in_fragments, "mb": last.stat().st_size / 1e6, "rewrite_s": rewrite}
+    return {
+        "wait_s": wait,
+        "labels_written": written,
+        "segments_closed": len(closed),
+        "frames_in_closed_segments": in_closed,
+        "fragments": fragments,
+        "frames_in_fragments": in_fragments,
+        "decoded": decoded,
+        "lost": written - in_closed - decoded,
+        "ok": closed_ok and decoded >= in_fragments,
+        "mb": last.stat().st_size / 1e6,
+        "rewrite_s": rewrite,
+    }
 
 
 def complete_or_whole(path: Path) -> int:
@@ -95,17 +116,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             result = trial(args, Path(tmp), rng.uniform(args.min_wait, args.max_wait), args.extra)
         results.append(result)
-        print(f"trial {n + 1}: killed at {result['wait_s']:.1f} s, {result['labels_written']} label maps written; "
-              f"closed segments {result['segments_closed']} ({result['frames_in_closed_segments']} frames); "
-              f"last file {result['fragments']} complete fragments = {result['frames_in_fragments']} frames, "
-              f"{result['decoded']} decoded; lost {result['lost']} frames; "
-              f"faststart rewrite {result['rewrite_s'] * 1000:.0f} ms for {result['mb']:.1f} MB; "
-              f"{'OK' if result['ok'] else 'FAILED'}", flush=True)
+        print(
+            f"trial {n + 1}: killed at {result['wait_s']:.1f} s, {result['labels_written']} label maps written; "
+            f"closed segments {result['segments_closed']} ({result['frames_in_closed_segments']} frames); "
+            f"last file {result['fragments']} complete fragments = {result['frames_in_fragments']} frames, "
+            f"{result['decoded']} decoded; lost {result['lost']} frames; "
+            f"faststart rewrite {result['rewrite_s'] * 1000:.0f} ms for {result['mb']:.1f} MB; "
+            f"{'OK' if result['ok'] else 'FAILED'}",
+            flush=True,
+        )
     passed = sum(r["ok"] for r in results)
     timed = [r for r in results if r["rewrite_s"]]
     rate = sum(r["mb"] for r in timed) / max(1e-9, sum(r["rewrite_s"] for r in timed))
-    print(f"{passed}/{len(results)} trials played up to their last fragment; lost at most "
-          f"{max(r['lost'] for r in results)} frames; faststart rewrite {rate:.0f} MB/s")
+    print(
+        f"{passed}/{len(results)} trials played up to their last fragment; lost at most "
+        f"{max(r['lost'] for r in results)} frames; faststart rewrite {rate:.0f} MB/s"
+    )
     sys.exit(0 if passed == len(results) else 1)
 
 

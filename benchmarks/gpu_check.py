@@ -46,10 +46,29 @@ def ensure_packages() -> None:
     wheels = sorted((ROOT / ".whl").glob("*.whl"))
     if not wheels:
         sys.exit(f"gpu_check: {', '.join(missing)} missing and no wheels in {ROOT / '.whl'} (see GPU_CHECK.md)")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                    "--no-cache-dir", "--upgrade", "--target", str(SITE), *map(str, wheels)], check=True)
-    env = {**os.environ, "STREAMSEG_GPU_CHECK_SITE": str(SITE),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")]))}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--no-cache-dir",
+            "--upgrade",
+            "--target",
+            str(SITE),
+            *map(str, wheels),
+        ],
+        check=True,
+    )
+    env = {
+        **os.environ,
+        "STREAMSEG_GPU_CHECK_SITE": str(SITE),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")])),
+    }
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
@@ -70,8 +89,11 @@ class Check:
         self.log = open(out / "gpu-check.log", "w")  # noqa: SIM115 - open for the whole run
         self.steps: dict[str, dict] = {}
         self.last = ("", "")  # the last step's stdout and stderr
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         if (ROOT / ".media" / "car-detection.mp4").is_file():  # the footage carried along (GPU_CHECK.md)
             self.env.setdefault("STREAMSEG_MEDIA", str(ROOT / ".media"))
 
@@ -101,8 +123,9 @@ class Check:
         self._say(f"== {name}: python {' '.join(shown)} (timeout {timeout:.0f} s)")
         started = time.monotonic()
         try:
-            proc = subprocess.run([sys.executable, *args], cwd=cwd, env=self.env, capture_output=True, text=True,
-                                  timeout=timeout)
+            proc = subprocess.run(
+                [sys.executable, *args], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout
+            )
             status = "ok" if proc.returncode == 0 else "failed"
             stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as err:
@@ -192,23 +215,39 @@ def last_json(stdout: str) -> dict:
 def run_summary(stderr: str) -> dict:
     """Figures from ``run``'s closing line: frames in/out, dropped, fps, backend; and how it decoded."""
     found = re.search(r"(\d+) frames in, (\d+) out, (\d+) dropped, ([\d.]+) fps over ([\d.]+) s on (.+)", stderr)
-    figures = {"nvdec_used": "decode: NVDEC" in stderr, "cpu_decode_line": next(
-        (line.strip() for line in stderr.splitlines() if "not NVDEC" in line), None)}
+    figures = {
+        "nvdec_used": "decode: NVDEC" in stderr,
+        "cpu_decode_line": next((line.strip() for line in stderr.splitlines() if "not NVDEC" in line), None),
+    }
     if found:
-        figures.update(frames_in=int(found[1]), frames_out=int(found[2]), dropped=int(found[3]),
-                       fps=float(found[4]), seconds=float(found[5]), backend=found[6].strip())
+        figures.update(
+            frames_in=int(found[1]),
+            frames_out=int(found[2]),
+            dropped=int(found[3]),
+            fps=float(found[4]),
+            seconds=float(found[5]),
+            backend=found[6].strip(),
+        )
     return figures
 
 
 def bench_figures(report: dict) -> dict:
     bare, floor = report.get("bare") or {}, report.get("floor") or {}
-    keep = {"bare_fps": report.get("bare_fps"), "end_to_end_fps": report.get("end_to_end_fps"),
-            "end_to_end_over_bare": (report.get("ratios") or {}).get("end_to_end/bare"),
-            "batch": bare.get("batch"), "engine": bare.get("engine"), "precision": bare.get("precision"),
-            "engine_p50_ms": ((bare.get("stages") or {}).get("infer") or {}).get("p50_ms"),
-            "floor_ms": floor.get("floor_ms"), "engine_over_floor": floor.get("engine_over_floor"),
-            "gmacs_per_frame": (report.get("flops") or {}).get("gmacs"), "input_size": report.get("input_size"),
-            "frame_size": report.get("frame_size"), "warnings": report.get("warnings")}
+    keep = {
+        "bare_fps": report.get("bare_fps"),
+        "end_to_end_fps": report.get("end_to_end_fps"),
+        "end_to_end_over_bare": (report.get("ratios") or {}).get("end_to_end/bare"),
+        "batch": bare.get("batch"),
+        "engine": bare.get("engine"),
+        "precision": bare.get("precision"),
+        "engine_p50_ms": ((bare.get("stages") or {}).get("infer") or {}).get("p50_ms"),
+        "floor_ms": floor.get("floor_ms"),
+        "engine_over_floor": floor.get("engine_over_floor"),
+        "gmacs_per_frame": (report.get("flops") or {}).get("gmacs"),
+        "input_size": report.get("input_size"),
+        "frame_size": report.get("frame_size"),
+        "warnings": report.get("warnings"),
+    }
     for mode in ("bare", "end_to_end"):
         for key in ("gpu_peak_allocated_mb", "gpu_peak_reserved_mb", "gpu_device_used_mb"):
             if key in (report.get(mode) or {}):
@@ -239,21 +278,26 @@ def main(argv: list[str] | None = None) -> int:
     got = check.run("doctor", [*cli, "doctor", "--json"], 90)
     doctor = json.loads(got[0]) if got else {}
     if got:
-        check.figures("doctor", {"auto_fp16": doctor.get("auto_backend", {}).get("fp16"),
-                                 "nvdec": doctor.get("pyav", {}).get("nvdec")})
+        check.figures(
+            "doctor",
+            {"auto_fp16": doctor.get("auto_backend", {}).get("fp16"), "nvdec": doctor.get("pyav", {}).get("nvdec")},
+        )
     got = check.run("matmul_peak", snippet(MATMUL), 60)
     if got:
         check.figures("matmul_peak", last_json(got[0]))
 
     clip = args.work / f"moving-{width}x{height}.mp4"
     if check.run("clip", [*snippet(CLIP), str(clip), str(width), str(height), str(frames)], 120):
-        check.figures("clip", {"path": str(clip), "size": [width, height], "frames": frames, "fps": 30,
-                               "bytes": clip.stat().st_size})
+        check.figures(
+            "clip",
+            {"path": str(clip), "size": [width, height], "frames": frames, "fps": 30, "bytes": clip.stat().st_size},
+        )
     model = args.model
     if model is None:
         model = args.work / "fcn_resnet50.onnx"
-        check.run("export", [*cli, "models", "export", "fcn_resnet50", "--weights", "none", "--output", str(model)],
-                  180)
+        check.run(
+            "export", [*cli, "models", "export", "fcn_resnet50", "--weights", "none", "--output", str(model)], 180
+        )
     else:
         check.skip("export", f"reusing {model}")
     ready = clip.is_file() and model.is_file()
@@ -267,20 +311,68 @@ def main(argv: list[str] | None = None) -> int:
 
     if ready:
         decode = "auto" if dry else "gpu"
-        got = check.run("run_fp16", [*cli, "-v", "run", str(clip), "--model", str(model), "--backend", "auto",
-                                     "--precision", "fp16", "--decode", decode, "-o", str(args.work / "run.mp4"),
-                                     "--no-progress", *size], 180)
+        got = check.run(
+            "run_fp16",
+            [
+                *cli,
+                "-v",
+                "run",
+                str(clip),
+                "--model",
+                str(model),
+                "--backend",
+                "auto",
+                "--precision",
+                "fp16",
+                "--decode",
+                decode,
+                "-o",
+                str(args.work / "run.mp4"),
+                "--no-progress",
+                *size,
+            ],
+            180,
+        )
         if got:
             check.figures("run_fp16", run_summary(got[1]))
         bench = [*cli, "bench", str(clip), "--model", str(model), "--json", *size]
         torch_precision = "fp32" if dry else "fp16"  # FP16 convolutions crawl on a CPU
-        plans = [("bench_auto_b1", ["--backend", "auto", "--precision", "fp16", "--modes", "bare,end-to-end",
-                                    "--frames", bench_frames]),
-                 ("bench_torch_graphs_b1", ["--backend", "torch", "--precision", torch_precision, "--modes", "bare",
-                                            "--cuda-graphs", "--frames", bench_frames]),
-                 ("bench_torch_graphs_b8", ["--backend", "torch", "--precision", torch_precision, "--modes", "bare",
-                                            "--cuda-graphs", "--batch", "2" if dry else "8", "--frames",
-                                            "3" if dry else "30"])]
+        plans = [
+            (
+                "bench_auto_b1",
+                ["--backend", "auto", "--precision", "fp16", "--modes", "bare,end-to-end", "--frames", bench_frames],
+            ),
+            (
+                "bench_torch_graphs_b1",
+                [
+                    "--backend",
+                    "torch",
+                    "--precision",
+                    torch_precision,
+                    "--modes",
+                    "bare",
+                    "--cuda-graphs",
+                    "--frames",
+                    bench_frames,
+                ],
+            ),
+            (
+                "bench_torch_graphs_b8",
+                [
+                    "--backend",
+                    "torch",
+                    "--precision",
+                    torch_precision,
+                    "--modes",
+                    "bare",
+                    "--cuda-graphs",
+                    "--batch",
+                    "2" if dry else "8",
+                    "--frames",
+                    "3" if dry else "30",
+                ],
+            ),
+        ]
         for name, extra in plans:
             got = check.run(name, [*bench, *extra], 150)
             if got:
@@ -289,11 +381,18 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("run_fp16", "bench_auto_b1", "bench_torch_graphs_b1", "bench_torch_graphs_b8"):
             check.skip(name, "no clip or no model")
 
-    gpu_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
-                       if re.search(r"mark\.gpu\b", p.read_text()))
+    gpu_tests = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").rglob("test_*.py")
+        if re.search(r"mark\.gpu\b", p.read_text())
+    )
     per_test = ["--timeout", "150"] if not _missing("pytest_timeout") else []  # one hung test must not eat it all
-    got = check.run("pytest_gpu", ["-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider", *per_test,
-                                   *gpu_tests], 270 if not dry else 120, need=60)
+    got = check.run(
+        "pytest_gpu",
+        ["-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider", *per_test, *gpu_tests],
+        270 if not dry else 120,
+        need=60,
+    )
     if check.steps["pytest_gpu"]["status"] != "skipped":  # counts from the last line, passed or not
         counts = re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected)", check.last[0].strip()[-300:])
         check.figures("pytest_gpu", {kind: int(n) for n, kind in counts})
@@ -303,13 +402,35 @@ def main(argv: list[str] | None = None) -> int:
     else:
         check.skip("multistream", "no clip or no model")
     if dry:
-        check.skip("bench_torch_compile_b8",
-                   "dry run: inductor needs minutes on a CPU (tests/backends/test_torch_options.py)")
+        check.skip(
+            "bench_torch_compile_b8", "dry run: inductor needs minutes on a CPU (tests/backends/test_torch_options.py)"
+        )
     elif ready:
-        got = check.run("bench_torch_compile_b8", [*cli, "bench", str(clip), "--model", str(model), "--precision",
-                                                   "fp16", "--json", "--backend", "torch", "--modes", "bare",
-                                                   "--compile", "--cuda-graphs", "--batch", "8", "--frames", "30"],
-                        240, need=120)
+        got = check.run(
+            "bench_torch_compile_b8",
+            [
+                *cli,
+                "bench",
+                str(clip),
+                "--model",
+                str(model),
+                "--precision",
+                "fp16",
+                "--json",
+                "--backend",
+                "torch",
+                "--modes",
+                "bare",
+                "--compile",
+                "--cuda-graphs",
+                "--batch",
+                "8",
+                "--frames",
+                "30",
+            ],
+            240,
+            need=120,
+        )
         if got:
             check.figures("bench_torch_compile_b8", bench_figures(last_json(got[0])))
     return write_report(check, doctor)
@@ -324,8 +445,9 @@ def multistream(check: Check, cli: list[str], clip: Path, model: Path, size: lis
     if not check.wanted("multistream"):
         check.skip("multistream", "not in --only")
         return
-    helptext = subprocess.run([sys.executable, *cli, "run", "--help"], env=check.env, capture_output=True,
-                              text=True, timeout=60, cwd=ROOT).stdout
+    helptext = subprocess.run(
+        [sys.executable, *cli, "run", "--help"], env=check.env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    ).stdout
     if "--batch" not in helptext:
         check.skip("multistream", "`streamseg run` takes one input here (no --batch): multi-stream not merged yet")
         return
@@ -345,9 +467,31 @@ def multistream(check: Check, cli: list[str], clip: Path, model: Path, size: lis
             out = check.work / f"ms-{kind}-{n}"
             out.mkdir(parents=True, exist_ok=True)  # -o wants its folder to exist
             target = ["--labels-out", str(out / "{name}")] if kind == "labels" else ["-o", str(out / "{name}.mp4")]
-            got = check.run(name, [*cli, "-v", "run", *streams[:n], "--model", str(model), "--batch", str(n),
-                                   "--realtime", "--backend", "auto", "--precision", "fp16", "--max-frames", "150",
-                                   *target, "--no-progress", *size], 90, need=45)
+            got = check.run(
+                name,
+                [
+                    *cli,
+                    "-v",
+                    "run",
+                    *streams[:n],
+                    "--model",
+                    str(model),
+                    "--batch",
+                    str(n),
+                    "--realtime",
+                    "--backend",
+                    "auto",
+                    "--precision",
+                    "fp16",
+                    "--max-frames",
+                    "150",
+                    *target,
+                    "--no-progress",
+                    *size,
+                ],
+                90,
+                need=45,
+            )
             if not got:
                 break
             figures = run_summary(got[1])
@@ -357,10 +501,17 @@ def multistream(check: Check, cli: list[str], clip: Path, model: Path, size: lis
                 held[kind] = n
             elif not check.dry_run:  # a dry run goes on, to run every step once
                 break
-    check.steps["multistream"] = {"status": "ok", "seconds": 0.0, "figures": {
-        "largest_n_held_realtime_labels": held["labels"], "largest_n_held_realtime_overlay": held["overlay"]}}
-    check._say(f"== multistream: ok: largest N held in real time {held['labels']} (labels), "
-               f"{held['overlay']} (overlay)")
+    check.steps["multistream"] = {
+        "status": "ok",
+        "seconds": 0.0,
+        "figures": {
+            "largest_n_held_realtime_labels": held["labels"],
+            "largest_n_held_realtime_overlay": held["overlay"],
+        },
+    }
+    check._say(
+        f"== multistream: ok: largest N held in real time {held['labels']} (labels), {held['overlay']} (overlay)"
+    )
 
 
 def write_report(check: Check, doctor: dict) -> int:
@@ -368,11 +519,16 @@ def write_report(check: Check, doctor: dict) -> int:
     report = {
         "kind": "dry run (CPU, tiny sizes)" if check.dry_run else "GPU check",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": _commit(), "gpu": gpus[0]["name"] if gpus else None,
+        "commit": _commit(),
+        "gpu": gpus[0]["name"] if gpus else None,
         "compute_capability": gpus[0]["compute_capability"] if gpus else None,
-        "gpu_memory_gib": gpus[0]["memory_gib"] if gpus else None, "driver": (doctor.get("torch") or {}).get("driver"),
-        "torch": (doctor.get("torch") or {}).get("version"), "pyav": (doctor.get("pyav") or {}).get("version"),
-        "seconds": round(time.monotonic() - check.started, 1), "steps": check.steps, "doctor": doctor,
+        "gpu_memory_gib": gpus[0]["memory_gib"] if gpus else None,
+        "driver": (doctor.get("torch") or {}).get("driver"),
+        "torch": (doctor.get("torch") or {}).get("version"),
+        "pyav": (doctor.get("pyav") or {}).get("version"),
+        "seconds": round(time.monotonic() - check.started, 1),
+        "steps": check.steps,
+        "doctor": doctor,
     }
     steps = check.steps
     report["summary"] = {
@@ -391,8 +547,12 @@ def write_report(check: Check, doctor: dict) -> int:
     (check.out / "gpu-check.json").write_text(json.dumps(report, indent=2) + "\n")
     check.log.close()
     width = max(map(len, steps))
-    print("\n".join(f"{name:<{width}}  {s['status']:<8} {s['seconds']:>6.1f} s  {s.get('reason', '')[:80]}"
-                    for name, s in steps.items()))
+    print(
+        "\n".join(
+            f"{name:<{width}}  {s['status']:<8} {s['seconds']:>6.1f} s  {s.get('reason', '')[:80]}"
+            for name, s in steps.items()
+        )
+    )
     print(json.dumps(report["summary"]))
     return 1 if report["summary"]["failed"] else 0
 
@@ -409,8 +569,16 @@ def _over_measured_floor(steps: dict) -> float | None:
 
 def _commit() -> str | None:
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -81,8 +81,12 @@ def gst_viewer(url: str, seconds: float, warmup: float) -> list[int]:
 
     def run() -> None:
         while not halt.is_set():
-            proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "support" / "gst_viewer.py"), url],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(
+                [SYSTEM_PYTHON, str(ROOT / "tests" / "support" / "gst_viewer.py"), url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             procs.append(proc)
             for line in proc.stdout:
                 fields = line.split()
@@ -146,9 +150,23 @@ def main() -> int:
     with RtspRelay("cam", "out") as relay, Camera(relay.url("cam-in"), fps=args.fps, size=args.size):
         floor_gst = gst_viewer(relay.url("cam"), seconds=5, warmup=1.0)
         floor_pyav = pyav_viewer(relay.url("cam"), seconds=5, warmup=1.0)
-        proc = subprocess.Popen([sys.executable, "-m", "streamseg", "run", relay.url("cam"), "-o", relay.url("out-in"),
-                                 "--model", args.model, "--no-progress", *args.run_flags],
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamseg",
+                "run",
+                relay.url("cam"),
+                "-o",
+                relay.url("out-in"),
+                "--model",
+                args.model,
+                "--no-progress",
+                *args.run_flags,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             through = gst_viewer(relay.url("out"), seconds=args.seconds, warmup=3.0)
         finally:
@@ -164,8 +182,10 @@ def main() -> int:
     print(f"transport floor, camera -> relay -> GStreamer viewer: {stats(floor_gst)}")
     print(f"transport floor, camera -> relay -> PyAV viewer:      {stats(floor_pyav)}")
     print(f"glass to glass, camera -> streamseg -> GStreamer viewer: {stats(through)}")
-    print(f"  inside streamseg (decoded -> written): p50 {inside[1] if inside else '?'} ms; "
-          f"model time (infer p50): {model_ms:.0f} ms")
+    print(
+        f"  inside streamseg (decoded -> written): p50 {inside[1] if inside else '?'} ms; "
+        f"model time (infer p50): {model_ms:.0f} ms"
+    )
     print(f"  with a PyAV viewer add ~{p50(floor_pyav) - p50(floor_gst):.0f} ms (its one-frame wait)")
     print(summary.strip())  # the run's own "streamseg: ..." line
     if through:

@@ -42,8 +42,10 @@ def load_model(name: str, weights: str = "none", *, seed: int = 0):
     """The eager torchvision model behind zoo entry ``name``, as ``models export`` builds it."""
     entry = ZOO.get(name)
     if entry is None or entry.torchvision_builder is None:
-        raise ValueError(f"{name!r} has no torchvision builder: the Hub baseline covers "
-                         f"{', '.join(n for n, e in ZOO.items() if e.torchvision_builder)}")
+        raise ValueError(
+            f"{name!r} has no torchvision builder: the Hub baseline covers "
+            f"{', '.join(n for n, e in ZOO.items() if e.torchvision_builder)}"
+        )
     chosen = entry.torchvision_weights if weights == "pretrained" else None
     return build_fcn(entry.torchvision_builder, chosen, num_classes=entry.spec.num_classes, seed=seed)
 
@@ -51,21 +53,30 @@ def load_model(name: str, weights: str = "none", *, seed: int = 0):
 def hub_palette(num_classes: int = 21) -> bytes:
     """The Hub page's color per class, as the flat bytes ``putpalette`` takes."""
     torch = import_torch()
-    palette = torch.tensor([2 ** 25 - 1, 2 ** 15 - 1, 2 ** 21 - 1])
+    palette = torch.tensor([2**25 - 1, 2**15 - 1, 2**21 - 1])
     colors = torch.as_tensor([i for i in range(num_classes)])[:, None] * palette
     return (colors % 255).numpy().astype("uint8").tobytes()
 
 
-def run_naive(source: str | Path, output: str | Path, model, *, size: int = 520, frames: int | None = None,
-              on_frame: Callable[[int], None] | None = None) -> dict[str, list[float]]:
+def run_naive(
+    source: str | Path,
+    output: str | Path,
+    model,
+    *,
+    size: int = 520,
+    frames: int | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> dict[str, list[float]]:
     """Segment ``source`` into ``output`` the Hub way; returns seconds per frame for each step."""
     torch = import_torch()
     transforms = import_torchvision().transforms
-    preprocess = transforms.Compose([
-        transforms.Resize(size),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-    ])
+    preprocess = transforms.Compose(
+        [
+            transforms.Resize(size),
+            transforms.ToTensor(),
+            transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+        ]
+    )
     colors = hub_palette()
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
     with av.open(str(source)) as container, av.open(str(output), "w") as out:

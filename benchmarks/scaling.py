@@ -61,8 +61,10 @@ def main() -> None:
     for r in rows:
         h, w = r["input_size"]
         bare_ms = 1000 / r["bare_fps"] if r["bare_fps"] else float("nan")
-        print(f"| {r['scale']} | {r['spec']} | {h}x{w} | {r['flops']['gmacs']:.1f} | {r['bare_fps']:.3f} | "
-              f"{r['end_to_end_fps']:.3f} | {r['ratios']['end_to_end/bare']:.2f} | {bare_ms / (h * w / 1e6):.0f} |")
+        print(
+            f"| {r['scale']} | {r['spec']} | {h}x{w} | {r['flops']['gmacs']:.1f} | {r['bare_fps']:.3f} | "
+            f"{r['end_to_end_fps']:.3f} | {r['ratios']['end_to_end/bare']:.2f} | {bare_ms / (h * w / 1e6):.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -54,10 +54,30 @@ def soak(model: str, minutes: float, restarts: int, warmup: float, work: Path, f
     camera = Camera(relay.url("cam-in"), fps=fps, size="320x192").__enter__()
     port, preview = free_port(), free_port()
     metrics = f"http://127.0.0.1:{port}/metrics"
-    args = [sys.executable, "-m", "streamseg", "run", relay.url("cam"), "--model", model, "--no-progress",
-            "-o", relay.url("out-in"), "-o", str(work / "rec" / "%Y%m%d-%H%M%S.mp4"), "--segment-seconds", "30",
-            "--labels-out", str(work / "labels"), "--metrics-port", str(port), "--preview", str(preview),
-            "--reconnect-max-delay", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "streamseg",
+        "run",
+        relay.url("cam"),
+        "--model",
+        model,
+        "--no-progress",
+        "-o",
+        relay.url("out-in"),
+        "-o",
+        str(work / "rec" / "%Y%m%d-%H%M%S.mp4"),
+        "--segment-seconds",
+        "30",
+        "--labels-out",
+        str(work / "labels"),
+        "--metrics-port",
+        str(port),
+        "--preview",
+        str(preview),
+        "--reconnect-max-delay",
+        "1",
+    ]
     (work / "rec").mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     streamseg = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -94,8 +114,9 @@ def soak(model: str, minutes: float, restarts: int, warmup: float, work: Path, f
     return report(samples, recoveries, restarts, warmup, streamseg.returncode, alive, err)
 
 
-def report(samples: list[dict], recoveries: list, restarts: int, warmup: float, code: int, survived: bool,
-           stderr: str) -> dict:
+def report(
+    samples: list[dict], recoveries: list, restarts: int, warmup: float, code: int, survived: bool, stderr: str
+) -> dict:
     settled = [s for s in samples if s["t"] >= warmup and s["frames"] is not None]
     if len(settled) < 4:
         return {"error": "too few samples after the warm-up", "exit_code": code, "stderr_tail": stderr[-2000:]}
@@ -109,14 +130,25 @@ def report(samples: list[dict], recoveries: list, restarts: int, warmup: float, 
             last_change, last_frames = s["t"], s["frames"]
     stall = max(stall, settled[-1]["t"] - last_change)
     return {
-        "seconds": settled[-1]["t"], "warmup_s": warmup, "samples": len(samples), "restarts": restarts,
-        "survived": survived, "exit_code": code, "frames_written": settled[-1]["frames"],
-        "rss_mb": {"after_warmup": round(first_rss / 2**20, 1), "at_end": round(last_rss / 2**20, 1),
-                   "peak": round(max(s["rss"] for s in settled) / 2**20, 1)},
+        "seconds": settled[-1]["t"],
+        "warmup_s": warmup,
+        "samples": len(samples),
+        "restarts": restarts,
+        "survived": survived,
+        "exit_code": code,
+        "frames_written": settled[-1]["frames"],
+        "rss_mb": {
+            "after_warmup": round(first_rss / 2**20, 1),
+            "at_end": round(last_rss / 2**20, 1),
+            "peak": round(max(s["rss"] for s in settled) / 2**20, 1),
+        },
         "rss_growth": round(last_rss / first_rss - 1, 4),
-        "threads": sorted({s["threads"] for s in settled}), "fds": sorted({s["fds"] for s in settled}),
-        "longest_stall_s": round(stall, 2), "recovery_s": recoveries,
-        "reconnect_lines": len(re.findall(r"reconnected", stderr)), "stderr_tail": stderr[-1500:],
+        "threads": sorted({s["threads"] for s in settled}),
+        "fds": sorted({s["fds"] for s in settled}),
+        "longest_stall_s": round(stall, 2),
+        "recovery_s": recoveries,
+        "reconnect_lines": len(re.findall(r"reconnected", stderr)),
+        "stderr_tail": stderr[-1500:],
     }
 
 

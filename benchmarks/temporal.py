@@ -93,9 +93,13 @@ def propagation_quality(images, reference, interval: int, mode: str, chain: str 
         by_age.setdefault(out.age_frames, []).append(agreement(out.labels, labels))
         pairs.append((out.labels, labels))
     flat = [v for values in by_age.values() for v in values]
-    return {"agreement": float(np.mean(flat)), "min": float(np.min(flat)), "miou": miou(pairs),
-            "by_age": {age: float(np.mean(v)) for age, v in sorted(by_age.items())},
-            "ms": float(np.median(seconds) * 1000)}
+    return {
+        "agreement": float(np.mean(flat)),
+        "min": float(np.min(flat)),
+        "miou": miou(pairs),
+        "by_age": {age: float(np.mean(v)) for age, v in sorted(by_age.items())},
+        "ms": float(np.median(seconds) * 1000),
+    }
 
 
 def static_masks(images, short_side: int = 240) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -114,8 +118,9 @@ def flicker(labels: list[np.ndarray], masks: list[np.ndarray]) -> float:
     return float(np.mean([(a != b)[m].mean() for a, b, m in zip(labels, labels[1:], masks)]))
 
 
-def smoothing_quality(images, reference, scores, post, geometry, grays, masks, alpha: float, compensate: bool,
-                      short_side: int = 240):
+def smoothing_quality(
+    images, reference, scores, post, geometry, grays, masks, alpha: float, compensate: bool, short_side: int = 240
+):
     """Flicker and agreement with per-frame labels, smoothing every frame's scores; ms per update."""
     flow = DenseFlow(short_side)
     smoother = ScoreSmoother(alpha)
@@ -126,10 +131,13 @@ def smoothing_quality(images, reference, scores, post, geometry, grays, masks, a
         smoothed = smoother.update(raw, grays[i], motion)
         seconds.append(time.perf_counter() - began)
         labels.append(post(smoothed, geometry))
-    return {"flicker": flicker(labels, masks), "agreement": float(np.mean([agreement(a, b) for a, b in
-                                                                          zip(labels, reference)])),
-            "miou": miou(zip(labels, reference)),
-            "ms": float(np.median(seconds) * 1000), "resets": dict(smoother.resets)}
+    return {
+        "flicker": flicker(labels, masks),
+        "agreement": float(np.mean([agreement(a, b) for a, b in zip(labels, reference)])),
+        "miou": miou(zip(labels, reference)),
+        "ms": float(np.median(seconds) * 1000),
+        "resets": dict(smoother.resets),
+    }
 
 
 def flow_costs(images, sides=(180, 240, 360)) -> dict[int, dict[str, float]]:
@@ -168,10 +176,19 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="ONNX with an embedded spec: the model whose labels count")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--start", type=int, default=0, help="first frame used")
-    parser.add_argument("--speed-model", action="append", default=[], help="NAME=PATH.onnx: time it for the "
-                        "interval throughput table; repeat")
-    parser.add_argument("--speed-ms", action="append", default=[], help="NAME=MS: an inference time measured "
-                        "elsewhere (e.g. streamseg bench's bare infer p50), for the same table; repeat")
+    parser.add_argument(
+        "--speed-model",
+        action="append",
+        default=[],
+        help="NAME=PATH.onnx: time it for the interval throughput table; repeat",
+    )
+    parser.add_argument(
+        "--speed-ms",
+        action="append",
+        default=[],
+        help="NAME=MS: an inference time measured "
+        "elsewhere (e.g. streamseg bench's bare infer p50), for the same table; repeat",
+    )
     parser.add_argument("--json", help="also write every figure here")
     args = parser.parse_args()
 
@@ -181,16 +198,27 @@ def main() -> None:
     h, w = images[0].shape[:2]
     classes = spec_from_onnx(args.model).classes
     counts = np.bincount(np.concatenate([labels.ravel() for labels in reference]), minlength=len(classes))
-    report = {"date": began.isoformat(timespec="minutes"), "machine": platform.processor() or platform.machine(),
-              "cores": os.cpu_count(), "load_before": load, "frames": len(images), "start": args.start,
-              "frame_size": [w, h], "model": args.model, "model_input": list(geometry.input_size),
-              "infer_ms": infer_ms, "class_share": {c: round(float(n / counts.sum()), 4) for c, n in
-                                                    zip(classes, counts) if n}}
+    report = {
+        "date": began.isoformat(timespec="minutes"),
+        "machine": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_before": load,
+        "frames": len(images),
+        "start": args.start,
+        "frame_size": [w, h],
+        "model": args.model,
+        "model_input": list(geometry.input_size),
+        "infer_ms": infer_ms,
+        "class_share": {c: round(float(n / counts.sum()), 4) for c, n in zip(classes, counts) if n},
+    }
 
     report["propagation"] = {}
     for n in INTERVALS:
-        for name, mode, chain in (("flow direct", "flow", "direct"), ("flow accumulate", "flow", "accumulate"),
-                                  ("hold", "none", "direct")):
+        for name, mode, chain in (
+            ("flow direct", "flow", "direct"),
+            ("flow accumulate", "flow", "accumulate"),
+            ("hold", "none", "direct"),
+        ):
             report["propagation"][f"{n} {name}"] = propagation_quality(images, reference, n, mode, chain)
     grays, masks = static_masks(images)
     report["static_share"] = float(np.mean([m.mean() for m in masks]))
@@ -198,8 +226,9 @@ def main() -> None:
     report["smoothing"] = {}
     for alpha, compensate in itertools.product(ALPHAS, (True, False)):
         key = f"alpha {alpha} {'flow' if compensate else 'no flow'}"
-        report["smoothing"][key] = smoothing_quality(images, reference, scores, post, geometry, grays, masks,
-                                                     alpha, compensate)
+        report["smoothing"][key] = smoothing_quality(
+            images, reference, scores, post, geometry, grays, masks, alpha, compensate
+        )
     report["flow_costs"] = flow_costs(images[:30])
     big = np.random.default_rng(0).normal(size=(1, 21, 520, 924)).astype(np.float32)  # fcn_resnet50's scores
     smoother, flow = ScoreSmoother(0.5), DenseFlow()
@@ -209,8 +238,10 @@ def main() -> None:
     for _ in range(3):
         smoother.update(big, grays[0], field)
     report["smooth_ms_21x520x924"] = (time.perf_counter() - t0) / 3 * 1000
-    report["speed"] = {f"{name} (ONNX Runtime, here)": speed(path, args.source) for name, path in
-                       (item.split("=", 1) for item in args.speed_model)}
+    report["speed"] = {
+        f"{name} (ONNX Runtime, here)": speed(path, args.source)
+        for name, path in (item.split("=", 1) for item in args.speed_model)
+    }
     report["speed"][f"{os.path.basename(args.model)} (here)"] = infer_ms
     given = (item.split("=", 1) for item in args.speed_ms)
     report["speed"].update({f"{name} (given)": float(ms) for name, ms in given})
@@ -222,26 +253,33 @@ def main() -> None:
 
 
 def print_tables(r: dict) -> None:
-    print(f"frames {r['start']}-{r['start'] + r['frames'] - 1} ({r['frames']}) at {r['frame_size'][0]}x"
-          f"{r['frame_size'][1]}, model input "
-          f"{r['model_input'][1]}x{r['model_input'][0]}, {r['infer_ms']:.1f} ms per inference; load "
-          f"{r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}; {r['date']}")
+    print(
+        f"frames {r['start']}-{r['start'] + r['frames'] - 1} ({r['frames']}) at {r['frame_size'][0]}x"
+        f"{r['frame_size'][1]}, model input "
+        f"{r['model_input'][1]}x{r['model_input'][0]}, {r['infer_ms']:.1f} ms per inference; load "
+        f"{r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}; {r['date']}"
+    )
     print("per-frame labels by class: " + ", ".join(f"{c} {v:.1%}" for c, v in r["class_share"].items()) + "\n")
-    print("| N | labels from | pixel agreement with per-frame inference | worst frame | by age (frames) "
-          "| mIoU vs per-frame | ms/frame |")
+    print(
+        "| N | labels from | pixel agreement with per-frame inference | worst frame | by age (frames) "
+        "| mIoU vs per-frame | ms/frame |"
+    )
     print("|---|---|---|---|---|---|---|")
     for key, q in r["propagation"].items():
         n, name = key.split(" ", 1)
         ages = ", ".join(f"{a}: {v:.3f}" for a, v in q["by_age"].items())
         print(f"| {n} | {name} | {q['agreement']:.4f} | {q['min']:.4f} | {ages} | {q['miou']:.4f} | {q['ms']:.1f} |")
     print(f"\nstatic share {r['static_share']:.2f}; per-frame flicker {r['flicker_per_frame']:.4f}\n")
-    print("| smoothing | flicker (static px) | vs per-frame | agreement with per-frame | mIoU vs per-frame "
-          "| ms/update |")
+    print(
+        "| smoothing | flicker (static px) | vs per-frame | agreement with per-frame | mIoU vs per-frame | ms/update |"
+    )
     print("|---|---|---|---|---|---|")
     print(f"| none | {r['flicker_per_frame']:.4f} | 1.00 | 1.0000 | 1.0000 | 0 |")
     for key, q in r["smoothing"].items():
-        print(f"| {key} | {q['flicker']:.4f} | {q['flicker'] / r['flicker_per_frame']:.2f} | {q['agreement']:.4f} | "
-              f"{q['miou']:.4f} | {q['ms']:.1f} |")
+        print(
+            f"| {key} | {q['flicker']:.4f} | {q['flicker'] / r['flicker_per_frame']:.2f} | {q['agreement']:.4f} | "
+            f"{q['miou']:.4f} | {q['ms']:.1f} |"
+        )
     print(f"\nsmoothing 21x520x924 scores with flow: {r['smooth_ms_21x520x924']:.1f} ms/update\n")
     print("| flow short side | prepare ms | DIS ms | warp ms | total ms/frame |")
     print("|---|---|---|---|---|")

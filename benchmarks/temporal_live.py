@@ -40,8 +40,15 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def make_clip(source: str, out: Path, *, width: int | None = None, height: int | None = None,
-              fps: int | None = None, frames: int | None = None) -> Path:
+def make_clip(
+    source: str,
+    out: Path,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    fps: int | None = None,
+    frames: int | None = None,
+) -> Path:
     """``source`` re-encoded (H.264, no audio): scaled, re-timed to ``fps`` (every frame kept), cut to ``frames``."""
     if out.exists():
         return out
@@ -103,18 +110,23 @@ def live(model: str, clip: Path, seconds: float, budget: float | None, sizes: st
     stream_s = seconds  # the camera's time: frames_in / 25 over the timer
     settings = row.get("settings", "")
     return {
-        "budget": budget, "sizes": sizes if budget else None,
-        "frames_in": summary.frames_in, "frames_out": summary.frames_out,
+        "budget": budget,
+        "sizes": sizes if budget else None,
+        "frames_in": summary.frames_in,
+        "frames_out": summary.frames_out,
         "dropped": sum(summary.dropped.values()),
-        "fps_in": summary.frames_in / stream_s, "fps_out": len(arrived) / stream_s,
+        "fps_in": summary.frames_in / stream_s,
+        "fps_out": len(arrived) / stream_s,
         "fps_out_steady": (len(arrived) - 1) / (arrived[-1] - arrived[0]) if len(arrived) > 1 else 0.0,
         "inferred_share": origins.count("inferred") / max(1, summary.frames_in),
-        "age_p50_ms": float(np.percentile(age, 50)) if age else 0.0, "age_max_ms": max(age, default=0.0),
+        "age_p50_ms": float(np.percentile(age, 50)) if age else 0.0,
+        "age_max_ms": max(age, default=0.0),
         "latency_p50_ms": float(np.percentile(latency, 50)) if latency else 0.0,
         "latency_p90_ms": float(np.percentile(latency, 90)) if latency else 0.0,
         "latency_max_ms": max(latency, default=0.0),
         "over_budget_share": (sum(x > budget for x in latency) / len(latency)) if budget and latency else None,
-        "settings": settings, "infer_p50_ms": summary.stages.get("infer", {}).get("p50_ms"),
+        "settings": settings,
+        "infer_p50_ms": summary.stages.get("infer", {}).get("p50_ms"),
         "load": f"{started_load} -> {load()}",
     }
 
@@ -128,8 +140,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="live: seconds per run")
     parser.add_argument("--budget", type=float, default=300)
     parser.add_argument("--size", type=int, help="throughput: input short side (default: the model's)")
-    parser.add_argument("--budget-sizes", action="append", default=[],
-                        help="NAME=S1,S2,...: one more budget run of model NAME with these --latency-sizes")
+    parser.add_argument(
+        "--budget-sizes",
+        action="append",
+        default=[],
+        help="NAME=S1,S2,...: one more budget run of model NAME with these --latency-sizes",
+    )
     parser.add_argument("--skip", choices=["throughput", "live"], action="append", default=[])
     parser.add_argument("--work", default="/tmp/streamseg-temporal-live", help="folder for the prepared clips")
     parser.add_argument("--json", help="also write every figure here")
@@ -138,8 +154,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     models = dict(m.split("=", 1) for m in args.model)
     intervals = tuple(int(n) for n in args.intervals.split(","))
-    result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "size": args.size,
-                    "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "throughput": {}, "live": {}}
+    result: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "size": args.size,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "throughput": {},
+        "live": {},
+    }
     if "throughput" not in args.skip:
         clip = make_clip(args.source, work / f"first{args.frames}.mp4", frames=args.frames)
         for name, path in models.items():
@@ -173,17 +194,21 @@ def print_tables(r: dict) -> None:
                 cells.append(f"{fps[n]:.2f} | {fps[n] / fps[min(fps)]:.2f}x")
             print(f"| {n} | " + " | ".join(cells) + " |")
     if r["live"]:
-        print("\n| model | budget | fps in | fps out | inferred | mask age p50 / max ms | latency p50 / p90 / max ms "
-              "| settings used | load |")
+        print(
+            "\n| model | budget | fps in | fps out | inferred | mask age p50 / max ms | latency p50 / p90 / max ms "
+            "| settings used | load |"
+        )
         print("|---|---|---:|---:|---:|---|---|---|---|")
         for name, rows in r["live"].items():
             for x in rows:
                 budget = f"{x['budget']:.0f} ms" if x["budget"] else "none (drop oldest)"
                 if x.get("sizes"):
                     budget += f", sizes {x['sizes']}"
-                print(f"| {name} | {budget} | {x['fps_in']:.1f} | {x['fps_out']:.1f} | {x['inferred_share']:.0%} | "
-                      f"{x['age_p50_ms']:.0f} / {x['age_max_ms']:.0f} | {x['latency_p50_ms']:.0f} / "
-                      f"{x['latency_p90_ms']:.0f} / {x['latency_max_ms']:.0f} | {x['settings']} | {x['load']} |")
+                print(
+                    f"| {name} | {budget} | {x['fps_in']:.1f} | {x['fps_out']:.1f} | {x['inferred_share']:.0%} | "
+                    f"{x['age_p50_ms']:.0f} / {x['age_max_ms']:.0f} | {x['latency_p50_ms']:.0f} / "
+                    f"{x['latency_p90_ms']:.0f} / {x['latency_max_ms']:.0f} | {x['settings']} | {x['load']} |"
+                )
 
 
 if __name__ == "__main__":

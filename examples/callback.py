@@ -32,8 +32,10 @@ def main(source: str, model: str, output: str) -> None:
     watcher = CarWatcher(pipeline.spec.classes.index("car"))
     pipeline.on_result = watcher
     summary = pipeline.run()  # blocks until the source ends; Ctrl-C: pipeline.stop() from a signal handler
-    print(f"{summary.frames_out} frames, {watcher.busy_frames} with cars over 5% of the picture, "
-          f"{summary.fps:.1f} fps; wrote {output}")
+    print(
+        f"{summary.frames_out} frames, {watcher.busy_frames} with cars over 5% of the picture, "
+        f"{summary.fps:.1f} fps; wrote {output}"
+    )
 
 
 if __name__ == "__main__":

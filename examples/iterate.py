@@ -23,11 +23,15 @@ def main(source: str, model: str) -> None:
             top = int(counts.argmax())
             if "road" in classes:
                 road_share.append(counts[classes.index("road")] / r.labels.size)
-            print(f"{r.index:5d}  t={r.time:7.3f}s  {r.labels.shape[1]}x{r.labels.shape[0]}  "
-                  f"mostly {classes[top]} ({100 * counts[top] / r.labels.size:.0f}%)")
+            print(
+                f"{r.index:5d}  t={r.time:7.3f}s  {r.labels.shape[1]}x{r.labels.shape[0]}  "
+                f"mostly {classes[top]} ({100 * counts[top] / r.labels.size:.0f}%)"
+            )
     summary = pipeline.summary()
-    print(f"{summary.frames_out} frames at {summary.fps:.1f} fps"
-          + (f", road {100 * np.mean(road_share):.1f}% of the picture on average" if road_share else ""))
+    print(
+        f"{summary.frames_out} frames at {summary.fps:.1f} fps"
+        + (f", road {100 * np.mean(road_share):.1f}% of the picture on average" if road_share else "")
+    )
 
 
 if __name__ == "__main__":

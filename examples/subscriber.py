@@ -29,8 +29,7 @@ def parse(header_bytes: bytes, payload: bytes) -> tuple[dict, np.ndarray]:
     if not isinstance(header, dict) or header.get("v") != 1 or header.get("encoding") != "zlib":
         raise ValueError("not a version 1 zlib label message")
     shape, classes = header.get("shape"), header.get("classes")
-    if not (isinstance(shape, list) and len(shape) == 2
-            and all(type(n) is int and 0 < n <= MAX_SIDE for n in shape)):
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(n) is int and 0 < n <= MAX_SIDE for n in shape)):
         raise ValueError(f"bad shape {str(shape)[:40]}")
     if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
         raise ValueError("classes missing or not a list of names")
@@ -73,12 +72,16 @@ def main() -> None:
             received += 1
             # e.g. hand `labels` to a perception module; here: how much of the picture is road and car
             counts = np.bincount(labels.ravel(), minlength=len(header["classes"]))
-            shares = {name: counts[i] / labels.size
-                      for i, name in enumerate(header["classes"]) if name in ("road", "car")}
+            shares = {
+                name: counts[i] / labels.size for i, name in enumerate(header["classes"]) if name in ("road", "car")
+            }
             age_ms = 1000 * (time.time() - header["capture_time"])
             height, width = labels.shape
-            print(f"frame {header['frame']} {width}x{height} age {age_ms:.0f} ms "
-                  + " ".join(f"{name} {100 * share:.1f}%" for name, share in shares.items()), flush=True)
+            print(
+                f"frame {header['frame']} {width}x{height} age {age_ms:.0f} ms "
+                + " ".join(f"{name} {100 * share:.1f}%" for name, share in shares.items()),
+                flush=True,
+            )
     except KeyboardInterrupt:
         pass
     finally:

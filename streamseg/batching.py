@@ -54,9 +54,17 @@ class BatchWorker(threading.Thread):
     ``on_error``; every lane's outbox still gets its END.
     """
 
-    def __init__(self, infer: Callable[[Sequence[Any]], list[Any]], *, prepare: Callable[[tuple[int, ...]], None],
-                 max_batch: int, timeout: float, stopping: threading.Event,
-                 on_error: Callable[[BaseException], None], arrived: threading.Event):
+    def __init__(
+        self,
+        infer: Callable[[Sequence[Any]], list[Any]],
+        *,
+        prepare: Callable[[tuple[int, ...]], None],
+        max_batch: int,
+        timeout: float,
+        stopping: threading.Event,
+        on_error: Callable[[BaseException], None],
+        arrived: threading.Event,
+    ):
         super().__init__(name="streamseg-infer", daemon=True)
         self.stage = "infer"
         self.infer = infer

@@ -34,8 +34,15 @@ DECODERS = ("h264_cuvid", "hevc_cuvid")
 def gather() -> dict:
     """Every section; a section whose probe failed says so instead of stopping the rest."""
     sections: dict[str, Callable[[], dict]] = {
-        "python": _python, "streamseg": _streamseg, "pyav": _pyav, "onnxruntime": _onnxruntime,
-        "openvino": _openvino, "cpu": _cpu, "torch": _torch, "tensorrt": _tensorrt, "auto_backend": _auto_backend,
+        "python": _python,
+        "streamseg": _streamseg,
+        "pyav": _pyav,
+        "onnxruntime": _onnxruntime,
+        "openvino": _openvino,
+        "cpu": _cpu,
+        "torch": _torch,
+        "tensorrt": _tensorrt,
+        "auto_backend": _auto_backend,
     }
     facts: dict = {}
     for name, probe in sections.items():
@@ -43,8 +50,9 @@ def gather() -> dict:
             facts[name] = probe()
         except Exception as err:  # noqa: BLE001 - a diagnostic never dies on what it diagnoses
             facts[name] = {"error": f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"}
-    facts["missing"] = [item for section in facts.values() if isinstance(section, dict)
-                        for item in section.get("missing", [])]
+    facts["missing"] = [
+        item for section in facts.values() if isinstance(section, dict) for item in section.get("missing", [])
+    ]
     return facts
 
 
@@ -59,15 +67,21 @@ def version_of(*names: str) -> str | None:
 
 
 def _python() -> dict:
-    return {"version": platform.python_version(), "implementation": platform.python_implementation(),
-            "executable": sys.executable, "platform": platform.platform()}
+    return {
+        "version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+    }
 
 
 def _streamseg() -> dict:
     import streamseg
 
-    return {"version": version_of("streamseg") or getattr(streamseg, "__version__", None),
-            "path": os.path.dirname(streamseg.__file__)}
+    return {
+        "version": version_of("streamseg") or getattr(streamseg, "__version__", None),
+        "path": os.path.dirname(streamseg.__file__),
+    }
 
 
 def _pyav() -> dict:
@@ -80,13 +94,19 @@ def _pyav() -> dict:
     from streamseg.sources.nvdec import nvdec_unavailable
 
     available = av.codecs_available
-    encoders = {name: {"present": name in available, "opens": name in available and encoder_works(name)}
-                for name in ENCODERS}
-    report: dict[str, Any] = {"version": av.__version__, "ffmpeg": _ffmpeg_version(av),
-              "libraries": {name: ".".join(map(str, v)) for name, v in av.library_versions.items()},
-              "hwdevices": list(hwdevices_available()), "encoders": encoders,
-              "decoders": {name: name in available for name in DECODERS},
-              "nvdec": {"usable": False, "reason": None}, "missing": []}
+    encoders = {
+        name: {"present": name in available, "opens": name in available and encoder_works(name)} for name in ENCODERS
+    }
+    report: dict[str, Any] = {
+        "version": av.__version__,
+        "ffmpeg": _ffmpeg_version(av),
+        "libraries": {name: ".".join(map(str, v)) for name, v in av.library_versions.items()},
+        "hwdevices": list(hwdevices_available()),
+        "encoders": encoders,
+        "decoders": {name: name in available for name in DECODERS},
+        "nvdec": {"usable": False, "reason": None},
+        "missing": [],
+    }
     reason = nvdec_unavailable("h264")
     report["nvdec"] = {"usable": reason is None, "reason": reason}
     if encoders["h264_nvenc"]["present"] and not encoders["h264_nvenc"]["opens"]:
@@ -115,8 +135,10 @@ def _onnxruntime() -> dict:
 
 def _openvino() -> dict:
     if importlib.util.find_spec("openvino") is None:
-        return {"installed": False,
-                "missing": ['OpenVINO (--backend openvino, bf16): pip install "streamseg[openvino]"']}
+        return {
+            "installed": False,
+            "missing": ['OpenVINO (--backend openvino, bf16): pip install "streamseg[openvino]"'],
+        }
     import openvino as ov
 
     core = ov.Core()
@@ -144,28 +166,45 @@ def _cpu() -> dict:
         pass  # not Linux: no flags to read
     from streamseg.cores import usable_cores
 
-    return {"model": model, "machine": platform.machine(), "cores": usable_cores(),
-            "flags": {flag: flag in flags for flag in CPU_FLAGS}, "flags_read": bool(flags)}
+    return {
+        "model": model,
+        "machine": platform.machine(),
+        "cores": usable_cores(),
+        "flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "flags_read": bool(flags),
+    }
 
 
 def _torch() -> dict:
     if importlib.util.find_spec("torch") is None:
-        return {"installed": False,
-                "missing": ['torch (export, --backend torch, GPU stages): pip install "streamseg[export]"']}
+        return {
+            "installed": False,
+            "missing": ['torch (export, --backend torch, GPU stages): pip install "streamseg[export]"'],
+        }
     import torch
 
-    report: dict[str, Any] = {"version": torch.__version__, "torchvision": version_of("torchvision"),
-              "cuda_build": torch.version.cuda, "cuda_available": torch.cuda.is_available(), "gpus": [],
-              "missing": []}
+    report: dict[str, Any] = {
+        "version": torch.__version__,
+        "torchvision": version_of("torchvision"),
+        "cuda_build": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "gpus": [],
+        "missing": [],
+    }
     if report["torchvision"] is None:
         report["missing"].append('torchvision (--backend torch, models export): pip install "streamseg[export]"')
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
-            report["gpus"].append({"index": index, "name": props.name,
-                                   "compute_capability": f"{props.major}.{props.minor}",
-                                   "memory_gib": round(props.total_memory / 2**30, 1),
-                                   "multiprocessors": props.multi_processor_count})
+            report["gpus"].append(
+                {
+                    "index": index,
+                    "name": props.name,
+                    "compute_capability": f"{props.major}.{props.minor}",
+                    "memory_gib": round(props.total_memory / 2**30, 1),
+                    "multiprocessors": props.multi_processor_count,
+                }
+            )
         report["driver"] = _driver_version()
     elif torch.version.cuda is None:
         report["note"] = "a CPU build of torch: the GPU path needs a CUDA build (pytorch.org)"
@@ -187,7 +226,8 @@ def _tensorrt() -> dict:
     report: dict[str, Any] = {
         "tensorrt": version_of("tensorrt", "tensorrt-cu13", "tensorrt-cu12") if found["tensorrt"] else None,
         "tensorrt_rtx": version_of("tensorrt-rtx", "tensorrt_rtx") if found["tensorrt_rtx"] else None,
-        "importable": found}
+        "importable": found,
+    }
     if not any(found.values()):
         report["missing"] = ['TensorRT (--backend tensorrt, the fastest GPU engine): pip install "streamseg[tensorrt]"']
     return report
@@ -212,8 +252,10 @@ def as_text(facts: dict) -> str:
     add(f"streamseg   {me.get('version')} ({me.get('path')})")
     av = facts["pyav"]
     if "version" in av:
-        enc = ", ".join(f"{n} {'opens' if e['opens'] else ('present, does not open' if e['present'] else 'absent')}"
-                        for n, e in av["encoders"].items())
+        enc = ", ".join(
+            f"{n} {'opens' if e['opens'] else ('present, does not open' if e['present'] else 'absent')}"
+            for n, e in av["encoders"].items()
+        )
         dec = ", ".join(f"{n} {'present' if ok else 'absent'}" for n, ok in av["decoders"].items())
         devices = ", ".join(av["hwdevices"]) or "none"
         add(f"pyav        {av['version']}, FFmpeg {av.get('ffmpeg')}; hw devices: {devices}")
@@ -224,8 +266,10 @@ def as_text(facts: dict) -> str:
     else:
         add(f"pyav        {av.get('error', 'not installed')}")
     ort = facts["onnxruntime"]
-    add(f"onnxruntime {ort.get('version', ort.get('error', 'not installed'))}; providers: "
-        f"{', '.join(ort.get('providers', [])) or '-'}")
+    add(
+        f"onnxruntime {ort.get('version', ort.get('error', 'not installed'))}; providers: "
+        f"{', '.join(ort.get('providers', [])) or '-'}"
+    )
     ov = facts["openvino"]
     devices = ", ".join(f"{d} ({n})" if n else d for d, n in ov.get("devices", {}).items())
     ov_version = ov.get("version", ov.get("error", "not installed"))
@@ -233,16 +277,22 @@ def as_text(facts: dict) -> str:
     cpu = facts["cpu"]
     if "flags" in cpu:
         have = ", ".join(flag for flag, on in cpu["flags"].items() if on) or "none of " + ", ".join(CPU_FLAGS)
-        add(f"cpu         {cpu.get('model')}, {cpu.get('cores')} usable cores; "
-            f"{'flags: ' + have if cpu['flags_read'] else 'flags unknown'}")
+        add(
+            f"cpu         {cpu.get('model')}, {cpu.get('cores')} usable cores; "
+            f"{'flags: ' + have if cpu['flags_read'] else 'flags unknown'}"
+        )
     th = facts["torch"]
     if "version" in th:
-        add(f"torch       {th['version']} (torchvision {th.get('torchvision') or 'absent'}), CUDA build "
+        add(
+            f"torch       {th['version']} (torchvision {th.get('torchvision') or 'absent'}), CUDA build "
             f"{th.get('cuda_build') or 'none'}, CUDA available: {'yes' if th['cuda_available'] else 'no'}"
-            f"{', driver ' + th['driver'] if th.get('driver') else ''}")
+            f"{', driver ' + th['driver'] if th.get('driver') else ''}"
+        )
         for gpu in th["gpus"]:
-            add(f"  gpu {gpu['index']}     {gpu['name']}, compute capability {gpu['compute_capability']}, "
-                f"{gpu['memory_gib']} GiB, {gpu['multiprocessors']} SMs")
+            add(
+                f"  gpu {gpu['index']}     {gpu['name']}, compute capability {gpu['compute_capability']}, "
+                f"{gpu['memory_gib']} GiB, {gpu['multiprocessors']} SMs"
+            )
         if th.get("note"):
             add(f"  note      {th['note']}")
     else:
@@ -257,10 +307,15 @@ def as_text(facts: dict) -> str:
             why = f" (passed over {'; '.join(plan['passed_over'])})" if plan["passed_over"] else ""
             add(f"auto        --precision {precision}: {plan['backend']}{why}")
         if any(plan["backend"] == "torch" for plan in auto.values()):
-            add("  note      torch builds torchvision architectures (fcn_resnet50, deeplabv3_*); other models fall "
-                "through to onnxruntime")
-    errors = [f"{name}: {section['error']}" for name, section in facts.items()
-              if isinstance(section, dict) and "error" in section]
+            add(
+                "  note      torch builds torchvision architectures (fcn_resnet50, deeplabv3_*); other models fall "
+                "through to onnxruntime"
+            )
+    errors = [
+        f"{name}: {section['error']}"
+        for name, section in facts.items()
+        if isinstance(section, dict) and "error" in section
+    ]
     if errors:
         add("probe errors:")
         lines.extend(f"  {e}" for e in errors)

@@ -50,10 +50,23 @@ STAGES = ("decode", "preprocess", "composite", "output")  # this lane's own; "in
 class SourceLane:
     """The threads, queues and outputs of one source; ``results`` is the queue all lanes share."""
 
-    def __init__(self, name: str, index: int, uri: str, *, options: SourceOptions, outputs: SourceOutputs,
-                 config: RunConfig, spec: ModelSpec, steps: LaneStages, results: StageQueue,
-                 shared_sinks: Sequence[Sink], arrived: threading.Event,
-                 on_error: Callable[[SourceLane, BaseException], None], device: str = "cpu"):
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        uri: str,
+        *,
+        options: SourceOptions,
+        outputs: SourceOutputs,
+        config: RunConfig,
+        spec: ModelSpec,
+        steps: LaneStages,
+        results: StageQueue,
+        shared_sinks: Sequence[Sink],
+        arrived: threading.Event,
+        on_error: Callable[[SourceLane, BaseException], None],
+        device: str = "cpu",
+    ):
         self.name, self.index, self.uri = name, index, uri
         self.display = redact(uri)
         self.options = options
@@ -97,14 +110,35 @@ class SourceLane:
         q = self.queues
         common: dict[str, Any] = {"stopping": self.stopping, "on_error": self._fail}
         self.workers = {
-            "decode": Worker("decode", _same, items=self._frames, outbox=q["decoded"],
-                             thread_name=f"{name}-decode", **common),
-            "preprocess": Worker("preprocess", steps.preprocess, inbox=q["decoded"], outbox=q["prepared"],
-                                 skip_when_stopping=True, thread_name=f"{name}-preprocess", **common),
-            "composite": Worker("composite", steps.composite, inbox=q["inferred"], outbox=q["composited"],
-                                thread_name=f"{name}-composite", **common),
-            "output": Worker("output", self._output, inbox=q["composited"], outbox=results, on_end=self._finish,
-                             thread_name=f"{name}-output", **common),
+            "decode": Worker(
+                "decode", _same, items=self._frames, outbox=q["decoded"], thread_name=f"{name}-decode", **common
+            ),
+            "preprocess": Worker(
+                "preprocess",
+                steps.preprocess,
+                inbox=q["decoded"],
+                outbox=q["prepared"],
+                skip_when_stopping=True,
+                thread_name=f"{name}-preprocess",
+                **common,
+            ),
+            "composite": Worker(
+                "composite",
+                steps.composite,
+                inbox=q["inferred"],
+                outbox=q["composited"],
+                thread_name=f"{name}-composite",
+                **common,
+            ),
+            "output": Worker(
+                "output",
+                self._output,
+                inbox=q["composited"],
+                outbox=results,
+                on_end=self._finish,
+                thread_name=f"{name}-output",
+                **common,
+            ),
         }
         self.batch_lane = BatchLane(name, q["prepared"], q["inferred"], self.stopping)
 
@@ -137,9 +171,14 @@ class SourceLane:
     def _frames(self) -> Iterator[Frame]:
         self.state = "opening"
         cfg = self.config
-        self.source = open_input(self.uri, decode=cfg.decode, device=self.device,
-                                 max_frames=None if self.live else cfg.max_frames, options=self.options,
-                                 interrupted=self.source_stop)
+        self.source = open_input(
+            self.uri,
+            decode=cfg.decode,
+            device=self.device,
+            max_frames=None if self.live else cfg.max_frames,
+            options=self.options,
+            interrupted=self.source_stop,
+        )
         try:  # closed here, in the decoding thread: closing it from another would pull it from under a decode
             if self.stopping.is_set():  # removed or stopped while it opened
                 self.stop()
@@ -263,8 +302,12 @@ class SourceLane:
         policy = getattr(self.steps, "policy", None)
         if policy is None:
             return {}
-        return {"inferred": policy.inferred, "propagated": policy.propagated, "interval": policy.current.interval,
-                "settings": policy.describe()}
+        return {
+            "inferred": policy.inferred,
+            "propagated": policy.propagated,
+            "interval": policy.current.interval,
+            "settings": policy.describe(),
+        }
 
     def temporal_state(self) -> dict[str, Any]:
         """With --interval and co: the setting in use now and frames per setting, for /metrics."""
@@ -276,8 +319,11 @@ class SourceLane:
         def size(setting: Any) -> int:
             return setting.size if setting.size is not None else own  # 0: a fixed-size model's own
 
-        return {"interval": policy.current.interval, "input_size": size(policy.current),
-                "setting_frames": {(s.interval, size(s)): n for s, n in dict(policy.usage).items()}}
+        return {
+            "interval": policy.current.interval,
+            "input_size": size(policy.current),
+            "setting_frames": {(s.interval, size(s)): n for s, n in dict(policy.usage).items()},
+        }
 
     def link_counts(self) -> dict[str, int]:
         """Reconnects of a live source and of stream outputs, and frames outputs dropped while down."""

@@ -10,7 +10,8 @@ _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s?#]*@")
 # query parameters that carry secrets: ?password=…, &token=…, &api_key=…, &auth=…, &X-Amz-Signature=…
 _SECRET_PARAMS = re.compile(
     r"""(?P<key>[?&;][^=&;#\s]*(?:pass|pwd|token|key|secret|auth|sig|credential)[^=&;#\s]*=)[^&;#\s'"]*""",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:

@@ -66,8 +66,9 @@ def expand(template: str, name: str, index: int) -> str:
         raise ConfigError(f"output template {redact(template)!r}: {err}") from None
     unknown = sorted({f for f in fields if f not in FIELDS})
     if unknown:
-        raise ConfigError(f"output template {redact(template)!r}: unknown field {{{unknown[0]}}} "
-                          f"(use {{name}} or {{index}})")
+        raise ConfigError(
+            f"output template {redact(template)!r}: unknown field {{{unknown[0]}}} (use {{name}} or {{index}})"
+        )
     return template.format(name=name, index=index) if fields else template
 
 

@@ -88,9 +88,16 @@ class Pipeline:
     several, output paths are templates (``out/{name}.mp4``).
     """
 
-    def __init__(self, source: str | Path | Sequence[str | Path | dict] | None = None,
-                 model: str | Path | None = None, *, config: RunConfig | None = None,
-                 on_result: Callable[[Result], None] | None = None, sinks: Sequence[Sink] = (), **options: Any):
+    def __init__(
+        self,
+        source: str | Path | Sequence[str | Path | dict] | None = None,
+        model: str | Path | None = None,
+        *,
+        config: RunConfig | None = None,
+        on_result: Callable[[Result], None] | None = None,
+        sinks: Sequence[Sink] = (),
+        **options: Any,
+    ):
         values = config.model_dump(exclude_unset=True) if config is not None else {}
         values.update(options)
         if source is not None:
@@ -144,16 +151,25 @@ class Pipeline:
         owner = len(plans) > 1
         # before anything opens: an output never replaces an input or another output
         shared = [OutputPath("--mcap", cfg.mcap)] if cfg.mcap else []  # one file every source writes to
-        check_output_paths([s.uri for s in specs],
-                           [*shared, *(p for name, out in plans for p in out.paths(cfg, name if owner else None))])
+        check_output_paths(
+            [s.uri for s in specs],
+            [*shared, *(p for name, out in plans for p in out.paths(cfg, name if owner else None))],
+        )
         assert cfg.model is not None, "checked in __init__"
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
         self._budget_specs = self._latency_budget_specs(spec)
         wanted = cfg.batch or len(specs)
-        self.backend = backend = create_backend(cfg.backend, model_path, spec, threads=cfg.threads,
-                                                precision=cfg.precision, winograd=cfg.winograd, compile=cfg.compile,
-                                                batch=wanted)
+        self.backend = backend = create_backend(
+            cfg.backend,
+            model_path,
+            spec,
+            threads=cfg.threads,
+            precision=cfg.precision,
+            winograd=cfg.winograd,
+            compile=cfg.compile,
+            batch=wanted,
+        )
         batch = min(wanted, backend.max_batch or wanted)
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.stages = make_stages(backend, spec, compositor, scores=cfg.scores)
@@ -164,9 +180,15 @@ class Pipeline:
         if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
             size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
         self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
-        self._batcher = BatchWorker(self.stages.infer, prepare=self.stages.prepare, max_batch=batch,
-                                    timeout=cfg.batch_timeout / 1000, stopping=self._stopping, on_error=self._fail,
-                                    arrived=self._arrived)
+        self._batcher = BatchWorker(
+            self.stages.infer,
+            prepare=self.stages.prepare,
+            max_batch=batch,
+            timeout=cfg.batch_timeout / 1000,
+            stopping=self._stopping,
+            on_error=self._fail,
+            arrived=self._arrived,
+        )
         self._started_at = time.perf_counter()
         self._batcher.start()
         for (name, outputs), source_spec in zip(plans, specs):
@@ -186,9 +208,11 @@ class Pipeline:
         videos = spec.outputs if spec.outputs is not None else cfg.outputs
         labels = spec.labels_out or cfg.labels_out
         summary = spec.summary or cfg.summary
-        return SourceOutputs(videos=tuple(expand(v, name, index) for v in videos),
-                             labels_out=expand(labels, name, index) if labels else None,
-                             summary=expand(summary, name, index) if summary else None)
+        return SourceOutputs(
+            videos=tuple(expand(v, name, index) for v in videos),
+            labels_out=expand(labels, name, index) if labels else None,
+            summary=expand(summary, name, index) if summary else None,
+        )
 
     def _open_shared_sinks(self, spec: ModelSpec, live: bool) -> list[Sink]:
         cfg, sinks = self.config, list[Sink]()
@@ -217,15 +241,28 @@ class Pipeline:
         return sinks
 
     def _add_lane(self, spec: SourceSpec, name: str, outputs: SourceOutputs) -> SourceLane:
-        assert self.spec and self.backend and self._results and self._batcher, "lanes are added once started"
-        lane = SourceLane(name, self._ever, spec.uri, options=spec.live_options(self.config.live), outputs=outputs,
-                          config=self.config, spec=self.spec, steps=self._lane_steps(), results=self._results,
-                          shared_sinks=self._shared, arrived=self._arrived, on_error=self._source_failed,
-                          device=self.backend.device)
+        model, backend, results, batcher = self.spec, self.backend, self._results, self._batcher
+        assert model is not None and backend is not None, "lanes join a started run"
+        assert results is not None and batcher is not None, "lanes join a started run"
+        lane = SourceLane(
+            name,
+            self._ever,
+            spec.uri,
+            options=spec.live_options(self.config.live),
+            outputs=outputs,
+            config=self.config,
+            spec=model,
+            steps=self._lane_steps(),
+            results=results,
+            shared_sinks=self._shared,
+            arrived=self._arrived,
+            on_error=self._source_failed,
+            device=backend.device,
+        )
         if isinstance(lane.steps, TemporalLane):
             lane.steps.reconnects = lambda: getattr(lane.source, "reconnects", 0)
         with self._lock:
-            self._batcher.add(lane.batch_lane)  # raises Closed once the run has ended
+            batcher.add(lane.batch_lane)  # raises Closed once the run has ended
             self.lanes[name] = lane
             self._running += 1
             self._ever += 1
@@ -252,8 +289,14 @@ class Pipeline:
             raise ConfigError("interval, smooth and latency_budget run with the CPU stages (not yet on CUDA)")
         smoother = ScoreSmoother(cfg.smooth) if cfg.smooth is not None else None
         inputs = {size: CpuPreprocessor(spec) for size, spec in self._budget_specs.items()} or None
-        return TemporalLane(steps, FixedInterval(cfg.interval), propagate=cfg.propagate, smoother=smoother,
-                            inputs=inputs, run=self.backend.run)
+        return TemporalLane(
+            steps,
+            FixedInterval(cfg.interval),
+            propagate=cfg.propagate,
+            smoother=smoother,
+            inputs=inputs,
+            run=self.backend.run,
+        )
 
     # -- sources come and go ---------------------------------------------------------------
     def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
@@ -281,8 +324,9 @@ class Pipeline:
             outputs = self._outputs_for(spec, new_name, self._ever)
             paths = [p for lane in running for p in lane.outputs.paths(self.config, lane.name)]
             try:
-                check_output_paths([spec.uri, *(lane.uri for lane in running)],
-                                   [*paths, *outputs.paths(self.config, new_name)])
+                check_output_paths(
+                    [spec.uri, *(lane.uri for lane in running)], [*paths, *outputs.paths(self.config, new_name)]
+                )
             except SinkError as err:
                 raise ConfigError(str(err)) from None
         try:
@@ -419,8 +463,10 @@ class Pipeline:
     # -- figures ---------------------------------------------------------------------------
     def _merged_stages(self) -> dict[str, StageStats]:
         lanes = list(self.lanes.values())
-        stages = {name: StageStats.merged(name, [lane.workers[name].stats for lane in lanes])
-                  for name in ("decode", "preprocess")}
+        stages = {
+            name: StageStats.merged(name, [lane.workers[name].stats for lane in lanes])
+            for name in ("decode", "preprocess")
+        }
         if self._batcher is not None:
             stages["infer"] = self._batcher.stats
         for name in ("composite", "output"):

@@ -38,8 +38,9 @@ class Closed(Exception):
 class StageQueue:
     """A thread-safe FIFO with ``maxsize`` and a ``FillPolicy``."""
 
-    def __init__(self, name: str, maxsize: int, policy: FillPolicy = FillPolicy.BLOCK,
-                 arrived: threading.Event | None = None):
+    def __init__(
+        self, name: str, maxsize: int, policy: FillPolicy = FillPolicy.BLOCK, arrived: threading.Event | None = None
+    ):
         if maxsize < 1:
             raise ValueError(f"queue {name!r}: maxsize must be >= 1, got {maxsize}")
         self.name = name
@@ -51,7 +52,6 @@ class StageQueue:
         self._closed = False
         self._cond = threading.Condition()
         self.arrived = arrived  # set on every put and close: one consumer can wait on many queues
-
 
     def put(self, item: Any) -> None:
         with self._cond:

@@ -71,11 +71,20 @@ class Worker(threading.Thread):
     error goes to ``on_error``, and the inbox is closed so upstream stops too.
     """
 
-    def __init__(self, name: str, work: Callable[[Any], Any], *, inbox: StageQueue | None = None,
-                 outbox: StageQueue | None = None, items: Callable[[], Iterable[Any]] | None = None,
-                 stopping: threading.Event, skip_when_stopping: bool = False,
-                 on_error: Callable[[BaseException], None], on_end: Callable[[], None] | None = None,
-                 thread_name: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[Any], Any],
+        *,
+        inbox: StageQueue | None = None,
+        outbox: StageQueue | None = None,
+        items: Callable[[], Iterable[Any]] | None = None,
+        stopping: threading.Event,
+        skip_when_stopping: bool = False,
+        on_error: Callable[[BaseException], None],
+        on_end: Callable[[], None] | None = None,
+        thread_name: str | None = None,
+    ):
         super().__init__(name=f"streamseg-{thread_name or name}", daemon=True)
         self.stage = name
         self.work = work

@@ -15,7 +15,7 @@ from tests.support.cli import run_cli
 from tests.support.extras import HAS_TORCH
 from tests.support.paths import MEDIA
 
-NEEDS_EXPORT = "needs the export extra (torch, torchvision): pip install -e \".[export]\""
+NEEDS_EXPORT = 'needs the export extra (torch, torchvision): pip install -e ".[export]"'
 # fixtures that export or train with torch, a minute or more each on 2 cores: their tests are export and slow
 TORCH_FIXTURES = {"fcn_onnx", "trained_model"}
 
@@ -86,11 +86,30 @@ def trained_model(tmp_path_factory) -> TrainedModel:
     root = tmp_path_factory.mktemp("trained")
     data, output = root / "synth", root / "fcn_tiny"
     run_cli("datasets", "synth", "--out", str(data), "--n", "300", "--video-frames", "30", check=True)
-    run_cli("train", "--model", "fcn_tiny", "--data", str(data), "--output", str(output), "--epochs", "14",
-            "--crop-size", "160", "--no-progress", check=True, timeout=1800)  # ~3 min on 2 quiet cores
+    run_cli(
+        "train",
+        "--model",
+        "fcn_tiny",
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--epochs",
+        "14",
+        "--crop-size",
+        "160",
+        "--no-progress",
+        check=True,
+        timeout=1800,
+    )  # ~3 min on 2 quiet cores
     return TrainedModel(
-        data=data, video=data / "heldout" / "heldout.mp4", video_labels=data / "heldout" / "labels", output=output,
-        onnx=output / "model.onnx", checkpoint=output / "last.pt", best=output / "best.pt",
+        data=data,
+        video=data / "heldout" / "heldout.mp4",
+        video_labels=data / "heldout" / "labels",
+        output=output,
+        onnx=output / "model.onnx",
+        checkpoint=output / "last.pt",
+        best=output / "best.pt",
         classes=("background", "road", "sidewalk", "sky", "car", "person"),
         history=[json.loads(line) for line in (output / "history.jsonl").read_text().splitlines()],
     )

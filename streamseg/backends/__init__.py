@@ -25,9 +25,19 @@ log = logging.getLogger(__name__)
 __all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present", "file_precision", "plan_auto"]
 
 
-def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
-                   precision: str | None = None, cuda_graphs: bool = False, engine_dir: str | Path | None = None,
-                   winograd: bool = True, compile: bool = False, batch: int = 1) -> Backend:
+def create_backend(
+    name: str,
+    model_path: str | Path,
+    spec: ModelSpec,
+    *,
+    threads: int | None = None,
+    precision: str | None = None,
+    cuda_graphs: bool = False,
+    engine_dir: str | Path | None = None,
+    winograd: bool = True,
+    compile: bool = False,
+    batch: int = 1,
+) -> Backend:
     """Load ``model_path`` on the named backend; ``auto`` picks the fastest present.
 
     ``precision`` None runs the model file as it is; fp16 and int8 ask GPU
@@ -45,8 +55,17 @@ def create_backend(name: str, model_path: str | Path, spec: ModelSpec, *, thread
         raise ConfigError(f"precision: bf16 runs on --backend openvino (CPU), not {name}; GPUs take fp16")
     where = Path(model_path).name
     if name == "auto":
-        backend = _auto(model_path, spec, threads=threads, precision=precision, cuda_graphs=cuda_graphs,
-                        engine_dir=engine_dir, winograd=winograd, compile=compile, batch=batch)
+        backend = _auto(
+            model_path,
+            spec,
+            threads=threads,
+            precision=precision,
+            cuda_graphs=cuda_graphs,
+            engine_dir=engine_dir,
+            winograd=winograd,
+            compile=compile,
+            batch=batch,
+        )
     elif name == "tensorrt":
         backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch)
     elif name == "torch":
@@ -123,8 +142,9 @@ def _torch_unfit(precision: str | None, spec: ModelSpec | None) -> str | None:
     return None
 
 
-def _auto(model_path, spec, *, threads, precision, cuda_graphs, engine_dir, winograd, compile=False,
-          batch=1) -> Backend:
+def _auto(
+    model_path, spec, *, threads, precision, cuda_graphs, engine_dir, winograd, compile=False, batch=1
+) -> Backend:
     order, passed = auto_candidates(precision, spec)
     for name in order[:-1]:
         try:
@@ -150,16 +170,23 @@ def _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch=1) -> 
     from streamseg.backends.tensorrt import TensorRTBackend
     from streamseg.backends.trt_build import default_profile
 
-    return TensorRTBackend(model_path, spec, precision=precision, engine_dir=engine_dir, cuda_graphs=cuda_graphs,
-                           profile=default_profile(spec, batch=batch))
+    return TensorRTBackend(
+        model_path,
+        spec,
+        precision=precision,
+        engine_dir=engine_dir,
+        cuda_graphs=cuda_graphs,
+        profile=default_profile(spec, batch=batch),
+    )
 
 
 def _torch(model_path, spec, precision, cuda_graphs, threads, compile=False) -> Backend:
     from streamseg.backends.torch_backend import TorchBackend, architecture_for
 
     architecture_for(spec)  # refuse early, before importing torchvision
-    return TorchBackend(model_path, spec, precision=precision or "fp32", cuda_graphs=cuda_graphs, threads=threads,
-                        compile=compile)
+    return TorchBackend(
+        model_path, spec, precision=precision or "fp32", cuda_graphs=cuda_graphs, threads=threads, compile=compile
+    )
 
 
 def _onnxruntime(model_path, spec, threads, precision, *, strict: bool, winograd: bool = True) -> Backend:
@@ -170,8 +197,10 @@ def _onnxruntime(model_path, spec, threads, precision, *, strict: bool, winograd
         found = file_precision(model_path, spec)
         if found != precision:
             others = "openvino" if precision == "bf16" else "tensorrt/torch"
-            message = (f"onnxruntime runs {Path(model_path).name} as it is ({found}); for --precision {precision} "
-                       f"pass a {precision} model (NAME:int8, `streamseg quantize`) or use --backend {others}")
+            message = (
+                f"onnxruntime runs {Path(model_path).name} as it is ({found}); for --precision {precision} "
+                f"pass a {precision} model (NAME:int8, `streamseg quantize`) or use --backend {others}"
+            )
             if strict:
                 raise ConfigError(message)
             log.warning("%s: running %s", message, found)
@@ -184,8 +213,10 @@ def _openvino(model_path, spec, threads, precision) -> Backend:
 
     found = file_precision(model_path, spec)
     if precision not in (None, "bf16", found):
-        raise ConfigError(f"openvino runs {Path(model_path).name} as it is ({found}) or in bf16; for --precision "
-                          f"{precision} pass a {precision} model (NAME:int8, `streamseg quantize`)")
+        raise ConfigError(
+            f"openvino runs {Path(model_path).name} as it is ({found}) or in bf16; for --precision "
+            f"{precision} pass a {precision} model (NAME:int8, `streamseg quantize`)"
+        )
     return OpenVinoBackend(model_path, spec, threads=threads, precision="bf16" if precision == "bf16" else found)
 
 
@@ -205,8 +236,12 @@ def check_fixed_size(spec: ModelSpec, fixed: tuple[int, int] | None, where: str)
     if fixed is None:
         return
     rule = spec.resize
-    if rule.mode in ("letterbox", "stretch") and rule.fixed_size == fixed and fixed[0] % rule.pad_multiple == 0 \
-            and fixed[1] % rule.pad_multiple == 0:
+    if (
+        rule.mode in ("letterbox", "stretch")
+        and rule.fixed_size == fixed
+        and fixed[0] % rule.pad_multiple == 0
+        and fixed[1] % rule.pad_multiple == 0
+    ):
         return
     raise ModelError(
         f"{where}: input is fixed at {fixed[0]}x{fixed[1]} but the spec's resize is "

@@ -52,6 +52,8 @@ def check_output_classes(shape: Sequence[Any], spec: ModelSpec, where: str) -> b
     if not isinstance(channels, (int, np.integer)) or channels < 0:
         return False
     if channels != spec.num_classes:
-        raise ModelError(f"{where}: output {spec.output_name!r} has {channels} class channels, but the spec names "
-                         f"{spec.num_classes} classes")
+        raise ModelError(
+            f"{where}: output {spec.output_name!r} has {channels} class channels, but the spec names "
+            f"{spec.num_classes} classes"
+        )
     return True

@@ -39,8 +39,10 @@ class Profile:
     def __post_init__(self) -> None:
         for axis in range(4):
             if not 1 <= self.min[axis] <= self.opt[axis] <= self.max[axis]:
-                raise BackendError(f"shape profile needs 1 <= min <= opt <= max on every axis, got "
-                                   f"min {_dims(self.min)}, opt {_dims(self.opt)}, max {_dims(self.max)}")
+                raise BackendError(
+                    f"shape profile needs 1 <= min <= opt <= max on every axis, got "
+                    f"min {_dims(self.min)}, opt {_dims(self.opt)}, max {_dims(self.max)}"
+                )
 
     def accepts(self, shape: tuple[int, ...]) -> bool:
         return len(shape) == 4 and all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max))

@@ -46,8 +46,9 @@ def onnx_precision(model) -> str:
     return "fp32"
 
 
-def model_for_precision(onnx_path: str | Path, spec: ModelSpec, precision: str | None,
-                        folder: str | Path) -> tuple[Path, ModelSpec, str]:
+def model_for_precision(
+    onnx_path: str | Path, spec: ModelSpec, precision: str | None, folder: str | Path
+) -> tuple[Path, ModelSpec, str]:
     """The ONNX file, its spec and precision for ``precision`` (None: the file's own).
 
     An FP16 copy of an FP32 file is made in ``folder`` once.
@@ -61,19 +62,24 @@ def model_for_precision(onnx_path: str | Path, spec: ModelSpec, precision: str |
     found = onnx_precision(model)
     name = onnx_path.name
     if found == "int8-qoperator":
-        raise ModelError(f"{name} is quantized in QOperator form (QLinearConv…), which TensorRT cannot parse: "
-                         "quantize to Q/DQ with `streamseg quantize`")
+        raise ModelError(
+            f"{name} is quantized in QOperator form (QLinearConv…), which TensorRT cannot parse: "
+            "quantize to Q/DQ with `streamseg quantize`"
+        )
     precision = precision or found
     if precision == "int8":
         if found != "int8":
-            raise ModelError(f"--precision int8 needs a Q/DQ INT8 ONNX, but {name} is {found}: "
-                             f"make one with `streamseg quantize --model {name} --calib VIDEO --output OUT.onnx`")
+            raise ModelError(
+                f"--precision int8 needs a Q/DQ INT8 ONNX, but {name} is {found}: "
+                f"make one with `streamseg quantize --model {name} --calib VIDEO --output OUT.onnx`"
+            )
         return onnx_path, spec, precision
     if found == precision:
         return onnx_path, _spec_dtype(spec, "float16" if precision == "fp16" else "float32"), precision
     if precision == "fp32" or found != "fp32":
-        raise ModelError(f"--precision {precision} asked, but {name} is {found}: pass the matching model "
-                         f"(or --precision {found})")
+        raise ModelError(
+            f"--precision {precision} asked, but {name} is {found}: pass the matching model (or --precision {found})"
+        )
     return convert_to_fp16(onnx_path, spec, folder, model=model), _spec_dtype(spec, "float16"), precision
 
 

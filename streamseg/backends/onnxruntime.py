@@ -32,8 +32,15 @@ class OnnxRuntimeBackend:
 
     device: Device = "cpu"
 
-    def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
-                 providers: list[str] | None = None, winograd: bool = True):
+    def __init__(
+        self,
+        model_path: str | Path,
+        spec: ModelSpec,
+        *,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        winograd: bool = True,
+    ):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -61,8 +68,12 @@ class OnnxRuntimeBackend:
         self._direct = session  # the model as it is; None while Winograd sessions serve every size
         self._winograd_from: str | None = None  # the file, loaded again for each new input size
         self._sessions: dict[tuple[int, ...], Any] = {}  # input (H, W) -> its Winograd session
-        if winograd and self._providers == ["CPUExecutionProvider"] and spec.dtype == "float32" \
-                and spec.layout == "NCHW":
+        if (
+            winograd
+            and self._providers == ["CPUExecutionProvider"]
+            and spec.dtype == "float32"
+            and spec.layout == "NCHW"
+        ):
             import onnx
 
             from streamseg.backends.winograd import candidates
@@ -88,8 +99,9 @@ class OnnxRuntimeBackend:
             return self._run(tensor)
         if len(tensor) == 1:
             return session.run(self._outputs, {self.spec.input_name: tensor})[0]
-        return np.concatenate([session.run(self._outputs, {self.spec.input_name: tensor[k:k + 1]})[0]
-                               for k in range(len(tensor))])
+        return np.concatenate(
+            [session.run(self._outputs, {self.spec.input_name: tensor[k : k + 1]})[0] for k in range(len(tensor))]
+        )
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
         """Rewrite for a new input size now, not at its first frame (2-3 s for FCN-ResNet50)."""
@@ -117,8 +129,12 @@ class OnnxRuntimeBackend:
             del rewritten  # before ONNX Runtime makes its own copy
             session = self._sessions[size] = self._session(serialized)
         except Exception as err:  # a graph the rewrite did not foresee still runs, as it is
-            log.warning("%s: no Winograd convolutions at %dx%d (%s); running them directly",
-                        self._where, *size, str(err).splitlines()[0] if str(err) else type(err).__name__)
+            log.warning(
+                "%s: no Winograd convolutions at %dx%d (%s); running them directly",
+                self._where,
+                *size,
+                str(err).splitlines()[0] if str(err) else type(err).__name__,
+            )
             self._direct, self._winograd_from, count, session = self._session(source), None, 0, None
             self._sessions.clear()
         # the count the shapes allowed (candidates() judged from the weights alone)
@@ -129,8 +145,9 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         try:
-            return ort.InferenceSession(model, self._options, providers=self._providers,
-                                        disabled_optimizers=_DISABLED_OPTIMIZERS)
+            return ort.InferenceSession(
+                model, self._options, providers=self._providers, disabled_optimizers=_DISABLED_OPTIMIZERS
+            )
         except Exception as err:  # ORT raises its own untyped exceptions
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise BackendError(f"ONNX Runtime cannot load {self._where}: {first}") from None
@@ -159,7 +176,8 @@ def check_io(session, spec: ModelSpec, model_path: str | Path) -> tuple[tuple[in
     channels = arg.shape[c_axis]
     if isinstance(channels, int) and channels != 3:
         raise ModelError(
-            f"{where}: input {arg.name!r} has {channels} channels at axis {c_axis}, expected 3 ({spec.layout})")
+            f"{where}: input {arg.name!r} has {channels} channels at axis {c_axis}, expected 3 ({spec.layout})"
+        )
     h, w = (arg.shape[a] for a in hw_axes)
     batch = arg.shape[0] if isinstance(arg.shape[0], int) else None
     return ((h, w) if isinstance(h, int) and isinstance(w, int) else None), batch

@@ -49,8 +49,7 @@ def one_line(err: Exception) -> str:
 class OpenVinoBackend:
     device: Device = "cpu"
 
-    def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None,
-                 precision: str = "fp32"):
+    def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None, precision: str = "fp32"):
         """``precision``: bf16, or the file's own (fp32, fp16, int8) as ``file_precision`` finds it."""
         ov = import_openvino()
         self.core = ov.Core()
@@ -58,8 +57,10 @@ class OpenVinoBackend:
         supported = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         needs = {"bf16": "BF16", "f16": "FP16"}.get(hint)
         if needs and needs not in supported:
-            raise BackendError(f"openvino: this CPU does not compute {precision} ({', '.join(supported)}); "
-                               f"run fp32 or use another machine")
+            raise BackendError(
+                f"openvino: this CPU does not compute {precision} ({', '.join(supported)}); "
+                f"run fp32 or use another machine"
+            )
         try:
             self.model = self.core.read_model(str(model_path))
         except Exception as err:  # noqa: BLE001 - OpenVINO raises RuntimeError and friends, multi-line
@@ -71,7 +72,11 @@ class OpenVinoBackend:
         output = next(port for port in self.model.outputs if spec.output_name in port.get_names())
         self._classes_checked = check_output_classes(
             [d.get_length() if d.is_static else None for d in output.get_partial_shape()]
-            if output.get_partial_shape().rank.is_static else [], spec, self._where)
+            if output.get_partial_shape().rank.is_static
+            else [],
+            spec,
+            self._where,
+        )
         self.config = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",  # one stream, every thread on one request

@@ -37,17 +37,27 @@ def default_engine_dir() -> Path:
 class TensorRTBackend:
     device: Device = "cuda"
 
-    def __init__(self, model_path: str | Path, spec: ModelSpec, *, precision: str | None = None,
-                 engine_dir: str | Path | None = None, profile: Profile | None = None, rebuild: str = "auto",
-                 workspace: int = DEFAULT_WORKSPACE, cuda_graphs: bool = False):
+    def __init__(
+        self,
+        model_path: str | Path,
+        spec: ModelSpec,
+        *,
+        precision: str | None = None,
+        engine_dir: str | Path | None = None,
+        profile: Profile | None = None,
+        rebuild: str = "auto",
+        workspace: int = DEFAULT_WORKSPACE,
+        cuda_graphs: bool = False,
+    ):
         import torch
 
         trt = import_tensorrt()
         self._torch = torch
         profile = profile or default_profile(spec)
         cache = EngineCache(engine_dir or default_engine_dir())
-        built, self.spec = ensure_engine(model_path, spec, precision=precision, profile=profile, cache=cache,
-                                         rebuild=rebuild, workspace=workspace)
+        built, self.spec = ensure_engine(
+            model_path, spec, precision=precision, profile=profile, cache=cache, rebuild=rebuild, workspace=workspace
+        )
         self.engine_path = built.path
         self.profile = profile
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -59,14 +69,17 @@ class TensorRTBackend:
         self.stream = torch.cuda.Stream()
         self._io = self._describe_io(trt)
         if spec.input_name not in self._io or spec.output_name not in self._io:
-            raise ModelError(f"engine {built.path.name}: spec names {spec.input_name!r}/{spec.output_name!r} "
-                             f"not among its tensors {sorted(self._io)}")
+            raise ModelError(
+                f"engine {built.path.name}: spec names {spec.input_name!r}/{spec.output_name!r} "
+                f"not among its tensors {sorted(self._io)}"
+            )
         self._input_torch_dtype = self._io[spec.input_name][1]
         self.input_dtype: InputDtype = "float16" if self._input_torch_dtype == torch.float16 else "float32"
         self.max_batch: int | None = profile.max[0]
         self._where = f"engine {built.path.name}"
-        self._classes_checked = check_output_classes(list(self.engine.get_tensor_shape(spec.output_name)), spec,
-                                                     self._where)
+        self._classes_checked = check_output_classes(
+            list(self.engine.get_tensor_shape(spec.output_name)), spec, self._where
+        )
         same = profile.min[2:] == profile.max[2:]
         self.fixed_input_size = (profile.min[2], profile.min[3]) if same else None
         self.cuda_graphs = cuda_graphs
@@ -97,8 +110,10 @@ class TensorRTBackend:
             x = x.contiguous()
             shape = tuple(x.shape)
             if not self.profile.accepts(shape):
-                raise BackendError(f"input {shape} is outside the engine's profile {self.profile.describe()}; "
-                                   "build an engine for it (streamseg build-engine --min-shape/--max-shape)")
+                raise BackendError(
+                    f"input {shape} is outside the engine's profile {self.profile.describe()}; "
+                    "build an engine for it (streamseg build-engine --min-shape/--max-shape)"
+                )
             if self.cuda_graphs:
                 out = self._replay(x)
             else:
@@ -113,8 +128,10 @@ class TensorRTBackend:
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
         if not self.profile.accepts(tuple(input_shape)):
-            raise BackendError(f"input {tuple(input_shape)} is outside the engine's profile "
-                               f"{self.profile.describe()}; build an engine for it (streamseg build-engine)")
+            raise BackendError(
+                f"input {tuple(input_shape)} is outside the engine's profile "
+                f"{self.profile.describe()}; build an engine for it (streamseg build-engine)"
+            )
 
     def _bind(self, x) -> dict:
         """Set the input shape and every tensor address; returns fresh output tensors."""
@@ -167,7 +184,11 @@ class TensorRTBackend:
 
 def _TORCH_DTYPES(torch) -> dict:  # noqa: N802 - a table, built once torch is imported
     return {
-        np.dtype("float32"): torch.float32, np.dtype("float16"): torch.float16, np.dtype("int8"): torch.int8,
-        np.dtype("int32"): torch.int32, np.dtype("int64"): torch.int64, np.dtype("bool"): torch.bool,
+        np.dtype("float32"): torch.float32,
+        np.dtype("float16"): torch.float16,
+        np.dtype("int8"): torch.int8,
+        np.dtype("int32"): torch.int32,
+        np.dtype("int64"): torch.int64,
+        np.dtype("bool"): torch.bool,
         np.dtype("uint8"): torch.uint8,
     }

@@ -31,8 +31,14 @@ from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURES = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
+ARCHITECTURES = (
+    "fcn_resnet50",
+    "fcn_resnet101",
+    "deeplabv3_resnet50",
+    "deeplabv3_resnet101",
+    "deeplabv3_mobilenet_v3_large",
+    "lraspp_mobilenet_v3_large",
+)
 _WRAPPER_PREFIX = "inner."  # export_torch_module wraps the model to return "out" alone
 
 
@@ -46,8 +52,10 @@ def architecture_for(spec: ModelSpec) -> str:
     for name in sorted(ARCHITECTURES, key=len, reverse=True):
         if spec.name.startswith(name):
             return name
-    raise BackendError(f"the torch backend builds torchvision architectures ({', '.join(ARCHITECTURES)}); "
-                       f"model {spec.name!r} is none of them: use --backend onnxruntime or tensorrt")
+    raise BackendError(
+        f"the torch backend builds torchvision architectures ({', '.join(ARCHITECTURES)}); "
+        f"model {spec.name!r} is none of them: use --backend onnxruntime or tensorrt"
+    )
 
 
 def load_onnx_weights(module, onnx_path: str | Path):
@@ -62,8 +70,11 @@ def load_onnx_weights(module, onnx_path: str | Path):
     graph = onnx.load(str(onnx_path)).graph
     weights = constants(graph)
     if any(node.op_type == "BatchNormalization" for node in graph.node):
-        state = {name: torch.from_numpy(numpy_helper.to_array(t).copy()) for name, t in weights.items()
-                 if name.startswith(_WRAPPER_PREFIX)}
+        state = {
+            name: torch.from_numpy(numpy_helper.to_array(t).copy())
+            for name, t in weights.items()
+            if name.startswith(_WRAPPER_PREFIX)
+        }
         missing = set(module.state_dict()) - set(state) - {k for k in module.state_dict() if "num_batches" in k}
         if missing:
             raise ModelError(f"{Path(onnx_path).name}: no weights for {sorted(missing)[:3]}… in the ONNX")
@@ -78,16 +89,23 @@ def load_onnx_weights(module, onnx_path: str | Path):
         path = node.input[1].removesuffix(".weight")
         conv = convs.get(path)
         if conv is None:
-            raise ModelError(f"{Path(onnx_path).name}: Conv weight {node.input[1]!r} matches no {type(module).__name__}"
-                             " convolution: was it exported from this architecture?")
+            raise ModelError(
+                f"{Path(onnx_path).name}: Conv weight {node.input[1]!r} matches no {type(module).__name__}"
+                " convolution: was it exported from this architecture?"
+            )
         weight = torch.from_numpy(numpy_helper.to_array(weights[node.input[1]]).astype(np.float32))
         if weight.shape != conv.weight.shape:
-            raise ModelError(f"{Path(onnx_path).name}: {path} weight is {tuple(weight.shape)}, "
-                             f"the architecture wants {tuple(conv.weight.shape)}")
+            raise ModelError(
+                f"{Path(onnx_path).name}: {path} weight is {tuple(weight.shape)}, "
+                f"the architecture wants {tuple(conv.weight.shape)}"
+            )
         conv.weight.data.copy_(weight)
         bias = weights.get(node.input[2]) if len(node.input) > 2 else None
-        value = torch.from_numpy(numpy_helper.to_array(bias).astype(np.float32)) if bias is not None \
+        value = (
+            torch.from_numpy(numpy_helper.to_array(bias).astype(np.float32))
+            if bias is not None
             else torch.zeros(conv.out_channels)
+        )
         conv.bias = torch.nn.Parameter(value)
         loaded.add(path)
     if loaded != set(convs):
@@ -98,16 +116,27 @@ def load_onnx_weights(module, onnx_path: str | Path):
 class TorchBackend:
     """A torchvision model on CUDA (or the CPU), weights from the ONNX file."""
 
-    def __init__(self, model_path: str | Path, spec: ModelSpec, *, precision: str = "fp32",
-                 device: Device | None = None, channels_last: bool = True, cuda_graphs: bool = False,
-                 threads: int | None = None, compile: bool | str = False):
+    def __init__(
+        self,
+        model_path: str | Path,
+        spec: ModelSpec,
+        *,
+        precision: str = "fp32",
+        device: Device | None = None,
+        channels_last: bool = True,
+        cuda_graphs: bool = False,
+        threads: int | None = None,
+        compile: bool | str = False,
+    ):
         from streamseg.models.export import _out_only, build_fcn
         from streamseg.models.torch_compat import import_torch
 
         torch = import_torch()
         if precision not in ("fp32", "fp16"):
-            raise ConfigError(f"precision: the torch backend runs fp32 or fp16, not {precision} "
-                              "(int8: use --backend tensorrt or onnxruntime with a Q/DQ model)")
+            raise ConfigError(
+                f"precision: the torch backend runs fp32 or fp16, not {precision} "
+                "(int8: use --backend tensorrt or onnxruntime with a Q/DQ model)"
+            )
         self._torch = torch
         self.precision = precision
         self.device: Device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -154,8 +183,9 @@ class TorchBackend:
             return self.model(x)
         except Exception as err:  # noqa: BLE001 - dynamo/inductor raise many kinds
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise BackendError(f"torch.compile failed on input {tuple(x.shape)} ({type(err).__name__}: {first}); "
-                               "run without --compile") from None
+            raise BackendError(
+                f"torch.compile failed on input {tuple(x.shape)} ({type(err).__name__}: {first}); run without --compile"
+            ) from None
 
     def _replay(self, x):
         """Fixed shapes replay a captured CUDA graph; a new shape is warmed up and captured once."""
@@ -190,8 +220,9 @@ def _compiled(torch, model, mode: str | None):
     try:
         return torch.compile(model, mode=mode, dynamic=False)
     except Exception as err:  # noqa: BLE001 - any torch.compile set-up failure means: not here
-        raise BackendError(f"torch.compile failed to set up ({type(err).__name__}: {err}); run without --compile") \
-            from None
+        raise BackendError(
+            f"torch.compile failed to set up ({type(err).__name__}: {err}); run without --compile"
+        ) from None
 
 
 def _on_stream(torch, stream):

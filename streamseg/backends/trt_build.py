@@ -33,8 +33,11 @@ def import_tensorrt() -> types.ModuleType:
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise MissingExtraError("TensorRT engines", "tensorrt",
-                            package="tensorrt (NVIDIA TensorRT 10+; or tensorrt-rtx) and a CUDA build of torch")
+    raise MissingExtraError(
+        "TensorRT engines",
+        "tensorrt",
+        package="tensorrt (NVIDIA TensorRT 10+; or tensorrt-rtx) and a CUDA build of torch",
+    )
 
 
 def gpu_identity() -> tuple[str, str]:
@@ -50,9 +53,15 @@ def gpu_identity() -> tuple[str, str]:
 
 def engine_key(trt: types.ModuleType, onnx_path: str | Path, precision: str, profile: Profile) -> EngineKey:
     name, capability = gpu_identity()
-    return EngineKey(onnx_sha256=sha256_of(onnx_path), precision=precision, profile=profile,
-                     trt_module=trt.__name__, trt_version=trt.__version__, gpu_name=name,
-                     compute_capability=capability)
+    return EngineKey(
+        onnx_sha256=sha256_of(onnx_path),
+        precision=precision,
+        profile=profile,
+        trt_module=trt.__name__,
+        trt_version=trt.__version__,
+        gpu_name=name,
+        compute_capability=capability,
+    )
 
 
 def parse_shape(text: str, *, batch: int | None = None) -> tuple[int, int, int, int]:
@@ -80,8 +89,11 @@ def default_profile(spec: ModelSpec, *, batch: int = 1) -> Profile:
         s, m = rule.short_side, rule.pad_multiple
         # portrait or landscape up to 21:9 at the target short side; smaller inputs down to s/2
         long_side = -(-int(s * 21 / 9) // m) * m
-        return Profile((1, 3, max(32, s // 2), max(32, s // 2)), (batch, 3, s, -(-s * 16 // 9 // m) * m),
-                       (batch, 3, long_side, long_side))
+        return Profile(
+            (1, 3, max(32, s // 2), max(32, s // 2)),
+            (batch, 3, s, -(-s * 16 // 9 // m) * m),
+            (batch, 3, long_side, long_side),
+        )
     return Profile((1, 3, 64, 64), (batch, 3, 720, 1280), (batch, 3, 1088, 1920))
 
 
@@ -92,9 +104,16 @@ class BuiltEngine:
     built: bool  # False when the cache already held it
 
 
-def ensure_engine(onnx_path: str | Path, spec: ModelSpec, *, precision: str | None, profile: Profile,
-                  cache: EngineCache, rebuild: str = "auto",
-                  workspace: int = DEFAULT_WORKSPACE) -> tuple[BuiltEngine, ModelSpec]:
+def ensure_engine(
+    onnx_path: str | Path,
+    spec: ModelSpec,
+    *,
+    precision: str | None,
+    profile: Profile,
+    cache: EngineCache,
+    rebuild: str = "auto",
+    workspace: int = DEFAULT_WORKSPACE,
+) -> tuple[BuiltEngine, ModelSpec]:
     """The cached engine for this ONNX, precision, profile, TensorRT and GPU; built when missing.
 
     ``rebuild``: ``auto`` rebuilds a missing, stale or corrupt engine;
@@ -112,21 +131,26 @@ def ensure_engine(onnx_path: str | Path, spec: ModelSpec, *, precision: str | No
         return BuiltEngine(found.path, key, built=False), typed_spec
     if not found.ok and found.state != "missing":
         if rebuild == "never":
-            raise BackendError(f"engine {found.path.name} is {found.state} ({found.reason}); "
-                               "rebuild it with `streamseg build-engine`")
+            raise BackendError(
+                f"engine {found.path.name} is {found.state} ({found.reason}); rebuild it with `streamseg build-engine`"
+            )
         log.warning("engine %s is %s (%s): rebuilding", found.path.name, found.state, found.reason)
     elif rebuild == "never":
-        raise BackendError(f"no {precision} engine for {onnx_path.name} in {cache.folder} for this GPU and "
-                           f"TensorRT: build it with "
-                           f"`streamseg build-engine --model {onnx_path} --precision {precision}`")
-    log.info("building a %s TensorRT engine for %s, profile %s (minutes)", precision, onnx_path.name,
-             profile.describe())
+        raise BackendError(
+            f"no {precision} engine for {onnx_path.name} in {cache.folder} for this GPU and "
+            f"TensorRT: build it with "
+            f"`streamseg build-engine --model {onnx_path} --precision {precision}`"
+        )
+    log.info(
+        "building a %s TensorRT engine for %s, profile %s (minutes)", precision, onnx_path.name, profile.describe()
+    )
     engine = build_serialized(trt, typed_path, typed_spec.input_name, profile, workspace=workspace)
     return BuiltEngine(cache.store(key, stem, engine), key, built=True), typed_spec
 
 
-def build_serialized(trt: types.ModuleType, onnx_path: Path, input_name: str, profile: Profile, *,
-                     workspace: int = DEFAULT_WORKSPACE) -> bytes:
+def build_serialized(
+    trt: types.ModuleType, onnx_path: Path, input_name: str, profile: Profile, *, workspace: int = DEFAULT_WORKSPACE
+) -> bytes:
     """Parse the ONNX into a strongly typed network and build it; parser errors are reported one by one."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -146,8 +170,10 @@ def build_serialized(trt: types.ModuleType, onnx_path: Path, input_name: str, pr
     config.add_optimization_profile(optimization)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise BackendError(f"TensorRT could not build an engine for {onnx_path.name} "
-                           f"(profile {profile.describe()}); rerun with -vv for TensorRT's log")
+        raise BackendError(
+            f"TensorRT could not build an engine for {onnx_path.name} "
+            f"(profile {profile.describe()}); rerun with -vv for TensorRT's log"
+        )
     return bytes(memoryview(serialized))
 
 

@@ -28,10 +28,28 @@ from streamseg.models.onnx_graph import constants
 TILE = 4  # outputs per tile side: F(4x4, 3x3)
 SPAN = TILE + 2  # inputs per tile side
 # Lavin & Gray's F(4, 3) matrices, interpolation points 0, ±1, ±2 and infinity
-_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
-_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+_BT = np.array(
+    [
+        [4, 0, -5, 0, 1, 0],
+        [0, -4, -4, 1, 1, 0],
+        [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0],
+        [0, 2, -1, -2, 1, 0],
+        [0, 4, 0, -5, 0, 1],
+    ],
+    np.float64,
+)
+_G = np.array(
+    [
+        [1 / 4, 0, 0],
+        [-1 / 6, -1 / 6, -1 / 6],
+        [-1 / 6, 1 / 6, -1 / 6],
+        [1 / 24, 1 / 12, 1 / 6],
+        [1 / 24, -1 / 12, 1 / 6],
+        [0, 0, 1],
+    ],
+    np.float64,
+)
 _AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64)
 # below this many channel pairs (Cout x Cin) the transforms and the layout moves cost more than the
 # products save: FCN's 256x256 and 128x128 convolutions ran slower this way (measured, 2-core Xeon)
@@ -39,9 +57,14 @@ MIN_CHANNEL_PRODUCT = 512 * 512
 CHANNEL_CHUNK = 512  # input channels transformed at a time (see _winograd_nodes)
 
 
-def rewrite(model: onnx.ModelProto, height: int, width: int, *,
-            min_channel_product: int = MIN_CHANNEL_PRODUCT,
-            channel_chunk: int = CHANNEL_CHUNK) -> tuple[onnx.ModelProto, int]:
+def rewrite(
+    model: onnx.ModelProto,
+    height: int,
+    width: int,
+    *,
+    min_channel_product: int = MIN_CHANNEL_PRODUCT,
+    channel_chunk: int = CHANNEL_CHUNK,
+) -> tuple[onnx.ModelProto, int]:
     """``model`` with its input fixed to ``height`` x ``width`` and its eligible 3x3 convolutions in
     Winograd form, changed in place (no second copy of the weights); also returns how many were rewritten."""
     _fix_input_size(model, height, width)
@@ -90,10 +113,12 @@ def _tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     # onnx's shape inference serializes the whole model, weights included (130 MB more for FCN):
     # infer on the graph alone, its weights only declared
     graph = model.graph
-    declared = [helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
-                for init in graph.initializer]
-    bare = helper.make_model(helper.make_graph(graph.node, graph.name, list(graph.input) + declared, graph.output),
-                             opset_imports=model.opset_import, ir_version=model.ir_version)
+    declared = [helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)) for init in graph.initializer]
+    bare = helper.make_model(
+        helper.make_graph(graph.node, graph.name, list(graph.input) + declared, graph.output),
+        opset_imports=model.opset_import,
+        ir_version=model.ir_version,
+    )
     inferred = shape_inference.infer_shapes(bare, data_prop=True)
     shapes = {}
     for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
@@ -179,8 +204,7 @@ def _winograd_nodes(node, in_shape, weights, dilation: int, channel_chunk: int):
     sizes = [min(channel_chunk, channels - start) for start in starts]
     chunks = [x] if len(sizes) == 1 else [f"{name}_chunk{i}" for i in range(len(sizes))]
     if len(sizes) > 1:
-        nodes.append(helper.make_node("Split", [x, const("chunk_sizes", sizes)], chunks, name=f"{name}_split",
-                                      axis=1))
+        nodes.append(helper.make_node("Split", [x, const("chunk_sizes", sizes)], chunks, name=f"{name}_split", axis=1))
     products = []
     for i, (start, size, chunk) in enumerate(zip(starts, sizes, chunks)):
         if d > 1:  # each channel's rows and columns into d x d interleaved grids: planes (c, dy, dx)
@@ -188,29 +212,38 @@ def _winograd_nodes(node, in_shape, weights, dilation: int, channel_chunk: int):
             chunk = op("SpaceToDepth", [chunk], f"phases{i}", blocksize=d)
         plane_h, plane_w = (grid_h, grid_w) if d > 1 else (height, width)
         planes = op("Reshape", [chunk, const(f"planes{i}", [size * groups, 1, plane_h, plane_w])], f"planes{i}")
-        v = op("Conv", [planes, input_transform], f"input_transform{i}", strides=[TILE, TILE],
-               pads=[0, 0, 0, 0] if d > 1 else pads)  # (c g, k2, th, tw)
+        v = op(
+            "Conv",
+            [planes, input_transform],
+            f"input_transform{i}",
+            strides=[TILE, TILE],
+            pads=[0, 0, 0, 0] if d > 1 else pads,
+        )  # (c g, k2, th, tw)
         v = op("Reshape", [v, const(f"v_shape{i}", [size, groups, k2, tiles])], f"v{i}")
         v = op("Transpose", [v], f"v_by_point{i}", perm=[2, 0, 1, 3])  # (k2, c, g, tiles)
         v = op("Reshape", [v, const(f"v_matrix{i}", [k2, size, groups * tiles])], f"v_matrix{i}")
-        u = const(f"U{i}", filters[:, :, start:start + size])
+        u = const(f"U{i}", filters[:, :, start : start + size])
         products.append(op("MatMul", [u, v], f"products{i}"))  # (k2, co, g tiles)
     m = products[0] if len(products) == 1 else op("Sum", products, "products")
     m = op("Reshape", [m, const("m_matrix", [k2, out_channels * groups * tiles])], "m_matrix")
     y = op("MatMul", [output_transform, m], "output_transform")  # ((py, px), co g tiles)
     # channels (py, px, co, dy, dx): DepthToSpace puts each 4x4 block in place on its grid, then,
     # one output channel per image, interleaves the d x d grids; both far faster than a Transpose
-    y = op("Reshape", [y, const("y_blocks", [1, TILE * TILE * out_channels * groups, tiles_h, tiles_w])],
-           "y_blocks")
+    y = op("Reshape", [y, const("y_blocks", [1, TILE * TILE * out_channels * groups, tiles_h, tiles_w])], "y_blocks")
     y = op("DepthToSpace", [y], "y_grids", blocksize=TILE, mode="DCR")
     if d > 1:
-        y = op("Reshape", [y, const("y_grids_by_channel", [out_channels, groups, TILE * tiles_h, TILE * tiles_w])],
-               "y_grids_by_channel")
+        y = op(
+            "Reshape",
+            [y, const("y_grids_by_channel", [out_channels, groups, TILE * tiles_h, TILE * tiles_w])],
+            "y_grids_by_channel",
+        )
         y = op("DepthToSpace", [y], "y_interleaved", blocksize=d, mode="DCR")
-        y = op("Reshape", [y, const("y_image", [1, out_channels, d * TILE * tiles_h, d * TILE * tiles_w])],
-               "y_image")
-    crop = op("Slice", [y, const("crop_start", [0, 0]), const("crop_end", [height, width]),
-                        const("crop_axes", [2, 3])], "crop")
+        y = op("Reshape", [y, const("y_image", [1, out_channels, d * TILE * tiles_h, d * TILE * tiles_w])], "y_image")
+    crop = op(
+        "Slice",
+        [y, const("crop_start", [0, 0]), const("crop_end", [height, width]), const("crop_axes", [2, 3])],
+        "crop",
+    )
     if len(node.input) > 2 and node.input[2]:
         bias = numpy_helper.to_array(weights[node.input[2]]).reshape(1, out_channels, 1, 1)
         nodes.append(helper.make_node("Add", [crop, const("bias", bias)], [node.output[0]], name=f"{name}_bias"))

@@ -73,8 +73,13 @@ def plot_batch(path: Path, batch: BatchClasses, shown: list[int]) -> None:
         left += batch.means[:, i]
     if (1.0 - left).max() > 1e-6:
         axes.barh(rows, np.clip(1.0 - left, 0, 1), left=left, color="0.8", label="other")
-    axes.set(yticks=rows, yticklabels=batch.videos, xlim=(0, 1), xlabel="mean area fraction",
-             title=f"class area per video ({len(batch.videos)} videos, {sum(batch.frames)} frames)")
+    axes.set(
+        yticks=rows,
+        yticklabels=batch.videos,
+        xlim=(0, 1),
+        xlabel="mean area fraction",
+        title=f"class area per video ({len(batch.videos)} videos, {sum(batch.frames)} frames)",
+    )
     axes.invert_yaxis()
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     try:

@@ -99,8 +99,14 @@ ExecutorFactory = Callable[[Callable[[int], None]], Executor]
 
 
 class BatchRun:
-    def __init__(self, inputs: list[VideoInput], config: RunConfig, settings: BatchSettings,
-                 make_executor: ExecutorFactory, threads_per_job: int | None = None):
+    def __init__(
+        self,
+        inputs: list[VideoInput],
+        config: RunConfig,
+        settings: BatchSettings,
+        make_executor: ExecutorFactory,
+        threads_per_job: int | None = None,
+    ):
         self.inputs, self.config, self.settings = inputs, config, settings
         self.make_executor = make_executor
         self.threads_per_job = config.threads or threads_per_job
@@ -117,8 +123,12 @@ class BatchRun:
         """Jobs to run, and the outcomes of videos skipped (done before) or unreadable; plus each job's record."""
         model_path = self._model_file()
         stat = model_path.stat()
-        model = {"model": str(self.config.model), "model_path": str(model_path), "model_size": stat.st_size,
-                 "model_mtime_ns": stat.st_mtime_ns}
+        model = {
+            "model": str(self.config.model),
+            "model_path": str(model_path),
+            "model_size": stat.st_size,
+            "model_mtime_ns": stat.st_mtime_ns,
+        }
         # an unchanged model file keeps its hash from the last run: a re-run of a finished batch reads no model
         known = None if self.settings.verify else manifest.model_sha256(model)
         self.model_sha256 = model["model_sha256"] = known or file_sha256(model_path)
@@ -130,11 +140,21 @@ class BatchRun:
             except OSError as err:
                 outcomes.append(Outcome(item.key, str(item.path), FAILED, error=f"cannot read: {err.strerror}"))
                 continue
-            if not self.settings.force and manifest.is_done(item.key, identity, self.model_sha256, options,
-                                                            self.outdir):
+            if not self.settings.force and manifest.is_done(
+                item.key, identity, self.model_sha256, options, self.outdir
+            ):
                 last = manifest.latest[item.key]
-                outcomes.append(Outcome(item.key, str(item.path), SKIPPED, last.get("frames", 0),
-                                        last.get("expected_frames"), last.get("fps", 0.0), last.get("wall_s", 0.0)))
+                outcomes.append(
+                    Outcome(
+                        item.key,
+                        str(item.path),
+                        SKIPPED,
+                        last.get("frames", 0),
+                        last.get("expected_frames"),
+                        last.get("fps", 0.0),
+                        last.get("wall_s", 0.0),
+                    )
+                )
             else:
                 pending.append((item, identity))
         jobs, base = [], {}
@@ -142,10 +162,15 @@ class BatchRun:
             job_config = self._job_config(model_path)
             for item, identity in pending:
                 outputs = self._outputs(item)
-                jobs.append(Job(item.key, str(item.path), str(self.outdir), outputs, job_config,
-                                self.threads_per_job))
-                base[item.key] = {"key": item.key, "input": str(item.path), **identity, **model, "options": options,
-                                  "outputs": {k: v for k, v in asdict(outputs).items() if v}}
+                jobs.append(Job(item.key, str(item.path), str(self.outdir), outputs, job_config, self.threads_per_job))
+                base[item.key] = {
+                    "key": item.key,
+                    "input": str(item.path),
+                    **identity,
+                    **model,
+                    "options": options,
+                    "outputs": {k: v for k, v in asdict(outputs).items() if v},
+                }
         return jobs, outcomes, base
 
     def _model_file(self) -> Path:
@@ -171,9 +196,11 @@ class BatchRun:
 
     def _outputs(self, item: VideoInput) -> JobOutputs:
         stem = output_stem(item.relative).as_posix()
-        return JobOutputs(video=video_output(item.relative).as_posix(),
-                          labels=f"{stem}.labels" if self.settings.labels else None,
-                          summary=f"{stem}.summary.csv" if self.settings.summary else None)
+        return JobOutputs(
+            video=video_output(item.relative).as_posix(),
+            labels=f"{stem}.labels" if self.settings.labels else None,
+            summary=f"{stem}.summary.csv" if self.settings.summary else None,
+        )
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> BatchResult:
@@ -183,8 +210,7 @@ class BatchRun:
         jobs, outcomes, base = self.plan(manifest)
         skipped = len(outcomes)
         if skipped:
-            self._say(f"streamseg: {skipped} of {len(self.inputs)} videos done before, skipped "
-                      f"(--force redoes them)")
+            self._say(f"streamseg: {skipped} of {len(self.inputs)} videos done before, skipped (--force redoes them)")
         expected = {job.key: _frame_count(job) for job in jobs}
         restore = self._catch_signals()
         try:
@@ -199,8 +225,9 @@ class BatchRun:
         ordered = [by_key[item.key] for item in self.inputs]
         return BatchResult(ordered, time.perf_counter() - started, self.interrupted)
 
-    def _run_jobs(self, jobs: list[Job], base: dict[str, dict], expected: dict[str, int],
-                  manifest: Manifest) -> list[Outcome]:
+    def _run_jobs(
+        self, jobs: list[Job], base: dict[str, dict], expected: dict[str, int], manifest: Manifest
+    ) -> list[Outcome]:
         executor = self._executor = self.make_executor(self._progress)
         queue = deque(jobs)
         in_flight: dict[str, Job] = {}
@@ -218,8 +245,12 @@ class BatchRun:
                     if record["status"] not in (DONE, "partial"):
                         remove_paths(job.outputs.temp_paths(self.outdir))
                     self._adjust_total(record, expected.get(job.key, 0))
-                    if (record["status"] == FAILED and record.get("retryable") and not self.stopping
-                            and attempts[job.key] <= self.settings.retries):
+                    if (
+                        record["status"] == FAILED
+                        and record.get("retryable")
+                        and not self.stopping
+                        and attempts[job.key] <= self.settings.retries
+                    ):
                         self._say(f"streamseg: {job.key}: {record['error']}; retrying")
                         expected[job.key] = 0
                         queue.appendleft(job)
@@ -238,12 +269,27 @@ class BatchRun:
         return outcomes
 
     def _finish(self, job: Job, record: dict, base: dict, attempts: int, manifest: Manifest) -> Outcome:
-        outcome = Outcome(job.key, job.input, record["status"], record["frames"], record["expected_frames"],
-                          record["fps"], record["wall_s"], attempts, record["error"])
+        outcome = Outcome(
+            job.key,
+            job.input,
+            record["status"],
+            record["frames"],
+            record["expected_frames"],
+            record["fps"],
+            record["wall_s"],
+            attempts,
+            record["error"],
+        )
         if record["status"] != ABORTED:  # an aborted video is simply not done: no line, redone next time
             result = {k: v for k, v in record.items() if k not in ("retryable", "fatal")}
-            manifest.append({**base, **result, "attempts": attempts,
-                             "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+            manifest.append(
+                {
+                    **base,
+                    **result,
+                    "attempts": attempts,
+                    "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                }
+            )
         with self._bar_lock:
             if self._bar is not None:
                 self._videos_done += 1
@@ -263,8 +309,14 @@ class BatchRun:
         from tqdm import tqdm
 
         self._videos_done, self._videos_total = 0, videos
-        self._bar = tqdm(total=total_frames or None, desc=f"videos 0/{videos}", unit="frame", dynamic_ncols=True,
-                         disable=not self.settings.progress or not sys.stderr.isatty(), smoothing=0.1)
+        self._bar = tqdm(
+            total=total_frames or None,
+            desc=f"videos 0/{videos}",
+            unit="frame",
+            dynamic_ncols=True,
+            disable=not self.settings.progress or not sys.stderr.isatty(),
+            smoothing=0.1,
+        )
 
     def _progress(self, frames: int) -> None:
         with self._bar_lock:
@@ -295,8 +347,9 @@ class BatchRun:
         def handler(signum, frame):
             if not self.interrupted:
                 self.stopping = self.interrupted = True
-                click.echo("\nstreamseg: stopping: no new videos; running ones finish (Ctrl-C again to abort them)",
-                           err=True)
+                click.echo(
+                    "\nstreamseg: stopping: no new videos; running ones finish (Ctrl-C again to abort them)", err=True
+                )
             elif not self.aborting:
                 self.aborting = True
                 if self._executor is not None:

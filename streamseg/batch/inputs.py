@@ -14,8 +14,9 @@ from pathlib import Path
 from streamseg.errors import ConfigError, SourceError
 
 # what a folder search picks up; a file named directly is taken whatever its extension
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
-                              ".mpeg", ".flv", ".wmv", ".3gp"})
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp"}
+)
 # containers the output keeps; anything else is written as .mp4
 KEPT_CONTAINERS = frozenset({".mp4", ".mkv", ".mov"})
 _WILDCARDS = frozenset("*?[")
@@ -102,8 +103,10 @@ def _refuse_clashes(items: list[VideoInput]) -> None:
     for item in items:
         target = output_stem(item.relative)
         if target in seen:
-            raise ConfigError(f"{seen[target]} and {item.path} would write the same outputs ({target.as_posix()}.*);"
-                              " give their common parent folder instead")
+            raise ConfigError(
+                f"{seen[target]} and {item.path} would write the same outputs ({target.as_posix()}.*);"
+                " give their common parent folder instead"
+            )
         seen[target] = item.path
 
 

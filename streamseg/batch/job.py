@@ -67,16 +67,26 @@ def remove_paths(paths: list[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
-def run_job(job: Job, on_frame: Callable[[], None] | None = None,
-            should_abort: Callable[[], bool] | None = None) -> dict:
+def run_job(
+    job: Job, on_frame: Callable[[], None] | None = None, should_abort: Callable[[], bool] | None = None
+) -> dict:
     """Process one video; returns its record: status, frames, expected_frames, fps, wall_s, error, retryable."""
     from streamseg.pipeline import Pipeline  # here, so a driver that only skips never imports the stages
 
     outdir = Path(job.outdir)
     finals, temps = job.outputs.final_paths(outdir), job.outputs.temp_paths(outdir)
     started = time.perf_counter()
-    record = {"key": job.key, "status": FAILED, "frames": 0, "expected_frames": None, "fps": 0.0, "wall_s": 0.0,
-              "error": None, "retryable": False, "fatal": False}
+    record = {
+        "key": job.key,
+        "status": FAILED,
+        "frames": 0,
+        "expected_frames": None,
+        "fps": 0.0,
+        "wall_s": 0.0,
+        "error": None,
+        "retryable": False,
+        "fatal": False,
+    }
     remove_paths(temps)  # leftovers of a crashed run
     aborted, written, pipeline = False, 0, None
     try:
@@ -115,8 +125,9 @@ def run_job(job: Job, on_frame: Callable[[], None] | None = None,
         else:
             record["status"] = DONE
     except StreamsegError as err:
-        record.update(error=_one_line(err), retryable=not isinstance(err, PERMANENT_ERRORS),
-                      fatal=isinstance(err, BATCH_ERRORS))
+        record.update(
+            error=_one_line(err), retryable=not isinstance(err, PERMANENT_ERRORS), fatal=isinstance(err, BATCH_ERRORS)
+        )
         _close_quietly(pipeline)
     except Exception as err:  # noqa: BLE001 - one video's crash is recorded, the batch goes on
         record.update(error=f"{type(err).__name__}: {_one_line(err)}", retryable=True)

@@ -67,8 +67,9 @@ _frames_queue: multiprocessing.queues.Queue[int] | None = None
 _abort_event: multiprocessing.synchronize.Event | None = None
 
 
-def _start_worker(frames_queue: multiprocessing.queues.Queue[int], abort_event: multiprocessing.synchronize.Event,
-                  log_level: int) -> None:
+def _start_worker(
+    frames_queue: multiprocessing.queues.Queue[int], abort_event: multiprocessing.synchronize.Event, log_level: int
+) -> None:
     """Ctrl-C reaches the whole process group: workers leave it to the driver, which tells them what to do."""
     global _frames_queue, _abort_event
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -114,9 +115,12 @@ class ProcessExecutor:
         self._drainer.start()
 
     def _new_pool(self, context) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.capacity, mp_context=context, initializer=_start_worker,
-                                   initargs=(self._frames, self._abort_event,
-                                             logging.getLogger("streamseg").getEffectiveLevel()))
+        return ProcessPoolExecutor(
+            self.capacity,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self._frames, self._abort_event, logging.getLogger("streamseg").getEffectiveLevel()),
+        )
 
     def _drain(self) -> None:
         while not self._closing.is_set():
@@ -165,5 +169,13 @@ class ProcessExecutor:
 
 
 def _crashed(job: Job, reason: str) -> dict:
-    return {"key": job.key, "status": FAILED, "frames": 0, "expected_frames": None, "fps": 0.0, "wall_s": 0.0,
-            "error": reason, "retryable": True}
+    return {
+        "key": job.key,
+        "status": FAILED,
+        "frames": 0,
+        "expected_frames": None,
+        "fps": 0.0,
+        "wall_s": 0.0,
+        "error": reason,
+        "retryable": True,
+    }

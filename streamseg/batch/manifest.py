@@ -22,8 +22,17 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "streamseg-batch.jsonl"
 # RunConfig fields that change what a video's outputs contain (threads, queue sizes and servers don't)
-OUTPUT_FIELDS = ("backend", "precision", "winograd", "input_size", "overlay", "alpha", "classes", "labels_format",
-                 "max_frames")
+OUTPUT_FIELDS = (
+    "backend",
+    "precision",
+    "winograd",
+    "input_size",
+    "overlay",
+    "alpha",
+    "classes",
+    "labels_format",
+    "max_frames",
+)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -82,12 +91,18 @@ class Manifest:
                     if line.strip():
                         log.warning("%s:%d: unreadable line skipped (a run stopped mid-write?)", self.path, number)
 
-    def is_done(self, key: str, identity: dict[str, Any], model_sha256: str, options: dict[str, Any],
-                outdir: Path) -> bool:
+    def is_done(
+        self, key: str, identity: dict[str, Any], model_sha256: str, options: dict[str, Any], outdir: Path
+    ) -> bool:
         last = self.latest.get(key)
-        return (last is not None and last.get("status") == "done" and same_input(last, identity)
-                and last.get("model_sha256") == model_sha256 and last.get("options") == options
-                and all((outdir / path).exists() for path in (last.get("outputs") or {}).values() if path))
+        return (
+            last is not None
+            and last.get("status") == "done"
+            and same_input(last, identity)
+            and last.get("model_sha256") == model_sha256
+            and last.get("options") == options
+            and all((outdir / path).exists() for path in (last.get("outputs") or {}).values() if path)
+        )
 
     def model_sha256(self, model: dict[str, Any]) -> str | None:
         """The hash recorded for this model file at this size and mtime, if any line has one."""

@@ -30,10 +30,34 @@ from streamseg.errors import ConfigError, MissingExtraError
 log = logging.getLogger(__name__)
 
 # filesystems that other machines can mount too (FUSE ones by their driver's name)
-SHARED_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "ceph", "glusterfs",
-                                "beegfs", "orangefs", "9p", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs",
-                                "fuse.ceph-fuse", "fuse.glusterfs", "fuse.sshfs", "fuse.rclone", "fuse.goofys",
-                                "fuse.mountpoint-s3", "fuse.blobfuse", "fuse.blobfuse2", "fuse.alluxio-fuse"})
+SHARED_FILESYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "lustre",
+        "gpfs",
+        "ceph",
+        "glusterfs",
+        "beegfs",
+        "orangefs",
+        "9p",
+        "fuse.s3fs",
+        "fuse.gcsfuse",
+        "fuse.juicefs",
+        "fuse.ceph-fuse",
+        "fuse.glusterfs",
+        "fuse.sshfs",
+        "fuse.rclone",
+        "fuse.goofys",
+        "fuse.mountpoint-s3",
+        "fuse.blobfuse",
+        "fuse.blobfuse2",
+        "fuse.alluxio-fuse",
+    }
+)
 
 
 def require_ray() -> None:
@@ -62,21 +86,30 @@ def connect(address: str, outdir: Path, shared_outdir: bool) -> RayCluster:
     ray = _import_ray()
     package = str(Path(streamseg.__file__).parent)
     try:
-        ray.init(address=address, runtime_env={"py_modules": [package]}, logging_level=logging.WARNING,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=address,
+            runtime_env={"py_modules": [package]},
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     except ConnectionError as err:
-        raise ConfigError(f"--ray {address}: no Ray cluster there ({_first_line(err)}); start one with "
-                          "`ray start --head`, or give its address") from None
+        raise ConfigError(
+            f"--ray {address}: no Ray cluster there ({_first_line(err)}); start one with "
+            "`ray start --head`, or give its address"
+        ) from None
     alive = [node for node in ray.nodes() if node.get("Alive")]
     resources = ray.cluster_resources()
     if len(alive) > 1 and not shared_outdir:
         fstype = filesystem_type(outdir)
         if fstype not in SHARED_FILESYSTEMS:
             ray.shutdown()
-            raise ConfigError(f"{outdir} is on a local filesystem ({fstype}) but the Ray cluster has {len(alive)} "
-                              "nodes, whose tasks could not write there: put OUTDIR (and the inputs) on a "
-                              "filesystem every node mounts at the same path (NFS, a FUSE bucket mount…), or "
-                              "pass --shared-outdir if it already is one")
+            raise ConfigError(
+                f"{outdir} is on a local filesystem ({fstype}) but the Ray cluster has {len(alive)} "
+                "nodes, whose tasks could not write there: put OUTDIR (and the inputs) on a "
+                "filesystem every node mounts at the same path (NFS, a FUSE bucket mount…), or "
+                "pass --shared-outdir if it already is one"
+            )
     return RayCluster(len(alive), resources.get("CPU", 0.0), resources.get("GPU", 0.0))
 
 
@@ -148,9 +181,21 @@ class RayExecutor:
                 finished.append((job, ray.get(ref)))
             except Exception as err:  # noqa: BLE001 - the task or its worker died: that video failed
                 status = ABORTED if self._cancelled else FAILED
-                finished.append((job, {"key": job.key, "status": status, "frames": 0, "expected_frames": None,
-                                       "fps": 0.0, "wall_s": 0.0, "error": f"Ray task: {_first_line(err)}",
-                                       "retryable": True}))
+                finished.append(
+                    (
+                        job,
+                        {
+                            "key": job.key,
+                            "status": status,
+                            "frames": 0,
+                            "expected_frames": None,
+                            "fps": 0.0,
+                            "wall_s": 0.0,
+                            "error": f"Ray task: {_first_line(err)}",
+                            "retryable": True,
+                        },
+                    )
+                )
         return finished
 
     def abort(self) -> None:

@@ -16,7 +16,7 @@ COLUMNS = ("key", "status", "frames", "expected_frames", "fps", "wall_s", "attem
 def format_table(outcomes: list[Outcome], width: int = 40) -> str:
     lines = [f"  {'video':<{width}} {'status':<8}{'frames':>8}{'fps':>8}{'wall s':>9}  error"]
     for o in outcomes:
-        name = o.key if len(o.key) <= width else "…" + o.key[-(width - 1):]
+        name = o.key if len(o.key) <= width else "…" + o.key[-(width - 1) :]
         lines.append(f"  {name:<{width}} {o.status:<8}{o.frames:>8}{o.fps:>8.1f}{o.wall_s:>9.1f}  {o.error or ''}")
     return "\n".join(lines)
 
@@ -25,8 +25,10 @@ def summary_line(result: BatchResult) -> str:
     succeeded, skipped = result.count("done"), result.count("skipped")
     failed, partial = result.count("failed"), result.count("partial")
     left = result.count("left", "aborted")
-    text = (f"streamseg: batch: {succeeded} succeeded, {skipped} skipped, {failed} failed, {partial} partial"
-            f"{f', {left} left' if left else ''} (of {len(result.outcomes)}) in {result.wall_s:.1f} s")
+    text = (
+        f"streamseg: batch: {succeeded} succeeded, {skipped} skipped, {failed} failed, {partial} partial"
+        f"{f', {left} left' if left else ''} (of {len(result.outcomes)}) in {result.wall_s:.1f} s"
+    )
     if result.frames and result.wall_s > 0:
         text += f", {result.frames} frames, {result.frames / result.wall_s:.1f} frames/s"
     return text

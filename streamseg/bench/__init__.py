@@ -23,13 +23,27 @@ MODES = ("bare", "end-to-end", "naive")
 __all__ = ["MODES", "run_benchmark"]
 
 
-def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "auto", threads: int | None = None,
-                  precision: str | None = None, winograd: bool = True, size: int | None = None,
-                  modes: Sequence[str] = MODES,
-                  naive_weights: str = "none", seed: int = 0, peak_tflops: float | None = None,
-                  spec: ModelSpec | None = None, output: str | Path | None = None, compile: bool = False,
-                  batch: int = 1, cuda_graphs: bool = False,
-                  progress: Callable[[str], None] = lambda mode: None) -> dict:
+def run_benchmark(
+    source: str,
+    model: str,
+    *,
+    frames: int = 30,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str | None = None,
+    winograd: bool = True,
+    size: int | None = None,
+    modes: Sequence[str] = MODES,
+    naive_weights: str = "none",
+    seed: int = 0,
+    peak_tflops: float | None = None,
+    spec: ModelSpec | None = None,
+    output: str | Path | None = None,
+    compile: bool = False,
+    batch: int = 1,
+    cuda_graphs: bool = False,
+    progress: Callable[[str], None] = lambda mode: None,
+) -> dict:
     """Measure the chosen modes on the first ``frames`` frames of ``source``; returns the report.
 
     ``batch`` > 1 runs the bare engine on batches of that many frames (the floor counts them all);
@@ -51,37 +65,77 @@ def run_benchmark(source: str, model: str, *, frames: int = 30, backend: str = "
     shape = (1, 3, *geometry.input_size) if spec.layout == "NCHW" else (1, *geometry.input_size, 3)
     flops = count_macs(model_path, shape)
     report: dict[str, Any] = {
-        "date": now(), "commit": commit(), "machine": machine(), "input": str(source), "model": str(model),
-        "spec": spec.name, "frames": frames, "frame_size": [height, width], "input_size": list(geometry.input_size),
-        "flops": flops.as_dict(), "reference_gflops": _reference(spec.name), "skipped": {},
+        "date": now(),
+        "commit": commit(),
+        "machine": machine(),
+        "input": str(source),
+        "model": str(model),
+        "spec": spec.name,
+        "frames": frames,
+        "frame_size": [height, width],
+        "input_size": list(geometry.input_size),
+        "flops": flops.as_dict(),
+        "reference_gflops": _reference(spec.name),
+        "skipped": {},
     }
     check = None
     if "bare" in modes:
         progress("bare")
-        report["bare"], tensor, first = measure_bare(model_path, spec, decode(source, frames), backend=backend,
-                                                     threads=threads, precision=precision, winograd=winograd,
-                                                     compile=compile, batch=batch, cuda_graphs=cuda_graphs)
+        report["bare"], tensor, first = measure_bare(
+            model_path,
+            spec,
+            decode(source, frames),
+            backend=backend,
+            threads=threads,
+            precision=precision,
+            winograd=winograd,
+            compile=compile,
+            batch=batch,
+            cuda_graphs=cuda_graphs,
+        )
         check = (tensor, first)
         bare = report["bare"]
         bare["gmacs_per_s"] = round(flops.gmacs * bare["fps"], 2)
         # the floor next to the engine's time: on a listed GPU by itself, elsewhere from --peak-tflops
-        report["floor"] = floor_report(batch * flops.gmacs, bare["precision"], bare["stages"]["infer"]["p50_ms"],
-                                       device_name=bare.get("gpu") or bare["device"], peak_tflops=peak_tflops)
+        report["floor"] = floor_report(
+            batch * flops.gmacs,
+            bare["precision"],
+            bare["stages"]["infer"]["p50_ms"],
+            device_name=bare.get("gpu") or bare["device"],
+            peak_tflops=peak_tflops,
+        )
     with tempfile.TemporaryDirectory(prefix="streamseg-bench-") as scratch:
         if "end-to-end" in modes:
             progress("end-to-end")
             target = Path(output) if output else Path(scratch) / "end_to_end.mp4"
-            report["end_to_end"] = measure_end_to_end(source, model_path, spec, frames=frames, output=target,
-                                                      backend=backend, threads=threads, precision=precision,
-                                                      size=size, winograd=winograd, compile=compile)
+            report["end_to_end"] = measure_end_to_end(
+                source,
+                model_path,
+                spec,
+                frames=frames,
+                output=target,
+                backend=backend,
+                threads=threads,
+                precision=precision,
+                size=size,
+                winograd=winograd,
+                compile=compile,
+            )
         if "naive" in modes:
             reason = _naive_unavailable(spec.name)
             if reason:
                 report["skipped"]["naive"] = reason
             else:
                 progress("naive")
-                report["naive"] = measure_naive(source, spec, frames=frames, output=Path(scratch) / "naive.mp4",
-                                                weights=naive_weights, seed=seed, check=check)
+                report["naive"] = measure_naive(
+                    source,
+                    spec,
+                    frames=frames,
+                    output=Path(scratch) / "naive.mp4",
+                    weights=naive_weights,
+                    seed=seed,
+                    check=check,
+                )
     fps = {mode: report[mode]["fps"] if mode in report else None for mode in ("bare", "end_to_end", "naive")}
     report.update({f"{mode}_fps": value for mode, value in fps.items()})
     report["ratios"] = {
@@ -100,14 +154,20 @@ def _contention(report: dict) -> list[str]:
     bare = report.get("bare")
     check = (report.get("naive") or {}).get("same_weights_check")
     if bare and check and bare["precision"] != "fp32":
-        warnings.append(f"the engine computes in {bare['precision']}, the naive loop in fp32: their labels agree "
-                        f"on {check['label_agreement']:.2%} of pixels")
+        warnings.append(
+            f"the engine computes in {bare['precision']}, the naive loop in fp32: their labels agree "
+            f"on {check['label_agreement']:.2%} of pixels"
+        )
     if bare and bare["cpu_percent"] < 85 * cores:
-        warnings.append(f"bare engine got {bare['cpu_percent']:.0f}% CPU of {100 * cores}%: other processes "
-                        "competed for the cores; compare ratios only from quiet runs")
+        warnings.append(
+            f"bare engine got {bare['cpu_percent']:.0f}% CPU of {100 * cores}%: other processes "
+            "competed for the cores; compare ratios only from quiet runs"
+        )
     if max(report["machine"]["load_average_after"][0], report["machine"]["load_average"][0]) > cores + 0.5:
-        warnings.append(f"load average {report['machine']['load_average'][0]} -> "
-                        f"{report['machine']['load_average_after'][0]} on {cores} cores")
+        warnings.append(
+            f"load average {report['machine']['load_average'][0]} -> "
+            f"{report['machine']['load_average_after'][0]} on {cores} cores"
+        )
     return warnings
 
 
@@ -119,8 +179,11 @@ def _reference(name: str) -> dict | None:
     entry = ZOO.get(name)
     if entry is None or entry.gflops is None or entry.gflops_input is None:
         return None
-    return {"gflops": entry.gflops, "input": list(entry.gflops_input),
-            "source": "torchvision (multiply-adds, aux head included)"}
+    return {
+        "gflops": entry.gflops,
+        "input": list(entry.gflops_input),
+        "source": "torchvision (multiply-adds, aux head included)",
+    }
 
 
 def _naive_unavailable(name: str) -> str | None:

@@ -38,8 +38,9 @@ def floor_ms(gmacs: float, peak_tflops: float) -> float:
     return 2 * gmacs / peak_tflops
 
 
-def floor_report(gmacs: float, precision: str, engine_ms: float, *, device_name: str | None = None,
-                 peak_tflops: float | None = None) -> dict | None:
+def floor_report(
+    gmacs: float, precision: str, engine_ms: float, *, device_name: str | None = None, peak_tflops: float | None = None
+) -> dict | None:
     """The floor next to the measured engine time, or None when no peak is known for the device."""
     peaks: dict[str, float] | None
     if peak_tflops is not None:
@@ -50,8 +51,15 @@ def floor_report(gmacs: float, precision: str, engine_ms: float, *, device_name:
     if not peaks or precision not in peaks:
         return None
     floor = round(floor_ms(gmacs, peaks[precision]), 3)
-    report = {"device": device_name, "precision": precision, "peak_tflops": peaks[precision], "source": source,
-              "floor_ms": floor, "engine_ms": round(engine_ms, 3), "engine_over_floor": round(engine_ms / floor, 2)}
+    report = {
+        "device": device_name,
+        "precision": precision,
+        "peak_tflops": peaks[precision],
+        "source": source,
+        "floor_ms": floor,
+        "engine_ms": round(engine_ms, 3),
+        "engine_over_floor": round(engine_ms / floor, 2),
+    }
     if precision == "fp32" and "tf32" in peaks:
         report["floor_ms_tf32"] = round(floor_ms(gmacs, peaks["tf32"]), 3)
     return report

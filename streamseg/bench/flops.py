@@ -35,10 +35,13 @@ class FlopCount:
         return 2 * self.macs / 1e9
 
     def as_dict(self) -> dict:
-        return {"input_shape": list(self.input_shape), "gmacs": round(self.gmacs, 3),
-                "gflops_2x": round(self.gflops, 3),
-                "by_op_gmacs": {k: round(v / 1e9, 3) for k, v in self.by_op.items()},
-                "uncounted_nodes": self.uncounted}
+        return {
+            "input_shape": list(self.input_shape),
+            "gmacs": round(self.gmacs, 3),
+            "gflops_2x": round(self.gflops, 3),
+            "by_op_gmacs": {k: round(v / 1e9, 3) for k, v in self.by_op.items()},
+            "uncounted_nodes": self.uncounted,
+        }
 
 
 def count_macs(path: str | Path, input_shape: tuple[int, ...]) -> FlopCount:

@@ -39,8 +39,12 @@ def latency(seconds: list[float]) -> dict[str, float]:
     if not seconds:
         return {"items": 0, "mean_ms": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
     ms = 1000 * np.asarray(seconds)
-    return {"items": len(seconds), "mean_ms": round(float(ms.mean()), 2),
-            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+    return {
+        "items": len(seconds),
+        "mean_ms": round(float(ms.mean()), 2),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+    }
 
 
 def decode(source: str, frames: int) -> list[Frame]:
@@ -52,9 +56,19 @@ def decode(source: str, frames: int) -> list[Frame]:
         src.close()
 
 
-def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, backend: str,
-                 threads: int | None, precision: str | None = None, winograd: bool = True, compile: bool = False,
-                 batch: int = 1, cuda_graphs: bool = False) -> tuple[dict, np.ndarray, np.ndarray]:
+def measure_bare(
+    model_path: Path,
+    spec: ModelSpec,
+    frames: list[Frame],
+    *,
+    backend: str,
+    threads: int | None,
+    precision: str | None = None,
+    winograd: bool = True,
+    compile: bool = False,
+    batch: int = 1,
+    cuda_graphs: bool = False,
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """Inference alone; also returns the first input tensor and its output (to check other engines).
 
     With ``batch`` > 1 each call runs that many copies of a frame's tensor as one
@@ -62,8 +76,17 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
     """
     prepare = CpuPreprocessor(spec)
     prepared = [prepare(frame) for frame in frames]
-    engine = create_backend(backend, model_path, spec, threads=threads, precision=precision, winograd=winograd,
-                            compile=compile, cuda_graphs=cuda_graphs, batch=batch)
+    engine = create_backend(
+        backend,
+        model_path,
+        spec,
+        threads=threads,
+        precision=precision,
+        winograd=winograd,
+        compile=compile,
+        cuda_graphs=cuda_graphs,
+        batch=batch,
+    )
     done: list[float] = []
     seconds: list[float] = []
     first: np.ndarray | None = None
@@ -87,10 +110,17 @@ def measure_bare(model_path: Path, spec: ModelSpec, frames: list[Frame], *, back
     if first is None:
         raise ConfigError("bare engine: no frames to measure")
     geometry = prepared[0].geometry
-    report = {"fps": round(batch * throughput(done), 4), "frames": batch * len(done), "batch": batch, "engine": name,
-              "precision": computes,
-              "device": device, "input_size": list(geometry.input_size), "stages": {"infer": latency(seconds)},
-              **resources.report()}
+    report = {
+        "fps": round(batch * throughput(done), 4),
+        "frames": batch * len(done),
+        "batch": batch,
+        "engine": name,
+        "precision": computes,
+        "device": device,
+        "input_size": list(geometry.input_size),
+        "stages": {"infer": latency(seconds)},
+        **resources.report(),
+    }
     return report, prepared[0].tensor, first
 
 
@@ -102,8 +132,10 @@ def _first_batch(engine, tensor):
         raise
     except Exception as err:  # noqa: BLE001 - engines raise their own types for a shape they can't take
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"--batch {tensor.shape[0]}: {engine.name} cannot run this model on a batch ({first}); "
-                          "the torch backend runs any batch size") from None
+        raise ConfigError(
+            f"--batch {tensor.shape[0]}: {engine.name} cannot run this model on a batch ({first}); "
+            "the torch backend runs any batch size"
+        ) from None
 
 
 def _on_device(tensors: list[np.ndarray], dtype) -> list:
@@ -114,15 +146,37 @@ def _on_device(tensors: list[np.ndarray], dtype) -> list:
     return [torch.from_numpy(t).to("cuda", dtype) for t in tensors]
 
 
-def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames: int, output: Path,
-                       backend: str, threads: int | None, size: int | None, precision: str | None = None,
-                       winograd: bool = True, compile: bool = False) -> dict:
+def measure_end_to_end(
+    source: str,
+    model_path: Path,
+    spec: ModelSpec,
+    *,
+    frames: int,
+    output: Path,
+    backend: str,
+    threads: int | None,
+    size: int | None,
+    precision: str | None = None,
+    winograd: bool = True,
+    compile: bool = False,
+) -> dict:
     from streamseg.pipeline import Pipeline
 
     done: list[float] = []
-    pipeline = Pipeline(source, model_path, spec=spec, backend=backend, threads=threads, precision=precision,
-                        winograd=winograd, compile=compile, input_size=size, outputs=[str(output)], max_frames=frames,
-                        on_result=lambda result: done.append(time.perf_counter()))
+    pipeline = Pipeline(
+        source,
+        model_path,
+        spec=spec,
+        backend=backend,
+        threads=threads,
+        precision=precision,
+        winograd=winograd,
+        compile=compile,
+        input_size=size,
+        outputs=[str(output)],
+        max_frames=frames,
+        on_result=lambda result: done.append(time.perf_counter()),
+    )
 
     def queues() -> dict[str, tuple[int, int]]:
         return {name: (q["depth"], q["maxsize"]) for name, q in pipeline.snapshot()["queues"].items()}
@@ -135,10 +189,18 @@ def measure_end_to_end(source: str, model_path: Path, spec: ModelSpec, *, frames
     with ResourceSampler(probe=queues) as resources:
         summary = pipeline.run()
     stages = {name: {k: s[k] for k in ("items", "mean_ms", "p50_ms", "p99_ms")} for name, s in summary.stages.items()}
-    return {"fps": round(throughput(done), 4), "frames": summary.frames_out, "wall_fps": round(summary.fps, 4),
-            "engine": summary.backend, "stages": stages, "queue_peaks": summary.queue_peaks,
-            "dropped": sum(summary.dropped.values()), "dropped_by_queue": summary.dropped,
-            "output_bytes": output.stat().st_size if output.exists() else 0, **resources.report()}
+    return {
+        "fps": round(throughput(done), 4),
+        "frames": summary.frames_out,
+        "wall_fps": round(summary.fps, 4),
+        "engine": summary.backend,
+        "stages": stages,
+        "queue_peaks": summary.queue_peaks,
+        "dropped": sum(summary.dropped.values()),
+        "dropped_by_queue": summary.dropped,
+        "output_bytes": output.stat().st_size if output.exists() else 0,
+        **resources.report(),
+    }
 
 
 def load_naive_script() -> ModuleType:
@@ -155,8 +217,16 @@ def load_naive_script() -> ModuleType:
     return module
 
 
-def measure_naive(source: str, spec: ModelSpec, *, frames: int, output: Path, weights: str, seed: int,
-                  check: tuple[np.ndarray, np.ndarray] | None) -> dict:
+def measure_naive(
+    source: str,
+    spec: ModelSpec,
+    *,
+    frames: int,
+    output: Path,
+    weights: str,
+    seed: int,
+    check: tuple[np.ndarray, np.ndarray] | None,
+) -> dict:
     """The Hub loop with the same network, weights and input size; ``check`` is (input, ONNX output)."""
     naive = load_naive_script()
     try:
@@ -166,11 +236,23 @@ def measure_naive(source: str, spec: ModelSpec, *, frames: int, output: Path, we
     agreement = _same_weights(model, check) if check is not None else None
     done: list[float] = []
     with ResourceSampler() as resources:
-        times = naive.run_naive(source, output, model, size=spec.resize.size, frames=frames,
-                                on_frame=lambda index: done.append(time.perf_counter()))
-    return {"fps": round(throughput(done), 4), "frames": len(done), "engine": "torch eager FP32",
-            "weights": weights if weights == "pretrained" else f"random, seed {seed}", "same_weights_check": agreement,
-            "stages": {stage: latency(values) for stage, values in times.items()}, **resources.report()}
+        times = naive.run_naive(
+            source,
+            output,
+            model,
+            size=spec.resize.size,
+            frames=frames,
+            on_frame=lambda index: done.append(time.perf_counter()),
+        )
+    return {
+        "fps": round(throughput(done), 4),
+        "frames": len(done),
+        "engine": "torch eager FP32",
+        "weights": weights if weights == "pretrained" else f"random, seed {seed}",
+        "same_weights_check": agreement,
+        "stages": {stage: latency(values) for stage, values in times.items()},
+        **resources.report(),
+    }
 
 
 def _same_weights(model, check: tuple[np.ndarray, np.ndarray]) -> dict:
@@ -186,7 +268,9 @@ def _same_weights(model, check: tuple[np.ndarray, np.ndarray]) -> dict:
     agree = float((got.argmax(1) == expected.argmax(1)).mean())
     max_diff = float(np.abs(got - expected).max())
     if agree < 0.99:
-        raise ModelError(f"naive baseline: the eager model's labels agree with the ONNX model's on {agree:.1%} of "
-                         "pixels only: not the same weights (export with --weights none, seed 0, or pass "
-                         "--naive-weights pretrained)")
+        raise ModelError(
+            f"naive baseline: the eager model's labels agree with the ONNX model's on {agree:.1%} of "
+            "pixels only: not the same weights (export with --weights none, seed 0, or pass "
+            "--naive-weights pretrained)"
+        )
     return {"label_agreement": round(agree, 6), "max_abs_diff": max_diff}

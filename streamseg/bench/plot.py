@@ -8,8 +8,16 @@ from pathlib import Path
 
 from streamseg.errors import MissingExtraError
 
-COLORS = {"decode": "#4c72b0", "preprocess": "#55a868", "infer": "#c44e52", "composite": "#8172b2",
-          "postprocess": "#8172b2", "blend": "#ccb974", "output": "#64b5cd", "encode": "#64b5cd"}
+COLORS = {
+    "decode": "#4c72b0",
+    "preprocess": "#55a868",
+    "infer": "#c44e52",
+    "composite": "#8172b2",
+    "postprocess": "#8172b2",
+    "blend": "#ccb974",
+    "output": "#64b5cd",
+    "encode": "#64b5cd",
+}
 
 
 def plot_stages(reports: list[dict], path: Path) -> Path:
@@ -22,17 +30,32 @@ def plot_stages(reports: list[dict], path: Path) -> Path:
     except ImportError:
         raise MissingExtraError("--plot", "plots") from None  # matplotlib
     heights = [sum(1 for mode in ("bare", "end_to_end", "naive") if report.get(mode)) for report in reports]
-    fig, axes = plt.subplots(len(reports), 1, figsize=(9, 0.7 * sum(heights) + 1.2 * len(reports)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig, axes = plt.subplots(
+        len(reports),
+        1,
+        figsize=(9, 0.7 * sum(heights) + 1.2 * len(reports)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
     seen = set()
     for ax, report in zip(axes[:, 0], reports):  # one panel per run: each model keeps its own scale
-        rows = [(f"{mode.replace('_', '-')}\n{report[mode]['fps']:.2f} fps", report[mode]["stages"])
-                for mode in ("bare", "end_to_end", "naive") if report.get(mode)]
+        rows = [
+            (f"{mode.replace('_', '-')}\n{report[mode]['fps']:.2f} fps", report[mode]["stages"])
+            for mode in ("bare", "end_to_end", "naive")
+            if report.get(mode)
+        ]
         for y, (_label, stages) in enumerate(rows):
             left = 0.0
             for stage, s in stages.items():
-                ax.barh(y, s["p50_ms"], left=left, color=COLORS.get(stage, "#999999"),
-                        label=stage if stage not in seen else None, edgecolor="white", linewidth=0.5)
+                ax.barh(
+                    y,
+                    s["p50_ms"],
+                    left=left,
+                    color=COLORS.get(stage, "#999999"),
+                    label=stage if stage not in seen else None,
+                    edgecolor="white",
+                    linewidth=0.5,
+                )
                 seen.add(stage)
                 left += s["p50_ms"]
         ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)

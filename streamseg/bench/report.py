@@ -31,17 +31,32 @@ def machine() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
-    return {"cpu": model, "cores": cores, "platform": platform.platform(), "python": sys.version.split()[0],
-            "versions": versions, "load_average": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cpu": model,
+        "cores": cores,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def commit() -> str | None:
     """The checkout's commit, ``+dirty`` when tracked files differ from it."""
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "streamseg", "benchmarks"],
-                               timeout=10).returncode != 0
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "streamseg", "benchmarks"], timeout=10
+            ).returncode
+            != 0
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")
@@ -67,8 +82,10 @@ def as_text(report: dict) -> str:
         f"{report['input_size'][0]}x{report['input_size'][1]}, {report['flops']['gmacs']:.1f} GMACs/frame)",
         f"  machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; commit {report['commit']}; "
         f"{report['date']}",
-        "  " + " | ".join(f"{mode.replace('_', '-')} {_fps(report[f'{mode}_fps'])}"
-                          for mode in ("bare", "end_to_end", "naive")),
+        "  "
+        + " | ".join(
+            f"{mode.replace('_', '-')} {_fps(report[f'{mode}_fps'])}" for mode in ("bare", "end_to_end", "naive")
+        ),
         f"  end_to_end/bare {_ratio(report, 'end_to_end/bare')}"
         f"   end_to_end/naive {_ratio(report, 'end_to_end/naive')}",
     ]
@@ -76,11 +93,15 @@ def as_text(report: dict) -> str:
         result = report.get(mode)
         if not result:
             continue
-        lines.append(f"  {mode}: {result['fps']:.3f} fps on {result['engine']}, CPU {result['cpu_percent']:.0f}%, "
-                     f"peak RSS {result['peak_rss_mb']:.0f} MiB")
+        lines.append(
+            f"  {mode}: {result['fps']:.3f} fps on {result['engine']}, CPU {result['cpu_percent']:.0f}%, "
+            f"peak RSS {result['peak_rss_mb']:.0f} MiB"
+        )
         if "gpu" in result:
-            lines.append(f"    GPU memory: peak {result['gpu_peak_allocated_mb']:.0f} MiB allocated, "
-                         f"{result['gpu_device_used_mb']:.0f} MiB used on the {result['gpu']}")
+            lines.append(
+                f"    GPU memory: peak {result['gpu_peak_allocated_mb']:.0f} MiB allocated, "
+                f"{result['gpu_device_used_mb']:.0f} MiB used on the {result['gpu']}"
+            )
         for stage, s in result["stages"].items():
             lines.append(f"    {stage:<12} p50 {s['p50_ms']:9.1f} ms  p99 {s['p99_ms']:9.1f} ms")
         if mode == "end_to_end":
@@ -89,9 +110,11 @@ def as_text(report: dict) -> str:
     floor = report.get("floor")
     if floor:
         tf32 = f" ({floor['floor_ms_tf32']:.2f} ms on TF32 tensor cores)" if "floor_ms_tf32" in floor else ""
-        lines.append(f"  FLOP floor: {floor['floor_ms']:.2f} ms{tf32} at {floor['peak_tflops']:g} TFLOPS "
-                     f"{floor['precision']} ({floor['source']}); engine p50 {floor['engine_ms']:.1f} ms = "
-                     f"{floor['engine_over_floor']:.1f}x the floor")
+        lines.append(
+            f"  FLOP floor: {floor['floor_ms']:.2f} ms{tf32} at {floor['peak_tflops']:g} TFLOPS "
+            f"{floor['precision']} ({floor['source']}); engine p50 {floor['engine_ms']:.1f} ms = "
+            f"{floor['engine_over_floor']:.1f}x the floor"
+        )
     for mode, reason in report.get("skipped", {}).items():
         lines.append(f"  {mode}: skipped: {reason}")
     for warning in report.get("warnings", ()):

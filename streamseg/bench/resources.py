@@ -35,9 +35,12 @@ def gpu_memory_report() -> dict:
     if cuda is None:
         return {}
     free, total = cuda.mem_get_info()
-    return {"gpu": cuda.get_device_name(), "gpu_peak_allocated_mb": round(cuda.max_memory_allocated() / 2**20, 1),
-            "gpu_peak_reserved_mb": round(cuda.max_memory_reserved() / 2**20, 1),
-            "gpu_device_used_mb": round((total - free) / 2**20, 1)}
+    return {
+        "gpu": cuda.get_device_name(),
+        "gpu_peak_allocated_mb": round(cuda.max_memory_allocated() / 2**20, 1),
+        "gpu_peak_reserved_mb": round(cuda.max_memory_reserved() / 2**20, 1),
+        "gpu_device_used_mb": round((total - free) / 2**20, 1),
+    }
 
 
 def rss_bytes() -> int:
@@ -101,7 +104,8 @@ class ResourceSampler:
     def report(self) -> dict:
         queues = {
             name: {"mean": round(sum(d) / len(d), 2), "max": max(d), "maxsize": self._maxsize[name]}
-            for name, d in self._queues.items() if d
+            for name, d in self._queues.items()
+            if d
         }
         return {
             "wall_s": round(self._wall, 3),

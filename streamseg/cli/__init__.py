@@ -41,10 +41,15 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=examples(
-    "streamseg models export lraspp_mobilenet_v3_large -o model.onnx",
-    "streamseg run street.mp4 -o out.mp4 -m model.onnx --size 260",
-    "streamseg run --help"))
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        "streamseg models export lraspp_mobilenet_v3_large -o model.onnx",
+        "streamseg run street.mp4 -o out.mp4 -m model.onnx --size 260",
+        "streamseg run --help",
+    ),
+)
 @click.option("-v", "--verbose", count=True, help="More log lines: -v info, -vv debug.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
 @click.version_option(package_name="streamseg")
@@ -76,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         reason = logs.redact(str(err).strip().splitlines()[0] if str(err).strip() else "")
-        click.echo(f"streamseg: internal error: {type(err).__name__}: {reason} (rerun with --debug for details)",
-                   err=True)
+        click.echo(
+            f"streamseg: internal error: {type(err).__name__}: {reason} (rerun with --debug for details)", err=True
+        )
         return 70
     return 0
 

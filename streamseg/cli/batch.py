@@ -24,20 +24,31 @@ class BatchIncomplete(StreamsegError):
     exit_code = 1
 
 
-@click.command(cls=Command, renamed={"--output-dir": "--output", "--encoder": "--codec"}, epilog=examples(
-    "streamseg batch recordings/ -o segmented/ -m model.onnx --size 260 --labels-out",
-    "streamseg batch 'day*/*.mp4' @more.txt -o segmented/ -m fcn_resnet50 --workers 2 --report batch.csv",
-    "streamseg batch recordings/ -o /shared/segmented -m model.onnx --ray auto --ray-gpus 0.25"))
+@click.command(
+    cls=Command,
+    renamed={"--output-dir": "--output", "--encoder": "--codec"},
+    epilog=examples(
+        "streamseg batch recordings/ -o segmented/ -m model.onnx --size 260 --labels-out",
+        "streamseg batch 'day*/*.mp4' @more.txt -o segmented/ -m fcn_resnet50 --workers 2 --report batch.csv",
+        "streamseg batch recordings/ -o /shared/segmented -m model.onnx --ray auto --ray-gpus 0.25",
+    ),
+)
 @click.argument("inputs", nargs=-1, required=True)
-@output_option("Outputs mirror each input's path under this folder; the manifest lives here too.", dest="outdir",
-               required=True, type=click.Path(file_okay=False), metavar="OUTDIR")
+@output_option(
+    "Outputs mirror each input's path under this folder; the manifest lives here too.",
+    dest="outdir",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="OUTDIR",
+)
 @config_option("model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML; flags win.")
 @config_option("backend", help="As for `streamseg run` [default: auto].")
 @config_option("precision", help="As for `streamseg run`.")
-@config_option("threads", type=click.IntRange(min=1),
-               help="Inference threads per video [default: the cores split among workers].")
+@config_option(
+    "threads", type=click.IntRange(min=1), help="Inference threads per video [default: the cores split among workers]."
+)
 @config_option("winograd", negation="--no-winograd", help="onnxruntime: Winograd 3x3 convolutions [default: on].")
 @config_option("input_size", type=click.IntRange(min=16), help="Short side of the model input (FCN: 520).")
 @config_option("overlay", help="What to draw [default: overlay].")
@@ -50,26 +61,67 @@ class BatchIncomplete(StreamsegError):
 @config_option("codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @config_option("bitrate", type=BitRate(), help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
 @config_option("gop", type=int, help="Keyframe interval in frames.")
-@click.option("-j", "--workers", type=click.IntRange(1), default=1, show_default=True,
-              help="Videos at once, each in its own process (1: one by one in this process).")
-@click.option("--retries", type=click.IntRange(0), default=0, show_default=True,
-              help="Retry a failure that may be transient (not an unreadable input) up to N times.")
+@click.option(
+    "-j",
+    "--workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Videos at once, each in its own process (1: one by one in this process).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Retry a failure that may be transient (not an unreadable input) up to N times.",
+)
 @click.option("--force", is_flag=True, help="Redo videos the manifest says are done.")
 @click.option("--verify", is_flag=True, help="Compare inputs by sha256 instead of size and mtime.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Per-video table to FILE.csv|.json.")
-@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
-              help="Run each video as a task on a Ray cluster: ADDRESS, or RAY_ADDRESS / the local `ray start` "
-                   "cluster. Put it after the inputs, or give an address.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run each video as a task on a Ray cluster: ADDRESS, or RAY_ADDRESS / the local `ray start` "
+    "cluster. Put it after the inputs, or give an address.",
+)
 @click.option("--ray-cpus", type=float, default=1.0, show_default=True, help="CPUs each Ray task reserves.")
-@click.option("--ray-gpus", type=float, default=0.0, show_default=True,
-              help="GPUs each Ray task reserves; 0.25 lets four videos share one GPU.")
-@click.option("--shared-outdir", is_flag=True,
-              help="Ray: OUTDIR is the same folder on every node (a bind mount the filesystem check can't tell).")
+@click.option(
+    "--ray-gpus",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="GPUs each Ray task reserves; 0.25 lets four videos share one GPU.",
+)
+@click.option(
+    "--shared-outdir",
+    is_flag=True,
+    help="Ray: OUTDIR is the same folder on every node (a bind mount the filesystem check can't tell).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def batch(inputs: tuple[str, ...], outdir: str, spec_path: str | None, config_path: str | None, labels: bool,
-          summary: bool, workers: int, retries: int, force: bool, verify: bool, report_path: str | None,
-          ray_address: str | None, ray_cpus: float, ray_gpus: float, shared_outdir: bool, no_progress: bool,
-          **flags: Any) -> None:
+def batch(
+    inputs: tuple[str, ...],
+    outdir: str,
+    spec_path: str | None,
+    config_path: str | None,
+    labels: bool,
+    summary: bool,
+    workers: int,
+    retries: int,
+    force: bool,
+    verify: bool,
+    report_path: str | None,
+    ray_address: str | None,
+    ray_cpus: float,
+    ray_gpus: float,
+    shared_outdir: bool,
+    no_progress: bool,
+    **flags: Any,
+) -> None:
     """Segment every video in INPUTS (files, folders searched recursively, globs, @list.txt) into OUTDIR.
 
     Safe to interrupt and re-run: finished videos are skipped, the rest redone. Ctrl-C once stops taking
@@ -85,8 +137,9 @@ def batch(inputs: tuple[str, ...], outdir: str, spec_path: str | None, config_pa
     videos = collect_inputs(inputs, out)
     if not videos:
         raise ConfigError(f"no videos found in {', '.join(inputs)}")
-    settings = BatchSettings(out, labels=labels, summary=summary, force=force, verify=verify, retries=retries,
-                             progress=not no_progress)
+    settings = BatchSettings(
+        out, labels=labels, summary=summary, force=force, verify=verify, retries=retries, progress=not no_progress
+    )
     make_executor, threads = _executor(workers, ray_address, ray_cpus, ray_gpus, shared_outdir, out)
     result = BatchRun(videos, config, settings, make_executor, threads).run()
     echo = functools.partial(click.echo, err=True)
@@ -99,8 +152,7 @@ def batch(inputs: tuple[str, ...], outdir: str, spec_path: str | None, config_pa
     if result.interrupted:
         left = [o.key for o in result.outcomes if o.status in ("left", "aborted")]
         if left:
-            echo(f"streamseg: left for a re-run ({len(left)}): {', '.join(left[:10])}"
-                 f"{' …' if len(left) > 10 else ''}")
+            echo(f"streamseg: left for a re-run ({len(left)}): {', '.join(left[:10])}{' …' if len(left) > 10 else ''}")
         raise KeyboardInterrupt
     if result.exit_code:
         bad = result.count("failed", "partial")
@@ -113,23 +165,27 @@ def _config(flags: dict[str, Any], spec_path: str | None, config_path: str | Non
     config = build_config(flags, spec_path, config_path)
     named = [name for name in PER_RUN_ONLY if getattr(config, name) not in (None, ())]
     if named:
-        raise ConfigError(f"{config_path or 'options'}: {', '.join(named)}: per-run outputs and servers don't apply "
-                          "to a batch (it writes each video's outputs under OUTDIR; use the --labels-out / --summary "
-                          "flags)")
+        raise ConfigError(
+            f"{config_path or 'options'}: {', '.join(named)}: per-run outputs and servers don't apply "
+            "to a batch (it writes each video's outputs under OUTDIR; use the --labels-out / --summary "
+            "flags)"
+        )
     if config.model is None:
         raise no_model_error()
     return config
 
 
-def _executor(workers: int, ray_address: str | None, ray_cpus: float, ray_gpus: float, shared_outdir: bool,
-              outdir: Path):
+def _executor(
+    workers: int, ray_address: str | None, ray_cpus: float, ray_gpus: float, shared_outdir: bool, outdir: Path
+):
     """The executor factory, and the inference threads each video gets."""
     if ray_address is not None:
         from streamseg.batch.ray_executor import RayExecutor, connect, require_ray
 
         if Path(ray_address).exists():
-            raise ConfigError(f"--ray took {ray_address!r} as the cluster address: put --ray after the inputs, "
-                              "or write --ray auto")
+            raise ConfigError(
+                f"--ray took {ray_address!r} as the cluster address: put --ray after the inputs, or write --ray auto"
+            )
         require_ray()
 
         def make(progress):  # joins the cluster only when some video is left to do

@@ -23,21 +23,40 @@ def datasets() -> None:
     """Labeled segmentation datasets (VOC or Cityscapes layout)."""
 
 
-@datasets.command("synth", cls=Command, renamed={"--out": "--output", "--size": "--image-size"}, epilog=examples(
-    "streamseg datasets synth -o synth/",
-    "streamseg datasets synth -o synth-cs/ --format cityscapes --n 100 --image-size 640x360 --video-frames 0"))
+@datasets.command(
+    "synth",
+    cls=Command,
+    renamed={"--out": "--output", "--size": "--image-size"},
+    epilog=examples(
+        "streamseg datasets synth -o synth/",
+        "streamseg datasets synth -o synth-cs/ --format cityscapes --n 100 --image-size 640x360 --video-frames 0",
+    ),
+)
 @output_option("Folder to write.", dest="out", required=True, type=click.Path(file_okay=False))
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="voc", show_default=True, help="Layout.")
 @click.option("--n", "n", type=int, default=400, show_default=True, help="Labeled images (train + val).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same dataset.")
-@click.option("--image-size", "size", callback=_size, default="320x240", show_default=True, metavar="WxH",
-              help="Image size, WIDTHxHEIGHT.")
+@click.option(
+    "--image-size",
+    "size",
+    callback=_size,
+    default="320x240",
+    show_default=True,
+    metavar="WxH",
+    help="Image size, WIDTHxHEIGHT.",
+)
 @click.option("--val-fraction", type=float, default=0.2, show_default=True, help="Share of images in val.")
-@click.option("--video-frames", type=int, default=60, show_default=True,
-              help="Frames of the held-out video in OUTPUT/heldout/ (0: none).")
+@click.option(
+    "--video-frames",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Frames of the held-out video in OUTPUT/heldout/ (0: none).",
+)
 @click.option("--fps", type=int, default=10, show_default=True, help="Frame rate of the held-out video.")
-def synth(out: str, format_: str, n: int, seed: int, size: tuple[int, int], val_fraction: float, video_frames: int,
-          fps: int) -> None:
+def synth(
+    out: str, format_: str, n: int, seed: int, size: tuple[int, int], val_fraction: float, video_frames: int, fps: int
+) -> None:
     """Write a synthetic street scene dataset: road, sidewalk, sky, car, person (and background).
 
     Also writes OUTPUT/classes.txt and a held-out video OUTPUT/heldout/heldout.mp4
@@ -54,16 +73,31 @@ def synth(out: str, format_: str, n: int, seed: int, size: tuple[int, int], val_
         def advance(images: int) -> None:
             bar.update(images)
 
-        summary = write_synthetic(out, n=n, format=format_, seed=seed, size=size, val_fraction=val_fraction,
-                                  video_frames=video_frames, fps=fps, progress=advance)
+        summary = write_synthetic(
+            out,
+            n=n,
+            format=format_,
+            seed=seed,
+            size=size,
+            val_fraction=val_fraction,
+            video_frames=video_frames,
+            fps=fps,
+            progress=advance,
+        )
     click.echo(f"wrote {summary.root}: {summary.train} train, {summary.val} val images ({format_})")
     if summary.video:
-        click.echo(f"held-out video: {summary.video} ({summary.video_frames} frames), "
-                   f"labels in {summary.video.parent / 'labels'}")
+        click.echo(
+            f"held-out video: {summary.video} ({summary.video_frames} frames), "
+            f"labels in {summary.video.parent / 'labels'}"
+        )
 
 
-@datasets.command("info", epilog=examples("streamseg datasets info VOCdevkit/VOC2012",
-                                          "streamseg datasets info cityscapes/ --format cityscapes"))
+@datasets.command(
+    "info",
+    epilog=examples(
+        "streamseg datasets info VOCdevkit/VOC2012", "streamseg datasets info cityscapes/ --format cityscapes"
+    ),
+)
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="voc", show_default=True, help="Layout.")
 def info(root: str, format_: str) -> None:

@@ -19,14 +19,24 @@ from streamseg.cli.options import backend_option, model_option, size_option
 from streamseg.errors import ConfigError
 
 
-@click.command("eval", epilog=examples(
-    "streamseg eval -m runs/synth/model.onnx --dataset synth/ --size 240",
-    "streamseg eval --predictions labels/ --ground-truth synth/heldout/labels",
-    "streamseg eval --reference model.onnx --candidate model-int8.onnx --video street.mp4 --frames 16"))
+@click.command(
+    "eval",
+    epilog=examples(
+        "streamseg eval -m runs/synth/model.onnx --dataset synth/ --size 240",
+        "streamseg eval --predictions labels/ --ground-truth synth/heldout/labels",
+        "streamseg eval --reference model.onnx --candidate model-int8.onnx --video street.mp4 --frames 16",
+    ),
+)
 @model_option(help="Model to evaluate on --dataset; or where --predictions take class names from.")
 @click.option("--dataset", type=click.Path(file_okay=False), help="Labeled dataset folder (VOC or Cityscapes layout).")
-@click.option("--format", "dataset_format", type=click.Choice(["voc", "cityscapes"]), default="voc",
-              show_default=True, help="Layout of --dataset.")
+@click.option(
+    "--format",
+    "dataset_format",
+    type=click.Choice(["voc", "cityscapes"]),
+    default="voc",
+    show_default=True,
+    help="Layout of --dataset.",
+)
 @click.option("--split", default="val", show_default=True, help="Dataset split to evaluate.")
 @click.option("--limit", type=int, help="Evaluate only the first N images of the split.")
 @click.option("--predictions", type=click.Path(file_okay=False), help="Folder of predicted label PNGs.")
@@ -34,30 +44,61 @@ from streamseg.errors import ConfigError
 @click.option("--classes-file", type=click.Path(dir_okay=False), help="Class names, one per line (classes.txt).")
 @click.option("--reference", help="FP32 ONNX reference for agreement mode (run by ONNX Runtime).")
 @click.option("--candidate", type=click.Path(dir_okay=False), help="Candidate model (.onnx, or a TensorRT .plan).")
-@backend_option(default="onnxruntime", name="--candidate-backend", dest="candidate_backend",
-                help="Backend that runs the candidate: onnxruntime, tensorrt or torch.")
+@backend_option(
+    default="onnxruntime",
+    name="--candidate-backend",
+    dest="candidate_backend",
+    help="Backend that runs the candidate: onnxruntime, tensorrt or torch.",
+)
 @click.option("--video", help="Video whose frames agreement mode compares on.")
 @click.option("--frames", type=int, default=16, show_default=True, help="Frames spread over --video.")
 @size_option()
 @backend_option(default="onnxruntime", help="Backend for --dataset mode.")
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def eval_command(model, dataset, dataset_format, split, limit, predictions, ground_truth, classes_file, reference,
-                 candidate, candidate_backend, video, frames, input_size, backend, threads, as_json) -> None:
+def eval_command(
+    model,
+    dataset,
+    dataset_format,
+    split,
+    limit,
+    predictions,
+    ground_truth,
+    classes_file,
+    reference,
+    candidate,
+    candidate_backend,
+    video,
+    frames,
+    input_size,
+    backend,
+    threads,
+    as_json,
+) -> None:
     """Accuracy (PA, MPA, mIoU, FWIoU; ignore index 255) or INT8/backend agreement with speed."""
-    modes = [name for name, on in (("--dataset", dataset), ("--predictions", predictions),
-                                   ("--reference", reference)) if on]
+    modes = [
+        name for name, on in (("--dataset", dataset), ("--predictions", predictions), ("--reference", reference)) if on
+    ]
     if len(modes) != 1:
-        raise click.UsageError("give exactly one of --dataset (with --model), --predictions (with --ground-truth) "
-                               "or --reference (with --candidate and --video)")
+        raise click.UsageError(
+            "give exactly one of --dataset (with --model), --predictions (with --ground-truth) "
+            "or --reference (with --candidate and --video)"
+        )
     if dataset:
         if not model:
             raise click.UsageError("--dataset needs --model")
         from streamseg.evaluation.dataset import evaluate_dataset
 
-        metrics, classes, images = evaluate_dataset(model, dataset, format=dataset_format, split=split,
-                                                    input_size=input_size, backend=backend, threads=threads,
-                                                    limit=limit)
+        metrics, classes, images = evaluate_dataset(
+            model,
+            dataset,
+            format=dataset_format,
+            split=split,
+            input_size=input_size,
+            backend=backend,
+            threads=threads,
+            limit=limit,
+        )
         _print_metrics(metrics, classes, f"{images} images of {dataset} ({dataset_format}, {split})", as_json)
     elif predictions:
         if not ground_truth:
@@ -78,8 +119,15 @@ def eval_command(model, dataset, dataset_format, split, limit, predictions, grou
             raise ConfigError(f"frames: must be at least 1, got {frames}")
         from streamseg.evaluation.agreement import compare
 
-        report = compare(reference, candidate, video, frames=frames, input_size=input_size,
-                         candidate_backend=candidate_backend, threads=threads)
+        report = compare(
+            reference,
+            candidate,
+            video,
+            frames=frames,
+            input_size=input_size,
+            candidate_backend=candidate_backend,
+            threads=threads,
+        )
         if as_json:
             click.echo(json.dumps(_finite(report.as_dict())))
             return
@@ -90,8 +138,10 @@ def eval_command(model, dataset, dataset_format, split, limit, predictions, grou
         click.echo(f"label agreement     {report.agreement:.2f}%")
         click.echo(f"mIoU vs reference   {report.miou_vs_reference:.2f}%")
         click.echo(f"logit error         max {report.max_logit_error:.4g}, mean {report.mean_logit_error:.4g}")
-        click.echo(f"speed               reference {report.reference_fps:.3f} fps, candidate "
-                   f"{report.candidate_fps:.3f} fps ({report.speedup:.2f}x)")
+        click.echo(
+            f"speed               reference {report.reference_fps:.3f} fps, candidate "
+            f"{report.candidate_fps:.3f} fps ({report.speedup:.2f}x)"
+        )
 
 
 def _classes(model: str | None, classes_file: str | None, ground_truth: Path) -> tuple[str, ...] | None:
@@ -114,8 +164,11 @@ def _read_names(path: Path) -> tuple[str, ...]:
         lines = [line.strip() for line in path.read_text().splitlines()]
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
-    names = tuple(line.rpartition(" #")[0].strip() if " #" in line else line
-                  for line in lines if line and not line.startswith("//"))
+    names = tuple(
+        line.rpartition(" #")[0].strip() if " #" in line else line
+        for line in lines
+        if line and not line.startswith("//")
+    )
     if not names:
         raise ConfigError(f"{path}: no class names")
     return names
@@ -137,8 +190,10 @@ def _print_metrics(metrics, classes: tuple[str, ...], what: str, as_json: bool) 
         click.echo(json.dumps(_finite({"evaluated": what, **metrics.as_dict(classes)})))
         return
     click.echo(what)
-    click.echo(f"pixel accuracy {_pct(metrics.pixel_accuracy)}  mean accuracy {_pct(metrics.mean_accuracy)}  "
-               f"mIoU {_pct(metrics.miou)}  FWIoU {_pct(metrics.fwiou)}  ({metrics.pixels} pixels)")
+    click.echo(
+        f"pixel accuracy {_pct(metrics.pixel_accuracy)}  mean accuracy {_pct(metrics.mean_accuracy)}  "
+        f"mIoU {_pct(metrics.miou)}  FWIoU {_pct(metrics.fwiou)}  ({metrics.pixels} pixels)"
+    )
     width = max(len(c) for c in classes)
     click.echo(f"{'class':<{width}}  {'IoU':>7}  {'acc':>7}")
     for name, iou, acc in zip(classes, metrics.iou, metrics.accuracy, strict=False):

@@ -21,9 +21,12 @@ def cached_models() -> list[str]:
     from streamseg.models import ZOO
     from streamseg.models.fetch import cached_path
 
-    return [name if variant == "fp32" else f"{name}:{variant}"
-            for name, entry in ZOO.items() for variant, source in entry.files.items()
-            if cached_path(source).exists()]
+    return [
+        name if variant == "fp32" else f"{name}:{variant}"
+        for name, entry in ZOO.items()
+        for variant, source in entry.files.items()
+        if cached_path(source).exists()
+    ]
 
 
 def no_model_error() -> ConfigError:

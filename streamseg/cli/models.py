@@ -11,8 +11,13 @@ from streamseg.models import ZOO
 from streamseg.models.fetch import cached_path
 
 
-@click.group(epilog=examples("streamseg models list", f"streamseg models export {FIRST_MODEL} -o model.onnx",
-                             "streamseg models fetch fcn_resnet50:int8"))
+@click.group(
+    epilog=examples(
+        "streamseg models list",
+        f"streamseg models export {FIRST_MODEL} -o model.onnx",
+        "streamseg models fetch fcn_resnet50:int8",
+    )
+)
 def models() -> None:
     """Built-in models: list them, export ONNX from torchvision, fetch the zoo's files."""
 
@@ -23,8 +28,10 @@ def list_models() -> None:
     for entry in ZOO.values():
         spec = entry.spec
         click.echo(f"{entry.name}: {entry.description}")
-        click.echo(f"  input {spec.input_name} ({spec.resize.mode} {spec.resize.size}), output {spec.output_name}, "
-                   f"{spec.num_classes} classes")
+        click.echo(
+            f"  input {spec.input_name} ({spec.resize.mode} {spec.resize.size}), output {spec.output_name}, "
+            f"{spec.num_classes} classes"
+        )
         if entry.torchvision_weights:
             click.echo(f"  export: torchvision {entry.torchvision_builder}, weights {entry.torchvision_weights}")
         for variant, source in entry.files.items():
@@ -36,12 +43,21 @@ def list_models() -> None:
             click.echo(f"  {entry.gflops:.1f} GFLOPs at {entry.gflops_input[0]}x{entry.gflops_input[1]}")
 
 
-@models.command("export", epilog=examples(
-    f"streamseg models export {FIRST_MODEL} --weights pretrained -o model.onnx",
-    "streamseg models export fcn_resnet50 --weights none -o m.onnx"))
+@models.command(
+    "export",
+    epilog=examples(
+        f"streamseg models export {FIRST_MODEL} --weights pretrained -o model.onnx",
+        "streamseg models export fcn_resnet50 --weights none -o m.onnx",
+    ),
+)
 @click.argument("name", type=click.Choice(sorted(ZOO)))
-@click.option("--weights", type=click.Choice(["none", "pretrained"]), default="none", show_default=True,
-              help="none: random non-zero weights (offline); pretrained: torchvision's checksum-pinned download.")
+@click.option(
+    "--weights",
+    type=click.Choice(["none", "pretrained"]),
+    default="none",
+    show_default=True,
+    help="none: random non-zero weights (offline); pretrained: torchvision's checksum-pinned download.",
+)
 @output_option("ONNX file to write.", required=True, type=click.Path(dir_okay=False))
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 def export_model(name: str, weights: str, output: str, seed: int) -> None:
@@ -52,8 +68,12 @@ def export_model(name: str, weights: str, output: str, seed: int) -> None:
     click.echo(f"wrote {path} ({name}, weights {weights})")
 
 
-@models.command("fetch", epilog=examples("streamseg models fetch fcn_resnet50",
-                                         "streamseg models fetch fcn_resnet50:int8 duc_resnet101_hdc"))
+@models.command(
+    "fetch",
+    epilog=examples(
+        "streamseg models fetch fcn_resnet50", "streamseg models fetch fcn_resnet50:int8 duc_resnet101_hdc"
+    ),
+)
 @click.argument("names", nargs=-1, required=True)
 def fetch_models(names: tuple[str, ...]) -> None:
     """Download the zoo's ONNX files (NAME or NAME:int8), verify sha256, cache them."""

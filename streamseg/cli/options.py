@@ -54,20 +54,27 @@ def config_option(leaf: str, *, negation: str | None = None, **attrs: Any) -> Ca
     return click.option(*names, leaf, **attrs)
 
 
-def backend_option(default: str | None = None, help: str = "Inference backend [default: auto].",
-                   name: str = "--backend", dest: str = "backend") -> Callable[[F], F]:
+def backend_option(
+    default: str | None = None,
+    help: str = "Inference backend [default: auto].",
+    name: str = "--backend",
+    dest: str = "backend",
+) -> Callable[[F], F]:
     """``--backend``: the choices RunConfig takes (``streamseg.choices``), for commands outside ``run`` too."""
-    return click.option(name, dest, type=click.Choice(BACKENDS), default=default, show_default=default is not None,
-                        help=help)
+    return click.option(
+        name, dest, type=click.Choice(BACKENDS), default=default, show_default=default is not None, help=help
+    )
 
 
 def precision_option(default: str | None = None, help: str = "fp32, fp16, bf16 or int8.") -> Callable[[F], F]:
-    return click.option("--precision", type=click.Choice(PRECISIONS), default=default,
-                        show_default=default is not None, help=help)
+    return click.option(
+        "--precision", type=click.Choice(PRECISIONS), default=default, show_default=default is not None, help=help
+    )
 
 
-def model_option(help: str = "Built-in name (see `models list`), NAME:int8, or PATH.onnx.",
-                 **attrs: Any) -> Callable[[F], F]:
+def model_option(
+    help: str = "Built-in name (see `models list`), NAME:int8, or PATH.onnx.", **attrs: Any
+) -> Callable[[F], F]:
     return click.option("-m", "--model", "model", help=help, **attrs)
 
 
@@ -75,8 +82,9 @@ def output_option(help: str, dest: str = "output", **attrs: Any) -> Callable[[F]
     return click.option("-o", "--output", dest, help=help, **attrs)
 
 
-def size_option(help: str = "Short side of the model input (FCN: 520).", dest: str = "input_size",
-                **attrs: Any) -> Callable[[F], F]:
+def size_option(
+    help: str = "Short side of the model input (FCN: 520).", dest: str = "input_size", **attrs: Any
+) -> Callable[[F], F]:
     """``--size``: the model input's short side, an int, wherever a command takes one."""
     return click.option("--size", dest, type=click.IntRange(min=16), help=help, **attrs)
 

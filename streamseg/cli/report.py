@@ -33,14 +33,24 @@ class ClassSeries:
         return self.index.astype(float), "frame"
 
 
-@click.command(epilog=examples(
-    "streamseg report run.csv", "streamseg report labels/ -o classes.png --top 5",
-    "streamseg report run.mcap --source street", "streamseg report segmented/"))
+@click.command(
+    epilog=examples(
+        "streamseg report run.csv",
+        "streamseg report labels/ -o classes.png --top 5",
+        "streamseg report run.mcap --source street",
+        "streamseg report segmented/",
+    )
+)
 @click.argument("summary", type=click.Path(exists=True))
 @output_option("PNG plot [default: SUMMARY-report.png].", type=click.Path(dir_okay=False))
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV out [default: the PNG's name + .csv].")
-@click.option("--top", type=click.IntRange(1, 20), default=8, show_default=True,
-              help="Plot this many classes; the rest add up to 'other'.")
+@click.option(
+    "--top",
+    type=click.IntRange(1, 20),
+    default=8,
+    show_default=True,
+    help="Plot this many classes; the rest add up to 'other'.",
+)
 @click.option("--source", help="An MCAP file's source (its topic name) [default: the first].")
 def report(summary: str, output: str | None, csv_path: str | None, top: int, source: str | None) -> None:
     """Plot class area fractions over time from a run's --summary file (.csv/.jsonl), --labels-out folder
@@ -64,8 +74,10 @@ def report(summary: str, output: str | None, csv_path: str | None, top: int, sou
     click.echo(f"wrote {png} and {table} ({len(series.index)} frames, {len(seen)} classes seen)")
     for i in seen[:top]:
         column = series.fractions[:, i]
-        click.echo(f"  {series.classes[i]:<16} mean {100 * column.mean():5.1f}%  max {100 * column.max():5.1f}%  "
-                   f"in {100 * (column > 0).mean():5.1f}% of frames")
+        click.echo(
+            f"  {series.classes[i]:<16} mean {100 * column.mean():5.1f}%  max {100 * column.max():5.1f}%  "
+            f"in {100 * (column > 0).mean():5.1f}% of frames"
+        )
 
 
 def _report_batch(outdir: Path, output: str | None, csv_path: str | None, top: int) -> None:
@@ -79,11 +91,14 @@ def _report_batch(outdir: Path, output: str | None, csv_path: str | None, top: i
     seen = [int(i) for i in order if batch.means[:, i].max() > 0]
     write_batch_csv(table, batch, seen)
     plot_batch(png, batch, seen[:top])
-    click.echo(f"wrote {png} and {table} ({len(batch.videos)} videos, {sum(batch.frames)} frames, "
-               f"{len(seen)} classes seen)")
+    click.echo(
+        f"wrote {png} and {table} ({len(batch.videos)} videos, {sum(batch.frames)} frames, {len(seen)} classes seen)"
+    )
     for i in seen[:top]:
-        click.echo(f"  {batch.classes[i]:<16} mean {100 * batch.overall[i]:5.1f}%  "
-                   f"in {int((batch.means[:, i] > 0).sum())} of {len(batch.videos)} videos")
+        click.echo(
+            f"  {batch.classes[i]:<16} mean {100 * batch.overall[i]:5.1f}%  "
+            f"in {int((batch.means[:, i] > 0).sum())} of {len(batch.videos)} videos"
+        )
 
 
 def read_summary(path: Path) -> ClassSeries:
@@ -114,8 +129,12 @@ def read_summary(path: Path) -> ClassSeries:
     if not rows:
         raise ConfigError(f"{path}: no frames in this summary")
     times = [np.nan if row["time"] in ("", None) else float(row["time"]) for row in rows]
-    return ClassSeries(np.array([int(row["index"]) for row in rows]), np.array(times), classes,
-                       np.array(fractions, dtype=float).reshape(len(rows), len(classes)))
+    return ClassSeries(
+        np.array([int(row["index"]) for row in rows]),
+        np.array(times),
+        classes,
+        np.array(fractions, dtype=float).reshape(len(rows), len(classes)),
+    )
 
 
 def read_mcap(path: Path, source: str | None) -> ClassSeries:
@@ -159,8 +178,13 @@ def plot(path: Path, series: ClassSeries, shown: list[int]) -> None:
     figure = Figure(figsize=(10, 4.5), layout="constrained")
     axes = figure.add_subplot()
     axes.stackplot(x, layers, labels=names, colors=[f"C{i % 10}" for i in range(len(layers))], alpha=0.9)
-    axes.set(xlabel=label, ylabel="area fraction", ylim=(0, 1), xlim=(x.min(), x.max() if len(x) > 1 else x.min() + 1),
-             title="class area over time")
+    axes.set(
+        xlabel=label,
+        ylabel="area fraction",
+        ylim=(0, 1),
+        xlim=(x.min(), x.max() if len(x) > 1 else x.min() + 1),
+        title="class area over time",
+    )
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     try:
         figure.savefig(path, dpi=100)

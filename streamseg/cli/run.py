@@ -17,24 +17,39 @@ from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
 
 
-@click.command(cls=Command, renamed={"--encoder": "--codec"}, epilog=examples(
-    "streamseg run street.mp4 -o out.mp4 -m model.onnx --size 260 --max-frames 125",
-    "streamseg run street.mp4 -o out.mp4 -m fcn_resnet50 --labels-out labels/ --summary run.csv",
-    "streamseg run a.mp4 b.mp4 rtsp://cam/1 -o 'out/{name}.mp4' --labels-out 'labels/{name}' -m model.onnx",
-    "streamseg run rtsp://cam/1 -o rtsp://127.0.0.1:8554/seg -m model.onnx --latency-budget 200"))
+@click.command(
+    cls=Command,
+    renamed={"--encoder": "--codec"},
+    epilog=examples(
+        "streamseg run street.mp4 -o out.mp4 -m model.onnx --size 260 --max-frames 125",
+        "streamseg run street.mp4 -o out.mp4 -m fcn_resnet50 --labels-out labels/ --summary run.csv",
+        "streamseg run a.mp4 b.mp4 rtsp://cam/1 -o 'out/{name}.mp4' --labels-out 'labels/{name}' -m model.onnx",
+        "streamseg run rtsp://cam/1 -o rtsp://127.0.0.1:8554/seg -m model.onnx --latency-budget 200",
+    ),
+)
 @click.argument("sources", nargs=-1)
-@config_option("outputs", multiple=True, default=(),
-               help="Video output (mp4, mkv…, or a stream URL); repeat for several. With several sources a template: "
-                    "{name} is the source's name, {index} its position.")
+@config_option(
+    "outputs",
+    multiple=True,
+    default=(),
+    help="Video output (mp4, mkv…, or a stream URL); repeat for several. With several sources a template: "
+    "{name} is the source's name, {index} its position.",
+)
 @config_option("model", help="Built-in name (see `models list`), NAME:int8, or PATH.onnx.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML; flags win.")
 @config_option("backend", help="auto picks TensorRT, then torch on CUDA, then ONNX Runtime [default: auto].")
-@config_option("precision", help="GPU backends: fp16 converts the model; bf16: openvino on CPUs with AMX/AVX512-BF16; "
-                                 "int8 needs a Q/DQ model [default: the model's own].")
+@config_option(
+    "precision",
+    help="GPU backends: fp16 converts the model; bf16: openvino on CPUs with AMX/AVX512-BF16; "
+    "int8 needs a Q/DQ model [default: the model's own].",
+)
 @config_option("threads", type=click.IntRange(min=1), help="Inference threads [default: all cores].")
-@config_option("winograd", negation="--no-winograd",
-               help="onnxruntime: big 3x3 convolutions as Winograd F(4x4,3x3), FP32 [default: on].")
+@config_option(
+    "winograd",
+    negation="--no-winograd",
+    help="onnxruntime: big 3x3 convolutions as Winograd F(4x4,3x3), FP32 [default: on].",
+)
 @config_option("compile", help="torch backend: compile the model with torch.compile (inductor); slow first frame.")
 @config_option("decode", help="Decode files on the GPU (NVDEC) for a CUDA backend; auto: when present [default: auto].")
 @config_option("input_size", type=click.IntRange(min=16), help="Short side of the model input (FCN: 520).")
@@ -44,13 +59,18 @@ from streamseg.models.spec import ModelSpec
 @config_option("labels_out", help="Folder for per-frame label maps and summary.csv (a template, as -o).")
 @config_option("labels_format", help="Indexed PNGs or one labels.npz.")
 @config_option("summary", help="Per-frame summary file (.csv or .jsonl; a template, as -o).")
-@config_option("batch", type=click.IntRange(min=1), help="Frames per inference call, across sources "
-               "[default: the number of sources, capped by the backend].")
-@config_option("batch_timeout", type=click.FloatRange(min=0), help="Milliseconds to wait for a full batch before "
-               "running a partial one [default: 5].")
+@config_option(
+    "batch",
+    type=click.IntRange(min=1),
+    help="Frames per inference call, across sources [default: the number of sources, capped by the backend].",
+)
+@config_option(
+    "batch_timeout",
+    type=click.FloatRange(min=0),
+    help="Milliseconds to wait for a full batch before running a partial one [default: 5].",
+)
 @config_option("max_frames", type=click.IntRange(min=1), help="Stop after N frames.")
-@config_option("queue_size", type=int,
-               help="Frames each stage queue holds [default: 4 for files, 1 for live inputs].")
+@config_option("queue_size", type=int, help="Frames each stage queue holds [default: 4 for files, 1 for live inputs].")
 @config_option("publish", help="Publish label maps on this ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555.")
 @config_option("metrics_port", type=int, help="Serve Prometheus /metrics and /health on this port.")
 @config_option("preview_port", type=int, help="Serve a live preview page on this port.")
@@ -66,31 +86,55 @@ from streamseg.models.spec import ModelSpec
 @config_option("read_timeout", type=float, help="Seconds without data before a live input reconnects [default: 5].")
 @config_option("reconnect_delay", type=float, help="First reconnect wait, doubled per failure [default: 0.5 s].")
 @config_option("reconnect_max_delay", type=float, help="Longest reconnect wait [default: 10 s].")
-@config_option("reconnect_give_up", type=int,
-               help="Give up after N failed connection attempts in a row, the first connection's too [default: never].")
-@config_option("undecodable_timeout", type=float,
-               help="Reconnect a live input that sends nothing decodable for this many seconds [default: 10].")
+@config_option(
+    "reconnect_give_up",
+    type=int,
+    help="Give up after N failed connection attempts in a row, the first connection's too [default: never].",
+)
+@config_option(
+    "undecodable_timeout",
+    type=float,
+    help="Reconnect a live input that sends nothing decodable for this many seconds [default: 10].",
+)
 @config_option("codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @config_option("bitrate", type=BitRate(), help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
 @config_option("gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")
-@config_option("interval", type=click.IntRange(min=1),
-               help="Infer every Nth frame; the others get the last inferred labels, carried forward [default: 1].")
-@config_option("propagate",
-               help="How labels are carried to frames not inferred: held, or warped by optical flow [default: flow].")
-@config_option("smooth", type=click.FloatRange(min=0, max=1, min_open=True),
-               help="Average class scores over inferred frames (motion-compensated, reset on cuts); the newest "
-                    "frame's weight, e.g. 0.5.")
-@config_option("latency_budget", type=click.FloatRange(min=0, min_open=True),
-               help="Live: every frame out within MS at the camera's rate; streamseg picks the inference interval.")
-@config_option("latency_sizes", type=str, metavar="S1,S2,...",
-               help="With --latency-budget: input short sides it may pick, e.g. 520,360,256 "
-                    "[default: --size or the model's, and 4 smaller, each about half the pixels].")
-@config_option("segment_seconds", type=float,
-               help="Record file outputs in N-second segments; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.")
+@config_option(
+    "interval",
+    type=click.IntRange(min=1),
+    help="Infer every Nth frame; the others get the last inferred labels, carried forward [default: 1].",
+)
+@config_option(
+    "propagate", help="How labels are carried to frames not inferred: held, or warped by optical flow [default: flow]."
+)
+@config_option(
+    "smooth",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    help="Average class scores over inferred frames (motion-compensated, reset on cuts); the newest "
+    "frame's weight, e.g. 0.5.",
+)
+@config_option(
+    "latency_budget",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Live: every frame out within MS at the camera's rate; streamseg picks the inference interval.",
+)
+@config_option(
+    "latency_sizes",
+    type=str,
+    metavar="S1,S2,...",
+    help="With --latency-budget: input short sides it may pick, e.g. 520,360,256 "
+    "[default: --size or the model's, and 4 smaller, each about half the pixels].",
+)
+@config_option(
+    "segment_seconds",
+    type=float,
+    help="Record file outputs in N-second segments; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.",
+)
 @config_option("keep_gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None, no_progress: bool,
-        **flags: Any) -> None:
+def run(
+    sources: tuple[str, ...], spec_path: str | None, config_path: str | None, no_progress: bool, **flags: Any
+) -> None:
     """Segment SOURCES (video files, rtsp://, udp://, http(s):// HLS, rtmp://, /dev/videoN; any mix) with one
     model, batched across them, and write each one's overlay video or stream, label maps and summary."""
     from streamseg.pipeline import Pipeline, SourcesFailed
@@ -98,11 +142,22 @@ def run(sources: tuple[str, ...], spec_path: str | None, config_path: str | None
     config = build_config({**flags, "sources": sources}, spec_path, config_path)
     if not config.sources:
         raise click.UsageError("no SOURCE given (or a `sources:` list in --config)")
-    if not (config.outputs or config.labels_out or config.summary or config.publish or config.preview_port is not None
-            or config.mcap or config.foxglove_port is not None or config.mqtt or config.kafka
-            or any(s.outputs or s.labels_out or s.summary for s in config.sources)):
-        raise click.UsageError("nothing to write: give -o OUTPUT, --labels-out DIR, --summary FILE, --publish "
-                               "ENDPOINT, --preview PORT, --mcap FILE, --foxglove PORT, --mqtt URL or --kafka URL")
+    if not (
+        config.outputs
+        or config.labels_out
+        or config.summary
+        or config.publish
+        or config.preview_port is not None
+        or config.mcap
+        or config.foxglove_port is not None
+        or config.mqtt
+        or config.kafka
+        or any(s.outputs or s.labels_out or s.summary for s in config.sources)
+    ):
+        raise click.UsageError(
+            "nothing to write: give -o OUTPUT, --labels-out DIR, --summary FILE, --publish "
+            "ENDPOINT, --preview PORT, --mcap FILE, --foxglove PORT, --mqtt URL or --kafka URL"
+        )
     if config.model is None:
         raise no_model_error()
 
@@ -162,8 +217,9 @@ def build_config(flags: dict[str, Any], spec_path: str | None, config_path: str 
 def _announce_servers(pipeline) -> None:
     """One line per local page, so a user (or a script) knows where to look."""
     if pipeline.metrics is not None:
-        click.echo(f"streamseg: metrics at {pipeline.metrics.url}metrics, health at {pipeline.metrics.url}health",
-                   err=True)
+        click.echo(
+            f"streamseg: metrics at {pipeline.metrics.url}metrics, health at {pipeline.metrics.url}health", err=True
+        )
     if pipeline.preview is not None:
         click.echo(f"streamseg: preview at {pipeline.preview.url}", err=True)
     if pipeline.publisher is not None:
@@ -187,28 +243,40 @@ def _stop_on_signals(pipeline) -> None:
 def _progress(total: int | None, name: str, *, disabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=name[-40:], unit="frame", disable=disabled or not sys.stderr.isatty(),
-                dynamic_ncols=True, smoothing=0.1)
+    return tqdm(
+        total=total,
+        desc=name[-40:],
+        unit="frame",
+        disable=disabled or not sys.stderr.isatty(),
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
 
 
 def _print_summary(summary, written: list[str]) -> None:
     echo = lambda text="": click.echo(text, err=True)  # noqa: E731
     every_source_failed = summary.sources and len(summary.failed) == len(summary.sources)
     state = "failed" if every_source_failed else "stopped early" if summary.stopped_early else "done"
-    echo(f"streamseg: {state}: {summary.frames_in} frames in, {summary.frames_out} out, "
-         f"{sum(summary.dropped.values())} dropped, {summary.fps:.2f} fps over {summary.wall_seconds:.1f} s "
-         f"on {summary.backend}{'; wrote ' + ', '.join(written) if written else ''}")
+    echo(
+        f"streamseg: {state}: {summary.frames_in} frames in, {summary.frames_out} out, "
+        f"{sum(summary.dropped.values())} dropped, {summary.fps:.2f} fps over {summary.wall_seconds:.1f} s "
+        f"on {summary.backend}{'; wrote ' + ', '.join(written) if written else ''}"
+    )
     links = summary.extra
     if "reconnects" in links or "output_reconnects" in links:
-        echo(f"streamseg: live: {links.get('reconnects', 0)} input reconnects, "
-             f"{links.get('output_reconnects', 0)} output reconnects, "
-             f"{links.get('output_dropped', 0)} frames dropped while an output was down")
+        echo(
+            f"streamseg: live: {links.get('reconnects', 0)} input reconnects, "
+            f"{links.get('output_reconnects', 0)} output reconnects, "
+            f"{links.get('output_dropped', 0)} frames dropped while an output was down"
+        )
     if summary.delivered:
         counts = ", ".join(f"{redact(name)} {count}" for name, count in summary.delivered.items())
         echo(f"streamseg: delivered: {counts}")
     if summary.latency.get("items"):
-        echo(f"streamseg: latency from capture to written: p50 {summary.latency['p50_ms']:.0f} ms, "
-             f"p99 {summary.latency['p99_ms']:.0f} ms")
+        echo(
+            f"streamseg: latency from capture to written: p50 {summary.latency['p50_ms']:.0f} ms, "
+            f"p99 {summary.latency['p99_ms']:.0f} ms"
+        )
     if summary.results_dropped:
         echo(f"streamseg: {summary.results_dropped} frames written but dropped before the reader took them")
     if len(summary.sources) > 1:
@@ -216,14 +284,19 @@ def _print_summary(summary, written: list[str]) -> None:
         echo(f"streamseg: inference calls by frames per call: {batches}")
         echo(f"  {'source':<24}{'state':>10}{'in':>7}{'out':>7}{'dropped':>9}{'fps':>8}{'p50 ms':>9}")
         for row in summary.sources:
-            echo(f"  {row['name'][:24]:<24}{row['state']:>10}{row['frames_in']:>7}{row['frames_out']:>7}"
-                 f"{row['dropped']:>9}{row['fps']:>8.2f}{row['latency_p50_ms']:>9.0f}")
-        echo(f"  {'total':<24}{'':>10}{summary.frames_in:>7}{summary.frames_out:>7}"
-             f"{sum(summary.dropped.values()):>9}{summary.fps:>8.2f}")
+            echo(
+                f"  {row['name'][:24]:<24}{row['state']:>10}{row['frames_in']:>7}{row['frames_out']:>7}"
+                f"{row['dropped']:>9}{row['fps']:>8.2f}{row['latency_p50_ms']:>9.0f}"
+            )
+        echo(
+            f"  {'total':<24}{'':>10}{summary.frames_in:>7}{summary.frames_out:>7}"
+            f"{sum(summary.dropped.values()):>9}{summary.fps:>8.2f}"
+        )
     for row in summary.sources:
         if "settings" in row:
             echo(f"streamseg: {row['name']}: {row['settings']}")
     echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
     for name, s in summary.stages.items():
-        echo(f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}"
-             f"{s['busy_s']:>9.1f}")
+        echo(
+            f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['busy_s']:>9.1f}"
+        )

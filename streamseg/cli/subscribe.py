@@ -17,15 +17,20 @@ from streamseg.logs import redact
 TOP = 3  # classes named per line
 
 
-@click.command(cls=Command, renamed={"--save": "--output"}, epilog=examples(
-    "streamseg subscribe tcp://127.0.0.1:5555",
-    "streamseg subscribe tcp://127.0.0.1:5555 -n 100 --json -o labels/"))
+@click.command(
+    cls=Command,
+    renamed={"--save": "--output"},
+    epilog=examples(
+        "streamseg subscribe tcp://127.0.0.1:5555", "streamseg subscribe tcp://127.0.0.1:5555 -n 100 --json -o labels/"
+    ),
+)
 @click.argument("endpoint")
 @click.option("-n", "--count", type=click.IntRange(min=1), help="Exit after N label maps [default: run until Ctrl-C].")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Give up after this many seconds without a message.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message: the header plus class fractions.")
-@output_option("Also save each label map as DIR/NNNNNN.png.", dest="save", type=click.Path(file_okay=False),
-               metavar="DIR")
+@output_option(
+    "Also save each label map as DIR/NNNNNN.png.", dest="save", type=click.Path(file_okay=False), metavar="DIR"
+)
 def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: bool, save: str | None) -> None:
     """Connect to ENDPOINT (e.g. tcp://127.0.0.1:5555) and describe each label map received."""
     from streamseg.publish.wire import MAX_MESSAGE_BYTES, TOPIC, decode

@@ -23,8 +23,9 @@ class Compositor:
     or stay black (mask).
     """
 
-    def __init__(self, spec: ModelSpec, *, mode: Mode = "overlay", alpha: float = 0.5,
-                 classes: Sequence[str] | None = None):
+    def __init__(
+        self, spec: ModelSpec, *, mode: Mode = "overlay", alpha: float = 0.5, classes: Sequence[str] | None = None
+    ):
         if mode not in MODES:
             raise ConfigError(f"overlay: unknown mode {mode!r} (choose from {', '.join(MODES)})")
         if not 0.0 <= alpha <= 1.0:
@@ -32,7 +33,7 @@ class Compositor:
         self.mode = mode
         self.alpha = alpha
         drawn = np.ones(256, bool)
-        drawn[spec.num_classes:] = False
+        drawn[spec.num_classes :] = False
         if classes:
             unknown = sorted(set(classes) - set(spec.classes))
             if unknown:

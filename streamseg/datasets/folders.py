@@ -70,8 +70,9 @@ class SegmentationFolder:
         image = _read(image_path, "RGB")
         mask = _read_mask(mask_path)
         if mask.shape != image.shape[:2]:
-            raise SourceError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, "
-                              f"image is {image.shape[1]}x{image.shape[0]}")
+            raise SourceError(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {image.shape[1]}x{image.shape[0]}"
+            )
         return Sample(name, image, mask)
 
     def __iter__(self) -> Iterator[Sample]:
@@ -142,8 +143,10 @@ def _cityscapes_pairs(root: Path, split: str) -> list[tuple[str, Path, Path]]:
         stem = image.name[: -len(_CS_IMAGE_SUFFIX)]
         mask = root / "gtFine" / split / image.parent.name / f"{stem}{_CS_LABEL_SUFFIX}"
         if not mask.exists():
-            raise SourceError(f"{root}: {mask.relative_to(root)} is missing (create trainId masks with "
-                              "cityscapesScripts' createTrainIdLabelImgs)")
+            raise SourceError(
+                f"{root}: {mask.relative_to(root)} is missing (create trainId masks with "
+                "cityscapesScripts' createTrainIdLabelImgs)"
+            )
         pairs.append((stem, image, mask))
     return pairs
 

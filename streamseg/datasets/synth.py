@@ -71,11 +71,16 @@ def random_scene(rng: np.random.Generator, size: tuple[int, int] = (240, 320)) -
         buildings.append((int(x), int(x + width), int(top), _tint(rng, (120, 110, 100), 50)))
         x += width + w * rng.uniform(0, 0.06)
     scene = Scene(
-        size=size, horizon=horizon, vanish_x=w * rng.uniform(0.35, 0.65), road_half=w * rng.uniform(0.45, 0.8),
+        size=size,
+        horizon=horizon,
+        vanish_x=w * rng.uniform(0.35, 0.65),
+        road_half=w * rng.uniform(0.45, 0.8),
         walk_width=rng.uniform(0.25, 0.5),
         sky=(_tint(rng, (110, 160, 220), 35), _tint(rng, (190, 205, 225), 30)),
-        verge=_tint(rng, (80, 110, 60), 35), asphalt=_tint(rng, (90, 90, 95), 25),
-        pavement=_tint(rng, (170, 160, 150), 30), buildings=buildings,
+        verge=_tint(rng, (80, 110, 60), 35),
+        asphalt=_tint(rng, (90, 90, 95), 25),
+        pavement=_tint(rng, (170, 160, 150), 30),
+        buildings=buildings,
         texture_seed=int(rng.integers(2**31)),
     )
     for kind, count in ((CAR, rng.integers(0, 5)), (PERSON, rng.integers(0, 5))):
@@ -91,12 +96,26 @@ def random_thing(rng: np.random.Generator, scene: Scene, kind: int) -> Thing:
     half = scene.road_half * depth
     if kind == CAR:
         x = scene.vanish_x + rng.uniform(-0.75, 0.75) * half
-        return Thing(CAR, x, y, depth * rng.uniform(0.3, 0.4), _color(rng, 20, 235), _tint(rng, (40, 45, 55), 20),
-                     vx=rng.choice([-1, 1]) * rng.uniform(10, 30) * depth)
+        return Thing(
+            CAR,
+            x,
+            y,
+            depth * rng.uniform(0.3, 0.4),
+            _color(rng, 20, 235),
+            _tint(rng, (40, 45, 55), 20),
+            vx=rng.choice([-1, 1]) * rng.uniform(10, 30) * depth,
+        )
     side = rng.choice([-1, 1])
     x = scene.vanish_x + side * half * (1 + rng.uniform(0.05, 0.95) * scene.walk_width)
-    return Thing(PERSON, x, y, depth * rng.uniform(0.45, 0.6), _color(rng, 20, 235), _color(rng, 20, 160),
-                 vx=rng.choice([-1, 1]) * rng.uniform(3, 8) * depth)
+    return Thing(
+        PERSON,
+        x,
+        y,
+        depth * rng.uniform(0.45, 0.6),
+        _color(rng, 20, 235),
+        _color(rng, 20, 160),
+        vx=rng.choice([-1, 1]) * rng.uniform(3, 8) * depth,
+    )
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
@@ -132,16 +151,27 @@ def render(scene: Scene, light: Lighting, rng: np.random.Generator, t: float = 0
         _fill(image, mask, [(x0, top_y), (x1, top_y), (x1, hz + 2), (x0, hz + 2)], color, BACKGROUND)
         for wy in range(top_y + 4, hz - 4, 9):  # windows
             for wx in range(x0 + 3, x1 - 5, 8):
-                image[wy:wy + 4, wx:wx + 4] *= 0.55
+                image[wy : wy + 4, wx : wx + 4] *= 0.55
 
     vx, bottom = scene.vanish_x, h - 1
     half, walk = scene.road_half, scene.road_half * (1 + scene.walk_width)
     apex = w * 0.01
     for side in (-1, 1):
-        _fill(image, mask, [(vx + side * apex, hz), (vx + side * apex * 2, hz), (vx + side * walk, bottom),
-                            (vx + side * half, bottom)], scene.pavement, SIDEWALK)
-    _fill(image, mask, [(vx - apex, hz), (vx + apex, hz), (vx + half, bottom), (vx - half, bottom)],
-          scene.asphalt, ROAD)
+        _fill(
+            image,
+            mask,
+            [
+                (vx + side * apex, hz),
+                (vx + side * apex * 2, hz),
+                (vx + side * walk, bottom),
+                (vx + side * half, bottom),
+            ],
+            scene.pavement,
+            SIDEWALK,
+        )
+    _fill(
+        image, mask, [(vx - apex, hz), (vx + apex, hz), (vx + half, bottom), (vx - half, bottom)], scene.asphalt, ROAD
+    )
     grain = tex.normal(0, 6, (h, w)).astype(np.float32)
     image += np.where((mask == ROAD) | (mask == SIDEWALK), grain, 0)[..., None]
     _tiles_and_markings(image, mask, scene)
@@ -167,45 +197,113 @@ def _tiles_and_markings(image: np.ndarray, mask: np.ndarray, scene: Scene) -> No
     for y in np.nonzero(dash)[0]:
         half_w = max(0.5, 2.5 * depth[y])
         x0, x1 = int(scene.vanish_x - half_w), int(np.ceil(scene.vanish_x + half_w))
-        image[y, max(0, x0):max(0, x1)] = (235, 235, 225)
+        image[y, max(0, x0) : max(0, x1)] = (235, 235, 225)
 
 
 def _draw_car(image, mask, x, y, height, thing: Thing) -> None:
     width = height * 2.0
     body_top, cabin_top = y - height * 0.55, y - height
-    _fill(image, mask, [(x - width * 0.55, y + height * 0.06), (x + width * 0.55, y + height * 0.06),
-                        (x + width * 0.45, y + height * 0.14), (x - width * 0.45, y + height * 0.14)],
-          tuple(0.5 * v for v in thing.second_color), ROAD)  # shadow on the road: still road
-    _fill(image, mask, [(x - width / 2, y - height * 0.1), (x + width / 2, y - height * 0.1),
-                        (x + width / 2, body_top), (x - width / 2, body_top)], thing.color, CAR)
-    _fill(image, mask, [(x - width * 0.35, body_top), (x + width * 0.35, body_top),
-                        (x + width * 0.25, cabin_top), (x - width * 0.25, cabin_top)], thing.color, CAR)
-    _fill(image, mask, [(x - width * 0.3, body_top - 1), (x + width * 0.3, body_top - 1),
-                        (x + width * 0.22, cabin_top + height * 0.08), (x - width * 0.22, cabin_top + height * 0.08)],
-          thing.second_color, CAR)  # windows
+    _fill(
+        image,
+        mask,
+        [
+            (x - width * 0.55, y + height * 0.06),
+            (x + width * 0.55, y + height * 0.06),
+            (x + width * 0.45, y + height * 0.14),
+            (x - width * 0.45, y + height * 0.14),
+        ],
+        tuple(0.5 * v for v in thing.second_color),
+        ROAD,
+    )  # shadow on the road: still road
+    _fill(
+        image,
+        mask,
+        [
+            (x - width / 2, y - height * 0.1),
+            (x + width / 2, y - height * 0.1),
+            (x + width / 2, body_top),
+            (x - width / 2, body_top),
+        ],
+        thing.color,
+        CAR,
+    )
+    _fill(
+        image,
+        mask,
+        [
+            (x - width * 0.35, body_top),
+            (x + width * 0.35, body_top),
+            (x + width * 0.25, cabin_top),
+            (x - width * 0.25, cabin_top),
+        ],
+        thing.color,
+        CAR,
+    )
+    _fill(
+        image,
+        mask,
+        [
+            (x - width * 0.3, body_top - 1),
+            (x + width * 0.3, body_top - 1),
+            (x + width * 0.22, cabin_top + height * 0.08),
+            (x - width * 0.22, cabin_top + height * 0.08),
+        ],
+        thing.second_color,
+        CAR,
+    )  # windows
     radius = max(1, int(height * 0.17))
     for wx in (x - width * 0.32, x + width * 0.32):
         center = (round(wx), round(y - height * 0.1))
         cv2.circle(image, center, radius, (20, 20, 22), -1, lineType=cv2.LINE_AA)
         cv2.circle(mask, center, radius, CAR, -1)
     for lx in (x - width * 0.45, x + width * 0.38):  # lights
-        cv2.rectangle(image, (int(lx), int(body_top + 2)), (int(lx + width * 0.07), int(body_top + height * 0.12)),
-                      (240, 230, 180), -1)
+        cv2.rectangle(
+            image,
+            (int(lx), int(body_top + 2)),
+            (int(lx + width * 0.07), int(body_top + height * 0.12)),
+            (240, 230, 180),
+            -1,
+        )
 
 
 def _draw_person(image, mask, x, y, height, thing: Thing) -> None:
     head = height * 0.11
     shoulders, hips = y - height * 0.8, y - height * 0.45
     half = height * 0.13
-    _fill(image, mask, [(x - half * 0.5, hips), (x - half * 0.15, hips), (x - half * 0.35, y), (x - half * 0.85, y)],
-          thing.second_color, PERSON)  # legs
-    _fill(image, mask, [(x + half * 0.15, hips), (x + half * 0.5, hips), (x + half * 0.85, y), (x + half * 0.35, y)],
-          thing.second_color, PERSON)
-    _fill(image, mask, [(x - half, shoulders), (x + half, shoulders), (x + half * 0.7, hips + 1),
-                        (x - half * 0.7, hips + 1)], thing.color, PERSON)  # torso
+    _fill(
+        image,
+        mask,
+        [(x - half * 0.5, hips), (x - half * 0.15, hips), (x - half * 0.35, y), (x - half * 0.85, y)],
+        thing.second_color,
+        PERSON,
+    )  # legs
+    _fill(
+        image,
+        mask,
+        [(x + half * 0.15, hips), (x + half * 0.5, hips), (x + half * 0.85, y), (x + half * 0.35, y)],
+        thing.second_color,
+        PERSON,
+    )
+    _fill(
+        image,
+        mask,
+        [(x - half, shoulders), (x + half, shoulders), (x + half * 0.7, hips + 1), (x - half * 0.7, hips + 1)],
+        thing.color,
+        PERSON,
+    )  # torso
     for side in (-1, 1):  # arms
-        _fill(image, mask, [(x + side * half, shoulders), (x + side * half * 1.4, shoulders + 2),
-                            (x + side * half * 1.2, hips), (x + side * half * 0.9, hips)], thing.color, PERSON)
+        _fill(
+            image,
+            mask,
+            [
+                (x + side * half, shoulders),
+                (x + side * half * 1.4, shoulders + 2),
+                (x + side * half * 1.2, hips),
+                (x + side * half * 0.9, hips),
+            ],
+            thing.color,
+            PERSON,
+        )
     center = (round(x), round(shoulders - head))
     radius = max(1, round(head))
     cv2.circle(image, center, radius, (200, 160, 130), -1, lineType=cv2.LINE_AA)
@@ -231,9 +329,16 @@ def random_lighting(rng: np.random.Generator) -> Lighting:
     if rng.random() < 0.5:  # a shadow band across the ground, as from a building
         x0 = rng.uniform(-0.2, 0.8)
         shadow = ((x0, 0.4), (x0 + 0.3, 0.4), (x0 + rng.uniform(0.3, 0.9), 1.0), (x0 + rng.uniform(-0.4, 0.1), 1.0))
-    return Lighting(gain=rng.uniform(0.55, 1.35), cast=tuple(rng.uniform(0.88, 1.12, 3)), gamma=rng.uniform(0.8, 1.25),
-                    gradient=rng.uniform(0, 0.35), angle=rng.uniform(0, 2 * np.pi), shadow=shadow,
-                    shade=rng.uniform(0.5, 0.8), noise=rng.uniform(2, 8))
+    return Lighting(
+        gain=rng.uniform(0.55, 1.35),
+        cast=tuple(rng.uniform(0.88, 1.12, 3)),
+        gamma=rng.uniform(0.8, 1.25),
+        gradient=rng.uniform(0, 0.35),
+        angle=rng.uniform(0, 2 * np.pi),
+        shadow=shadow,
+        shade=rng.uniform(0.5, 0.8),
+        noise=rng.uniform(2, 8),
+    )
 
 
 def _light(image: np.ndarray, light: Lighting, rng: np.random.Generator) -> None:

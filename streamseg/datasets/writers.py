@@ -33,9 +33,18 @@ class SynthSummary:
     video_frames: int
 
 
-def write_synthetic(out: str | Path, *, n: int, format: str = "voc", seed: int = 0, size: tuple[int, int] = (240, 320),
-                    val_fraction: float = 0.2, video_frames: int = 60, fps: int = 10,
-                    progress: Callable[[int], None] | None = None) -> SynthSummary:
+def write_synthetic(
+    out: str | Path,
+    *,
+    n: int,
+    format: str = "voc",
+    seed: int = 0,
+    size: tuple[int, int] = (240, 320),
+    val_fraction: float = 0.2,
+    video_frames: int = 60,
+    fps: int = 10,
+    progress: Callable[[int], None] | None = None,
+) -> SynthSummary:
     """``n`` labeled images split train/val, ``classes.txt`` and, unless ``video_frames`` is 0, the held-out video."""
     if format not in FORMATS:
         raise ConfigError(f"dataset format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -67,8 +76,11 @@ def write_synthetic(out: str | Path, *, n: int, format: str = "voc", seed: int =
             (lists / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
         (lists / "trainval.txt").write_text("".join(f"{name}\n" for name in splits["train"] + splits["val"]))
     write_classes(root, synth.CLASSES, synth.PALETTE)
-    video = write_heldout_video(root / HELDOUT, seed=seed, size=size, frames=video_frames, fps=fps) \
-        if video_frames else None
+    video = (
+        write_heldout_video(root / HELDOUT, seed=seed, size=size, frames=video_frames, fps=fps)
+        if video_frames
+        else None
+    )
     return SynthSummary(root, len(splits["train"]), len(splits["val"]), video, video_frames)
 
 
@@ -111,9 +123,15 @@ def write_heldout_video(folder: Path, *, seed: int, size: tuple[int, int], frame
     for lane in (-1, 1):  # one car per lane, near enough to see, driving slowly so it stays on the road
         depth = rng.uniform(0.45, 0.85)
         car = synth.random_thing(rng, scene, synth.CAR)
-        scene.things.append(dataclasses.replace(
-            car, y=scene.horizon + depth * (size[0] - scene.horizon), scale=depth * rng.uniform(0.3, 0.4),
-            x=scene.vanish_x + lane * scene.road_half * depth * rng.uniform(0.3, 0.5), vx=-lane * rng.uniform(3, 8)))
+        scene.things.append(
+            dataclasses.replace(
+                car,
+                y=scene.horizon + depth * (size[0] - scene.horizon),
+                scale=depth * rng.uniform(0.3, 0.4),
+                x=scene.vanish_x + lane * scene.road_half * depth * rng.uniform(0.3, 0.5),
+                vx=-lane * rng.uniform(3, 8),
+            )
+        )
     light = dataclasses.replace(synth.random_lighting(rng), gain=1.0)
     labels = folder / "labels"
     labels.mkdir(parents=True, exist_ok=True)

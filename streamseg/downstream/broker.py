@@ -24,8 +24,16 @@ class BrokerSink:
 
     flag = "--broker"
 
-    def __init__(self, url: str, classes: tuple[str, ...], *, live: bool, labels: bool = False,
-                 queue_size: int = 256, drain_seconds: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        classes: tuple[str, ...],
+        *,
+        live: bool,
+        labels: bool = False,
+        queue_size: int = 256,
+        drain_seconds: float = 5.0,
+    ):
         self.url = redact(url)
         self.classes = classes
         self.live = live
@@ -97,6 +105,11 @@ class BrokerSink:
         unsent = len(self._queue)
         self._queue.dropped += unsent
         if unsent or self.pending():
-            log.warning("%s %s: %d frames not sent and %d messages not acknowledged when the run ended",
-                        self.flag, self.url, unsent, self.pending())
+            log.warning(
+                "%s %s: %d frames not sent and %d messages not acknowledged when the run ended",
+                self.flag,
+                self.url,
+                unsent,
+                self.pending(),
+            )
         self.stop_client()

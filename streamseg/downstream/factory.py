@@ -25,9 +25,16 @@ def open_downstream_sinks(cfg: Any, spec: ModelSpec, live: bool) -> list:
         if cfg.mqtt:
             from streamseg.downstream.mqtt_sink import MqttSink
 
-            sinks.append(MqttSink(cfg.mqtt, spec.classes, live=live, labels=cfg.mqtt_labels,
-                                  reconnect_delay=cfg.live.reconnect_delay,
-                                  reconnect_max_delay=cfg.live.reconnect_max_delay))
+            sinks.append(
+                MqttSink(
+                    cfg.mqtt,
+                    spec.classes,
+                    live=live,
+                    labels=cfg.mqtt_labels,
+                    reconnect_delay=cfg.live.reconnect_delay,
+                    reconnect_max_delay=cfg.live.reconnect_max_delay,
+                )
+            )
         if cfg.kafka:
             from streamseg.downstream.kafka_sink import KafkaSink
 

@@ -64,8 +64,12 @@ class FoxgloveSink:
         channel = self._channels.get(name)
         if channel is None:
             fg = self._foxglove
-            channel = fg.Channel(name, message_encoding="cdr", context=self._context,
-                                 schema=fg.Schema(name=schema, encoding="ros2msg", data=SCHEMAS[schema].encode()))
+            channel = fg.Channel(
+                name,
+                message_encoding="cdr",
+                context=self._context,
+                schema=fg.Schema(name=schema, encoding="ros2msg", data=SCHEMAS[schema].encode()),
+            )
             self._channels[name] = channel
         return channel
 

@@ -77,8 +77,12 @@ def read_class_fractions(path: Path, source: str | None = None) -> McapFractions
                 if not index:
                     raise ConfigError(f"{path}: not a readable MCAP file ({type(err).__name__}: {err})") from None
                 truncated = True
-                log.warning("%s: the file ends early (%s); using the %d frames before that", path,
-                            type(err).__name__, len(index))
+                log.warning(
+                    "%s: the file ends early (%s); using the %d frames before that",
+                    path,
+                    type(err).__name__,
+                    len(index),
+                )
     except OSError as err:
         raise SourceError(f"{path}: cannot read: {err.strerror or err}") from None
     if classes is None:

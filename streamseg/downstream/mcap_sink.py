@@ -32,8 +32,9 @@ def _writer_class():
 class McapSink:
     """One MCAP file for all sources: topics ``/streamseg/<source>/<channel>`` (see ``ros_messages.CHANNELS``)."""
 
-    def __init__(self, path: str | Path, classes: tuple[str, ...], colors: tuple[tuple[int, int, int], ...],
-                 *, live: bool):
+    def __init__(
+        self, path: str | Path, classes: tuple[str, ...], colors: tuple[tuple[int, int, int], ...], *, live: bool
+    ):
         Writer, CompressionType = _writer_class()
         self.encoder = RosEncoder(classes)
         self.path = Path(path)
@@ -46,8 +47,9 @@ class McapSink:
         # chunk_size only bounds a chunk; flush() ends one per frame anyway
         self._writer = Writer(self._file, chunk_size=4 << 20, compression=CompressionType.ZSTD)
         self._writer.start(profile="ros2", library="streamseg")
-        self._schemas = {name: self._writer.register_schema(name, "ros2msg", text.encode())
-                         for name, text in SCHEMAS.items()}
+        self._schemas = {
+            name: self._writer.register_schema(name, "ros2msg", text.encode()) for name, text in SCHEMAS.items()
+        }
         self._channels: dict[str, int] = {}
         self._topics = SourceTopics()
         self._writer.add_metadata("streamseg", {
@@ -62,13 +64,15 @@ class McapSink:
         new = result.source not in self._topics
         name = self._topics(result.source)
         if new:
-            self._writer.add_metadata(f"streamseg.source.{name}", {"source": redact(result.source),
-                                                                   "topic_prefix": f"{PREFIX}/{name}"})
+            self._writer.add_metadata(
+                f"streamseg.source.{name}", {"source": redact(result.source), "topic_prefix": f"{PREFIX}/{name}"}
+            )
         stamp = stamp_ns(result, self.live)
         for message in self.encoder.messages(result, stamp, frame_id=name):
             channel = self._channel(topic(name, message.suffix), message.schema)
-            self._writer.add_message(channel, log_time=stamp, publish_time=stamp, data=message.data,
-                                     sequence=result.index)
+            self._writer.add_message(
+                channel, log_time=stamp, publish_time=stamp, data=message.data, sequence=result.index
+            )
         try:
             self._writer.flush()  # one chunk per frame, handed to the OS: survives a kill of this process
         except OSError as err:

@@ -50,8 +50,17 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str, str | None, str | None, boo
 class MqttSink(BrokerSink):
     flag = "--mqtt"
 
-    def __init__(self, url: str, classes: tuple[str, ...], *, live: bool, labels: bool = False,
-                 queue_size: int = 256, reconnect_delay: float = 0.5, reconnect_max_delay: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        classes: tuple[str, ...],
+        *,
+        live: bool,
+        labels: bool = False,
+        queue_size: int = 256,
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 10.0,
+    ):
         mqtt = require_paho()
         host, port, self.topic, user, password, tls = parse_mqtt_url(url)
         super().__init__(url, classes, live=live, labels=labels, queue_size=queue_size)
@@ -61,8 +70,9 @@ class MqttSink(BrokerSink):
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self._ever_connected = False
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                   client_id=f"streamseg-{os.getpid()}-{secrets.token_hex(3)}")
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"streamseg-{os.getpid()}-{secrets.token_hex(3)}"
+        )
         if user is not None:
             self._client.username_pw_set(user, password)
         if tls:

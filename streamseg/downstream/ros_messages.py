@@ -77,8 +77,10 @@ class RosEncoder:
         self._layout = {"dim": dims, "data_offset": 0}
 
     def messages(self, result: Result, stamp_ns: int, frame_id: str) -> list[RosMessage]:
-        header = {"stamp": {"sec": stamp_ns // 1_000_000_000, "nanosec": stamp_ns % 1_000_000_000},
-                  "frame_id": frame_id}
+        header = {
+            "stamp": {"sec": stamp_ns // 1_000_000_000, "nanosec": stamp_ns % 1_000_000_000},
+            "frame_id": frame_id,
+        }
         labels = np.ascontiguousarray(result.labels, dtype=np.uint8)
         fractions = class_fractions(labels, len(self.classes))
         stats = {
@@ -94,8 +96,10 @@ class RosEncoder:
             "class_fractions": {"layout": self._layout, "data": fractions.astype(np.float32).tolist()},
             "stats": {"data": json.dumps(stats)},
         }  # fmt: skip
-        return [RosMessage(suffix, CHANNELS[suffix], self._encode[CHANNELS[suffix]](value))
-                for suffix, value in values.items()]
+        return [
+            RosMessage(suffix, CHANNELS[suffix], self._encode[CHANNELS[suffix]](value))
+            for suffix, value in values.items()
+        ]
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

@@ -59,16 +59,27 @@ def _candidate_backend(path: Path, spec: ModelSpec, backend: str, threads: int |
         from streamseg.backends import cuda_present
 
         if importlib.util.find_spec("tensorrt") is None or not cuda_present():
-            raise BackendError(f"{path.name} is a TensorRT engine: comparing it needs TensorRT and a CUDA GPU, "
-                               "which are not both usable here")
-        raise BackendError(f"{path.name}: pass the ONNX it was built from with --candidate-backend tensorrt "
-                           "(the engine cache finds or builds the engine)")
+            raise BackendError(
+                f"{path.name} is a TensorRT engine: comparing it needs TensorRT and a CUDA GPU, "
+                "which are not both usable here"
+            )
+        raise BackendError(
+            f"{path.name}: pass the ONNX it was built from with --candidate-backend tensorrt "
+            "(the engine cache finds or builds the engine)"
+        )
     return create_backend(backend, path, spec, threads=threads)
 
 
-def compare(reference: str | Path, candidate: str | Path, video: str | Path, *, frames: int = 16,
-            input_size: int | None = None, candidate_backend: str = "onnxruntime",
-            threads: int | None = None) -> AgreementReport:
+def compare(
+    reference: str | Path,
+    candidate: str | Path,
+    video: str | Path,
+    *,
+    frames: int = 16,
+    input_size: int | None = None,
+    candidate_backend: str = "onnxruntime",
+    threads: int | None = None,
+) -> AgreementReport:
     """Run both models on ``frames`` frames spread over ``video`` and compare labels, logits and speed."""
     from streamseg.backends.onnxruntime import OnnxRuntimeBackend
     from streamseg.models import resolve_model, spec_from_onnx
@@ -87,8 +98,10 @@ def compare(reference: str | Path, candidate: str | Path, video: str | Path, *, 
         if found is not None:
             cand_spec = found.with_short_side(input_size or _short_side(ref_spec))
     if cand_spec.classes != ref_spec.classes:
-        raise ModelError(f"candidate has {cand_spec.num_classes} classes, reference {ref_spec.num_classes}: "
-                         "they do not segment the same thing")
+        raise ModelError(
+            f"candidate has {cand_spec.num_classes} classes, reference {ref_spec.num_classes}: "
+            "they do not segment the same thing"
+        )
     picked = sample_frames([Path(video)], frames, phase=0.75)  # calibration used phase 0.25
     ref_inputs = preprocess(picked, ref_spec)
     cand_inputs = preprocess(picked, cand_spec) if cand_spec != ref_spec else ref_inputs
@@ -133,15 +146,22 @@ def compare(reference: str | Path, candidate: str | Path, video: str | Path, *, 
     metrics = confusion.compute()
     n = len(ref_inputs)
     return AgreementReport(
-        reference=str(ref_path), candidate=str(cand_path), reference_backend=ref_backend.name,
-        candidate_backend=cand_backend.name, video=str(video), frame_indices=[p.index for p in picked],
-        input_shape=tuple(ref_inputs[0].shape), agreement=100.0 * same / pixels,
+        reference=str(ref_path),
+        candidate=str(cand_path),
+        reference_backend=ref_backend.name,
+        candidate_backend=cand_backend.name,
+        video=str(video),
+        frame_indices=[p.index for p in picked],
+        input_shape=tuple(ref_inputs[0].shape),
+        agreement=100.0 * same / pixels,
         miou_vs_reference=100.0 * metrics.miou,
         max_logit_error=max_err if err_count else float("nan"),
         mean_logit_error=err_sum / err_count if err_count else float("nan"),
-        reference_fps=n / ref_time, candidate_fps=n / cand_time,
-        per_class_iou={name: (None if np.isnan(v) else 100.0 * float(v)) for name, v in
-                       zip(ref_spec.classes, metrics.iou)},
+        reference_fps=n / ref_time,
+        candidate_fps=n / cand_time,
+        per_class_iou={
+            name: (None if np.isnan(v) else 100.0 * float(v)) for name, v in zip(ref_spec.classes, metrics.iou)
+        },
     )
 
 

@@ -18,10 +18,18 @@ from streamseg.frames import Frame
 from streamseg.models.spec import ModelSpec
 
 
-def evaluate_dataset(model: str | Path, root: str | Path, *, format: str = "voc", split: str = "val",
-                     input_size: int | None = None, backend: str = "onnxruntime", threads: int | None = None,
-                     spec: ModelSpec | None = None, limit: int | None = None,
-                     ) -> tuple[SegmentationMetrics, tuple[str, ...], int]:
+def evaluate_dataset(
+    model: str | Path,
+    root: str | Path,
+    *,
+    format: str = "voc",
+    split: str = "val",
+    input_size: int | None = None,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    spec: ModelSpec | None = None,
+    limit: int | None = None,
+) -> tuple[SegmentationMetrics, tuple[str, ...], int]:
     """Segment every image of the split and score it; returns (metrics, class names, images)."""
     from streamseg.backends import create_backend
     from streamseg.datasets import SegmentationFolder
@@ -33,8 +41,10 @@ def evaluate_dataset(model: str | Path, root: str | Path, *, format: str = "voc"
     model_path, spec = resolve_model(model, spec)
     spec = spec.with_short_side(input_size)
     if folder.num_classes != spec.num_classes:
-        raise ConfigError(f"{spec.name} has {spec.num_classes} classes but the dataset has {folder.num_classes} "
-                          f"({folder.root}); give the dataset a classes.txt matching the model")
+        raise ConfigError(
+            f"{spec.name} has {spec.num_classes} classes but the dataset has {folder.num_classes} "
+            f"({folder.root}); give the dataset a classes.txt matching the model"
+        )
     runner = create_backend(backend, model_path, spec, threads=threads)
     prepare, decode = CpuPreprocessor(spec), CpuPostprocessor(spec)
     confusion = ConfusionMatrix(spec.num_classes)
@@ -54,8 +64,11 @@ def evaluate_dataset(model: str | Path, root: str | Path, *, format: str = "voc"
     return confusion.compute(), spec.classes, count
 
 
-def evaluate_label_folders(predictions: str | Path, ground_truth: str | Path, num_classes: int,
-                           ) -> tuple[SegmentationMetrics, int]:
+def evaluate_label_folders(
+    predictions: str | Path,
+    ground_truth: str | Path,
+    num_classes: int,
+) -> tuple[SegmentationMetrics, int]:
     """Score label PNGs (``streamseg run --labels-out``) against ground-truth PNGs of the same names."""
     pred_dir, gt_dir = Path(predictions), Path(ground_truth)
     for where in (pred_dir, gt_dir):
@@ -71,8 +84,10 @@ def evaluate_label_folders(predictions: str | Path, ground_truth: str | Path, nu
     for truth in truths:
         target, prediction = _read_labels(truth), _read_labels(pred_dir / truth.name)
         if target.shape != prediction.shape:
-            raise SourceError(f"{truth.name}: prediction is {prediction.shape[1]}x{prediction.shape[0]}, "
-                              f"ground truth {target.shape[1]}x{target.shape[0]}")
+            raise SourceError(
+                f"{truth.name}: prediction is {prediction.shape[1]}x{prediction.shape[0]}, "
+                f"ground truth {target.shape[1]}x{target.shape[0]}"
+            )
         try:
             confusion.update(prediction, target)
         except ValueError as err:
@@ -86,8 +101,9 @@ def _read_labels(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.mode not in ("P", "L"):
-                raise SourceError(f"{path}: label maps must be palette or grayscale PNGs of class ids, "
-                                  f"not {image.mode}")
+                raise SourceError(
+                    f"{path}: label maps must be palette or grayscale PNGs of class ids, not {image.mode}"
+                )
             return np.asarray(image)
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err}") from None

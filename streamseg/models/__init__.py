@@ -60,5 +60,6 @@ def resolve_model(model: str | Path, spec: ModelSpec | None = None) -> tuple[Pat
     found = spec or spec_from_onnx(path)
     if found is None:
         raise ModelError(
-            f"{text} carries no streamseg spec: pass --spec FILE.yaml (see configs/) or a --config with a spec")
+            f"{text} carries no streamseg spec: pass --spec FILE.yaml (see configs/) or a --config with a spec"
+        )
     return path, found

@@ -35,11 +35,15 @@ def private_dir(folder: str | Path, *, create: bool = True) -> Path:
 def check_private(folder: Path) -> None:
     info = folder.stat()  # the folder a symlink points at is the one that matters
     if info.st_uid != os.getuid():
-        raise ConfigError(f"cache folder {folder} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}): "
-                          "refusing to load from it (set STREAMSEG_CACHE to a folder of yours)")
+        raise ConfigError(
+            f"cache folder {folder} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}): "
+            "refusing to load from it (set STREAMSEG_CACHE to a folder of yours)"
+        )
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(f"cache folder {folder} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}): "
-                          f"refusing to load from it (chmod 700 {folder})")
+        raise ConfigError(
+            f"cache folder {folder} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"refusing to load from it (chmod 700 {folder})"
+        )
 
 
 def verified_record(path: Path) -> Path:
@@ -58,8 +62,10 @@ def check_pinned(path: Path, sha256: str, hash_file) -> None:
         pass  # no record yet, or an unreadable one: hash the file
     actual = hash_file(path)
     if actual != sha256:
-        raise ModelError(f"{path} does not match its pinned sha256 (has {actual[:12]}…, expected {sha256[:12]}…): "
-                         "delete it and fetch it again")
+        raise ModelError(
+            f"{path} does not match its pinned sha256 (has {actual[:12]}…, expected {sha256[:12]}…): "
+            "delete it and fetch it again"
+        )
     record_verified(path, sha256)
 
 

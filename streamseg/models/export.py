@@ -54,8 +54,12 @@ def export(name: str, output: str | Path, *, weights: str = "none", seed: int = 
             raise ModelError(f"{name} is published as ONNX only: run `streamseg models fetch {name}`")
         write_duc_standin(output, entry.spec, seed=seed)
     else:
-        module = build_fcn(entry.torchvision_builder, entry.torchvision_weights if weights == "pretrained" else None,
-                           num_classes=entry.spec.num_classes, seed=seed)
+        module = build_fcn(
+            entry.torchvision_builder,
+            entry.torchvision_weights if weights == "pretrained" else None,
+            num_classes=entry.spec.num_classes,
+            seed=seed,
+        )
         export_torch_module(module, output)
     embed_spec(output, entry.spec)
     return output
@@ -97,8 +101,14 @@ def _out_only(module):
     return OutOnly(module).eval()
 
 
-def export_torch_module(module, output: Path, *, input_name: str = "input", output_name: str = "out",
-                        sample_size: tuple[int, int] = (520, 520)) -> None:
+def export_torch_module(
+    module,
+    output: Path,
+    *,
+    input_name: str = "input",
+    output_name: str = "out",
+    sample_size: tuple[int, int] = (520, 520),
+) -> None:
     """Export a torchvision segmentation model (a dict with ``out``) to ONNX with dynamic batch, height and width."""
     torch = import_torch()
     wrapped = _out_only(module)
@@ -113,18 +123,30 @@ def export_torch_module(module, output: Path, *, input_name: str = "input", outp
             from torch.fx.experimental.optimization import fuse
 
             torch.onnx.export(
-                fuse(wrapped), (sample,), str(output), dynamo=False, opset_version=OPSET,
-                input_names=[input_name], output_names=[output_name],
+                fuse(wrapped),
+                (sample,),
+                str(output),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[input_name],
+                output_names=[output_name],
                 dynamic_axes={input_name: axes, output_name: axes},
             )
             return
         except Exception as err:  # noqa: BLE001 - fx tracing and the TorchScript exporter raise many kinds
             log.info("TorchScript ONNX export failed (%s); using the dynamo exporter", err)
-        dims = {i: torch.export.Dim(name, min=1 if i == 0 else 32, max=64 if i == 0 else 4096)
-                for i, name in axes.items()}
+        dims = {
+            i: torch.export.Dim(name, min=1 if i == 0 else 32, max=64 if i == 0 else 4096) for i, name in axes.items()
+        }
         program = torch.onnx.export(
-            wrapped, (sample,), dynamo=True, opset_version=OPSET, input_names=[input_name],
-            output_names=[output_name], dynamic_shapes={"x": dims}, verbose=False,
+            wrapped,
+            (sample,),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_shapes={"x": dims},
+            verbose=False,
         )
     program.save(str(output), external_data=False)
 
@@ -148,23 +170,35 @@ def write_duc_standin(output: Path, spec: ModelSpec, *, seed: int = 0) -> None:
         weight = rng.normal(0, np.sqrt(2 / (9 * widths[i])), (widths[i + 1], widths[i], 3, 3)).astype(np.float32)
         bias = rng.normal(0, 0.1, widths[i + 1]).astype(np.float32)
         inits += [numpy_helper.from_array(weight, f"conv{i}.w"), numpy_helper.from_array(bias, f"conv{i}.b")]
-        nodes.append(helper.make_node("Conv", [previous, f"conv{i}.w", f"conv{i}.b"], [f"c{i}"],
-                                      kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [previous, f"conv{i}.w", f"conv{i}.b"],
+                [f"c{i}"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+            )
+        )
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         previous = f"r{i}"
     head = rng.normal(0, np.sqrt(2 / widths[-1]), (classes * r * r, widths[-1], 1, 1)).astype(np.float32)
-    inits += [numpy_helper.from_array(head, "duc.w"),
-              numpy_helper.from_array(np.array([1, classes, -1], np.int64), "duc.shape")]
+    inits += [
+        numpy_helper.from_array(head, "duc.w"),
+        numpy_helper.from_array(np.array([1, classes, -1], np.int64), "duc.shape"),
+    ]
     nodes.append(helper.make_node("Conv", [previous, "duc.w"], ["duc"], kernel_shape=[1, 1]))
     nodes.append(helper.make_node("Reshape", ["duc", "duc.shape"], [spec.output_name]))
     cells = (h // spec.decode.cell) * (w // spec.decode.cell) * r * r
     graph = helper.make_graph(
-        nodes, "duc_resnet101_hdc_standin",
+        nodes,
+        "duc_resnet101_hdc_standin",
         [helper.make_tensor_value_info(spec.input_name, TensorProto.FLOAT, [1, 3, h, w])],
         [helper.make_tensor_value_info(spec.output_name, TensorProto.FLOAT, [1, classes, cells])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="streamseg",
-                              ir_version=9)  # readable by older ONNX Runtime releases too
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="streamseg", ir_version=9
+    )  # readable by older ONNX Runtime releases too
     onnx.checker.check_model(model)
     onnx.save(model, str(output))

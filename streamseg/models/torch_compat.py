@@ -34,8 +34,9 @@ def import_torchvision():
     spec = importlib.util.find_spec("torchvision")
     if spec is None or not spec.submodule_search_locations:
         raise MissingExtraError("this command", "export")
-    native = sorted(Path(spec.submodule_search_locations[0]).glob("_C*.so")) + \
-        sorted(Path(spec.submodule_search_locations[0]).glob("_C*.pyd"))
+    native = sorted(Path(spec.submodule_search_locations[0]).glob("_C*.so")) + sorted(
+        Path(spec.submodule_search_locations[0]).glob("_C*.pyd")
+    )
     try:
         if not native:
             raise OSError("no native library")

@@ -61,10 +61,16 @@ ZOO: dict[str, ZooEntry] = {
             description="FCN, ResNet-50 backbone (torchvision), 21 VOC classes",
             spec=_torchvision_voc_spec("fcn_resnet50"),
             files={
-                "fp32": ModelSource(url=f"{_ZOO}/fcn/model/fcn-resnet50-12.onnx", size=141193555,
-                                    sha256="eb5017d1b80372eb0b58552655274698817ba2e774437e2c2d3c0a613d2e99bd"),
-                "int8": ModelSource(url=f"{_ZOO}/fcn/model/fcn-resnet50-12-int8.onnx", size=35545058,
-                                    sha256="67fcba8ebd435c2fb6b297d2e7c084f3c3b9ae6bc7ae41453b748ae4ed8c0331"),
+                "fp32": ModelSource(
+                    url=f"{_ZOO}/fcn/model/fcn-resnet50-12.onnx",
+                    size=141193555,
+                    sha256="eb5017d1b80372eb0b58552655274698817ba2e774437e2c2d3c0a613d2e99bd",
+                ),
+                "int8": ModelSource(
+                    url=f"{_ZOO}/fcn/model/fcn-resnet50-12-int8.onnx",
+                    size=35545058,
+                    sha256="67fcba8ebd435c2fb6b297d2e7c084f3c3b9ae6bc7ae41453b748ae4ed8c0331",
+                ),
             },
             torchvision_builder="fcn_resnet50",
             torchvision_weights="FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1",
@@ -82,8 +88,11 @@ ZOO: dict[str, ZooEntry] = {
             description="FCN, ResNet-101 backbone (torchvision), 21 VOC classes",
             spec=_torchvision_voc_spec("fcn_resnet101"),
             files={
-                "fp32": ModelSource(url=f"{_ZOO}/fcn/model/fcn-resnet101-11.onnx", size=217069155,
-                                    sha256="fd63d026cf4b2e54ef2bffb766914ddbffef9bd7a67eba0e67dbf1514bcf539d"),
+                "fp32": ModelSource(
+                    url=f"{_ZOO}/fcn/model/fcn-resnet101-11.onnx",
+                    size=217069155,
+                    sha256="fd63d026cf4b2e54ef2bffb766914ddbffef9bd7a67eba0e67dbf1514bcf539d",
+                ),
             },
             torchvision_builder="fcn_resnet101",
             torchvision_weights="FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
@@ -137,10 +146,16 @@ ZOO: dict[str, ZooEntry] = {
                 background=None,
             ),
             files={
-                "fp32": ModelSource(url=f"{_ZOO}/duc/model/ResNet101-DUC-12.onnx", size=260671144,
-                                    sha256="11ebd46b66706e8bb45e74f67a616f0f61029014e99bd8ea7e55deb74a61e9b6"),
-                "int8": ModelSource(url=f"{_ZOO}/duc/model/ResNet101-DUC-12-int8.onnx", size=65552143,
-                                    sha256="08a3c24af5e375d064d7a4bb80b46191adf5f0f302fd4b5bee7f632ebdadbf67"),
+                "fp32": ModelSource(
+                    url=f"{_ZOO}/duc/model/ResNet101-DUC-12.onnx",
+                    size=260671144,
+                    sha256="11ebd46b66706e8bb45e74f67a616f0f61029014e99bd8ea7e55deb74a61e9b6",
+                ),
+                "int8": ModelSource(
+                    url=f"{_ZOO}/duc/model/ResNet101-DUC-12-int8.onnx",
+                    size=65552143,
+                    sha256="08a3c24af5e375d064d7a4bb80b46191adf5f0f302fd4b5bee7f632ebdadbf67",
+                ),
             },
             accuracy=(
                 Accuracy("mIoU", 81.92, "Cityscapes val", "ONNX model zoo"),

@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 HANDLER_TIMEOUT = 10.0  # seconds a connection may sit without sending or taking data
 MAX_CLIENTS = 32  # connections served at once, MJPEG streams included
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
-        b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n")
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n"
+)
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -72,7 +74,7 @@ def is_local_host(header: str | None) -> bool:
         return True
     host = header.strip().lower()
     if host.startswith("["):  # [::1]:8080
-        host = host[1:host.find("]")] if "]" in host else host
+        host = host[1 : host.find("]")] if "]" in host else host
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
     return host in LOCAL_HOSTS
@@ -135,8 +137,18 @@ class BackgroundServer:
         def handle_error(self, request, client_address) -> None:
             log.debug("%s: connection from %s failed", self.name, client_address, exc_info=True)  # noqa: LOG014 - called from an except
 
-    def __init__(self, name: str, flag: str, handler: type[QuietHandler], app: Any, port: int,
-                 host: str = "127.0.0.1", *, timeout: float | None = None, max_clients: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        flag: str,
+        handler: type[QuietHandler],
+        app: Any,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        timeout: float | None = None,
+        max_clients: int | None = None,
+    ):
         self.name = name
         self.closing = threading.Event()  # long-lived responses (MJPEG) end when it is set
         try:
@@ -149,8 +161,9 @@ class BackgroundServer:
         server.slots = threading.BoundedSemaphore(MAX_CLIENTS if max_clients is None else max_clients)
         server.local_only = is_loopback(host)  # --serve-host 0.0.0.0 (or a LAN address) accepts any Host
         self.host, self.port = host, server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name=f"streamseg-{name}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"streamseg-{name}", daemon=True
+        )
         self._thread.start()
         log.info("%s at %s", name, self.url)
 

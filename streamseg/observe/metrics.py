@@ -46,28 +46,31 @@ class PipelineCollector:
     def collect(self):
         _, core = _prometheus()
         s = self.live.read()
-        yield core.GaugeMetricFamily("streamseg_fps", "Frames out per second over the last few seconds",
-                                     value=s["fps"])
+        yield core.GaugeMetricFamily("streamseg_fps", "Frames out per second over the last few seconds", value=s["fps"])
         up = core.GaugeMetricFamily("streamseg_up", "1 for the pipeline's current state", labels=["state"])
         up.add_metric([s["state"]], 1.0)
         yield up
         frames = core.CounterMetricFamily("streamseg_frames", "Frames a stage has finished", labels=["stage"])
-        latency = core.HistogramMetricFamily("streamseg_stage_latency_seconds", "Time a stage spends on a frame",
-                                             labels=["stage"])
+        latency = core.HistogramMetricFamily(
+            "streamseg_stage_latency_seconds", "Time a stage spends on a frame", labels=["stage"]
+        )
         for name, stats in s["stages"].items():
             frames.add_metric([name], stats.items)
             latency.add_metric([name], _cumulative(list(stats.bucket_counts)), sum_value=stats.busy)
         yield frames
         yield latency
-        end_to_end = core.HistogramMetricFamily("streamseg_frame_latency_seconds",
-                                                "Capture to label map and picture, per frame")
-        end_to_end.add_metric([], _cumulative(list(self.frame_latency.bucket_counts)),
-                              sum_value=self.frame_latency.busy)
+        end_to_end = core.HistogramMetricFamily(
+            "streamseg_frame_latency_seconds", "Capture to label map and picture, per frame"
+        )
+        end_to_end.add_metric(
+            [], _cumulative(list(self.frame_latency.bucket_counts)), sum_value=self.frame_latency.busy
+        )
         yield end_to_end
         depth = core.GaugeMetricFamily("streamseg_queue_depth", "Items waiting in a stage queue", labels=["queue"])
         capacity = core.GaugeMetricFamily("streamseg_queue_capacity", "A stage queue's maxsize", labels=["queue"])
-        dropped = core.CounterMetricFamily("streamseg_dropped_frames", "Frames a full queue dropped (live sources)",
-                                           labels=["queue"])
+        dropped = core.CounterMetricFamily(
+            "streamseg_dropped_frames", "Frames a full queue dropped (live sources)", labels=["queue"]
+        )
         for name, q in s["queues"].items():
             depth.add_metric([name], q["depth"])
             capacity.add_metric([name], q["maxsize"])
@@ -75,10 +78,10 @@ class PipelineCollector:
         yield depth
         yield capacity
         yield dropped
-        yield core.CounterMetricFamily("streamseg_reconnects", "Times a live source reconnected",
-                                       value=s["reconnects"])
-        yield core.CounterMetricFamily("streamseg_output_reconnects", "Times a stream output reconnected",
-                                       value=s["output_reconnects"])
+        yield core.CounterMetricFamily("streamseg_reconnects", "Times a live source reconnected", value=s["reconnects"])
+        yield core.CounterMetricFamily(
+            "streamseg_output_reconnects", "Times a stream output reconnected", value=s["output_reconnects"]
+        )
         batches = core.CounterMetricFamily("streamseg_batches", "Inference calls, by frames per call", labels=["size"])
         for size, count in sorted(s["batches"].items()):
             batches.add_metric([str(size)], count)
@@ -96,16 +99,19 @@ class PipelineCollector:
     def _per_source(core, sources: dict[str, dict]):
         """The same figures for each source, labelled ``source``."""
         fps = core.GaugeMetricFamily("streamseg_source_fps", "A source's frames out per second", labels=["source"])
-        state = core.GaugeMetricFamily("streamseg_source_up", "1 for a source's current state",
-                                       labels=["source", "state"])
-        written = core.CounterMetricFamily("streamseg_source_frames", "Frames a source has written",
-                                           labels=["source"])
-        latency = core.HistogramMetricFamily("streamseg_source_latency_seconds",
-                                             "Capture to written to every output, per frame", labels=["source"])
-        dropped = core.CounterMetricFamily("streamseg_source_dropped_frames", "Frames a source's queues dropped",
-                                           labels=["source"])
-        reconnects = core.CounterMetricFamily("streamseg_source_reconnects", "Times a live source reconnected",
-                                              labels=["source"])
+        state = core.GaugeMetricFamily(
+            "streamseg_source_up", "1 for a source's current state", labels=["source", "state"]
+        )
+        written = core.CounterMetricFamily("streamseg_source_frames", "Frames a source has written", labels=["source"])
+        latency = core.HistogramMetricFamily(
+            "streamseg_source_latency_seconds", "Capture to written to every output, per frame", labels=["source"]
+        )
+        dropped = core.CounterMetricFamily(
+            "streamseg_source_dropped_frames", "Frames a source's queues dropped", labels=["source"]
+        )
+        reconnects = core.CounterMetricFamily(
+            "streamseg_source_reconnects", "Times a live source reconnected", labels=["source"]
+        )
         for name, one in sources.items():
             fps.add_metric([name], one["fps"])
             state.add_metric([name, one["state"]], 1.0)
@@ -119,13 +125,21 @@ class PipelineCollector:
 
 def _temporal(core, sources: dict[str, dict]):
     """With --interval/--latency-budget: each source's setting now, and frames per setting since the start."""
-    interval = core.GaugeMetricFamily("streamseg_source_inference_interval",
-                                      "Infer one frame in this many (the latency budget's current choice)",
-                                      labels=["source"])
-    size = core.GaugeMetricFamily("streamseg_source_input_size",
-                                  "Model input short side in px now (0: a fixed-size model's own)", labels=["source"])
-    frames = core.CounterMetricFamily("streamseg_source_setting_frames", "Frames decided under each setting",
-                                      labels=["source", "interval", "input_size"])
+    interval = core.GaugeMetricFamily(
+        "streamseg_source_inference_interval",
+        "Infer one frame in this many (the latency budget's current choice)",
+        labels=["source"],
+    )
+    size = core.GaugeMetricFamily(
+        "streamseg_source_input_size",
+        "Model input short side in px now (0: a fixed-size model's own)",
+        labels=["source"],
+    )
+    frames = core.CounterMetricFamily(
+        "streamseg_source_setting_frames",
+        "Frames decided under each setting",
+        labels=["source", "interval", "input_size"],
+    )
     temporal = {name: one["temporal"] for name, one in sources.items() if one.get("temporal")}
     if not temporal:
         return
@@ -174,8 +188,13 @@ class MetricsServer:
 
     def health(self) -> tuple[int, dict[str, Any]]:
         s = self.live.read()
-        body = {"status": s["state"], "frames": s["frames_out"], "fps": round(s["fps"], 3),
-                "uptime_s": round(s["elapsed"], 3), "sources": {}}
+        body = {
+            "status": s["state"],
+            "frames": s["frames_out"],
+            "fps": round(s["fps"], 3),
+            "uptime_s": round(s["elapsed"], 3),
+            "sources": {},
+        }
         for name, one in s["sources"].items():
             body["sources"][name] = {"state": one["state"], "frames": one["frames_out"], "fps": round(one["fps"], 3)}
             if one.get("problem") and one["state"] == "reconnecting":  # e.g. "lost: no decodable picture for 10 s"
@@ -226,7 +245,7 @@ class _MetricsHandler(QuietHandler):
         if not path.startswith("/sources/"):
             self.send_json({"error": "not found"}, 404)
             return
-        name = unquote(path[len("/sources/"):])
+        name = unquote(path[len("/sources/") :])
         try:
             self.app.pipeline.remove_source(name)
         except StreamsegError as err:
@@ -237,6 +256,14 @@ class _MetricsHandler(QuietHandler):
 
 def sources_list(pipeline: Any) -> list[dict[str, Any]]:
     """``GET /sources``: every source this run has had, with its state and counts."""
-    return [{"name": name, "uri": one["uri"], "state": one["state"], "frames": one["written"],
-             "dropped": one["dropped"], "reconnects": int(one.get("reconnects", 0))}
-            for name, one in pipeline.snapshot()["sources"].items()]
+    return [
+        {
+            "name": name,
+            "uri": one["uri"],
+            "state": one["state"],
+            "frames": one["written"],
+            "dropped": one["dropped"],
+            "reconnects": int(one.get("reconnects", 0)),
+        }
+        for name, one in pipeline.snapshot()["sources"].items()
+    ]

@@ -32,8 +32,14 @@ class PreviewServer:
     Every path takes ``?source=NAME``; without it, the first source that produced a frame.
     """
 
-    def __init__(self, pipeline: Any, port: int, classes: tuple[str, ...], colors: tuple[tuple[int, int, int], ...],
-                 host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        pipeline: Any,
+        port: int,
+        classes: tuple[str, ...],
+        colors: tuple[tuple[int, int, int], ...],
+        host: str = "127.0.0.1",
+    ):
         self.pipeline = pipeline
         self.live = LiveStats(pipeline)
         self.classes = classes
@@ -99,8 +105,9 @@ class PreviewServer:
             fractions = counts / max(1, latest.labels.size)
             for i in np.argsort(-fractions)[:TOP_CLASSES]:
                 if fractions[i] > 0:
-                    classes.append({"name": self.classes[i], "fraction": round(float(fractions[i]), 4),
-                                    "color": self.colors[i]})
+                    classes.append(
+                        {"name": self.classes[i], "fraction": round(float(fractions[i]), 4), "color": self.colors[i]}
+                    )
         one = s["sources"].get(name, {}) if name else {}
         return {
             "source": one.get("uri", name or ""), "name": name, "sources": list(s["sources"]),
@@ -148,8 +155,11 @@ class _PreviewHandler(QuietHandler):
                         return
                     continue
                 shown, jpeg = frame
-                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                                 .encode() + jpeg + b"\r\n")
+                self.wfile.write(
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                    + jpeg
+                    + b"\r\n"
+                )
                 self.wfile.flush()
         except OSError:  # the viewer left, or stopped reading for HANDLER_TIMEOUT seconds
             pass

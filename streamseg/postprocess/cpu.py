@@ -65,8 +65,9 @@ def duc_unpack(output: np.ndarray, input_size: tuple[int, int], cell: int, subpi
     return packed.transpose(0, 3, 1, 4, 2).reshape(classes, fh * r, fw * r)
 
 
-def duc_labels(output: np.ndarray, g: Geometry, cell: int, subpixels: int, pool: ThreadPoolExecutor | None = None,
-               workers: int = 1) -> np.ndarray:
+def duc_labels(
+    output: np.ndarray, g: Geometry, cell: int, subpixels: int, pool: ThreadPoolExecutor | None = None, workers: int = 1
+) -> np.ndarray:
     """Labels as the zoo decodes DUC: every class's scores resized to the frame, then the argmax.
 
     Class by class: unpack only the rows and columns that cover the frame into a
@@ -93,8 +94,9 @@ def duc_labels(output: np.ndarray, g: Geometry, cell: int, subpixels: int, pool:
     return labels
 
 
-def _duc_running_max(packed: np.ndarray, run: list[int], rows: int, cols: int,
-                     frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _duc_running_max(
+    packed: np.ndarray, run: list[int], rows: int, cols: int, frame_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Best score and its class per frame pixel over the classes in ``run`` (increasing)."""
     r = packed.shape[1]
     need_y, need_x = -(-rows // r), -(-cols // r)
@@ -139,8 +141,11 @@ class CpuPostprocessor:
         self.decode = spec.decode
         self.workers = workers or min(2, usable_cores())
         # made up front: the composite steps of several sources share one postprocessor
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="duc") \
-            if self.decode.kind == "duc" and self.workers > 1 else None
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="duc")
+            if self.decode.kind == "duc" and self.workers > 1
+            else None
+        )
 
     def __call__(self, output: np.ndarray, g: Geometry) -> np.ndarray:
         """Labels for a one-frame output (N = 1)."""
@@ -150,7 +155,7 @@ class CpuPostprocessor:
         """Labels per frame of an (N, ...) output, each frame at its own geometry."""
         if output.shape[0] != len(geometries):
             raise ModelError(f"output holds {output.shape[0]} frames for a batch of {len(geometries)}")
-        return [self._labels(output[k:k + 1], g) for k, g in enumerate(geometries)]
+        return [self._labels(output[k : k + 1], g) for k, g in enumerate(geometries)]
 
     def _labels(self, output: np.ndarray, g: Geometry) -> np.ndarray:
         fh, fw = g.frame_size

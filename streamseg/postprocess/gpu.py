@@ -41,7 +41,7 @@ class TorchPostprocessor:
         """Labels per frame of an (N, ...) output, each frame at its own geometry."""
         if output.shape[0] != len(geometries):
             raise ModelError(f"output holds {output.shape[0]} frames for a batch of {len(geometries)}")
-        return [self._labels(output[k:k + 1], g) for k, g in enumerate(geometries)]
+        return [self._labels(output[k : k + 1], g) for k, g in enumerate(geometries)]
 
     def _labels(self, output, g: Geometry):
         torch = self._torch
@@ -50,8 +50,9 @@ class TorchPostprocessor:
         if kind == "duc":
             scores = self.duc_scores(output, g)
             rows, cols = _content_rows_cols(g, *scores.shape[1:])
-            resized = torch.nn.functional.interpolate(scores[None, :, :rows, :cols].float(), size=(fh, fw),
-                                                      mode="bilinear", align_corners=False)
+            resized = torch.nn.functional.interpolate(
+                scores[None, :, :rows, :cols].float(), size=(fh, fw), mode="bilinear", align_corners=False
+            )
             return resized[0].argmax(0).to(torch.uint8)
         if kind == "labels":
             labels = output.reshape(output.shape[-2:])
@@ -73,8 +74,10 @@ class TorchPostprocessor:
         fh, fw = g.input_size[0] // cell, g.input_size[1] // cell
         classes = output.shape[1]
         if output.numel() != classes * r * r * fh * fw:
-            raise ModelError(f"DUC output {tuple(output.shape)} does not fit a {g.input_size[0]}x{g.input_size[1]} "
-                             f"input (expected {classes}x{r * r * fh * fw})")
+            raise ModelError(
+                f"DUC output {tuple(output.shape)} does not fit a {g.input_size[0]}x{g.input_size[1]} "
+                f"input (expected {classes}x{r * r * fh * fw})"
+            )
         return output.reshape(classes, r, r, fh, fw).permute(0, 3, 1, 4, 2).reshape(classes, fh * r, fw * r)
 
     def _indices(self, src: tuple[int, int], dst: tuple[int, int], device) -> tuple:
@@ -82,6 +85,8 @@ class TorchPostprocessor:
         found = self._gather.get(key)
         if found is None:
             torch = self._torch
-            found = self._gather[key] = (torch.from_numpy(nearest_index(src[0], dst[0])).to(device),
-                                         torch.from_numpy(nearest_index(src[1], dst[1])).to(device))
+            found = self._gather[key] = (
+                torch.from_numpy(nearest_index(src[0], dst[0])).to(device),
+                torch.from_numpy(nearest_index(src[1], dst[1])).to(device),
+            )
         return found

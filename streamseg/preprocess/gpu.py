@@ -113,8 +113,10 @@ class TorchPreprocessor:
             g = self._geometry = plan_geometry(self.spec.resize, height, width)
             if g.content_size != g.frame_size:
                 rows, cols = resize_matrices(g.frame_size, g.content_size)
-                self._matrices = (self._torch.from_numpy(rows).to(self.device),
-                                  self._torch.from_numpy(cols).to(self.device))
+                self._matrices = (
+                    self._torch.from_numpy(rows).to(self.device),
+                    self._torch.from_numpy(cols).to(self.device),
+                )
             else:
                 self._matrices = None
         return g
@@ -141,8 +143,11 @@ class TorchPreprocessor:
             planes = planes[self._channels]
         ih, iw = g.input_size
         ch, cw = g.content_size
-        out = torch.zeros((1, 3, ih, iw), dtype=self.dtype, device=self.device) if (ih, iw) != (ch, cw) \
+        out = (
+            torch.zeros((1, 3, ih, iw), dtype=self.dtype, device=self.device)
+            if (ih, iw) != (ch, cw)
             else torch.empty((1, 3, ih, iw), dtype=self.dtype, device=self.device)
+        )
         out[0, :, :ch, :cw] = torch.addcmul(self._offset, planes, self._gain)
         if self.spec.layout == "NHWC":
             out = out.permute(0, 2, 3, 1).contiguous()

@@ -80,8 +80,10 @@ def parse_header(data: bytes) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise ValueError("header is not a JSON object")  # noqa: TRY004 - every bad message is a ValueError
     if header.get("v") != VERSION or header.get("encoding") != "zlib" or header.get("dtype") != "uint8":
-        raise ValueError(f"unsupported message version {header.get('v')!r} / encoding {header.get('encoding')!r} "
-                         f"/ dtype {header.get('dtype')!r}")
+        raise ValueError(
+            f"unsupported message version {header.get('v')!r} / encoding {header.get('encoding')!r} "
+            f"/ dtype {header.get('dtype')!r}"
+        )
     shape = header.get("shape")
     if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(n) and 0 < n <= MAX_SIDE for n in shape)):
         raise ValueError(f"shape must be [height, width], each 1..{MAX_SIDE}: {str(shape)[:40]}")
@@ -115,5 +117,8 @@ def _is_int(value: Any) -> bool:
 MAX_SIDE = 16384  # pixels: no label map is taller or wider (16384 x 16384 is 256 MiB)
 MAX_HEADER_BYTES = 1 << 20  # classes and all
 MAX_MESSAGE_BYTES = MAX_SIDE * MAX_SIDE * 1001 // 1000 + MAX_HEADER_BYTES  # zlib adds < 0.1% to random data
-_FIELDS: dict[str, type | tuple[type, ...]] = {"frame": int, "capture_time": (int, float),
-                                              "time": (int, float, type(None))}
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "frame": int,
+    "capture_time": (int, float),
+    "time": (int, float, type(None)),
+}

@@ -22,8 +22,16 @@ def manifest_path(output: str | Path) -> Path:
     return output.with_name(output.stem + ".manifest.json")
 
 
-def quantize(model: str | Path, calib: str | Path, output: str | Path, *, frames: int = 64,
-             input_size: int | None = None, method: str = "minmax", spec: ModelSpec | None = None) -> dict:
+def quantize(
+    model: str | Path,
+    calib: str | Path,
+    output: str | Path,
+    *,
+    frames: int = 64,
+    input_size: int | None = None,
+    method: str = "minmax",
+    spec: ModelSpec | None = None,
+) -> dict:
     """Quantize ``model`` on ``frames`` frames of ``calib`` into ``output``; returns the manifest it wrote."""
     import onnx
     import onnxruntime
@@ -68,7 +76,9 @@ def quantize(model: str | Path, calib: str | Path, output: str | Path, *, frames
         },
         "method": settings,
         "versions": {
-            "streamseg": __version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
+            "streamseg": __version__,
+            "onnxruntime": onnxruntime.__version__,
+            "onnx": onnx.__version__,
             "python": platform.python_version(),
         },
         "seconds": round(time.perf_counter() - started, 1),

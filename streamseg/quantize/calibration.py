@@ -43,8 +43,9 @@ def media_files(calib: str | Path) -> list[Path]:
         raise SourceError(f"calibration input not found: {path}")
     found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
     if not found:
-        raise SourceError(f"{path}: no videos or images to calibrate on "
-                          f"({', '.join(sorted(VIDEO_SUFFIXES | IMAGE_SUFFIXES))})")
+        raise SourceError(
+            f"{path}: no videos or images to calibrate on ({', '.join(sorted(VIDEO_SUFFIXES | IMAGE_SUFFIXES))})"
+        )
     return found
 
 

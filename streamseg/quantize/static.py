@@ -39,8 +39,15 @@ METHODS = ("minmax", "percentile", "entropy")
 _QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
-def quantize_int8(model_path: str | Path, tensors: list[np.ndarray], output: str | Path, *, input_name: str,
-                  method: str = "minmax", exclude_nodes: tuple[str, ...] = ()) -> dict:
+def quantize_int8(
+    model_path: str | Path,
+    tensors: list[np.ndarray],
+    output: str | Path,
+    *,
+    input_name: str,
+    method: str = "minmax",
+    exclude_nodes: tuple[str, ...] = (),
+) -> dict:
     """Write ``output``, a symmetric Q/DQ INT8 model calibrated on ``tensors``; returns the settings used."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -50,8 +57,11 @@ def quantize_int8(model_path: str | Path, tensors: list[np.ndarray], output: str
 
     if method not in METHODS:
         raise ModelError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
-    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                 "entropy": CalibrationMethod.Entropy}[method]
+    calibrate = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[method]
     extra: dict[str, bool | int] = {
         "ActivationSymmetric": True,  # zero point 0 for activations too
         "WeightSymmetric": True,
@@ -71,10 +81,17 @@ def quantize_int8(model_path: str | Path, tensors: list[np.ndarray], output: str
         rewritten = relu_as_leaky_relu(model)
         onnx.save(model, str(Path(tmp) / "rewritten.onnx"))
         quantize_static(
-            str(Path(tmp) / "rewritten.onnx"), str(output), TensorReader(input_name, tensors),
-            quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=calibrate,
-            nodes_to_exclude=list(exclude_nodes), extra_options=extra,
+            str(Path(tmp) / "rewritten.onnx"),
+            str(output),
+            TensorReader(input_name, tensors),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=False,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=calibrate,
+            nodes_to_exclude=list(exclude_nodes),
+            extra_options=extra,
         )
     quantized = onnx.load(str(output), load_external_data=False)
     bad = [name for name, zp in zero_points(quantized).items() if np.any(zp != 0)]

@@ -15,9 +15,22 @@ from streamseg.sinks.stream import StreamSink
 from streamseg.sinks.summary import SummarySink
 from streamseg.sinks.video_file import VideoFileSink
 
-__all__ = ["EncoderOptions", "NpzLabelSink", "PngLabelSink", "SegmentedVideoSink", "Sink", "StreamSink", "SummarySink",
-           "check_delivered", "check_output_paths", "check_run_outputs", "delivery_counts", "open_video_sink",
-           "output_links", "undelivered"]
+__all__ = [
+    "EncoderOptions",
+    "NpzLabelSink",
+    "PngLabelSink",
+    "SegmentedVideoSink",
+    "Sink",
+    "StreamSink",
+    "SummarySink",
+    "check_delivered",
+    "check_output_paths",
+    "check_run_outputs",
+    "delivery_counts",
+    "open_video_sink",
+    "output_links",
+    "undelivered",
+]
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "udp://", "rtmp://", "rtmps://", "hls:")
 
@@ -30,8 +43,7 @@ class Sink(Protocol):
         ...
 
 
-def open_video_sink(uri: str, info: StreamInfo, options: EncoderOptions,
-                    live: SourceOptions = SourceOptions()) -> Sink:
+def open_video_sink(uri: str, info: StreamInfo, options: EncoderOptions, live: SourceOptions = SourceOptions()) -> Sink:
     """A video output for ``uri``: ``rtsp://`` push, ``udp://`` MPEG-TS, ``rtmp://``, ``hls:DIR``, else a file.
 
     Stream outputs use ``live.transport`` and reconnect with ``live``'s backoff and give-up limit.

@@ -50,5 +50,5 @@ class CheckedFile:
 
 def open_checked(url: str, flags: int, options: dict) -> CheckedFile:
     """PyAV's ``io_open`` callback: ``url`` is a path or a ``file:`` URL."""
-    path = url[len("file:"):] if url.startswith("file:") else url
+    path = url[len("file:") :] if url.startswith("file:") else url
     return CheckedFile(path, "wb" if flags & AVIO_FLAG_WRITE else "rb")

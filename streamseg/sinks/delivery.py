@@ -9,14 +9,20 @@ from streamseg.errors import SinkError
 
 def delivery_counts(sinks: Iterable[object]) -> dict[str, int]:
     """Frames each output wrote or sent (not frames handed to it), by output name."""
-    return {getattr(sink, "name", type(sink).__name__): sink.delivered for sink in sinks
-            if hasattr(sink, "delivered")}
+    return {getattr(sink, "name", type(sink).__name__): sink.delivered for sink in sinks if hasattr(sink, "delivered")}
 
 
 def undelivered(sinks: Iterable[object]) -> list[str]:
     """Names of stream outputs that were handed frames but delivered none (their target never took one)."""
-    return [sink.name for sink in sinks if hasattr(sink, "name") and hasattr(sink, "dropped")
-            and hasattr(sink, "delivered") and sink.delivered == 0 and sink.dropped > 0]
+    return [
+        sink.name
+        for sink in sinks
+        if hasattr(sink, "name")
+        and hasattr(sink, "dropped")
+        and hasattr(sink, "delivered")
+        and sink.delivered == 0
+        and sink.dropped > 0
+    ]
 
 
 def check_delivered(sinks: Iterable[object]) -> None:
@@ -24,10 +30,12 @@ def check_delivered(sinks: Iterable[object]) -> None:
     sinks = list(sinks)
     silent = undelivered(sinks)
     if silent:
-        dropped = sum(sink.dropped for sink in sinks
-                      if hasattr(sink, "dropped") and getattr(sink, "name", None) in silent)
-        raise SinkError(f"no frames delivered to {', '.join(silent)} ({dropped} frames dropped: the output could "
-                        "not be reached)")
+        dropped = sum(
+            sink.dropped for sink in sinks if hasattr(sink, "dropped") and getattr(sink, "name", None) in silent
+        )
+        raise SinkError(
+            f"no frames delivered to {', '.join(silent)} ({dropped} frames dropped: the output could not be reached)"
+        )
 
 
 def output_links(sinks: Iterable[object]) -> dict[str, int]:

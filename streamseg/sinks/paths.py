@@ -47,8 +47,10 @@ class OutputPath:
         if self.glob is not None:
             return fnmatch.fnmatchcase(real, os.path.realpath(self.glob)) or fnmatch.fnmatchcase(path, self.glob)
         if self.names is not None:
-            return (os.path.dirname(real) == os.path.realpath(self.path)
-                    and re.fullmatch(self.names, os.path.basename(real)) is not None)
+            return (
+                os.path.dirname(real) == os.path.realpath(self.path)
+                and re.fullmatch(self.names, os.path.basename(real)) is not None
+            )
         return _same(real, path, self.path)
 
 
@@ -70,12 +72,14 @@ def check_output_paths(inputs: Iterable[str], outputs: Sequence[OutputPath]) -> 
                 verb = "may delete" if output.glob is not None else "would overwrite"
                 raise SinkError(f"output {output.describe()} {verb} the input {source}")
     for i, first in enumerate(outputs):
-        for second in outputs[i + 1:]:
+        for second in outputs[i + 1 :]:
             if not _collide(first, second):
                 continue
             if first.owner != second.owner:
-                raise SinkError(f"{first.what} {first.path}: sources {first.owner!r} and {second.owner!r} would both "
-                                "write it; put {name} or {index} in the path")
+                raise SinkError(
+                    f"{first.what} {first.path}: sources {first.owner!r} and {second.owner!r} would both "
+                    "write it; put {name} or {index} in the path"
+                )
             raise SinkError(f"outputs collide: {first.describe()} and {second.describe()} write the same file")
 
 
@@ -95,8 +99,9 @@ def is_local_path(uri: str) -> bool:
     return "://" not in uri
 
 
-def output_paths(videos: Sequence[str], labels_out: str | None, summary: str | None, config: RunConfig,
-                 owner: str | None = None) -> list[OutputPath]:
+def output_paths(
+    videos: Sequence[str], labels_out: str | None, summary: str | None, config: RunConfig, owner: str | None = None
+) -> list[OutputPath]:
     """Every place one source's outputs write files (``config`` says how: npz or png, segments)."""
     from streamseg.sinks.segmented import segment_glob
 
@@ -106,7 +111,7 @@ def output_paths(videos: Sequence[str], labels_out: str | None, summary: str | N
         if uri.lower().startswith(STREAM_SCHEMES):
             continue
         if uri.lower().startswith("hls:"):
-            outputs.append(OutputPath("-o", uri[len("hls:"):] or ".", names=HLS_NAMES, owner=owner))
+            outputs.append(OutputPath("-o", uri[len("hls:") :] or ".", names=HLS_NAMES, owner=owner))
         elif segmented and config.encoder.keep_gigabytes is not None:
             outputs.append(OutputPath("-o", uri, glob=segment_glob(uri), owner=owner))
         elif segmented:

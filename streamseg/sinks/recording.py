@@ -95,8 +95,11 @@ def faststart(path: str) -> bool:
         os.replace(temporary, target)
         return True
     except (av.FFmpegError, OSError, ValueError) as err:
-        log.warning("%s: kept as fragmented MP4 (plays everywhere FFmpeg does; not rewritten: %s)", path,
-                    getattr(err, "strerror", None) or err)
+        log.warning(
+            "%s: kept as fragmented MP4 (plays everywhere FFmpeg does; not rewritten: %s)",
+            path,
+            getattr(err, "strerror", None) or err,
+        )
         try:
             os.unlink(temporary)
         except OSError:

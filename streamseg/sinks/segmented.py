@@ -55,8 +55,15 @@ class SegmentedVideoSink:
     never the one being written.
     """
 
-    def __init__(self, pattern: str | Path, info: StreamInfo, options: EncoderOptions = EncoderOptions(), *,
-                 segment_seconds: float, keep_bytes: int | None = None):
+    def __init__(
+        self,
+        pattern: str | Path,
+        info: StreamInfo,
+        options: EncoderOptions = EncoderOptions(),
+        *,
+        segment_seconds: float,
+        keep_bytes: int | None = None,
+    ):
         if segment_seconds <= 0:
             raise SinkError(f"{pattern}: segment length must be positive, not {segment_seconds}")
         self.pattern = self.name = str(pattern)

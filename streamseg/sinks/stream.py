@@ -53,23 +53,35 @@ def target_for(uri: str, transport: str = "tcp") -> Target:
     if scheme in ("rtmp", "rtmps"):
         return Target(uri, "flv", {"flvflags": "no_duration_filesize"})
     if scheme == "hls":
-        folder = Path(uri[len("hls:"):])
+        folder = Path(uri[len("hls:") :])
         if not str(folder):
             raise SinkError("hls: needs a folder, e.g. hls:out/stream")
-        return Target(str(folder / HLS_PLAYLIST), "hls", {
-            "hls_time": "1",  # seconds per segment (cut at keyframes: the GOP is 1 s by default)
-            "hls_list_size": "6",
-            "hls_flags": "delete_segments+independent_segments+temp_file",
-            "hls_segment_filename": str(folder / "segment_%05d.ts"),
-        })
+        return Target(
+            str(folder / HLS_PLAYLIST),
+            "hls",
+            {
+                "hls_time": "1",  # seconds per segment (cut at keyframes: the GOP is 1 s by default)
+                "hls_list_size": "6",
+                "hls_flags": "delete_segments+independent_segments+temp_file",
+                "hls_segment_filename": str(folder / "segment_%05d.ts"),
+            },
+        )
     raise SinkError(f"not a stream output: {redact(uri)}")
 
 
 class StreamSink:
     """Encodes composited pictures to a live target, reconnecting when the target fails."""
 
-    def __init__(self, uri: str, info: StreamInfo, options: EncoderOptions = EncoderOptions(), *,
-                 transport: str = "tcp", backoff: Backoff | None = None, open_timeout: float = 5.0):
+    def __init__(
+        self,
+        uri: str,
+        info: StreamInfo,
+        options: EncoderOptions = EncoderOptions(),
+        *,
+        transport: str = "tcp",
+        backoff: Backoff | None = None,
+        open_timeout: float = 5.0,
+    ):
         self.name = redact(uri)
         self.target = target_for(uri, transport)
         self.info = info
@@ -105,8 +117,9 @@ class StreamSink:
         sockets_before = socket_fds()
         # HLS writes files of its own, whose write errors FFmpeg does not report: open them here, checked
         io_open = open_checked if target.format == "hls" else None
-        container = av.open(target.url, "w", format=target.format, options=target.options,
-                            timeout=self._timeout, io_open=io_open)
+        container = av.open(
+            target.url, "w", format=target.format, options=target.options, timeout=self._timeout, io_open=io_open
+        )
         try:
             codec = pick_codec(self.options.codec)
             video = container.add_stream(codec, rate=self.info.rate or 25)

@@ -66,8 +66,17 @@ class SummarySink:
             self._guard(self._file.write, json.dumps(row) + "\n")
         else:
             extra = [result.origin, result.age_frames, f"{result.age_ms:.1f}"] if self.origin else []
-            self._guard(self._csv.writerow, [result.index, result.pts, "" if time is None else f"{time:.6f}",
-                                             f"{result.latency * 1000:.2f}", *extra, *(f"{f:.6f}" for f in fractions)])
+            self._guard(
+                self._csv.writerow,
+                [
+                    result.index,
+                    result.pts,
+                    "" if time is None else f"{time:.6f}",
+                    f"{result.latency * 1000:.2f}",
+                    *extra,
+                    *(f"{f:.6f}" for f in fractions),
+                ],
+            )
         self.delivered += 1
 
     def close(self, complete: bool = True) -> None:

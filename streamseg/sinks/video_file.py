@@ -34,8 +34,14 @@ class VideoFileSink:
     recording, whose previous segment has that audio.
     """
 
-    def __init__(self, path: str | Path, info: StreamInfo, options: EncoderOptions = EncoderOptions(), *,
-                 audio_since: float | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        info: StreamInfo,
+        options: EncoderOptions = EncoderOptions(),
+        *,
+        audio_since: float | None = None,
+    ):
         self.path = self.name = str(path)
         self.info = info
         self.options = options

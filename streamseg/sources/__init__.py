@@ -19,8 +19,13 @@ _DEVICE = re.compile(r"^/dev/video\d+$")
 _NETWORK = ("http", "https", "srt", "tcp")
 
 
-def open_source(uri: str, *, max_frames: int | None = None, options: SourceOptions = SourceOptions(),
-                interrupted: threading.Event | None = None) -> Source:
+def open_source(
+    uri: str,
+    *,
+    max_frames: int | None = None,
+    options: SourceOptions = SourceOptions(),
+    interrupted: threading.Event | None = None,
+) -> Source:
     """Open ``uri`` by its form.
 
     ``rtsp://`` / ``rtsps://`` (``options.transport``), ``udp://`` MPEG-TS, ``http(s)://``

@@ -37,10 +37,18 @@ log = logging.getLogger(__name__)
 CLOCK_RATE = 90000  # ticks per second of the capture-clock pts, as RTP video uses
 TIME_BASE = Fraction(1, CLOCK_RATE)
 # failures that waiting will not cure: a typo'd protocol, a bad option or URL, refused credentials, a missing device
-PERMANENT = (av.error.ProtocolNotFoundError, av.error.DemuxerNotFoundError, av.error.OptionNotFoundError,
-             av.error.ArgumentError, av.error.HTTPBadRequestError, av.error.HTTPUnauthorizedError,
-             av.error.HTTPForbiddenError, av.error.PermissionError, av.error.FileNotFoundError,
-             av.error.IsADirectoryError)
+PERMANENT = (
+    av.error.ProtocolNotFoundError,
+    av.error.DemuxerNotFoundError,
+    av.error.OptionNotFoundError,
+    av.error.ArgumentError,
+    av.error.HTTPBadRequestError,
+    av.error.HTTPUnauthorizedError,
+    av.error.HTTPForbiddenError,
+    av.error.PermissionError,
+    av.error.FileNotFoundError,
+    av.error.IsADirectoryError,
+)
 
 
 class OpenError(SourceError):
@@ -80,9 +88,17 @@ class LiveSource:
     over at the end instead of stopping.
     """
 
-    def __init__(self, url: str, *, options: SourceOptions, format: str | None = None,
-                 container_options: dict[str, str] | None = None, paced: bool = False,
-                 max_frames: int | None = None, interrupted: threading.Event | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        options: SourceOptions,
+        format: str | None = None,
+        container_options: dict[str, str] | None = None,
+        paced: bool = False,
+        max_frames: int | None = None,
+        interrupted: threading.Event | None = None,
+    ):
         self.url = url
         self.name = redact(url)
         self.options = options
@@ -103,16 +119,23 @@ class LiveSource:
         first = self._connect()
         self._first: np.ndarray | None = first
         height, width = first.shape[:2]
-        self.info = StreamInfo(name=self.name, width=width, height=height, time_base=TIME_BASE,
-                               rate=self._stream.average_rate or self._stream.guessed_rate,
-                               frames=None, live=True)
+        self.info = StreamInfo(
+            name=self.name,
+            width=width,
+            height=height,
+            time_base=TIME_BASE,
+            rate=self._stream.average_rate or self._stream.guessed_rate,
+            frames=None,
+            live=True,
+        )
 
     # -- connection ------------------------------------------------------------------------
     def _open(self) -> av.container.InputContainer:
         timeout = self.options.read_timeout
         try:
-            container = av.open(self.url, format=self._format, options=self._container_options,
-                                timeout=(max(timeout, 5.0), timeout))
+            container = av.open(
+                self.url, format=self._format, options=self._container_options, timeout=(max(timeout, 5.0), timeout)
+            )
         except (av.FFmpegError, OSError) as err:
             transient = not isinstance(err, PERMANENT)
             raise OpenError(f"cannot open {self.name}: {_reason(err)}", transient=transient) from None

@@ -31,9 +31,18 @@ from streamseg.sources.base import Source
 log = logging.getLogger(__name__)
 
 # the stream's codec -> FFmpeg's NVDEC (cuvid) decoder of it; its presence says this FFmpeg can use NVDEC for it
-CUVID = {"h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid", "vp8": "vp8_cuvid",
-         "mpeg4": "mpeg4_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg1video": "mpeg1_cuvid", "vc1": "vc1_cuvid",
-         "mjpeg": "mjpeg_cuvid"}
+CUVID = {
+    "h264": "h264_cuvid",
+    "hevc": "hevc_cuvid",
+    "av1": "av1_cuvid",
+    "vp9": "vp9_cuvid",
+    "vp8": "vp8_cuvid",
+    "mpeg4": "mpeg4_cuvid",
+    "mpeg2video": "mpeg2_cuvid",
+    "mpeg1video": "mpeg1_cuvid",
+    "vc1": "vc1_cuvid",
+    "mjpeg": "mjpeg_cuvid",
+}
 _BT709 = 1  # AVCOL_SPC_BT709; unspecified and the 601 variants convert as BT.601, as swscale does
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
@@ -71,8 +80,12 @@ def device_rgb(frame: av.VideoFrame, torch, stream=None):
     # a capsule, not the planes themselves: torch.from_dlpack(plane) would pass a stream PyAV refuses
     y = torch.from_dlpack(frame.planes[0].__dlpack__())
     uv = torch.from_dlpack(frame.planes[1].__dlpack__())
-    rgb = rgb_from_nv12(y, uv, matrix="bt709" if int(frame.colorspace) == _BT709 else "bt601",
-                        full_range=int(frame.color_range) == _FULL_RANGE)
+    rgb = rgb_from_nv12(
+        y,
+        uv,
+        matrix="bt709" if int(frame.colorspace) == _BT709 else "bt601",
+        full_range=int(frame.color_range) == _FULL_RANGE,
+    )
     image = rgb.to(torch.uint8).permute(1, 2, 0)
     turns = round((frame.rotation or 0) / 90) % 4  # upright, as the CPU source makes it
     if turns:
@@ -140,10 +153,16 @@ class NvdecSource:
     def _describe(self) -> StreamInfo:
         stream = self._stream
         height, width = self._first_image.shape[:2]
-        return StreamInfo(name=self.path, width=width, height=height,
-                          time_base=stream.time_base or Fraction(1, 90000),
-                          rate=stream.average_rate or stream.guessed_rate, frames=stream.frames or None, live=False,
-                          audio_from=self.path if self._container.streams.audio else None)
+        return StreamInfo(
+            name=self.path,
+            width=width,
+            height=height,
+            time_base=stream.time_base or Fraction(1, 90000),
+            rate=stream.average_rate or stream.guessed_rate,
+            frames=stream.frames or None,
+            live=False,
+            audio_from=self.path if self._container.streams.audio else None,
+        )
 
     def frames(self) -> Iterator[Frame]:
         tb, rate = self.info.time_base, self.info.rate
@@ -188,8 +207,15 @@ def open_device_source(path: str | Path, *, max_frames: int | None = None) -> tu
         return None, str(err)
 
 
-def open_input(uri: str, *, decode: str = "auto", device: str = "cpu", max_frames: int | None = None,
-               options: SourceOptions = SourceOptions(), **source_options) -> Source:
+def open_input(
+    uri: str,
+    *,
+    decode: str = "auto",
+    device: str = "cpu",
+    max_frames: int | None = None,
+    options: SourceOptions = SourceOptions(),
+    **source_options,
+) -> Source:
     """The source a pipeline reads: NVDEC frames on the GPU where asked and possible, else ``open_source``'s.
 
     ``device`` is where the backend runs; GPU decode only pays (and only runs) for ``cuda``.
@@ -211,8 +237,7 @@ def open_input(uri: str, *, decode: str = "auto", device: str = "cpu", max_frame
     else:
         source, reason = open_device_source(uri, max_frames=max_frames)
     if source is not None:
-        log.info("decode: NVDEC (%s on %s), frames stay on the GPU", source._stream.codec_context.name,
-                 source.device)
+        log.info("decode: NVDEC (%s on %s), frames stay on the GPU", source._stream.codec_context.name, source.device)
         return source
     if decode == "gpu":
         raise SourceError(f"--decode gpu: {reason}")

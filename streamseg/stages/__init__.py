@@ -46,8 +46,9 @@ class Stages(Protocol[PreparedT, InferredT]):
     def prepare(self, input_shape: tuple[int, ...]) -> None: ...
 
 
-def make_stages(backend: Backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False,
-                **options: Any) -> Stages[Any, Any]:
+def make_stages(
+    backend: Backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False, **options: Any
+) -> Stages[Any, Any]:
     """The stage set for ``backend.device``: ``cuda`` keeps frames on the GPU, anything else runs on the CPU."""
     if backend.device == "cuda":
         from streamseg.stages.cuda import CudaStages

@@ -29,8 +29,18 @@ class CpuLane:
         labels = self.post(item.output, item.geometry)
         picture = self.draw(frame.image, labels)
         scores = self.post.scores(item.output, item.geometry) if self._scores else None
-        return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time,
-                      frame.image, labels, picture, time.time() - frame.capture_time, scores)
+        return Result(
+            frame.source,
+            frame.index,
+            frame.pts,
+            frame.time_base,
+            frame.capture_time,
+            frame.image,
+            labels,
+            picture,
+            time.time() - frame.capture_time,
+            scores,
+        )
 
 
 class CpuStages:
@@ -50,7 +60,7 @@ class CpuStages:
         """One backend call for the whole batch (equal input shapes), split back per frame."""
         tensor = items[0].tensor if len(items) == 1 else np.concatenate([item.tensor for item in items])
         output = self.backend.run(tensor)
-        return [Inferred(item.frame, output[k:k + 1], item.geometry) for k, item in enumerate(items)]
+        return [Inferred(item.frame, output[k : k + 1], item.geometry) for k, item in enumerate(items)]
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
         self.backend.prepare(input_shape)

@@ -88,15 +88,24 @@ class CudaLane:
         if stages.cpu_post is not None:
             scores = stages.cpu_post.scores(item.output.float().cpu().numpy(), g)
         image_host = item.image.cpu().numpy() if frame.on_device else frame.image  # an NVDEC frame crosses once
-        return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time,
-                      image_host, labels_host, picture_host, time.time() - frame.capture_time, scores)
+        return Result(
+            frame.source,
+            frame.index,
+            frame.pts,
+            frame.time_base,
+            frame.capture_time,
+            image_host,
+            labels_host,
+            picture_host,
+            time.time() - frame.capture_time,
+            scores,
+        )
 
 
 class CudaStages:
     """preprocess -> infer -> composite with torch tensors on ``device``."""
 
-    def __init__(self, backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False,
-                 device: str = "cuda"):
+    def __init__(self, backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False, device: str = "cuda"):
         import torch
 
         self.torch = torch
@@ -116,8 +125,9 @@ class CudaStages:
         torch = self.torch
         tensor = items[0].tensor if len(items) == 1 else torch.cat([item.tensor for item in items])
         output = self.backend.run(tensor)
-        return [DeviceInferred(item.frame, item.image, output[k:k + 1], item.geometry)
-                for k, item in enumerate(items)]
+        return [
+            DeviceInferred(item.frame, item.image, output[k : k + 1], item.geometry) for k, item in enumerate(items)
+        ]
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
         self.backend.prepare(input_shape)

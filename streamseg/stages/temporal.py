@@ -49,10 +49,17 @@ class Carried:
 class TemporalLane:
     """A source's preprocess and composite with inference on the frames ``policy`` picks."""
 
-    def __init__(self, steps: CpuLane, policy: FixedInterval, *, propagate: str = "flow",
-                 smoother: ScoreSmoother | None = None, reconnects: Callable[[], int] = lambda: 0,
-                 inputs: Mapping[int | None, CpuPreprocessor] | None = None,
-                 run: Callable[[np.ndarray], Any] | None = None):
+    def __init__(
+        self,
+        steps: CpuLane,
+        policy: FixedInterval,
+        *,
+        propagate: str = "flow",
+        smoother: ScoreSmoother | None = None,
+        reconnects: Callable[[], int] = lambda: 0,
+        inputs: Mapping[int | None, CpuPreprocessor] | None = None,
+        run: Callable[[np.ndarray], Any] | None = None,
+    ):
         if smoother is not None and steps.post.decode.kind != "argmax":
             raise ConfigError(f"smooth: needs class scores (decode: argmax), not {steps.post.decode.kind}")
         self.steps = steps
@@ -110,8 +117,12 @@ class TemporalLane:
         ms = 1000 * (time.perf_counter() - started)
         policy.calibrate(size, ms)
         nchw = len(shape) == 4 and shape[1] == 3
-        log.info("latency budget: input size %s (%s) infers in %.0f ms", size or "model's",
-                 "x".join(map(str, shape[2:] if nchw else shape[1:3])), ms)
+        log.info(
+            "latency budget: input size %s (%s) infers in %.0f ms",
+            size or "model's",
+            "x".join(map(str, shape[2:] if nchw else shape[1:3])),
+            ms,
+        )
         return ms <= policy.budget_ms
 
     # -- preprocess thread -----------------------------------------------------------------
@@ -124,8 +135,13 @@ class TemporalLane:
         small = self.flow.prepare(frame.image) if self.propagate == "flow" or self.smoother else None
         if self.policy.decide(frame.index):  # the first frame always is
             key, motion = self._key_small, None
-            if self.smoother is not None and self.propagate == "flow" and small is not None and key is not None \
-                    and small.shape == key.shape:
+            if (
+                self.smoother is not None
+                and self.propagate == "flow"
+                and small is not None
+                and key is not None
+                and small.shape == key.shape
+            ):
                 motion = self.flow.compute(small, key)
             self._key_small, self._key_index, self._key_time = small, frame.index, frame.capture_time
             size = self.policy.current.size
@@ -143,7 +159,8 @@ class TemporalLane:
         if isinstance(item, Carried):
             return self._carried(item)
         small, motion, decided, restart, size = self._motion.pop(
-            item.frame.index, (None, None, time.perf_counter(), False, self.policy.current.size))
+            item.frame.index, (None, None, time.perf_counter(), False, self.policy.current.size)
+        )
         self.policy.observe_infer(1000 * (time.perf_counter() - decided), size)
         if self.smoother is None:
             result = self.steps.composite(item)
@@ -166,17 +183,36 @@ class TemporalLane:
         key = self._key_labels
         assert key is not None  # its key frame came first: the queues past preprocess never drop
         labels = key if item.flow is None else warp_labels(key, item.flow)
-        return self._result(frame, labels, "flow" if item.flow is not None else "held", frame.index - item.key_index,
-                            1000 * (frame.capture_time - item.key_capture_time))
+        return self._result(
+            frame,
+            labels,
+            "flow" if item.flow is not None else "held",
+            frame.index - item.key_index,
+            1000 * (frame.capture_time - item.key_capture_time),
+        )
 
     def _result(self, frame: Frame, labels: np.ndarray, origin: str, age_frames: int, age_ms: float) -> Result:
         picture = self.steps.draw(frame.image, labels)
-        return Result(frame.source, frame.index, frame.pts, frame.time_base, frame.capture_time, frame.image,
-                      labels, picture, time.time() - frame.capture_time, None, origin, age_frames, age_ms)
+        return Result(
+            frame.source,
+            frame.index,
+            frame.pts,
+            frame.time_base,
+            frame.capture_time,
+            frame.image,
+            labels,
+            picture,
+            time.time() - frame.capture_time,
+            None,
+            origin,
+            age_frames,
+            age_ms,
+        )
 
 
-def make_policy(interval: int, latency_budget: float | None, frame_ms: float,
-                sizes: tuple[int | None, ...] = (None,)) -> FixedInterval:
+def make_policy(
+    interval: int, latency_budget: float | None, frame_ms: float, sizes: tuple[int | None, ...] = (None,)
+) -> FixedInterval:
     """Every ``interval``-th frame, or what ``latency_budget`` (ms) allows at the camera's frame period and sizes."""
     if latency_budget is not None:
         return LatencyBudget(latency_budget, frame_ms, sizes=sizes)
@@ -199,7 +235,7 @@ def budget_sizes(size: int, given: tuple[int, ...] | None) -> tuple[int, ...]:
         return tuple(sorted(set(given), reverse=True))
     sizes = [size]
     for step in range(1, 5):
-        smaller = max(32, int(round(size * 0.7 ** step / 8)) * 8)
+        smaller = max(32, int(round(size * 0.7**step / 8)) * 8)
         if smaller < sizes[-1]:
             sizes.append(smaller)
     return tuple(sizes)

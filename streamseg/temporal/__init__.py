@@ -14,5 +14,15 @@ from streamseg.temporal.interval import FixedInterval, LatencyBudget, Setting
 from streamseg.temporal.propagate import LabelPropagator, Propagated
 from streamseg.temporal.smooth import ScoreSmoother, frame_difference
 
-__all__ = ["DenseFlow", "FixedInterval", "LabelPropagator", "LatencyBudget", "Propagated", "ScoreSmoother",
-           "Setting", "frame_difference", "warp_labels", "warp_planes"]
+__all__ = [
+    "DenseFlow",
+    "FixedInterval",
+    "LabelPropagator",
+    "LatencyBudget",
+    "Propagated",
+    "ScoreSmoother",
+    "Setting",
+    "frame_difference",
+    "warp_labels",
+    "warp_planes",
+]

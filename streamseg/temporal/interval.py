@@ -104,9 +104,20 @@ class FixedInterval:
 class LatencyBudget(FixedInterval):
     """Chooses interval (and input size) from measured stage times so every frame is out within ``budget_ms``."""
 
-    def __init__(self, budget_ms: float, frame_ms: float, *, sizes: tuple[int | None, ...] = (None,),
-                 max_interval: int = 30, headroom: float = 0.85, upgrade_margin: float = 0.8,
-                 smoothing: float = 0.3, rise: float = 0.7, overhead_ms: float = 0.0, parallel: bool = False):
+    def __init__(
+        self,
+        budget_ms: float,
+        frame_ms: float,
+        *,
+        sizes: tuple[int | None, ...] = (None,),
+        max_interval: int = 30,
+        headroom: float = 0.85,
+        upgrade_margin: float = 0.8,
+        smoothing: float = 0.3,
+        rise: float = 0.7,
+        overhead_ms: float = 0.0,
+        parallel: bool = False,
+    ):
         if budget_ms <= 0 or frame_ms <= 0:
             raise ConfigError(f"latency budget and frame period must be > 0 ms, got {budget_ms} and {frame_ms}")
         if not sizes:
@@ -223,9 +234,15 @@ class LatencyBudget(FixedInterval):
             target = strict if self._load(strict) > self._load(self.current) else self.current
         if target != self.current:
             self.changes += 1
-            log.info("latency budget %.0f ms: %s -> %s (infer %.0f ms, propagate %.1f ms, frame %.1f ms)",
-                     self.budget_ms, self.current, target, self.estimate_infer_ms(target.size) or 0,
-                     self.propagate_ms, self.frame_ms)
+            log.info(
+                "latency budget %.0f ms: %s -> %s (infer %.0f ms, propagate %.1f ms, frame %.1f ms)",
+                self.budget_ms,
+                self.current,
+                target,
+                self.estimate_infer_ms(target.size) or 0,
+                self.propagate_ms,
+                self.frame_ms,
+            )
             if target.size != self.current.size:  # its own time is from when it was last used: start from now's
                 estimate = self.estimate_infer_ms(target.size)
                 if estimate is not None:  # until its first measurement, which replaces it
@@ -235,6 +252,10 @@ class LatencyBudget(FixedInterval):
         if fits == self.over_budget:
             self.over_budget = not fits
             if self.over_budget:
-                log.warning("latency budget %.0f ms: no setting keeps up (infer %.0f ms at %s); using %s",
-                            self.budget_ms, self.estimate_infer_ms(self.current.size) or 0, self.current.size,
-                            self.current)
+                log.warning(
+                    "latency budget %.0f ms: no setting keeps up (infer %.0f ms at %s); using %s",
+                    self.budget_ms,
+                    self.estimate_infer_ms(self.current.size) or 0,
+                    self.current.size,
+                    self.current,
+                )

@@ -98,8 +98,9 @@ class LabelPropagator:
         began = time.perf_counter()
         age_frames, age_ms = index - self._key_index, time_ms - self._key_ms
         if self.mode == "none":
-            return Propagated(self._key_labels, "held", age_frames, age_ms, self._key_index,
-                              seconds=time.perf_counter() - began)
+            return Propagated(
+                self._key_labels, "held", age_frames, age_ms, self._key_index, seconds=time.perf_counter() - began
+            )
         assert self._key_small is not None and self._previous_small is not None, "set by set_key() in flow mode"
         small = self.flow.prepare(image)
         if self.chain == "direct":
@@ -109,5 +110,6 @@ class LabelPropagator:
             flow = step if self._accumulated is None else compose_flows(step, self._accumulated)
             self._accumulated, self._previous_small = flow, small
         labels = warp_labels(self._key_labels, flow)
-        return Propagated(labels, "flow", age_frames, age_ms, self._key_index, flow=flow,
-                          seconds=time.perf_counter() - began)
+        return Propagated(
+            labels, "flow", age_frames, age_ms, self._key_index, flow=flow, seconds=time.perf_counter() - began
+        )

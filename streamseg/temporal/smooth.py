@@ -69,8 +69,11 @@ class ScoreSmoother:
         current = scores[0] if squeeze else scores
         current = current.astype(np.float32, copy=False)
         if gray is not None:
-            if self._gray is not None and self._gray.shape == gray.shape and \
-                    frame_difference(gray, self._gray) > self.cut_threshold:
+            if (
+                self._gray is not None
+                and self._gray.shape == gray.shape
+                and frame_difference(gray, self._gray) > self.cut_threshold
+            ):
                 self.reset(reason="cut")
             self._gray = gray
         if self._average is None or self._average.shape != current.shape:
@@ -79,8 +82,9 @@ class ScoreSmoother:
             previous = warp_planes(self._average, flow) if flow is not None else self._average
             # alpha * current + (1 - alpha) * previous in one pass (OpenCV wants 2-D: classes x rows stacked)
             rows = (-1, current.shape[-1])
-            blended = cv2.addWeighted(np.ascontiguousarray(current).reshape(rows), self.alpha,
-                                      previous.reshape(rows), 1 - self.alpha, 0.0)
+            blended = cv2.addWeighted(
+                np.ascontiguousarray(current).reshape(rows), self.alpha, previous.reshape(rows), 1 - self.alpha, 0.0
+            )
             self._average = blended.reshape(current.shape)
         return self._average[None] if squeeze else self._average
 

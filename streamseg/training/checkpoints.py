@@ -48,8 +48,10 @@ def load_resume(path: str | Path, *, model: str, num_classes: int) -> dict:
         raise ModelError(f"{path} is not a training checkpoint (use the {LAST} written by `streamseg train`)")
     meta = state["meta"]
     if meta.get("model") != model or meta.get("num_classes") != num_classes:
-        raise ConfigError(f"{path} is a {meta.get('model')} with {meta.get('num_classes')} classes; "
-                          f"this run trains {model} with {num_classes}")
+        raise ConfigError(
+            f"{path} is a {meta.get('model')} with {meta.get('num_classes')} classes; "
+            f"this run trains {model} with {num_classes}"
+        )
     return state
 
 
@@ -63,14 +65,21 @@ def load_weights(path: str | Path) -> dict:
     return state
 
 
-def model_spec(name: str, classes: tuple[str, ...], palette: tuple[tuple[int, int, int], ...],
-               base_size: int) -> ModelSpec:
+def model_spec(
+    name: str, classes: tuple[str, ...], palette: tuple[tuple[int, int, int], ...], base_size: int
+) -> ModelSpec:
     """The spec ``streamseg run`` needs: ImageNet normalization, short side = training base size."""
     background = 0 if classes[0].lower() in BACKGROUND_NAMES else None
-    return ModelSpec(name=name, input_name="input", output_name="out",
-                     normalize=Normalize(range=1, mean=MEAN, std=STD),
-                     resize=Resize(mode="short_side", size=base_size), classes=classes, palette=palette,
-                     background=background)
+    return ModelSpec(
+        name=name,
+        input_name="input",
+        output_name="out",
+        normalize=Normalize(range=1, mean=MEAN, std=STD),
+        resize=Resize(mode="short_side", size=base_size),
+        classes=classes,
+        palette=palette,
+        background=background,
+    )
 
 
 def export_onnx(model, output: Path, spec: ModelSpec) -> Path:

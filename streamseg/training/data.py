@@ -44,8 +44,15 @@ def _limit_classes(mask: np.ndarray, num_classes: int) -> np.ndarray:
 class TrainSet:
     """A ``torch.utils.data.Dataset`` of augmented (image, mask) crops."""
 
-    def __init__(self, folder: SegmentationFolder, *, num_classes: int, base_size: int, crop_size: int,
-                 scale_range: tuple[float, float] = (0.5, 2.0)):
+    def __init__(
+        self,
+        folder: SegmentationFolder,
+        *,
+        num_classes: int,
+        base_size: int,
+        crop_size: int,
+        scale_range: tuple[float, float] = (0.5, 2.0),
+    ):
         self.folder, self.num_classes = folder, num_classes
         self.base_size, self.crop_size, self.scale_range = base_size, crop_size, scale_range
 
@@ -68,7 +75,7 @@ class TrainSet:
             h, w = mask.shape
         top = int(torch.randint(0, h - c + 1, ()).item())
         left = int(torch.randint(0, w - c + 1, ()).item())
-        image, mask = image[top:top + c, left:left + c], mask[top:top + c, left:left + c]
+        image, mask = image[top : top + c, left : left + c], mask[top : top + c, left : left + c]
         if torch.rand(()).item() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
         mask = _limit_classes(mask, self.num_classes)

@@ -35,13 +35,19 @@ class TrainableModel:
 MODELS = {
     m.name: m
     for m in (
-        TrainableModel("fcn_tiny", "FCN head on a 4-stage residual net, output stride 8, ~0.9 M parameters",
-                       0.05, False),
+        TrainableModel(
+            "fcn_tiny", "FCN head on a 4-stage residual net, output stride 8, ~0.9 M parameters", 0.05, False
+        ),
         TrainableModel("fcn_resnet50", "torchvision FCN, ResNet-50 backbone", 0.01, True),
         TrainableModel("fcn_resnet101", "torchvision FCN, ResNet-101 backbone", 0.01, True),
         TrainableModel("deeplabv3_mobilenet_v3_large", "torchvision DeepLabV3, MobileNetV3-Large backbone", 0.01, True),
-        TrainableModel("lraspp_mobilenet_v3_large", "torchvision LR-ASPP, MobileNetV3-Large backbone, no aux head",
-                       0.01, True, aux=False),
+        TrainableModel(
+            "lraspp_mobilenet_v3_large",
+            "torchvision LR-ASPP, MobileNetV3-Large backbone, no aux head",
+            0.01,
+            True,
+            aux=False,
+        ),
     )
 }
 
@@ -66,8 +72,7 @@ def build_model(name: str, num_classes: int, *, weights: str = "none", seed: int
         raise ConfigError(f"{name} has no torchvision counterpart to train")
     if weights == "none":
         return build_fcn(builder, None, num_classes=num_classes, seed=seed, aux_loss=aux).train()
-    model = build_fcn(builder, entry.torchvision_weights, num_classes=entry.spec.num_classes,
-                      aux_loss=aux)
+    model = build_fcn(builder, entry.torchvision_weights, num_classes=entry.spec.num_classes, aux_loss=aux)
     torch.manual_seed(seed)
     for owner, attr in _last_layers(model):  # new last layers for the new classes
         old = getattr(owner, attr)

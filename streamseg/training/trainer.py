@@ -80,8 +80,15 @@ def train(opts: TrainOptions) -> TrainResult:
     k = len(classes)
     base = opts.base_size or min(train_folder[0].image.shape[:2])
     crop = opts.crop_size or min(base, 480)
-    meta = {"model": opts.model, "num_classes": k, "classes": list(classes), "palette": [list(c) for c in palette],
-            "base_size": base, "crop_size": crop, "format": opts.format}
+    meta = {
+        "model": opts.model,
+        "num_classes": k,
+        "classes": list(classes),
+        "palette": [list(c) for c in palette],
+        "base_size": base,
+        "crop_size": crop,
+        "format": opts.format,
+    }
     try:
         opts.output.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -119,9 +126,14 @@ def train(opts: TrainOptions) -> TrainResult:
             began = time.monotonic()
             torch.manual_seed(opts.seed + epoch)
             loader = torch.utils.data.DataLoader(
-                trainset, batch_size=opts.batch, shuffle=True, drop_last=len(trainset) >= opts.batch,
-                num_workers=opts.workers, generator=torch.Generator().manual_seed(opts.seed + epoch),
-                pin_memory=device.type == "cuda")
+                trainset,
+                batch_size=opts.batch,
+                shuffle=True,
+                drop_last=len(trainset) >= opts.batch,
+                num_workers=opts.workers,
+                generator=torch.Generator().manual_seed(opts.seed + epoch),
+                pin_memory=device.type == "cuda",
+            )
             bar.set_description(f"epoch {epoch + 1}/{opts.epochs}")
             model.train()
             losses = []
@@ -153,14 +165,21 @@ def train(opts: TrainOptions) -> TrainResult:
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "epoch": epoch + 1, "iteration": iteration, "best_miou": best_miou, "best_epoch": best_epoch,
                 "meta": meta})  # fmt: skip
-            record = {"epoch": epoch + 1, "iteration": iteration, "loss": float(np.mean(losses)),
-                      "val_miou": metrics.miou, "val_pixel_accuracy": metrics.pixel_accuracy,
-                      "seconds": round(time.monotonic() - began, 1)}
+            record = {
+                "epoch": epoch + 1,
+                "iteration": iteration,
+                "loss": float(np.mean(losses)),
+                "val_miou": metrics.miou,
+                "val_pixel_accuracy": metrics.pixel_accuracy,
+                "seconds": round(time.monotonic() - began, 1),
+            }
             history.append(record)
             _write_history(opts.output, history)
-            bar.write(f"epoch {epoch + 1}/{opts.epochs}: loss {record['loss']:.3f}, val mIoU {metrics.miou:.3f}, "
-                      f"pixel acc {metrics.pixel_accuracy:.3f}{' (best)' if improved else ''}, {record['seconds']} s",
-                      file=sys.stderr)
+            bar.write(
+                f"epoch {epoch + 1}/{opts.epochs}: loss {record['loss']:.3f}, val mIoU {metrics.miou:.3f}, "
+                f"pixel acc {metrics.pixel_accuracy:.3f}{' (best)' if improved else ''}, {record['seconds']} s",
+                file=sys.stderr,
+            )
     finally:
         bar.close()
 
@@ -225,7 +244,7 @@ def _classes(opts: TrainOptions, folder: SegmentationFolder) -> tuple[tuple[str,
         raise ConfigError(f"--num-classes must be 2..255, got {k}")
     if k < len(classes):
         log.warning("training %d of the dataset's %d classes; labels >= %d are ignored", k, len(classes), k)
-    extra = voc_palette(k)[len(classes):]
+    extra = voc_palette(k)[len(classes) :]
     names = tuple(classes[:k]) + tuple(f"class_{i}" for i in range(len(classes), k))
     return names, tuple(palette[:k]) + extra
 
@@ -240,8 +259,14 @@ def _poly_lr(base: float, iteration: int, total: int, warmup: int) -> float:
 def _bar(total: int, done: int, progress: bool | None):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=done, unit="it", disable=None if progress is None else not progress,
-                dynamic_ncols=True, smoothing=0.05)
+    return tqdm(
+        total=total,
+        initial=done,
+        unit="it",
+        disable=None if progress is None else not progress,
+        dynamic_ncols=True,
+        smoothing=0.05,
+    )
 
 
 def _write_history(folder: Path, history: list[dict]) -> None:
@@ -254,4 +279,3 @@ def _read_history(folder: Path, epochs: int) -> list[dict]:
         return []
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in records if r["epoch"] <= epochs]
-

@@ -114,8 +114,9 @@ def test_pipeline_runs_on_the_torch_backend(fcn_onnx, car_video, tmp_path):
     from streamseg.pipeline import Pipeline
 
     out = tmp_path / "torch.mp4"
-    summary = Pipeline(car_video, model=fcn_onnx, backend="torch", input_size=SIZE, max_frames=3,
-                       outputs=[str(out)]).run()
+    summary = Pipeline(
+        car_video, model=fcn_onnx, backend="torch", input_size=SIZE, max_frames=3, outputs=[str(out)]
+    ).run()
     assert summary.frames_out == 3 and summary.backend.startswith("torch")
     assert out.stat().st_size > 0
 
@@ -126,8 +127,7 @@ def test_torch_backend_refuses_int8(fcn_onnx):
         create_backend("torch", fcn_onnx, spec_from_onnx(fcn_onnx), precision="int8")
 
 
-needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
-                                    reason="needs the openvino extra")
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs the openvino extra")
 
 
 def _cpu_computes(capability: str) -> bool:
@@ -181,8 +181,9 @@ def test_run_on_openvino_writes_the_video(duc_onnx, car_video, tmp_path):
     import av
 
     out = tmp_path / "openvino.mp4"
-    proc = run_cli("run", str(car_video), "-o", str(out), "--model", str(duc_onnx), "--backend", "openvino",
-                   "--max-frames", "4")
+    proc = run_cli(
+        "run", str(car_video), "-o", str(out), "--model", str(duc_onnx), "--backend", "openvino", "--max-frames", "4"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "on openvino (CPU, fp32)" in proc.stderr
     with av.open(str(out)) as container:

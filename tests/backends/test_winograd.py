@@ -15,8 +15,17 @@ from tests.support.cli import run_cli
 from tests.support.footage import compare_on_footage
 
 
-def conv_model(channels: int, out_channels: int, *, dilation: int = 1, stride: int = 1, group: int = 1,
-               bias: bool = True, batch: int = 1, seed: int = 0) -> onnx.ModelProto:
+def conv_model(
+    channels: int,
+    out_channels: int,
+    *,
+    dilation: int = 1,
+    stride: int = 1,
+    group: int = 1,
+    bias: bool = True,
+    batch: int = 1,
+    seed: int = 0,
+) -> onnx.ModelProto:
     """One 'same'-padded 3x3 convolution and a ReLU, on an input of any height and width."""
     rng = np.random.default_rng(seed)
     weight = (rng.standard_normal((out_channels, channels // group, 3, 3)) * 0.1).astype(np.float32)
@@ -24,12 +33,23 @@ def conv_model(channels: int, out_channels: int, *, dilation: int = 1, stride: i
     if bias:
         inits.append(numpy_helper.from_array(rng.standard_normal(out_channels).astype(np.float32), "b"))
         inputs.append("b")
-    conv = helper.make_node("Conv", inputs, ["c"], pads=[dilation] * 4, dilations=[dilation] * 2,
-                            strides=[stride] * 2, group=group, kernel_shape=[3, 3])
-    graph = helper.make_graph([conv, helper.make_node("Relu", ["c"], ["y"])], "conv",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, "h", "w"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, out_channels, "h", "w"])],
-                              inits)
+    conv = helper.make_node(
+        "Conv",
+        inputs,
+        ["c"],
+        pads=[dilation] * 4,
+        dilations=[dilation] * 2,
+        strides=[stride] * 2,
+        group=group,
+        kernel_shape=[3, 3],
+    )
+    graph = helper.make_graph(
+        [conv, helper.make_node("Relu", ["c"], ["y"])],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, out_channels, "h", "w"])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 
 
@@ -38,15 +58,18 @@ def run_model(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return session.run(None, {"x": x})[0]
 
 
-@pytest.mark.parametrize("dilation,height,width,bias,chunk", [
-    (1, 17, 23, True, 64),  # neither side a multiple of the 4x4 tile
-    (1, 1, 1, False, 64),  # one pixel: all halo
-    (2, 65, 116, True, 64),  # FCN's layer3 geometry at 520x924
-    (3, 9, 5, True, 64),  # a dilation that divides neither side
-    (4, 30, 31, False, 64),
-    (1, 17, 23, True, 16),  # input channels in chunks of 16, 16 and 8
-    (2, 30, 31, False, 16),
-])
+@pytest.mark.parametrize(
+    "dilation,height,width,bias,chunk",
+    [
+        (1, 17, 23, True, 64),  # neither side a multiple of the 4x4 tile
+        (1, 1, 1, False, 64),  # one pixel: all halo
+        (2, 65, 116, True, 64),  # FCN's layer3 geometry at 520x924
+        (3, 9, 5, True, 64),  # a dilation that divides neither side
+        (4, 30, 31, False, 64),
+        (1, 17, 23, True, 16),  # input channels in chunks of 16, 16 and 8
+        (2, 30, 31, False, 16),
+    ],
+)
 def test_rewrite_computes_the_same_convolution(dilation, height, width, bias, chunk):
     model = conv_model(40, 48, dilation=dilation, bias=bias)
     x = np.random.default_rng(1).random((1, 40, height, width), dtype=np.float32)
@@ -63,8 +86,12 @@ def test_rewrite_computes_the_same_convolution(dilation, height, width, bias, ch
 
 @pytest.mark.parametrize("kind", ["stride 2", "grouped", "two images", "few channels"])
 def test_rewrite_leaves_other_convolutions_alone(kind):
-    model = {"stride 2": lambda: conv_model(32, 32, stride=2), "grouped": lambda: conv_model(32, 32, group=2),
-             "two images": lambda: conv_model(32, 32, batch=2), "few channels": lambda: conv_model(32, 32)}[kind]()
+    model = {
+        "stride 2": lambda: conv_model(32, 32, stride=2),
+        "grouped": lambda: conv_model(32, 32, group=2),
+        "two images": lambda: conv_model(32, 32, batch=2),
+        "few channels": lambda: conv_model(32, 32),
+    }[kind]()
     threshold = 32 * 32 + 1 if kind == "few channels" else 1
     rewritten, count = rewrite(model, 12, 12, min_channel_product=threshold)
     assert count == 0 and [n.op_type for n in rewritten.graph.node] == ["Conv", "Relu"]
@@ -92,8 +119,21 @@ def test_fcn_on_winograd_matches_direct_convolution_on_footage(fcn_onnx, car_vid
 @pytest.mark.parametrize("flag", ["--winograd", "--no-winograd"])
 def test_run_turns_winograd_on_and_off(fcn_onnx, car_video, tmp_path, flag):
     out = tmp_path / "out.mp4"
-    proc = run_cli("run", str(car_video), "-o", str(out), "--model", str(fcn_onnx), "--size", "96",
-                   "--max-frames", "2", "--no-progress", flag, check=True)
+    proc = run_cli(
+        "run",
+        str(car_video),
+        "-o",
+        str(out),
+        "--model",
+        str(fcn_onnx),
+        "--size",
+        "96",
+        "--max-frames",
+        "2",
+        "--no-progress",
+        flag,
+        check=True,
+    )
     done = next(line for line in proc.stderr.splitlines() if line.startswith("streamseg: done:"))
     assert "2 out" in done and ("Winograd F(4x4,3x3) on 4 convolutions" in done) == (flag == "--winograd")
     assert out.stat().st_size > 0

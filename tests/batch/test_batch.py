@@ -60,8 +60,19 @@ def clips(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def first_run(clips, duc_onnx, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("batch") / "out"
-    proc = run_cli("batch", str(clips), "-o", str(out), "--model", str(duc_onnx), "--labels-out", "--summary",
-                   "--no-progress", "--report", str(out.parent / "report.json"))
+    proc = run_cli(
+        "batch",
+        str(clips),
+        "-o",
+        str(out),
+        "--model",
+        str(duc_onnx),
+        "--labels-out",
+        "--summary",
+        "--no-progress",
+        "--report",
+        str(out.parent / "report.json"),
+    )
     return out, proc
 
 
@@ -96,15 +107,25 @@ def leftovers(out: Path) -> list[Path]:
 
 # -- inputs ----------------------------------------------------------------------------------------------------
 def test_inputs_mirror_paths_from_folders_globs_and_lists(tmp_path, monkeypatch):
-    for name in ("in/x.mp4", "in/deep/y.MOV", "in/.hidden.mp4", "in/deep/.z.part.mp4", "in/readme.md",
-                 "other/w.mkv", "in/out/old.mp4"):
+    for name in (
+        "in/x.mp4",
+        "in/deep/y.MOV",
+        "in/.hidden.mp4",
+        "in/deep/.z.part.mp4",
+        "in/readme.md",
+        "other/w.mkv",
+        "in/out/old.mp4",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "list.txt").write_text("# one per line, relative to this file\nother/w.mkv\n\n")
     monkeypatch.chdir(tmp_path)
     found = collect_inputs(["in", str(tmp_path / "in/*.mp4"), "@list.txt"], tmp_path / "in" / "out")
     assert {(p.path.relative_to(tmp_path).as_posix(), p.key) for p in found} == {
-        ("in/x.mp4", "x.mp4"), ("in/deep/y.MOV", "deep/y.MOV"), ("other/w.mkv", "w.mkv")}
+        ("in/x.mp4", "x.mp4"),
+        ("in/deep/y.MOV", "deep/y.MOV"),
+        ("other/w.mkv", "w.mkv"),
+    }
     (tmp_path / "in/deep/x.mp4").write_bytes(b"")
     with pytest.raises(ConfigError, match="x.mp4 and .* would write the same outputs"):
         collect_inputs(["in/x.mp4", "in/deep/x.mp4"], tmp_path / "o")
@@ -119,8 +140,16 @@ def test_manifest_skips_only_unchanged_inputs_options_and_present_outputs(tmp_pa
     (out / "a.mp4").write_bytes(b"segmented")
     options = {"input_size": 128, "alpha": 0.5}
     manifest = Manifest(out)
-    manifest.append({"key": "a.mp4", "status": "done", **input_identity(video, verify=False), "model_sha256": "m1",
-                     "options": options, "outputs": {"video": "a.mp4"}})
+    manifest.append(
+        {
+            "key": "a.mp4",
+            "status": "done",
+            **input_identity(video, verify=False),
+            "model_sha256": "m1",
+            "options": options,
+            "outputs": {"video": "a.mp4"},
+        }
+    )
     reread = Manifest(out)  # from the file, as a re-run reads it
     assert reread.is_done("a.mp4", input_identity(video, False), "m1", options, out)
     assert not reread.is_done("a.mp4", input_identity(video, False), "m2", options, out)  # another model
@@ -128,8 +157,16 @@ def test_manifest_skips_only_unchanged_inputs_options_and_present_outputs(tmp_pa
     assert not reread.is_done("a.mp4", input_identity(video, True), "m1", options, out)  # no hash recorded yet
     os.utime(video, ns=(1, 1))  # touched, same bytes: redone by size+mtime, skipped by --verify's sha256
     assert not reread.is_done("a.mp4", input_identity(video, False), "m1", options, out)
-    reread.append({"key": "a.mp4", "status": "done", **input_identity(video, verify=True), "model_sha256": "m1",
-                   "options": options, "outputs": {"video": "a.mp4"}})
+    reread.append(
+        {
+            "key": "a.mp4",
+            "status": "done",
+            **input_identity(video, verify=True),
+            "model_sha256": "m1",
+            "options": options,
+            "outputs": {"video": "a.mp4"},
+        }
+    )
     os.utime(video, ns=(2, 2))
     assert Manifest(out).is_done("a.mp4", input_identity(video, True), "m1", options, out)
     video.write_bytes(b"y" * 1000)  # same size, other content
@@ -144,9 +181,11 @@ def test_manifest_skips_only_unchanged_inputs_options_and_present_outputs(tmp_pa
 @pytest.mark.slow
 def test_ray_missing_says_what_to_install(tmp_path):
     video = make_video(tmp_path / "a.mp4", width=64, height=48, frames=2)
-    code = ("import sys; sys.modules['ray'] = None; from streamseg.cli import main; "
-            f"sys.exit(main(['batch', {str(video)!r}, '-o', {str(tmp_path / 'out')!r}, '--model', 'x.onnx', "
-            "'--ray', 'auto']))")
+    code = (
+        "import sys; sys.modules['ray'] = None; from streamseg.cli import main; "
+        f"sys.exit(main(['batch', {str(video)!r}, '-o', {str(tmp_path / 'out')!r}, '--model', 'x.onnx', "
+        "'--ray', 'auto']))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == 'streamseg: error: --ray needs the ray extra: pip install "streamseg[ray]"'
@@ -160,8 +199,17 @@ def test_retries_transient_failures_not_unreadable_inputs(tmp_path, duc_onnx):
     (tmp_path / "in" / "corrupt.mp4").write_bytes(b"\x00" * 2000)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "cams").write_text("a file where the output folder should be")
-    proc = run_cli("batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(duc_onnx),
-                   "--retries", "2", "--no-progress")
+    proc = run_cli(
+        "batch",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        str(duc_onnx),
+        "--retries",
+        "2",
+        "--no-progress",
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("cams/one.mp4: FileExistsError") == 2 and "; retrying" in proc.stderr
     records = latest(tmp_path / "out")
@@ -195,7 +243,8 @@ def test_batch_isolates_failures_and_outputs_are_frame_exact(clips, first_run):
     assert leftovers(out) == []
     report = {row["key"]: row for row in json.loads((out.parent / "report.json").read_text())}
     assert {k: (r["status"], r["frames"]) for k, r in report.items()} == {
-        k: (r["status"], r["frames"]) for k, r in records.items()}
+        k: (r["status"], r["frames"]) for k, r in records.items()
+    }
 
 
 @pytest.mark.slow
@@ -222,8 +271,9 @@ def test_rerun_skips_done_videos_and_an_option_change_redoes_them(first_run, cli
     lines = len(manifest(out))
     stamps = {key: (out / key).stat().st_mtime_ns for key in GOOD}
 
-    rerun = run_cli("batch", str(clips), "-o", str(out), "--model", str(duc_onnx), "--labels-out", "--summary",
-                    "--no-progress")
+    rerun = run_cli(
+        "batch", str(clips), "-o", str(out), "--model", str(duc_onnx), "--labels-out", "--summary", "--no-progress"
+    )
     assert rerun.returncode == 1
     assert "3 of 5 videos done before, skipped" in rerun.stderr
     assert "3 succeeded" not in rerun.stderr and "0 succeeded, 3 skipped, 1 failed, 1 partial" in rerun.stderr
@@ -232,10 +282,23 @@ def test_rerun_skips_done_videos_and_an_option_change_redoes_them(first_run, cli
     assert {key: (out / key).stat().st_mtime_ns for key in GOOD} == stamps
 
     labels_before = {key: label_maps(out / (key.rsplit(".", 1)[0] + ".labels")) for key in GOOD}
-    changed = run_cli("batch", str(clips), "-o", str(out), "--model", str(duc_onnx), "--labels-out", "--summary",
-                      "--alpha", "0.2", "--workers", "2", "--no-progress")
+    changed = run_cli(
+        "batch",
+        str(clips),
+        "-o",
+        str(out),
+        "--model",
+        str(duc_onnx),
+        "--labels-out",
+        "--summary",
+        "--alpha",
+        "0.2",
+        "--workers",
+        "2",
+        "--no-progress",
+    )
     assert changed.returncode == 1
-    redone = {r["key"]: r for r in manifest(out)[lines + 2:]}
+    redone = {r["key"]: r for r in manifest(out)[lines + 2 :]}
     assert sorted(redone) == sorted([*GOOD, "corrupt.mp4", "truncated.mp4"])
     for key, frames in GOOD.items():
         assert redone[key]["status"] == "done" and redone[key]["options"]["alpha"] == 0.2
@@ -251,8 +314,18 @@ def test_ctrl_c_finishes_running_video_and_twice_aborts_it(duc_onnx, tmp_path):
     folder.mkdir()
     for n in range(4):
         make_video(folder / f"clip{n}.mp4", width=64, height=48, frames=24, fps=10)
-    command = [sys.executable, "-m", "streamseg", "batch", str(folder), "-o", str(out), "--model", str(duc_onnx),
-               "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamseg",
+        "batch",
+        str(folder),
+        "-o",
+        str(out),
+        "--model",
+        str(duc_onnx),
+        "--no-progress",
+    ]
 
     def start_and_signal(after_lines: int, signals: int) -> subprocess.CompletedProcess:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -307,8 +380,13 @@ def start_ray_node(args: list[str], log: Path) -> subprocess.Popen:
     """``ray start --block``: SIGTERM to it stops that node's processes, and no one else's."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ray = Path(sys.executable).with_name("ray")
-    proc = subprocess.Popen([str(ray), "start", "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
-                             *args], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(ray), "start", "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1", *args],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while "Ray runtime started" not in log.read_text():
         assert proc.poll() is None, log.read_text()[-2000:]
@@ -332,8 +410,21 @@ def ray_cluster(tmp_path_factory):
         pytest.skip("needs the ray extra (pip install streamseg[ray])")
     root = tmp_path_factory.mktemp("ray", numbered=True)
     port = free_port()
-    head = start_ray_node(["--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
-                           "--object-store-memory", "200000000", "--temp-dir", str(root / "t")], root / "head.log")
+    head = start_ray_node(
+        [
+            "--head",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard=false",
+            "--object-store-memory",
+            "200000000",
+            "--temp-dir",
+            str(root / "t"),
+        ],
+        root / "head.log",
+    )
     yield f"127.0.0.1:{port}", root
     stop_ray_node(head)
 
@@ -343,8 +434,21 @@ def ray_cluster(tmp_path_factory):
 def test_ray_gives_the_local_executors_label_maps(ray_cluster, clips, first_run, duc_onnx, tmp_path):
     address, _ = ray_cluster
     local, out = first_run[0], tmp_path / "ray-out"
-    proc = run_cli("batch", str(clips), "-o", str(out), "--model", str(duc_onnx), "--labels-out", "--summary",
-                   "--no-progress", "--ray", address, "--ray-cpus", "1")
+    proc = run_cli(
+        "batch",
+        str(clips),
+        "-o",
+        str(out),
+        "--model",
+        str(duc_onnx),
+        "--labels-out",
+        "--summary",
+        "--no-progress",
+        "--ray",
+        address,
+        "--ray-cpus",
+        "1",
+    )
     assert proc.returncode == 1, proc.stderr
     assert "3 succeeded, 0 skipped, 1 failed, 1 partial (of 5)" in proc.stderr
     ours, theirs = latest(out), latest(local)
@@ -364,11 +468,21 @@ def test_ray_gives_the_local_executors_label_maps(ray_cluster, clips, first_run,
 @pytest.mark.slow
 def test_ray_refuses_local_outdir_on_two_nodes(ray_cluster, clips, duc_onnx, tmp_path):
     address, root = ray_cluster
-    worker = start_ray_node(["--address", address, "--num-cpus", "1", "--object-store-memory", "100000000"],
-                            root / "worker.log")
+    worker = start_ray_node(
+        ["--address", address, "--num-cpus", "1", "--object-store-memory", "100000000"], root / "worker.log"
+    )
     try:
-        proc = run_cli("batch", str(clips), "-o", str(tmp_path / "out"), "--model", str(duc_onnx), "--no-progress",
-                       "--ray", address)
+        proc = run_cli(
+            "batch",
+            str(clips),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(duc_onnx),
+            "--no-progress",
+            "--ray",
+            address,
+        )
     finally:
         stop_ray_node(worker)
     assert proc.returncode == 2

@@ -65,8 +65,21 @@ def test_bf16_engine_is_named_and_its_agreement_reported(car_video, fcn_onnx):
 
     if "BF16" not in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         pytest.skip("this CPU has no native BF16")
-    report = _bench(str(car_video), "--model", str(fcn_onnx), "--frames", "2", "--size", "96",
-                    "--modes", "bare,naive", "--backend", "openvino", "--precision", "bf16")
+    report = _bench(
+        str(car_video),
+        "--model",
+        str(fcn_onnx),
+        "--frames",
+        "2",
+        "--size",
+        "96",
+        "--modes",
+        "bare,naive",
+        "--backend",
+        "openvino",
+        "--precision",
+        "bf16",
+    )
     assert report["bare"]["engine"] == "openvino (CPU, bf16)" and report["bare"]["precision"] == "bf16"
     agreement = report["naive"]["same_weights_check"]["label_agreement"]
     assert 0.99 <= agreement < 1  # BF16 moves some labels; exactly equal would mean it ran in FP32
@@ -74,8 +87,20 @@ def test_bf16_engine_is_named_and_its_agreement_reported(car_video, fcn_onnx):
 
 
 def test_naive_refuses_other_weights(car_video, fcn_onnx):
-    proc = run_cli("bench", str(car_video), "--model", str(fcn_onnx), "--frames", "2", "--size", "64",
-                   "--modes", "bare,naive", "--seed", "1")
+    proc = run_cli(
+        "bench",
+        str(car_video),
+        "--model",
+        str(fcn_onnx),
+        "--frames",
+        "2",
+        "--size",
+        "64",
+        "--modes",
+        "bare,naive",
+        "--seed",
+        "1",
+    )
     assert proc.returncode != 0
     assert "not the same weights" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -93,7 +118,9 @@ def test_model_without_torch_twin_skips_naive_and_plots(car_video, duc_onnx, tmp
 
 @pytest.mark.slow
 def test_floor_from_a_given_peak_and_none_without(car_video, duc_onnx):
-    report = _bench(str(car_video), "--model", str(duc_onnx), "--frames", "3", "--modes", "bare", "--peak-tflops", "2.5")
+    report = _bench(
+        str(car_video), "--model", str(duc_onnx), "--frames", "3", "--modes", "bare", "--peak-tflops", "2.5"
+    )
     floor = report["floor"]
     assert floor["floor_ms"] == pytest.approx(2 * report["flops"]["gmacs"] / 2.5, abs=1e-3)
     assert floor["engine_ms"] == report["bare"]["stages"]["infer"]["p50_ms"] and floor["precision"] == "fp32"
@@ -113,16 +140,21 @@ def test_gpu_datasheet_peaks_by_device_name():
     assert gpu_peaks("Tesla T4")["int8"] == 130 and gpu_peaks("Intel Arc A770") is None
     # fcn_resnet50 at 520x520, 152.7 GMACs, FP16 on an H100 SXM: 0.309 ms at the tensor cores' dense peak
     report = floor_report(152.717, "fp16", 1.5, device_name="NVIDIA H100 80GB HBM3")
-    assert report["floor_ms"] == pytest.approx(0.309, abs=1e-3) and report["engine_over_floor"] == pytest.approx(4.85, abs=0.01)
+    assert report["floor_ms"] == pytest.approx(0.309, abs=1e-3) and report["engine_over_floor"] == pytest.approx(
+        4.85, abs=0.01
+    )
     fp32 = floor_report(152.717, "fp32", 20.0, device_name="NVIDIA A100-SXM4-80GB")
-    assert fp32["floor_ms"] == pytest.approx(15.663, abs=1e-3) and fp32["floor_ms_tf32"] == pytest.approx(1.958, abs=1e-3)
+    assert fp32["floor_ms"] == pytest.approx(15.663, abs=1e-3) and fp32["floor_ms_tf32"] == pytest.approx(
+        1.958, abs=1e-3
+    )
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not cuda_present(), reason="no CUDA GPU")
 def test_bench_on_a_gpu_reports_the_floor_and_gpu_memory(car_video, fcn_onnx):
-    report = _bench(str(car_video), "--model", str(fcn_onnx), "--frames", "4", "--size", "260",
-                    "--modes", "bare,end-to-end")
+    report = _bench(
+        str(car_video), "--model", str(fcn_onnx), "--frames", "4", "--size", "260", "--modes", "bare,end-to-end"
+    )
     bare = report["bare"]
     assert bare["device"] == "cuda" and bare["gpu_peak_allocated_mb"] > 0 and bare["gpu_device_used_mb"] > 0
     assert report["end_to_end"]["gpu_peak_allocated_mb"] > 0
@@ -142,12 +174,18 @@ def test_fcn_macs_match_torchvision(fcn_onnx):
 
 def test_macs_of_gemm_and_matmul(tmp_path):
     rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array(rng.random((8, 16), np.float32), "w"),
-               numpy_helper.from_array(rng.random((5, 16), np.float32), "g")]
+    weights = [
+        numpy_helper.from_array(rng.random((8, 16), np.float32), "w"),
+        numpy_helper.from_array(rng.random((5, 16), np.float32), "g"),
+    ]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Reshape", ["y", "shape"], ["y2"]),
-         helper.make_node("Gemm", ["y2", "g"], ["z"], transB=1)],
-        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 8])],
+        [
+            helper.make_node("MatMul", ["x", "w"], ["y"]),
+            helper.make_node("Reshape", ["y", "shape"], ["y2"]),
+            helper.make_node("Gemm", ["y2", "g"], ["z"], transB=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 8])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
         initializer=weights + [numpy_helper.from_array(np.array([-1, 16], np.int64), "shape")],
     )

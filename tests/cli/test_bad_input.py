@@ -42,9 +42,12 @@ def test_unknown_model(tmp_path, clip):
 
 
 def test_zoo_model_not_downloaded_says_what_to_run(tmp_path, clip):
-    proc = subprocess.run([sys.executable, "-m", "streamseg", "run", str(clip), "-o", str(tmp_path / "o.mp4"),
-                           "--model", "fcn_resnet50"], capture_output=True, text=True,
-                          env={"STREAMSEG_CACHE": str(tmp_path / "cache"), "PATH": ""})
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamseg", "run", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", "fcn_resnet50"],
+        capture_output=True,
+        text=True,
+        env={"STREAMSEG_CACHE": str(tmp_path / "cache"), "PATH": ""},
+    )
     assert_one_line_error(proc, "not downloaded", "streamseg models fetch fcn_resnet50")
 
 
@@ -67,8 +70,18 @@ def test_foreign_onnx_without_spec(tmp_path, clip, duc_onnx):
     onnx.save(model, str(bare))
     proc = run_cli("run", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(bare))
     assert_one_line_error(proc, "no streamseg spec", "--spec")
-    ok = run_cli("run", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(bare), "--spec",
-                 str(ROOT / "configs" / "duc_resnet101_hdc.yaml"), "--max-frames", "2")
+    ok = run_cli(
+        "run",
+        str(clip),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--model",
+        str(bare),
+        "--spec",
+        str(ROOT / "configs" / "duc_resnet101_hdc.yaml"),
+        "--max-frames",
+        "2",
+    )
     assert ok.returncode == 0, ok.stderr
 
 
@@ -96,7 +109,9 @@ def test_bad_config_names_the_key(tmp_path, clip, duc_onnx, text, fragments):
 
 
 def test_unknown_class_in_filter(tmp_path, clip, duc_onnx):
-    proc = run_cli("run", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(duc_onnx), "--classes", "car,unicorn")
+    proc = run_cli(
+        "run", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(duc_onnx), "--classes", "car,unicorn"
+    )
     assert_one_line_error(proc, "unicorn")
 
 
@@ -108,9 +123,23 @@ def test_output_folder_missing(tmp_path, clip, duc_onnx):
 @pytest.mark.slow
 def test_sigint_finalizes_a_playable_file(tmp_path, car_video, duc_onnx):
     out = tmp_path / "partial.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "streamseg", "run", str(car_video), "-o", str(out), "--model",
-                             str(duc_onnx), "--labels-out", str(tmp_path / "labels")],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamseg",
+            "run",
+            str(car_video),
+            "-o",
+            str(out),
+            "--model",
+            str(duc_onnx),
+            "--labels-out",
+            str(tmp_path / "labels"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and len(list((tmp_path / "labels").glob("*.png"))) < 10:
         time.sleep(0.2)

@@ -26,8 +26,18 @@ from streamseg.errors import ConfigError
 from tests.support.paths import ROOT
 
 # commands that write files or folders: each names what it writes with -o/--output
-WRITERS = {"run", "batch", "bench", "build-engine", "datasets synth", "models export", "quantize", "report",
-           "subscribe", "train"}
+WRITERS = {
+    "run",
+    "batch",
+    "bench",
+    "build-engine",
+    "datasets synth",
+    "models export",
+    "quantize",
+    "report",
+    "subscribe",
+    "train",
+}
 OLD_SPELLINGS = {"--out", "--output-dir", "--outdir", "--save", "--encoder", "--base-size"}
 NOT_CONFIG = {"spec_path", "config_path", "no_progress", "sources"}  # run's options that are not RunConfig leaves
 # RunConfig leaves no flag sets: YAML or the Python API only (sources are run's arguments)
@@ -159,8 +169,10 @@ def test_every_flag_in_the_readme_exists_in_that_commands_help():
 
 
 def test_the_readme_flag_check_catches_an_unknown_flag():
-    assert unknown_flags("streamseg run a.mp4 -o b.mp4 --encoder libx264 [--no-such-flag]") == \
-        ["--encoder", "--no-such-flag"]
+    assert unknown_flags("streamseg run a.mp4 -o b.mp4 --encoder libx264 [--no-such-flag]") == [
+        "--encoder",
+        "--no-such-flag",
+    ]
     assert unknown_flags("streamseg models export fcn_resnet50 --weights none -o m.onnx") == []
 
 
@@ -185,14 +197,25 @@ def sample(option: click.Option) -> tuple[str, Any]:
 
 
 def renamed_flags() -> list[tuple[str, Command, str, str]]:
-    return [(path, command, old, new) for path, command in all_commands() if isinstance(command, Command)
-            for old, new in command.renamed.items()]
+    return [
+        (path, command, old, new)
+        for path, command in all_commands()
+        if isinstance(command, Command)
+        for old, new in command.renamed.items()
+    ]
 
 
 def test_some_commands_keep_old_spellings():
     olds = {(path, old) for path, _, old, _ in renamed_flags()}
-    assert {("run", "--encoder"), ("batch", "--encoder"), ("batch", "--output-dir"), ("datasets synth", "--out"),
-            ("datasets synth", "--size"), ("subscribe", "--save"), ("train", "--base-size")} <= olds
+    assert {
+        ("run", "--encoder"),
+        ("batch", "--encoder"),
+        ("batch", "--output-dir"),
+        ("datasets synth", "--out"),
+        ("datasets synth", "--size"),
+        ("subscribe", "--save"),
+        ("train", "--base-size"),
+    } <= olds
 
 
 @pytest.mark.parametrize("path,command,old,new", renamed_flags(), ids=lambda v: v if isinstance(v, str) else "")
@@ -207,11 +230,14 @@ def test_an_old_spelling_sets_the_new_option_and_warns(path, command, old, new, 
 
 
 def test_old_synth_spellings_still_write_the_dataset(tmp_path):
-    proc = streamseg("datasets", "synth", "--out", str(tmp_path / "d"), "--size", "64x48", "--n", "2",
-                     "--video-frames", "0")
+    proc = streamseg(
+        "datasets", "synth", "--out", str(tmp_path / "d"), "--size", "64x48", "--n", "2", "--video-frames", "0"
+    )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines()[:2] == ["streamseg: warning: --out is deprecated, use -o/--output",
-                                            "streamseg: warning: --size is deprecated, use --image-size"]
+    assert proc.stderr.splitlines()[:2] == [
+        "streamseg: warning: --out is deprecated, use -o/--output",
+        "streamseg: warning: --size is deprecated, use --image-size",
+    ]
     images = sorted((tmp_path / "d" / "JPEGImages").glob("*.jpg"))
     assert len(images) == 2 and Image.open(images[0]).size == (64, 48)
 
@@ -316,23 +342,46 @@ def test_a_bad_value_is_refused_by_the_config_model_with_the_key_named():
 
 # -- (f, g) what run says ------------------------------------------------------------------------------------------
 def streamseg(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streamseg", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "streamseg", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 @pytest.fixture(scope="module")
 def small_video(tmp_path_factory) -> Path:
     """A 6-frame street scene video, written by `datasets synth`."""
     root = tmp_path_factory.mktemp("synth")
-    proc = streamseg("datasets", "synth", "-o", str(root), "--n", "2", "--image-size", "96x64",
-                     "--video-frames", "6", "--fps", "6")
+    proc = streamseg(
+        "datasets", "synth", "-o", str(root), "--n", "2", "--image-size", "96x64", "--video-frames", "6", "--fps", "6"
+    )
     assert proc.returncode == 0, proc.stderr
     return root / "heldout" / "heldout.mp4"
 
 
 def test_the_summary_line_names_every_file_written(small_video, duc_onnx, tmp_path):
-    proc = streamseg("run", str(small_video), "-o", "out.mp4", "--labels-out", "labels", "--summary", "run.csv",
-                     "-o", "run.mcap", "-m", str(duc_onnx), "--max-frames", "3", "--no-progress", cwd=tmp_path)
+    proc = streamseg(
+        "run",
+        str(small_video),
+        "-o",
+        "out.mp4",
+        "--labels-out",
+        "labels",
+        "--summary",
+        "run.csv",
+        "-o",
+        "run.mcap",
+        "-m",
+        str(duc_onnx),
+        "--max-frames",
+        "3",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("streamseg: done:")]
     assert line.endswith("; wrote out.mp4, labels/, run.csv, run.mcap"), line
@@ -340,8 +389,9 @@ def test_the_summary_line_names_every_file_written(small_video, duc_onnx, tmp_pa
 
 
 def test_run_without_a_model_names_the_one_command_that_makes_one(small_video, tmp_path):
-    proc = streamseg("run", str(small_video), "-o", "out.mp4", env={"STREAMSEG_CACHE": str(tmp_path / "cache")},
-                     cwd=tmp_path)
+    proc = streamseg(
+        "run", str(small_video), "-o", "out.mp4", env={"STREAMSEG_CACHE": str(tmp_path / "cache")}, cwd=tmp_path
+    )
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("streamseg: error: no model given, and none cached: make one with `streamseg ")
     command = re.search(r"`(streamseg [^`]+)`", proc.stderr).group(1)
@@ -361,8 +411,10 @@ def test_run_without_a_model_lists_the_cached_ones(small_video, tmp_path):
     (cache / "models" / source.url.rsplit("/", 1)[-1]).write_bytes(b"not checked here")
     proc = streamseg("run", str(small_video), "-o", "out.mp4", env={"STREAMSEG_CACHE": str(cache)}, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "streamseg: error: no model given: pass -m NAME or -m PATH.onnx (cached: " \
-                                  "fcn_resnet50:int8)"
+    assert (
+        proc.stderr.strip() == "streamseg: error: no model given: pass -m NAME or -m PATH.onnx (cached: "
+        "fcn_resnet50:int8)"
+    )
 
 
 def test_choices_come_from_one_module():

@@ -13,8 +13,18 @@ from streamseg.backends import cuda_present, plan_auto
 from streamseg.doctor import as_text, gather
 from tests.support.cli import run_cli
 
-SECTIONS = ("python", "streamseg", "pyav", "onnxruntime", "openvino", "cpu", "torch", "tensorrt", "auto_backend",
-            "missing")
+SECTIONS = (
+    "python",
+    "streamseg",
+    "pyav",
+    "onnxruntime",
+    "openvino",
+    "cpu",
+    "torch",
+    "tensorrt",
+    "auto_backend",
+    "missing",
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +77,7 @@ def test_missing_packages_name_the_extra_that_brings_them(monkeypatch):
     facts = gather()
     assert facts["torch"] == {"installed": False, "missing": [facts["torch"]["missing"][0]]}
     missing = "\n".join(facts["missing"])
-    assert 'streamseg[export]' in missing and 'streamseg[openvino]' in missing and 'streamseg[tensorrt]' in missing
+    assert "streamseg[export]" in missing and "streamseg[openvino]" in missing and "streamseg[tensorrt]" in missing
     assert facts["auto_backend"]["fp16"]["backend"] == "onnxruntime"
     assert "error" not in facts["pyav"] and facts["pyav"]["nvdec"]["usable"] is False
     text = as_text(facts)

@@ -31,7 +31,14 @@ def one_line_error(proc) -> str:
 
 
 def test_broker_urls_parse_and_bad_ones_say_what_is_expected():
-    assert parse_mqtt_url("mqtt://u:p%40ss@broker:1884/cams/front") == ("broker", 1884, "cams/front", "u", "p@ss", False)
+    assert parse_mqtt_url("mqtt://u:p%40ss@broker:1884/cams/front") == (
+        "broker",
+        1884,
+        "cams/front",
+        "u",
+        "p@ss",
+        False,
+    )
     assert parse_mqtt_url("mqtts://broker") == ("broker", 8883, "streamseg", None, None, True)
     assert parse_kafka_url("kafka://k1:9092,k2:9092/frames") == ("k1:9092,k2:9092", "frames")
     for bad in ("http://broker/x", "mqtt:///x", "mqtt://b/cams/#"):
@@ -43,8 +50,11 @@ def test_broker_urls_parse_and_bad_ones_say_what_is_expected():
 
 def test_bad_mqtt_url_is_one_line(clip, duc_onnx):
     pytest.importorskip("paho", reason="needs the mqtt extra (paho-mqtt)")
-    line = one_line_error(run_cli("run", str(clip), "--model", str(duc_onnx), "--max-frames", "1",
-                                  "--mqtt", "http://user:secret@127.0.0.1/x"))
+    line = one_line_error(
+        run_cli(
+            "run", str(clip), "--model", str(duc_onnx), "--max-frames", "1", "--mqtt", "http://user:secret@127.0.0.1/x"
+        )
+    )
     assert "expected mqtt://HOST[:PORT]/TOPIC" in line and "secret" not in line
 
 
@@ -54,16 +64,28 @@ def test_foxglove_port_in_use_is_one_line(clip, duc_onnx, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = run_cli("run", str(clip), "--model", str(duc_onnx), "--max-frames", "1", "--foxglove", str(port),
-                       "--mcap", str(tmp_path / "x.mcap"))
+        proc = run_cli(
+            "run",
+            str(clip),
+            "--model",
+            str(duc_onnx),
+            "--max-frames",
+            "1",
+            "--foxglove",
+            str(port),
+            "--mcap",
+            str(tmp_path / "x.mcap"),
+        )
     assert f"--foxglove {port}: cannot listen on 127.0.0.1:{port}" in one_line_error(proc)
 
 
 @pytest.mark.slow
 def test_kafka_without_its_extra_says_what_to_install(clip, duc_onnx):
     """As a machine without confluent-kafka sees it, whether or not this one has it."""
-    code = ("import sys; sys.modules['confluent_kafka'] = None; from streamseg.cli import main; "
-            f"sys.exit(main(['run', {str(clip)!r}, '--model', {str(duc_onnx)!r}, '--max-frames', '1', "
-            "'--kafka', 'kafka://127.0.0.1:9092/frames']))")
+    code = (
+        "import sys; sys.modules['confluent_kafka'] = None; from streamseg.cli import main; "
+        f"sys.exit(main(['run', {str(clip)!r}, '--model', {str(duc_onnx)!r}, '--max-frames', '1', "
+        "'--kafka', 'kafka://127.0.0.1:9092/frames']))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert 'pip install "streamseg[kafka]"' in one_line_error(proc)

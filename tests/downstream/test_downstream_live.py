@@ -22,8 +22,9 @@ from tests.support.paths import ROOT
 
 HAS_MQTT = importlib.util.find_spec("paho") is not None
 HAS_FOXGLOVE = all(importlib.util.find_spec(m) is not None for m in ("foxglove", "mcap_ros2", "websockets"))
-needs_mqtt = pytest.mark.skipif(not HAS_MQTT or mosquitto_missing() is not None,
-                                reason=mosquitto_missing() or "needs the mqtt extra (paho-mqtt)")
+needs_mqtt = pytest.mark.skipif(
+    not HAS_MQTT or mosquitto_missing() is not None, reason=mosquitto_missing() or "needs the mqtt extra (paho-mqtt)"
+)
 needs_foxglove = pytest.mark.skipif(not HAS_FOXGLOVE, reason="needs the foxglove extra and websockets")
 PREFIX = "/streamseg/car_detection"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -56,7 +57,9 @@ def decode_cdr(channel: dict, data: bytes):
     from mcap.records import Schema
     from mcap_ros2.decoder import DecoderFactory
 
-    schema = Schema(id=1, name=channel["schemaName"], encoding=channel["schemaEncoding"], data=channel["schema"].encode())
+    schema = Schema(
+        id=1, name=channel["schemaName"], encoding=channel["schemaEncoding"], data=channel["schema"].encode()
+    )
     return DecoderFactory().decoder_for(channel["encoding"], schema)(data)
 
 
@@ -67,9 +70,27 @@ def decode_cdr(channel: dict, data: bytes):
 def test_live_run_serves_a_foxglove_client_and_an_mqtt_subscriber(car_video, duc_onnx, broker, subscriber):
     from tests.support.foxglove_client import collect
 
-    proc = subprocess.Popen([sys.executable, "-m", "streamseg", "run", str(car_video), "--realtime", "--model",
-                             str(duc_onnx), "--max-frames", "60", "--foxglove", "0", "--mqtt", broker.url("cams"),
-                             "--mqtt-labels"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamseg",
+            "run",
+            str(car_video),
+            "--realtime",
+            "--model",
+            str(duc_onnx),
+            "--max-frames",
+            "60",
+            "--foxglove",
+            "0",
+            "--mqtt",
+            broker.url("cams"),
+            "--mqtt-labels",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         for line in proc.stderr:
@@ -84,15 +105,19 @@ def test_live_run_serves_a_foxglove_client_and_an_mqtt_subscriber(car_video, duc
         proc.wait(timeout=120)
     assert proc.returncode == 0, rest
     assert {c["topic"]: c["schemaName"] for c in channels.values()} == {
-        f"{PREFIX}/camera/compressed": "sensor_msgs/msg/CompressedImage", f"{PREFIX}/labels": "sensor_msgs/msg/Image",
+        f"{PREFIX}/camera/compressed": "sensor_msgs/msg/CompressedImage",
+        f"{PREFIX}/labels": "sensor_msgs/msg/Image",
         f"{PREFIX}/overlay/compressed": "sensor_msgs/msg/CompressedImage",
-        f"{PREFIX}/class_fractions": "std_msgs/msg/Float32MultiArray", f"{PREFIX}/stats": "std_msgs/msg/String"}
+        f"{PREFIX}/class_fractions": "std_msgs/msg/Float32MultiArray",
+        f"{PREFIX}/stats": "std_msgs/msg/String",
+    }
     assert all(len(received[t]) >= 3 for t in topics)
     labels = [decode_cdr(channels[f"{PREFIX}/labels"], data) for _, data in received[f"{PREFIX}/labels"]]
     assert all((m.height, m.width, m.encoding) == (432, 768, "mono8") and max(m.data) < 19 for m in labels)
     for stamp, data in received[f"{PREFIX}/camera/compressed"]:
-        image = cv2.imdecode(np.frombuffer(decode_cdr(channels[f"{PREFIX}/camera/compressed"], data).data, np.uint8),
-                             cv2.IMREAD_COLOR)
+        image = cv2.imdecode(
+            np.frombuffer(decode_cdr(channels[f"{PREFIX}/camera/compressed"], data).data, np.uint8), cv2.IMREAD_COLOR
+        )
         assert image.shape == (432, 768, 3) and image.std() > 10  # real footage, not a blank picture
         assert abs(stamp / 1e9 - time.time()) < 120  # live: stamped with the capture time
     # every frame the run wrote reached the MQTT subscriber, with its label map
@@ -115,8 +140,9 @@ def test_live_run_serves_a_foxglove_client_and_an_mqtt_subscriber(car_video, duc
 @needs_mqtt
 def test_mqtt_gets_every_frame_summary_of_a_file(car_video, duc_onnx, broker, subscriber, tmp_path):
     frames = 6
-    with Pipeline(car_video, model=duc_onnx, max_frames=frames, mqtt=broker.url("cams"),
-                  summary=str(tmp_path / "s.jsonl")) as pipeline:
+    with Pipeline(
+        car_video, model=duc_onnx, max_frames=frames, mqtt=broker.url("cams"), summary=str(tmp_path / "s.jsonl")
+    ) as pipeline:
         for _ in pipeline:
             pass
     rows = summaries(subscriber.wait_for("cams/car_detection", frames))
@@ -132,8 +158,13 @@ def test_mqtt_gets_every_frame_summary_of_a_file(car_video, duc_onnx, broker, su
 @needs_mqtt
 @pytest.mark.slow
 def test_broker_restart_loses_at_most_the_frames_counted_as_dropped(car_video, duc_onnx, broker, subscriber):
-    pipeline = Pipeline(car_video, model=duc_onnx, max_frames=70, mqtt=broker.url("cams"),
-                        live={"realtime": True, "reconnect_delay": 0.5, "reconnect_max_delay": 1.0})
+    pipeline = Pipeline(
+        car_video,
+        model=duc_onnx,
+        max_frames=70,
+        mqtt=broker.url("cams"),
+        live={"realtime": True, "reconnect_delay": 0.5, "reconnect_max_delay": 1.0},
+    )
     runner = threading.Thread(target=pipeline.run, daemon=True)
     runner.start()
     assert len(subscriber.wait_for("car_detection", 3)) >= 3
@@ -159,8 +190,9 @@ def test_a_full_queue_drops_the_oldest_frames_and_counts_them(car_video, duc_onn
     from streamseg.downstream.mqtt_sink import MAX_IN_FLIGHT, MqttSink
 
     frames, queue = MAX_IN_FLIGHT + 10, 4
-    sink = MqttSink(broker.url("cams"), ("c",) * 19, live=False, queue_size=queue,
-                    reconnect_max_delay=1.0)  # paho retries each second: back within the close's drain time
+    sink = MqttSink(
+        broker.url("cams"), ("c",) * 19, live=False, queue_size=queue, reconnect_max_delay=1.0
+    )  # paho retries each second: back within the close's drain time
     assert sink.connected.wait(10)
     broker.stop()  # away for the whole run: paho holds MAX_IN_FLIGHT frames, our queue the newest 4
     with Pipeline(car_video, model=duc_onnx, max_frames=frames, sinks=[sink]) as pipeline:
@@ -176,8 +208,10 @@ def test_a_full_queue_drops_the_oldest_frames_and_counts_them(car_video, duc_onn
 @pytest.mark.browser
 @needs_foxglove
 @pytest.mark.slow
-@pytest.mark.skipif(not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None,
-                    reason="needs Debian's chromium and the playwright package")
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None,
+    reason="needs Debian's chromium and the playwright package",
+)
 def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video, duc_onnx, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -187,21 +221,28 @@ def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video,
         consumer.start()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--no-first-run"], viewport={"width": 1240, "height": 330})
+                str(tmp_path / "profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+                viewport={"width": 1240, "height": 330},
+            )
             try:
                 page = browser.new_page()
                 page.goto(f"{viewer.as_uri()}?ws={pipeline.downstream[0].url}")
                 for image in ("camera", "overlay"):
                     page.wait_for_function(f"document.getElementById('{image}').naturalWidth > 0", timeout=60_000)
                 page.wait_for_function("document.querySelectorAll('#classes tr').length > 0", timeout=60_000)
-                sizes = page.evaluate("['camera', 'overlay'].map(id => [document.getElementById(id).naturalWidth, "
-                                      "document.getElementById(id).naturalHeight])")
+                sizes = page.evaluate(
+                    "['camera', 'overlay'].map(id => [document.getElementById(id).naturalWidth, "
+                    "document.getElementById(id).naturalHeight])"
+                )
                 status = page.inner_text("#status")
                 # read in one script: the page rebuilds the table per message, and between two reads a row may
                 # be half built
-                rows = page.evaluate("[...document.querySelectorAll('#classes tr')].map(r => "
-                                     "[...r.cells].map(c => c.textContent))")
+                rows = page.evaluate(
+                    "[...document.querySelectorAll('#classes tr')].map(r => [...r.cells].map(c => c.textContent))"
+                )
                 topic = page.inner_text("#overlay-topic")
             finally:
                 browser.close()

@@ -21,7 +21,7 @@ from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("mcap", "mcap_ros2", "rosbags")),
-    reason="needs the ros extra and rosbags (pip install \"streamseg[ros]\" rosbags)",
+    reason='needs the ros extra and rosbags (pip install "streamseg[ros]" rosbags)',
 )
 
 FRAMES = 6
@@ -39,15 +39,28 @@ TYPES = {
 def mcap_run(car_video, duc_onnx, tmp_path_factory) -> Path:
     """``run -o run.mcap --labels-out labels/`` on the first frames of the real footage."""
     folder = tmp_path_factory.mktemp("mcap")
-    run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", str(FRAMES), "-o",
-            str(folder / "run.mcap"), "--labels-out", str(folder / "labels"), check=True)
+    run_cli(
+        "run",
+        str(car_video),
+        "--model",
+        str(duc_onnx),
+        "--max-frames",
+        str(FRAMES),
+        "-o",
+        str(folder / "run.mcap"),
+        "--labels-out",
+        str(folder / "labels"),
+        check=True,
+    )
     return folder
 
 
 def media_times_ns(video: Path, count: int) -> list[int]:
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
-        times = [round(f.pts * stream.time_base * 1_000_000_000) for _, f in zip(range(count), container.decode(stream))]
+        times = [
+            round(f.pts * stream.time_base * 1_000_000_000) for _, f in zip(range(count), container.decode(stream))
+        ]
     return times
 
 
@@ -94,8 +107,9 @@ def test_mcap_reader_gets_standard_schemas_label_maps_and_media_times(mcap_run, 
     assert by_topic[f"{PREFIX}/camera/compressed"][0][1].format == "jpeg"
     assert np.abs(cv2.cvtColor(camera, cv2.COLOR_BGR2RGB).astype(int) - first).mean() < 3
     # class fractions agree with the label maps and with the stats JSON
-    for (_, fractions), (_, stats), label in zip(by_topic[f"{PREFIX}/class_fractions"], by_topic[f"{PREFIX}/stats"],
-                                                 expected):
+    for (_, fractions), (_, stats), label in zip(
+        by_topic[f"{PREFIX}/class_fractions"], by_topic[f"{PREFIX}/stats"], expected
+    ):
         counted = np.bincount(label.ravel(), minlength=19) / label.size
         assert np.allclose(fractions.data, counted, atol=1e-6)
         row = json.loads(stats.data)
@@ -109,8 +123,10 @@ def test_rosbags_reads_the_label_maps_frame_exact(mcap_run, car_video):
     with AnyReader([mcap_run / "run.mcap"], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
         assert {c.topic: c.msgtype for c in reader.connections} == TYPES
         connection = next(c for c in reader.connections if c.topic == f"{PREFIX}/labels")
-        read = [(stamp, reader.deserialize(raw, connection.msgtype))
-                for _, stamp, raw in reader.messages(connections=[connection])]
+        read = [
+            (stamp, reader.deserialize(raw, connection.msgtype))
+            for _, stamp, raw in reader.messages(connections=[connection])
+        ]
     assert [stamp for stamp, _ in read] == media_times_ns(car_video, FRAMES)
     labels = [m.data.reshape(m.height, m.width) for _, m in read]
     assert all(np.array_equal(a, b) for a, b in zip(labels, png_labels(mcap_run / "labels"), strict=True))
@@ -137,8 +153,22 @@ def test_sigkill_mid_run_leaves_every_flushed_frame_readable(car_video, duc_onnx
     from mcap_ros2.decoder import DecoderFactory
 
     path = tmp_path / "killed.mcap"
-    proc = subprocess.Popen([sys.executable, "-m", "streamseg", "run", str(car_video), "--model", str(duc_onnx),
-                             "-o", str(path), "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamseg",
+            "run",
+            str(car_video),
+            "--model",
+            str(duc_onnx),
+            "-o",
+            str(path),
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while (not path.exists() or path.stat().st_size < 1_500_000) and time.monotonic() < deadline:
@@ -170,11 +200,32 @@ def test_sigkill_mid_run_leaves_every_flushed_frame_readable(car_video, duc_onnx
 
 @pytest.mark.slow
 def test_mcap_and_video_outputs_together_and_one_mcap_per_run(car_video, duc_onnx, tmp_path):
-    proc = run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "2", "-o", str(tmp_path / "a.mcap"),
-                   "-o", str(tmp_path / "b.mcap"))
+    proc = run_cli(
+        "run",
+        str(car_video),
+        "--model",
+        str(duc_onnx),
+        "--max-frames",
+        "2",
+        "-o",
+        str(tmp_path / "a.mcap"),
+        "-o",
+        str(tmp_path / "b.mcap"),
+    )
     assert proc.returncode != 0 and "one MCAP file per run" in proc.stderr and "Traceback" not in proc.stderr
-    run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "2", "-o", str(tmp_path / "a.mp4"),
-            "--mcap", str(tmp_path / "a.mcap"), check=True)
+    run_cli(
+        "run",
+        str(car_video),
+        "--model",
+        str(duc_onnx),
+        "--max-frames",
+        "2",
+        "-o",
+        str(tmp_path / "a.mp4"),
+        "--mcap",
+        str(tmp_path / "a.mcap"),
+        check=True,
+    )
     with av.open(str(tmp_path / "a.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 2
     from rosbags.highlevel import AnyReader
@@ -185,8 +236,13 @@ def test_mcap_and_video_outputs_together_and_one_mcap_per_run(car_video, duc_onn
 
 def test_the_read_mcap_example_prints_every_label_map(mcap_run):
     example = ROOT / "examples" / "read_mcap.py"
-    proc = subprocess.run([sys.executable, str(example), str(mcap_run / "run.mcap")], capture_output=True, text=True,
-                          timeout=60, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(example), str(mcap_run / "run.mcap")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     lines = proc.stdout.splitlines()
     assert len(lines) == FRAMES and all(line.startswith(f"{PREFIX}/labels ") for line in lines)
     assert lines[1].split()[1:4] == ["0.08", "(432,", "768)"]

@@ -43,7 +43,7 @@ def zlib_bomb(total: int, chunk: int = 1 << 24) -> bytes:
 
 def good_message(index: int) -> list[bytes]:
     labels = np.zeros((HEIGHT, WIDTH), np.uint8)
-    labels[HEIGHT // 2:] = 1
+    labels[HEIGHT // 2 :] = 1
     picture = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     result = Result("cam0", index, index, Fraction(1, 25), time.time(), picture, labels, picture, 0.01)
     return MessageEncoder(("sky", "road"), "cam0").encode(result)
@@ -58,7 +58,7 @@ def hostile_messages() -> list[tuple[str, list[bytes]]]:
         ("bomb", [topic, header, zlib_bomb(BOMB_BYTES)]),
         ("no classes", [topic, json.dumps(no_classes).encode(), payload]),
         ("huge shape", [topic, json.dumps(huge).encode(), zlib_bomb(1 << 26)]),
-        ("not json", [topic, b"{\"v\": 1,", payload]),
+        ("not json", [topic, b'{"v": 1,', payload]),
         ("two parts", [topic, header]),
     ]
 
@@ -72,9 +72,16 @@ def test_zlib_bomb_is_refused_by_decode():
 def test_decode_checks_the_header():
     topic, header, payload = good_message(1)
     fields = json.loads(header)
-    for bad in ({**fields, "shape": [432]}, {**fields, "shape": [0, 768]}, {**fields, "shape": [432.0, 768]},
-                {**fields, "classes": "road"}, {**fields, "classes": [1, 2]}, {**fields, "dtype": "float32"},
-                {**fields, "frame": "1"}, {k: v for k, v in fields.items() if k != "capture_time"}):
+    for bad in (
+        {**fields, "shape": [432]},
+        {**fields, "shape": [0, 768]},
+        {**fields, "shape": [432.0, 768]},
+        {**fields, "classes": "road"},
+        {**fields, "classes": [1, 2]},
+        {**fields, "dtype": "float32"},
+        {**fields, "frame": "1"},
+        {k: v for k, v in fields.items() if k != "capture_time"},
+    ):
         with pytest.raises(ValueError):
             decode([topic, json.dumps(bad).encode(), payload])
     with pytest.raises(ValueError, match="inflate to the"):  # a payload shorter than the shape
@@ -114,8 +121,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 SUBSCRIBERS = {  # endpoint -> argv, and how each prints a received frame
-    "streamseg-subscribe": (lambda url: ["-m", "streamseg", "subscribe", url, "--json", "--timeout", "60"],
-                            '"frame": {}'),
+    "streamseg-subscribe": (
+        lambda url: ["-m", "streamseg", "subscribe", url, "--json", "--timeout", "60"],
+        '"frame": {}',
+    ),
     "example": (lambda url: [str(ROOT / "examples" / "subscriber.py"), url], "frame {} "),
 }
 
@@ -126,8 +135,9 @@ def test_subscriber_survives_bomb_and_bad_headers_with_bounded_memory(subscriber
     context = zmq.Context.instance()
     pub = context.socket(zmq.PUB)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
-    proc = subprocess.Popen([sys.executable, *argv(f"tcp://127.0.0.1:{port}")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, *argv(f"tcp://127.0.0.1:{port}")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     out = Lines(proc.stdout)
     out.start()
     try:
@@ -135,8 +145,9 @@ def test_subscriber_survives_bomb_and_bad_headers_with_bounded_memory(subscriber
         assert out.wait_for(seen.format(0), 30, publish=lambda: pub.send_multipart(good_message(0))), "never attached"
         for _name, message in hostile_messages():
             pub.send_multipart(message)
-        assert out.wait_for(seen.format(1000), 30, publish=lambda: pub.send_multipart(good_message(1000))), \
+        assert out.wait_for(seen.format(1000), 30, publish=lambda: pub.send_multipart(good_message(1000))), (
             "stopped receiving good messages after the hostile ones"
+        )
         peak = peak_rss_mb(proc.pid)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)

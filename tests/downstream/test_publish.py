@@ -32,8 +32,9 @@ def free_port() -> int:
 
 
 def streamseg(*args: str, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "streamseg", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamseg", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+    )
 
 
 def test_message_is_a_small_header_and_a_compressed_label_map():
@@ -43,9 +44,19 @@ def test_message_is_a_small_header_and_a_compressed_label_map():
     topic, header_bytes, payload = MessageEncoder(("road", "sky") + ("x",) * 11 + ("car",), "cam0").encode(result)
     header = json.loads(header_bytes)
     assert topic == b"labels"
-    assert header == {"v": 1, "frame": 7, "pts": 700, "time": 7.0, "capture_time": 1.7e9, "latency": 0.25,
-                      "shape": [180, 320], "dtype": "uint8", "encoding": "zlib", "source": "cam0",
-                      "classes": ["road", "sky", *["x"] * 11, "car"]}
+    assert header == {
+        "v": 1,
+        "frame": 7,
+        "pts": 700,
+        "time": 7.0,
+        "capture_time": 1.7e9,
+        "latency": 0.25,
+        "shape": [180, 320],
+        "dtype": "uint8",
+        "encoding": "zlib",
+        "source": "cam0",
+        "classes": ["road", "sky", *["x"] * 11, "car"],
+    }
     assert len(payload) < labels.size / 20  # travels compressed
     np.testing.assert_array_equal(np.frombuffer(zlib.decompress(payload), np.uint8).reshape(180, 320), labels)
     decoded_header, decoded = decode([topic, header_bytes, payload])
@@ -60,10 +71,24 @@ def test_subscriber_process_receives_label_maps_while_run_serves_metrics(car_vid
     endpoint, metrics_port = f"tcp://127.0.0.1:{free_port()}", free_port()
     received, written = tmp_path / "received", tmp_path / "written"
     # the subscriber first: SUB connects and retries until the publisher binds, so no frame goes unseen
-    subscriber = streamseg("subscribe", endpoint, "--json", "-n", str(FRAMES), "--timeout", "60", "--save",
-                           str(received))
-    run = streamseg("run", str(car_video), "--model", str(duc_onnx), "--max-frames", str(FRAMES), "--labels-out",
-                    str(written), "--publish", endpoint, "--metrics-port", str(metrics_port), "--no-progress")
+    subscriber = streamseg(
+        "subscribe", endpoint, "--json", "-n", str(FRAMES), "--timeout", "60", "--save", str(received)
+    )
+    run = streamseg(
+        "run",
+        str(car_video),
+        "--model",
+        str(duc_onnx),
+        "--max-frames",
+        str(FRAMES),
+        "--labels-out",
+        str(written),
+        "--publish",
+        endpoint,
+        "--metrics-port",
+        str(metrics_port),
+        "--no-progress",
+    )
     try:
         health, metrics = _poll_while_running(run, f"http://127.0.0.1:{metrics_port}")
         run_err = run.communicate(timeout=120)[1]
@@ -107,11 +132,16 @@ def _poll_while_running(run: subprocess.Popen, base: str) -> tuple[dict, str]:
 def test_example_subscriber_needs_only_zmq_and_zlib(car_video, duc_onnx):
     """examples/subscriber.py, a plain consumer that doesn't import streamseg, decodes what run publishes."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    example = subprocess.Popen([sys.executable, str(ROOT / "examples" / "subscriber.py"), endpoint, "--count", "3"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    example = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "subscriber.py"), endpoint, "--count", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # PUB/SUB drops what is sent before the subscription lands, so publish more maps than it waits for
-    run = streamseg("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "30", "--publish", endpoint,
-                    "--no-progress")
+    run = streamseg(
+        "run", str(car_video), "--model", str(duc_onnx), "--max-frames", "30", "--publish", endpoint, "--no-progress"
+    )
     try:
         run_err = run.communicate(timeout=120)[1]
         out, err = example.communicate(timeout=60)
@@ -128,8 +158,9 @@ def test_publish_to_a_taken_endpoint_is_one_clear_error(car_video, duc_onnx):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        run = streamseg("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "2",
-                        "--publish", f"tcp://127.0.0.1:{port}")
+        run = streamseg(
+            "run", str(car_video), "--model", str(duc_onnx), "--max-frames", "2", "--publish", f"tcp://127.0.0.1:{port}"
+        )
         err = run.communicate(timeout=120)[1]
     assert run.returncode != 0
     assert err.strip().splitlines()[-1].startswith(f"streamseg: error: --publish tcp://127.0.0.1:{port}: cannot bind")

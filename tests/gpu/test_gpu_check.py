@@ -11,17 +11,43 @@ import pytest
 from streamseg.backends import cuda_present
 from tests.support.paths import ROOT
 
-STEPS = ("doctor", "matmul_peak", "clip", "export", "nvdec", "run_fp16", "bench_auto_b1", "bench_torch_graphs_b1",
-         "bench_torch_graphs_b8", "pytest_gpu", "bench_torch_compile_b8", "multistream")
+STEPS = (
+    "doctor",
+    "matmul_peak",
+    "clip",
+    "export",
+    "nvdec",
+    "run_fp16",
+    "bench_auto_b1",
+    "bench_torch_graphs_b1",
+    "bench_torch_graphs_b8",
+    "pytest_gpu",
+    "bench_torch_compile_b8",
+    "multistream",
+)
 
 
 @pytest.mark.slow
 @pytest.mark.export
 def test_dry_run_completes_every_step_with_figures(tmp_path, fcn_onnx):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out),
-                           "--model", str(fcn_onnx), "--work", str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=1500, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_check.py"),
+            "--dry-run",
+            "--out",
+            str(out),
+            "--model",
+            str(fcn_onnx),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.loads((out / "gpu-check.json").read_text())
     assert sorted(p.name for p in out.iterdir()) == ["gpu-check.json", "gpu-check.log"]
@@ -30,8 +56,17 @@ def test_dry_run_completes_every_step_with_figures(tmp_path, fcn_onnx):
     for name, step in steps.items():
         assert step["status"] in ("ok", "skipped"), (name, step)
         assert step["status"] == "ok" or step["reason"], name
-    for name in ("doctor", "matmul_peak", "clip", "nvdec", "run_fp16", "bench_auto_b1", "bench_torch_graphs_b1",
-                 "bench_torch_graphs_b8", "pytest_gpu"):
+    for name in (
+        "doctor",
+        "matmul_peak",
+        "clip",
+        "nvdec",
+        "run_fp16",
+        "bench_auto_b1",
+        "bench_torch_graphs_b1",
+        "bench_torch_graphs_b8",
+        "pytest_gpu",
+    ):
         assert steps[name]["status"] == "ok", (name, steps[name])
     figures = {name: step["figures"] for name, step in steps.items()}
     assert figures["doctor"]["auto_fp16"]["backend"] in ("onnxruntime", "torch", "tensorrt")

@@ -21,15 +21,29 @@ PROFILE = Profile((1, 3, 48, 48), (1, 3, 96, 171), (1, 3, 224, 224))
 
 
 def key(**changes) -> EngineKey:
-    base = dict(onnx_sha256="a" * 64, precision="fp16", profile=PROFILE, trt_module="tensorrt",
-                trt_version="10.13.0", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0")
+    base = dict(
+        onnx_sha256="a" * 64,
+        precision="fp16",
+        profile=PROFILE,
+        trt_module="tensorrt",
+        trt_version="10.13.0",
+        gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability="9.0",
+    )
     return EngineKey(**{**base, **changes})
 
 
 def test_key_digest_changes_with_every_field():
-    variants = [key(), key(onnx_sha256="b" * 64), key(precision="fp32"), key(trt_version="11.0.0"),
-                key(trt_module="tensorrt_rtx"), key(gpu_name="NVIDIA A100"), key(compute_capability="8.0"),
-                key(profile=Profile((1, 3, 48, 48), (1, 3, 96, 171), (2, 3, 224, 224)))]
+    variants = [
+        key(),
+        key(onnx_sha256="b" * 64),
+        key(precision="fp32"),
+        key(trt_version="11.0.0"),
+        key(trt_module="tensorrt_rtx"),
+        key(gpu_name="NVIDIA A100"),
+        key(compute_capability="8.0"),
+        key(profile=Profile((1, 3, 48, 48), (1, 3, 96, 171), (2, 3, 224, 224))),
+    ]
     assert len({k.digest() for k in variants}) == len(variants)
     assert EngineKey.from_dict(json.loads(json.dumps(key().as_dict()))) == key()
 

@@ -50,17 +50,26 @@ def qdq_model(path, *, qoperator: bool = False):
     scale = numpy_helper.from_array(np.array(0.05, np.float32), "s")
     zero = numpy_helper.from_array(np.array(0, np.int8), "z")
     if qoperator:
-        nodes = [helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
-                 helper.make_node("QLinearConv", ["q", "s", "z", "wq", "s", "z", "s", "z"], ["qo"]),
-                 helper.make_node("DequantizeLinear", ["qo", "s", "z"], ["out"])]
+        nodes = [
+            helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
+            helper.make_node("QLinearConv", ["q", "s", "z", "wq", "s", "z", "s", "z"], ["qo"]),
+            helper.make_node("DequantizeLinear", ["qo", "s", "z"], ["out"]),
+        ]
         inits = [scale, zero, numpy_helper.from_array(np.ones((4, 3, 3, 3), np.int8), "wq")]
     else:
-        nodes = [helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
-                 helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"]),
-                 helper.make_node("Conv", ["dq", "w"], ["out"], pads=[1, 1, 1, 1])]
+        nodes = [
+            helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"]),
+            helper.make_node("Conv", ["dq", "w"], ["out"], pads=[1, 1, 1, 1]),
+        ]
         inits = [weight, scale, zero]
-    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "qdq",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
 

@@ -49,8 +49,16 @@ def footage(car_video):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("spec", [sized(FCN, 96), sized(FCN, 520), DUC, sized(FCN, 96).model_copy(
-    update={"dtype": "float16", "color_order": "BGR"})], ids=["shrink", "enlarge", "letterbox", "fp16-bgr"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        sized(FCN, 96),
+        sized(FCN, 520),
+        DUC,
+        sized(FCN, 96).model_copy(update={"dtype": "float16", "color_order": "BGR"}),
+    ],
+    ids=["shrink", "enlarge", "letterbox", "fp16-bgr"],
+)
 def test_preprocess_matches_cpu_reference(footage, spec, device):
     cpu, gpu = CpuPreprocessor(spec), TorchPreprocessor(spec, device)
     one_level = max((spec.normalize.range / 255) / s for s in (spec.normalize.std or (1, 1, 1)))
@@ -58,13 +66,17 @@ def test_preprocess_matches_cpu_reference(footage, spec, device):
     for i, (rgb, _, _) in enumerate(footage):
         expected = cpu(Frame("car", i, rgb, i, None, 0.0))
         got, geometry = gpu.from_rgb(torch.from_numpy(rgb).to(device))
-        assert geometry == expected.geometry and got.dtype == (torch.float16 if spec.dtype == "float16" else torch.float32)
+        assert geometry == expected.geometry and got.dtype == (
+            torch.float16 if spec.dtype == "float16" else torch.float32
+        )
         error = np.abs(got.float().cpu().numpy() - expected.tensor.astype(np.float32))
         worst = max(worst, float(error.max()))
         off = float((error > one_level / 2).mean())
         assert off < 0.1  # OpenCV's fixed-point bilinear is one level off on a few percent of values
-    print(f"preprocess {spec.resize.mode} {spec.resize.size} {device}: max abs error {worst:.5f} "
-          f"(one pixel level = {one_level:.5f}), {off:.2%} of values one level off")
+    print(
+        f"preprocess {spec.resize.mode} {spec.resize.size} {device}: max abs error {worst:.5f} "
+        f"(one pixel level = {one_level:.5f}), {off:.2%} of values one level off"
+    )
     assert worst <= one_level * 1.01 + (0.004 if spec.dtype == "float16" else 0)  # OpenCV's fixed point: 1 level
 
 
@@ -73,8 +85,8 @@ def test_nv12_to_rgb_matches_ffmpeg(footage, device):
     """NV12 planes (as NVDEC hands them over) against FFmpeg's own YUV -> RGB conversion."""
     for rgb, yuv, colorspace in footage:
         h, w = rgb.shape[:2]
-        u = yuv[h:h + h // 4].reshape(h // 2, w // 2)
-        v = yuv[h + h // 4:].reshape(h // 2, w // 2)
+        u = yuv[h : h + h // 4].reshape(h // 2, w // 2)
+        v = yuv[h + h // 4 :].reshape(h // 2, w // 2)
         y = torch.from_numpy(np.ascontiguousarray(yuv[:h])).to(device)
         uv = torch.from_numpy(np.stack([u, v], axis=-1)).to(device)
         matrix = "bt709" if colorspace == 1 else "bt601"
@@ -90,8 +102,11 @@ def test_postprocess_matches_cpu_reference(device):
     cases = [  # (spec, frame size, output)
         (sized(FCN, 96), (432, 768), rng.normal(size=(1, 21, 96, 171)).astype(np.float32)),
         (sized(FCN, 96), (433, 769), rng.normal(size=(1, 21, 12, 22)).astype(np.float32)),  # coarse, odd frame
-        (FCN.model_copy(update={"decode": Decode(kind="labels")}), (432, 768),
-         rng.integers(0, 21, (1, 1, 60, 107)).astype(np.int64)),
+        (
+            FCN.model_copy(update={"decode": Decode(kind="labels")}),
+            (432, 768),
+            rng.integers(0, 21, (1, 1, 60, 107)).astype(np.int64),
+        ),
     ]
     for spec, (fh, fw), output in cases:
         g = CpuPreprocessor(spec).geometry(fh, fw)

@@ -72,8 +72,17 @@ def test_torch_cuda_graphs_replay_the_same_scores(fcn_onnx, fcn_spec, car_video)
 
 @needs_trt
 def test_engine_cache_reuse_and_rebuild(fcn_onnx, tmp_path):
-    args = ("build-engine", "--model", str(fcn_onnx), "--precision", "fp16", "--size", "256",
-            "--engine-dir", str(tmp_path))
+    args = (
+        "build-engine",
+        "--model",
+        str(fcn_onnx),
+        "--precision",
+        "fp16",
+        "--size",
+        "256",
+        "--engine-dir",
+        str(tmp_path),
+    )
     first = run_cli(*args, check=True)
     assert first.stdout.startswith("built ")
     second = run_cli(*args, check=True)
@@ -87,8 +96,23 @@ def test_engine_cache_reuse_and_rebuild(fcn_onnx, tmp_path):
 def test_run_on_gpu_end_to_end(car_video, fcn_onnx, tmp_path):
     """streamseg run … --backend auto --precision fp16 on real footage, with the GPU stages."""
     out = tmp_path / "gpu.mp4"
-    proc = run_cli("-v", "run", str(car_video), "-o", str(out), "--model", str(fcn_onnx), "--backend", "auto",
-                   "--precision", "fp16", "--max-frames", "60", "--no-progress", check=True)
+    proc = run_cli(
+        "-v",
+        "run",
+        str(car_video),
+        "-o",
+        str(out),
+        "--model",
+        str(fcn_onnx),
+        "--backend",
+        "auto",
+        "--precision",
+        "fp16",
+        "--max-frames",
+        "60",
+        "--no-progress",
+        check=True,
+    )
     assert "backend auto: chose" in proc.stderr and "onnxruntime" not in proc.stderr.split("chose", 1)[1].split("\n")[0]
     import av
 

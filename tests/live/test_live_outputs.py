@@ -34,8 +34,21 @@ def test_realtime_file_to_udp_hls_and_mp4_at_once(duc_onnx, tmp_path: Path):
     udp.start()
     hls, mp4 = tmp_path / "hls", tmp_path / "out.mp4"
     try:
-        proc = run_cli("run", str(video), "--realtime", "-o", f"udp://127.0.0.1:{port}", "-o", f"hls:{hls}",
-                       "-o", str(mp4), "--model", str(duc_onnx), "--no-progress", timeout=120)
+        proc = run_cli(
+            "run",
+            str(video),
+            "--realtime",
+            "-o",
+            f"udp://127.0.0.1:{port}",
+            "-o",
+            f"hls:{hls}",
+            "-o",
+            str(mp4),
+            "--model",
+            str(duc_onnx),
+            "--no-progress",
+            timeout=120,
+        )
         udp.wait_for_frames(FRAMES, timeout=5)
     finally:
         udp.stop()
@@ -63,8 +76,20 @@ def test_realtime_file_to_udp_hls_and_mp4_at_once(duc_onnx, tmp_path: Path):
 def test_realtime_loop_plays_past_the_end_of_the_file(duc_onnx, tmp_path: Path):
     video = make_video(tmp_path / "in.mp4", width=SIZE[0], height=SIZE[1], frames=8, fps=25)
     out = tmp_path / "out.mkv"
-    proc = run_cli("run", str(video), "--realtime", "--loop", "--max-frames", "20", "-o", str(out),
-                   "--model", str(duc_onnx), "--no-progress", timeout=120)
+    proc = run_cli(
+        "run",
+        str(video),
+        "--realtime",
+        "--loop",
+        "--max-frames",
+        "20",
+        "-o",
+        str(out),
+        "--model",
+        str(duc_onnx),
+        "--no-progress",
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert frames_out(proc.stderr) == 20, proc.stderr  # a live source's --max-frames counts frames written
     images, pts, _, _ = read_video(out)

@@ -44,8 +44,9 @@ class SlowSink:
 def test_slow_sink_drops_oldest_frames_and_stays_bounded(duc_onnx, tmp_path: Path):
     video = make_video(tmp_path / "cam.mp4", width=320, height=192, frames=25, fps=25)
     sink = SlowSink()
-    pipeline = Pipeline(str(video), duc_onnx, sinks=[sink], queue_size=2, max_frames=75,
-                        live={"realtime": True, "loop": True})
+    pipeline = Pipeline(
+        str(video), duc_onnx, sinks=[sink], queue_size=2, max_frames=75, live={"realtime": True, "loop": True}
+    )
     summary = pipeline.run()
 
     assert summary.frames_out == 75  # a live source's --max-frames counts frames written
@@ -73,8 +74,9 @@ def test_backoff_doubles_to_a_ceiling_and_gives_up_when_told():
 def test_unreachable_stream_is_one_line_without_credentials(duc_onnx, tmp_path: Path):
     # --reconnect-give-up 0: no retry of the first connection either (by default a camera is waited for)
     url = f"rtsp://alice:s3cret@127.0.0.1:{free_port()}/cam"
-    proc = run_cli("run", url, "-o", str(tmp_path / "o.mp4"), "--model", str(duc_onnx), "--reconnect-give-up", "0",
-                   timeout=60)
+    proc = run_cli(
+        "run", url, "-o", str(tmp_path / "o.mp4"), "--model", str(duc_onnx), "--reconnect-give-up", "0", timeout=60
+    )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("streamseg: error: cannot open rtsp://***@127.0.0.1:"), proc.stderr

@@ -42,8 +42,9 @@ def camera(server):
 
 @pytest.mark.slow
 def test_republishes_rtmp_to_rtmp_through_a_server_restart(server, camera, duc_onnx):
-    proc = streamseg("run", server.url("cam"), "-o", server.url("out"), "--model", str(duc_onnx),
-                     "--reconnect-max-delay", "2")
+    proc = streamseg(
+        "run", server.url("cam"), "-o", server.url("out"), "--model", str(duc_onnx), "--reconnect-max-delay", "2"
+    )
     out = StreamReader(server.url("out"), read_stamps=True)
     out.start()
     try:

@@ -53,8 +53,18 @@ def test_republishes_to_rtsp_udp_and_hls_and_stops_cleanly_on_sigint(relay, came
     udp = StreamReader(f"udp://127.0.0.1:{udp_port}")
     udp.start()
     hls = tmp_path / "hls"
-    proc = streamseg("run", relay.url("cam"), "-o", relay.url("out-in"), "-o", f"udp://127.0.0.1:{udp_port}",
-                     "-o", f"hls:{hls}", "--model", str(duc_onnx))
+    proc = streamseg(
+        "run",
+        relay.url("cam"),
+        "-o",
+        relay.url("out-in"),
+        "-o",
+        f"udp://127.0.0.1:{udp_port}",
+        "-o",
+        f"hls:{hls}",
+        "--model",
+        str(duc_onnx),
+    )
     out = StreamReader(relay.url("out"), options={"rtsp_transport": "tcp"}, read_stamps=True)
     out.start()
     try:
@@ -112,11 +122,24 @@ def test_keeps_running_through_three_server_restarts_without_leaking_credentials
 @pytest.mark.slow
 def test_gives_up_after_the_limit_and_keeps_the_file_output_valid(relay, camera, duc_onnx, tmp_path: Path):
     video = tmp_path / "out.mp4"
-    proc = streamseg("run", relay.url("cam"), "-o", str(video), "--model", str(duc_onnx),
-                     "--reconnect-give-up", "2", "--reconnect-delay", "0.2", "--read-timeout", "2")
+    proc = streamseg(
+        "run",
+        relay.url("cam"),
+        "-o",
+        str(video),
+        "--model",
+        str(duc_onnx),
+        "--reconnect-give-up",
+        "2",
+        "--reconnect-delay",
+        "0.2",
+        "--read-timeout",
+        "2",
+    )
     deadline = time.monotonic() + 60  # frames flow into the file (a loaded machine may take a while to start)
-    while time.monotonic() < deadline and proc.poll() is None and \
-            not (video.exists() and video.stat().st_size > 20_000):
+    while (
+        time.monotonic() < deadline and proc.poll() is None and not (video.exists() and video.stat().st_size > 20_000)
+    ):
         time.sleep(0.2)
     time.sleep(1)
     relay.stop()

@@ -40,8 +40,12 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def streamseg(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "streamseg", *args, "--no-progress"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamseg", *args, "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def health(port: int) -> dict | None:
@@ -58,9 +62,29 @@ def health(port: int) -> dict | None:
 def test_dead_port_gives_up_after_the_retries_in_one_line(tiny_model, tmp_path):
     url = f"rtsp://alice:p@ss@127.0.0.1:{free_port()}/cam?token=s3cret"
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "streamseg", "run", url, "--model", str(tiny_model), "--spec",
-                           str(SPEC), "--summary", str(tmp_path / "s.csv"), "--reconnect-give-up", "2",
-                           "--reconnect-delay", "0.2"], capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamseg",
+            "run",
+            url,
+            "--model",
+            str(tiny_model),
+            "--spec",
+            str(SPEC),
+            "--summary",
+            str(tmp_path / "s.csv"),
+            "--reconnect-give-up",
+            "2",
+            "--reconnect-delay",
+            "0.2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len([line for line in lines if "retrying in" in line]) == 2  # two retries, then the give-up
@@ -70,8 +94,9 @@ def test_dead_port_gives_up_after_the_retries_in_one_line(tiny_model, tmp_path):
     assert time.monotonic() - started < 30
 
 
-@pytest.mark.parametrize("url", ["rtsp://127.0.0.1:99999/x", "rtsp:///x", "rtmp://127.0.0.1:port/live",
-                                 "udp://127.0.0.1:-5"])
+@pytest.mark.parametrize(
+    "url", ["rtsp://127.0.0.1:99999/x", "rtsp:///x", "rtmp://127.0.0.1:port/live", "udp://127.0.0.1:-5"]
+)
 def test_malformed_url_fails_at_once(url):
     started = time.monotonic()
     with pytest.raises(SourceError, match="^malformed URL"):
@@ -80,9 +105,25 @@ def test_malformed_url_fails_at_once(url):
 
 
 def test_malformed_url_is_one_line_from_the_cli(tiny_model, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "streamseg", "run", "rtsp://127.0.0.1:99999/x", "--model",
-                           str(tiny_model), "--spec", str(SPEC), "--summary", str(tmp_path / "s.csv")],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamseg",
+            "run",
+            "rtsp://127.0.0.1:99999/x",
+            "--model",
+            str(tiny_model),
+            "--spec",
+            str(SPEC),
+            "--summary",
+            str(tmp_path / "s.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "streamseg: error: malformed URL rtsp://127.0.0.1:99999/x: Port out of range 0-65535"
 
@@ -95,9 +136,26 @@ def test_camera_that_comes_up_after_streamseg_starts_is_picked_up(tiny_model, tm
         pytest.skip(reason)
     relay = RtspRelay("cam")  # its port is chosen, nothing listens yet
     summary = tmp_path / "s.csv"
-    proc = streamseg("run", relay.url("cam"), "--model", str(tiny_model), "--spec", str(SPEC), "--size", "64",
-                     "--summary", str(summary), "--max-frames", "5", "--reconnect-delay", "0.3",
-                     "--reconnect-max-delay", "1", "--read-timeout", "2")
+    proc = streamseg(
+        "run",
+        relay.url("cam"),
+        "--model",
+        str(tiny_model),
+        "--spec",
+        str(SPEC),
+        "--size",
+        "64",
+        "--summary",
+        str(summary),
+        "--max-frames",
+        "5",
+        "--reconnect-delay",
+        "0.3",
+        "--reconnect-max-delay",
+        "1",
+        "--read-timeout",
+        "2",
+    )
     err = Lines(proc.stderr)
     err.start()
     try:
@@ -188,7 +246,7 @@ class GarbageServer(threading.Thread):
         try:
             with conn:
                 for start in range(0, len(self.data), chunk):
-                    conn.sendall(self.data[start:start + chunk])
+                    conn.sendall(self.data[start : start + chunk])
                     if self._halt.wait(chunk / self.rate):
                         return
                 self._halt.wait()  # hold it open: a stream that stalls is the read timeout's business
@@ -207,9 +265,26 @@ def test_undecodable_stream_is_reconnected_and_reported_in_health(tiny_model, tm
     server = GarbageServer(*garbage_stream())
     server.start()
     port = free_port()
-    proc = streamseg("run", f"tcp://127.0.0.1:{server.port}", "--model", str(tiny_model), "--spec", str(SPEC),
-                     "--size", "64", "--summary", str(tmp_path / "s.csv"), "--metrics-port", str(port),
-                     "--undecodable-timeout", "1.5", "--reconnect-delay", "0.2", "--reconnect-max-delay", "0.5")
+    proc = streamseg(
+        "run",
+        f"tcp://127.0.0.1:{server.port}",
+        "--model",
+        str(tiny_model),
+        "--spec",
+        str(SPEC),
+        "--size",
+        "64",
+        "--summary",
+        str(tmp_path / "s.csv"),
+        "--metrics-port",
+        str(port),
+        "--undecodable-timeout",
+        "1.5",
+        "--reconnect-delay",
+        "0.2",
+        "--reconnect-max-delay",
+        "0.5",
+    )
     seen: list[dict] = []
     try:
         deadline = time.monotonic() + 40
@@ -217,8 +292,11 @@ def test_undecodable_stream_is_reconnected_and_reported_in_health(tiny_model, tm
             state = health(port)
             if state is not None and (not seen or state != seen[-1]):
                 seen.append(state)
-            if server.connections >= 2 and any(s["status"] == "reconnecting" for s in seen) \
-                    and seen[-1]["status"] == "running":
+            if (
+                server.connections >= 2
+                and any(s["status"] == "reconnecting" for s in seen)
+                and seen[-1]["status"] == "running"
+            ):
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)

@@ -21,9 +21,25 @@ def test_a_minute_with_two_relay_restarts(duc_onnx, tmp_path):
     if reason:
         pytest.skip(reason)
     out = tmp_path / "soak.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--model", str(duc_onnx),
-                           "--minutes", "1", "--restarts", "2", "--warmup", "15", "--json", str(out)],
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "soak.py"),
+            "--model",
+            str(duc_onnx),
+            "--minutes",
+            "1",
+            "--restarts",
+            "2",
+            "--warmup",
+            "15",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["survived"] and report["exit_code"] == 0

@@ -1,4 +1,5 @@
-"""Caches are trusted only when private: 0700 folders of this user, zoo files re-checked by sha256, unique temp names."""
+"""Caches are trusted only when private: 0700 folders of this user, zoo files re-checked by sha256,
+unique temp names."""
 
 from __future__ import annotations
 
@@ -35,8 +36,12 @@ def cache(tmp_path, monkeypatch) -> Path:
 def tiny_entry(monkeypatch) -> ZooEntry:
     """A zoo entry pinned to PAYLOAD's sha256, added through the public ZOO dict for this test only."""
     base = ZOO["fcn_resnet50"]
-    entry = ZooEntry(name="tiny_pinned", description="test entry", spec=base.spec,
-                     files={"fp32": ModelSource(url="http://127.0.0.1:9/tiny_pinned.onnx", sha256=SHA)})
+    entry = ZooEntry(
+        name="tiny_pinned",
+        description="test entry",
+        spec=base.spec,
+        files={"fp32": ModelSource(url="http://127.0.0.1:9/tiny_pinned.onnx", sha256=SHA)},
+    )
     monkeypatch.setitem(ZOO, entry.name, entry)
     return entry
 
@@ -47,13 +52,18 @@ def test_world_writable_cache_is_refused_by_run_and_fetch(tmp_path, car_video):
     (cache / "models").mkdir(parents=True)
     cache.chmod(0o777)
     env = {**os.environ, "STREAMSEG_CACHE": str(cache), "https_proxy": "http://127.0.0.1:9"}
-    for args in (["run", str(car_video), "-o", str(tmp_path / "o.mp4"), "--model", "fcn_resnet50"],
-                 ["models", "fetch", "fcn_resnet50"]):
-        proc = subprocess.run([sys.executable, "-m", "streamseg", *args], capture_output=True, text=True, env=env,
-                              timeout=60, check=False)
+    for args in (
+        ["run", str(car_video), "-o", str(tmp_path / "o.mp4"), "--model", "fcn_resnet50"],
+        ["models", "fetch", "fcn_resnet50"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "streamseg", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
         assert proc.returncode == 2, proc.stderr
-        assert proc.stderr.strip().splitlines()[-1] == (f"streamseg: error: cache folder {cache} is writable by others (mode 0777): "
-                                       f"refusing to load from it (chmod 700 {cache})")
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"streamseg: error: cache folder {cache} is writable by others (mode 0777): "
+            f"refusing to load from it (chmod 700 {cache})"
+        )
 
 
 def test_engine_cache_folder_is_created_0700_and_a_group_writable_one_refused(tmp_path):
@@ -101,7 +111,7 @@ class SlowFile(BaseHTTPRequestHandler):
         self.end_headers()
         step = len(PAYLOAD) // 16
         for start in range(0, len(PAYLOAD), step):
-            self.wfile.write(PAYLOAD[start:start + step])
+            self.wfile.write(PAYLOAD[start : start + step])
             self.wfile.flush()
             time.sleep(0.02)
 

@@ -157,8 +157,20 @@ def test_weights_copy_survives_folded_batchnorm(tmp_path, car_video):
 def test_int8_quantize_runs_on_the_fast_models(exported, car_video, tmp_path):
     name, path = exported
     out = tmp_path / f"{name}-int8.onnx"
-    proc = run_cli("quantize", "--model", str(path), "--calib", str(car_video), "--frames", "4", "--size", str(SIZE),
-                   "--output", str(out), check=True)
+    proc = run_cli(
+        "quantize",
+        "--model",
+        str(path),
+        "--calib",
+        str(car_video),
+        "--frames",
+        "4",
+        "--size",
+        str(SIZE),
+        "--output",
+        str(out),
+        check=True,
+    )
     assert "int8 Q/DQ" in proc.stdout
     spec = ZOO[name].spec  # the calibration size becomes the model's own input size
     assert spec_from_onnx(out) == spec.model_copy(update={"resize": spec.resize.model_copy(update={"size": SIZE})})
@@ -177,8 +189,26 @@ def test_train_lraspp_then_run_it_on_onnxruntime_and_torch(tmp_path):
         pytest.skip("needs the export extra (torch, torchvision)")
     data, out = tmp_path / "synth", tmp_path / "lraspp"
     run_cli("datasets", "synth", "--out", str(data), "--n", "24", "--video-frames", "6", check=True)
-    run_cli("train", "--model", "lraspp_mobilenet_v3_large", "--weights", "none", "--data", str(data), "--output",
-            str(out), "--epochs", "1", "--batch", "4", "--crop-size", "96", "--no-progress", check=True, timeout=1200)
+    run_cli(
+        "train",
+        "--model",
+        "lraspp_mobilenet_v3_large",
+        "--weights",
+        "none",
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--crop-size",
+        "96",
+        "--no-progress",
+        check=True,
+        timeout=1200,
+    )
     spec = spec_from_onnx(out / "model.onnx")
     assert spec.name.startswith("lraspp_mobilenet_v3_large") and spec.num_classes == 6
     torch_backend = create_backend("torch", out / "model.onnx", spec, threads=2)  # architecture from the name
@@ -191,6 +221,13 @@ def test_train_lraspp_then_run_it_on_onnxruntime_and_torch(tmp_path):
         ort_backend.close()
     assert got.shape == expected.shape == (1, 6, 96, 128)
     assert np.abs(got - expected).max() < 1e-4 * np.abs(expected).max()
-    proc = run_cli("run", str(data / "heldout" / "heldout.mp4"), "-o", str(tmp_path / "out.mp4"), "--model",
-                   str(out / "model.onnx"), check=True)
+    proc = run_cli(
+        "run",
+        str(data / "heldout" / "heldout.mp4"),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        "--model",
+        str(out / "model.onnx"),
+        check=True,
+    )
     assert (tmp_path / "out.mp4").stat().st_size > 0 and "Traceback" not in proc.stderr

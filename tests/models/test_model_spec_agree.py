@@ -55,9 +55,22 @@ def test_cli_refuses_the_mismatch_in_one_line(tmp_path):
     video = make_video(tmp_path / "in.mp4", frames=3)
     model = conv_model(tmp_path / "conv30.onnx", 30)
     out = tmp_path / "out.mp4"
-    proc = run_cli("run", str(video), "--model", str(model), "--spec", str(SPEC_21), "-o", str(out), "--size", "64",
-                   "--no-progress", timeout=120)
+    proc = run_cli(
+        "run",
+        str(video),
+        "--model",
+        str(model),
+        "--spec",
+        str(SPEC_21),
+        "-o",
+        str(out),
+        "--size",
+        "64",
+        "--no-progress",
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == ("streamseg: error: conv30.onnx: output 'out' has 30 class channels, "
-                                   "but the spec names 21 classes")
+    assert proc.stderr.strip() == (
+        "streamseg: error: conv30.onnx: output 'out' has 30 class channels, but the spec names 21 classes"
+    )
     assert not out.exists()  # refused before any output opened

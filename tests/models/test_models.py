@@ -60,9 +60,19 @@ def test_fetch_offline_is_one_clear_line(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "STREAMSEG_CACHE": str(tmp_path), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
-    proc = subprocess.run([sys.executable, "-m", "streamseg", "models", "fetch", "duc_resnet101_hdc:int8"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "STREAMSEG_CACHE": str(tmp_path),
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamseg", "models", "fetch", "duc_resnet101_hdc:int8"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "streamseg: error: cannot download" in proc.stderr
     assert not list(tmp_path.rglob("*.onnx"))
@@ -81,7 +91,9 @@ def test_geometry_rules():
 
 def test_preprocessing_matches_the_reference_formula(car_video):
     """RGB, resized short side, (x/255 - mean)/std, NCHW — as torchvision's preset does it."""
-    spec = ZOO["fcn_resnet50"].spec.model_copy(update={"resize": ZOO["fcn_resnet50"].spec.resize.model_copy(update={"size": 200})})
+    spec = ZOO["fcn_resnet50"].spec.model_copy(
+        update={"resize": ZOO["fcn_resnet50"].spec.resize.model_copy(update={"size": 200})}
+    )
     frame = next(open_source(str(car_video)).frames())
     prepared = CpuPreprocessor(spec)(frame)
     resized = cv2.resize(frame.image, (356, 200), interpolation=cv2.INTER_AREA).astype(np.float64) / 255
@@ -143,8 +155,12 @@ def test_duc_labels_on_any_number_of_threads_are_the_argmax_of_resized_planes(fr
     g = plan_geometry(spec.resize, *frame_hw)
     unpacked = duc_unpack(raw, g.input_size, 8, 4)
     rows, cols = (round(c * 400 / i) for c, i in zip(g.content_size, g.input_size))
-    stack = np.stack([cv2.resize(np.ascontiguousarray(plane[:rows, :cols]), frame_hw[::-1],
-                                 interpolation=cv2.INTER_LINEAR) for plane in unpacked])
+    stack = np.stack(
+        [
+            cv2.resize(np.ascontiguousarray(plane[:rows, :cols]), frame_hw[::-1], interpolation=cv2.INTER_LINEAR)
+            for plane in unpacked
+        ]
+    )
     expected = np.argmax(stack, axis=0).astype(np.uint8)
     assert not (expected == 11).any() and not (expected == 2).any()
     for workers in (1, 2, 3):

@@ -20,8 +20,18 @@ from tests.support.cli import run_cli
 def int8_model(trained_model, tmp_path_factory) -> Path:
     """The trained fcn_tiny, calibrated on 8 frames of its held-out video (agreement runs on 8 others)."""
     out = tmp_path_factory.mktemp("int8") / "model-int8.onnx"
-    run_cli("quantize", "--model", str(trained_model.onnx), "--calib", str(trained_model.video), "--frames", "8",
-            "--output", str(out), check=True)
+    run_cli(
+        "quantize",
+        "--model",
+        str(trained_model.onnx),
+        "--calib",
+        str(trained_model.video),
+        "--frames",
+        "8",
+        "--output",
+        str(out),
+        check=True,
+    )
     return out
 
 
@@ -58,8 +68,19 @@ def test_spec_and_manifest_travel_with_the_model(int8_model, trained_model):
 
 
 def test_int8_agrees_with_fp32_on_held_out_frames(int8_model, trained_model):
-    proc = run_cli("eval", "--reference", str(trained_model.onnx), "--candidate", str(int8_model),
-                   "--video", str(trained_model.video), "--frames", "8", "--json", check=True)
+    proc = run_cli(
+        "eval",
+        "--reference",
+        str(trained_model.onnx),
+        "--candidate",
+        str(int8_model),
+        "--video",
+        str(trained_model.video),
+        "--frames",
+        "8",
+        "--json",
+        check=True,
+    )
     report = json.loads(proc.stdout)
     assert report["candidate_backend"].startswith("onnxruntime")
     assert report["agreement"] >= 98.0, report
@@ -72,13 +93,30 @@ def test_int8_agrees_with_fp32_on_held_out_frames(int8_model, trained_model):
 
 
 def test_bad_inputs_give_one_line(tmp_path, trained_model, int8_model):
-    proc = run_cli("quantize", "--model", str(trained_model.onnx), "--calib", str(tmp_path / "nope.mp4"),
-                   "--output", str(tmp_path / "x.onnx"))
+    proc = run_cli(
+        "quantize",
+        "--model",
+        str(trained_model.onnx),
+        "--calib",
+        str(tmp_path / "nope.mp4"),
+        "--output",
+        str(tmp_path / "x.onnx"),
+    )
     assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
-        f"streamseg: error: calibration input not found: {tmp_path / 'nope.mp4'}"]
+        f"streamseg: error: calibration input not found: {tmp_path / 'nope.mp4'}"
+    ]
     plan = tmp_path / "engine.plan"
     plan.write_bytes(b"not an engine")
-    proc = run_cli("eval", "--reference", str(trained_model.onnx), "--candidate", str(plan),
-                   "--video", str(trained_model.video), "--frames", "2")
+    proc = run_cli(
+        "eval",
+        "--reference",
+        str(trained_model.onnx),
+        "--candidate",
+        str(plan),
+        "--video",
+        str(trained_model.video),
+        "--frames",
+        "2",
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1 and "tensorrt" in lines[0].lower(), proc.stderr

@@ -97,10 +97,20 @@ def test_idle_connections_are_closed_after_the_handler_timeout(preview):
     assert status(answer) == 200
 
 
-@pytest.mark.parametrize(("host", "expected"), [
-    ("evil.example", 403), ("evil.example:8080", 403), ("127.0.0.1.evil.example", 403), ("localhost.", 403),
-    ("localhost", 200), ("127.0.0.1:{port}", 200), ("[::1]:{port}", 200), ("LOCALHOST:{port}", 200), (None, 200),
-])
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("evil.example", 403),
+        ("evil.example:8080", 403),
+        ("127.0.0.1.evil.example", 403),
+        ("localhost.", 403),
+        ("localhost", 200),
+        ("127.0.0.1:{port}", 200),
+        ("[::1]:{port}", 200),
+        ("LOCALHOST:{port}", 200),
+        (None, 200),
+    ],
+)
 def test_a_loopback_server_answers_only_local_host_headers(pipeline, host, expected):
     metrics = MetricsServer(pipeline, 0)
     try:

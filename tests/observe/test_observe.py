@@ -37,8 +37,11 @@ def get(url: str) -> tuple[int, bytes]:
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
     """Every sample of a /metrics page, keyed by (name, sorted labels)."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_metrics_and_health_during_a_run(car_video, duc_onnx):
@@ -65,8 +68,11 @@ def test_metrics_and_health_during_a_run(car_video, duc_onnx):
         assert end[("streamseg_stage_latency_seconds_count", key)] == frames
         assert end[("streamseg_stage_latency_seconds_bucket", (("le", "+Inf"), ("stage", stage)))] == frames
         assert end[("streamseg_stage_latency_seconds_sum", key)] > 0
-    buckets = [v for (name, labels), v in end.items()
-               if name == "streamseg_stage_latency_seconds_bucket" and ("stage", "infer") in labels]
+    buckets = [
+        v
+        for (name, labels), v in end.items()
+        if name == "streamseg_stage_latency_seconds_bucket" and ("stage", "infer") in labels
+    ]
     assert buckets == sorted(buckets) and buckets[0] < frames  # inference takes longer than 1 ms
     assert end[("streamseg_frame_latency_seconds_count", ())] == frames
     assert end[("streamseg_fps", ())] > 0
@@ -97,17 +103,31 @@ def test_metrics_port_in_use_is_one_clear_error(car_video, duc_onnx):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = run_cli("run", str(car_video), "--model", str(duc_onnx), "--summary", "x.csv", "--metrics-port",
-                       str(port))
+        proc = run_cli(
+            "run", str(car_video), "--model", str(duc_onnx), "--summary", "x.csv", "--metrics-port", str(port)
+        )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == f"streamseg: error: --metrics-port {port}: cannot listen on 127.0.0.1:{port}: " \
-                                  "Address already in use"
+    assert (
+        proc.stderr.strip() == f"streamseg: error: --metrics-port {port}: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use"
+    )
 
 
 def test_report_plots_class_areas_over_time_and_writes_csv(car_video, duc_onnx, tmp_path):
     pytest.importorskip("matplotlib", reason="needs the plots extra (matplotlib)")
-    run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "4", "--labels-out", str(tmp_path),
-            "--labels-format", "npz", check=True)
+    run_cli(
+        "run",
+        str(car_video),
+        "--model",
+        str(duc_onnx),
+        "--max-frames",
+        "4",
+        "--labels-out",
+        str(tmp_path),
+        "--labels-format",
+        "npz",
+        check=True,
+    )
     proc = run_cli("report", str(tmp_path), "-o", str(tmp_path / "areas.png"), "--top", "5", check=True)
     assert f"wrote {tmp_path / 'areas.png'} and {tmp_path / 'areas.csv'} (4 frames" in proc.stdout
 
@@ -140,8 +160,10 @@ def test_report_on_a_non_summary_is_one_clear_error(tmp_path):
     bad.write_text("a,b\n1,2\n")
     proc = run_cli("report", str(bad))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == f"streamseg: error: {bad}: not a streamseg summary (expected columns " \
-                                  "index,pts,time,latency_ms)"
+    assert (
+        proc.stderr.strip() == f"streamseg: error: {bad}: not a streamseg summary (expected columns "
+        "index,pts,time,latency_ms)"
+    )
 
 
 @pytest.mark.live
@@ -157,17 +179,36 @@ def test_health_and_reconnects_follow_a_live_source_through_a_server_restart(duc
     base = f"http://127.0.0.1:{port}/"
     with RtspRelay("cam") as relay, Camera(relay.url("cam-in"), fps=15, size="320x192"):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamseg", "run", relay.url("cam"), "--model", str(duc_onnx), "--summary",
-             str(tmp_path / "s.csv"), "--metrics-port", str(port), "--reconnect-delay", "0.3",
-             "--reconnect-max-delay", "1", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
+            [
+                sys.executable,
+                "-m",
+                "streamseg",
+                "run",
+                relay.url("cam"),
+                "--model",
+                str(duc_onnx),
+                "--summary",
+                str(tmp_path / "s.csv"),
+                "--metrics-port",
+                str(port),
+                "--reconnect-delay",
+                "0.3",
+                "--reconnect-max-delay",
+                "1",
+                "--no-progress",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             before = wait_for_health(base, lambda h: h["status"] == "running" and h["frames"] >= 3, proc)
             relay.stop()
             wait_for_health(base, lambda h: h["status"] == "reconnecting", proc)
             relay.start()
-            after = wait_for_health(base, lambda h: h["status"] == "running" and h["frames"] > before["frames"] + 3,
-                                    proc)
+            after = wait_for_health(
+                base, lambda h: h["status"] == "running" and h["frames"] > before["frames"] + 3, proc
+            )
             final = samples(get(base + "metrics")[1].decode())
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -20,8 +20,16 @@ from streamseg import Pipeline
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAS_BROWSER = Path(CHROMIUM).exists() and importlib.util.find_spec("playwright") is not None
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def paced(pipeline: Pipeline, seconds_per_frame: float) -> tuple[threading.Thread, list[np.ndarray]]:
@@ -40,7 +48,10 @@ def paced(pipeline: Pipeline, seconds_per_frame: float) -> tuple[threading.Threa
 
 def closest_picture_error(shown: np.ndarray, pictures: list[np.ndarray]) -> float:
     """Mean abs difference to the most similar composited picture, at 1/8 size so JPEG noise averages out."""
-    small = lambda a: cv2.resize(a, (96, 54), interpolation=cv2.INTER_AREA).astype(int)
+
+    def small(a: np.ndarray) -> np.ndarray:
+        return cv2.resize(a, (96, 54), interpolation=cv2.INTER_AREA).astype(int)
+
     return min(np.abs(small(shown) - small(p)).mean() for p in pictures)
 
 
@@ -89,16 +100,21 @@ def test_preview_page_in_headless_chromium(car_video, duc_onnx, tmp_path):
         consumer, pictures = paced(pipeline, 0.1)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-                viewport={"width": 1200, "height": 700})
+                str(tmp_path / "profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1200, "height": 700},
+            )
             try:
                 page = browser.new_page()
                 page.goto(pipeline.preview.url)
                 page.wait_for_function("Number(document.getElementById('frames').textContent) > 0", timeout=60_000)
                 page.wait_for_function("document.getElementById('video').naturalWidth > 0", timeout=60_000)
                 first = int(page.inner_text("#frames"))
-                page.wait_for_function(f"Number(document.getElementById('frames').textContent) > {first}",
-                                       timeout=60_000)
+                page.wait_for_function(
+                    f"Number(document.getElementById('frames').textContent) > {first}", timeout=60_000
+                )
                 fps = float(page.inner_text("#fps"))
                 latency = page.inner_text("#latency")
                 class_rows = page.locator("#classes tr").count()
@@ -131,12 +147,14 @@ def test_hostile_class_names_show_as_text_in_headless_chromium(car_video, duc_on
 
     spec = spec_from_onnx(duc_onnx)
     names = tuple(HOSTILE.format(i) for i in range(spec.num_classes))
-    with Pipeline(car_video, model=duc_onnx, spec=spec.model_copy(update={"classes": names}), max_frames=80,
-                  preview_port=0) as pipeline:
+    with Pipeline(
+        car_video, model=duc_onnx, spec=spec.model_copy(update={"classes": names}), max_frames=80, preview_port=0
+    ) as pipeline:
         consumer, _ = paced(pipeline, 0.1)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+            )
             try:
                 page = browser.new_page()
                 page.goto(pipeline.preview.url, wait_until="domcontentloaded")  # not "load": the MJPEG never ends
@@ -169,17 +187,21 @@ def test_the_page_switches_between_sources(duc_onnx, tmp_path):
         while time.monotonic() < deadline and len(json.loads(urllib.request.urlopen(base + "sources.json").read())) < 2:
             time.sleep(0.2)
         stats = json.loads(urllib.request.urlopen(base + "stats.json?source=two", timeout=10).read())
-        assert stats["name"] == "two" and stats["source"] == str(clips[1]) and sorted(stats["sources"]) == ["one", "two"]
+        assert (
+            stats["name"] == "two" and stats["source"] == str(clips[1]) and sorted(stats["sources"]) == ["one", "two"]
+        )
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+            )
             try:
                 page = browser.new_page()
                 page.goto(base)
                 page.wait_for_function("document.getElementById('sources').options.length == 2", timeout=60_000)
                 page.select_option("#sources", "two")
-                page.wait_for_function(f"document.getElementById('source').textContent == {json.dumps(str(clips[1]))}",
-                                       timeout=30_000)
+                page.wait_for_function(
+                    f"document.getElementById('source').textContent == {json.dumps(str(clips[1]))}", timeout=30_000
+                )
                 assert page.get_attribute("#video", "src") == "/stream.mjpg?source=two"
             finally:
                 browser.close()

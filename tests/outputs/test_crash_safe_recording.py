@@ -55,8 +55,9 @@ def summary_rows(path: Path) -> int:
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory) -> Path:
     """30 s at 10 fps with audio: far longer than any kill below waits."""
-    return make_video(tmp_path_factory.mktemp("kill") / "long.mp4", width=160, height=96, frames=300, fps=FPS,
-                      audio=True)
+    return make_video(
+        tmp_path_factory.mktemp("kill") / "long.mp4", width=160, height=96, frames=300, fps=FPS, audio=True
+    )
 
 
 @pytest.mark.slow
@@ -94,8 +95,21 @@ def test_sigkill_leaves_an_mkv_that_plays_up_to_its_last_cluster(tmp_path, long_
 @pytest.mark.slow
 def test_sigkill_during_a_segmented_recording(tmp_path, long_video, duc_onnx):
     pattern, summary, labels = tmp_path / "rec" / "cam.mp4", tmp_path / "summary.csv", tmp_path / "labels"
-    proc = start_run(str(long_video), "-o", str(pattern), "--segment-seconds", "2", "--model", str(duc_onnx),
-                     "--summary", str(summary), "--labels-out", str(labels), "--labels-format", "npz")
+    proc = start_run(
+        str(long_video),
+        "-o",
+        str(pattern),
+        "--segment-seconds",
+        "2",
+        "--model",
+        str(duc_onnx),
+        "--summary",
+        str(summary),
+        "--labels-out",
+        str(labels),
+        "--labels-format",
+        "npz",
+    )
     written = kill_after(proc, lambda: summary_rows(summary), 55)
 
     segments = sorted((tmp_path / "rec").glob("cam-*.mp4"))
@@ -122,8 +136,13 @@ def test_sigkill_during_a_segmented_recording(tmp_path, long_video, duc_onnx):
 def test_a_clean_stop_leaves_a_normal_seekable_mp4(tmp_path, duc_onnx):
     video = make_video(tmp_path / "in.mp4", width=160, height=96, frames=25, fps=FPS, audio=True)
     out = tmp_path / "out.mp4"
-    proc = subprocess.run([sys.executable, "-m", "streamseg", "run", str(video), "-o", str(out), "--model",
-                           str(duc_onnx)], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamseg", "run", str(video), "-o", str(out), "--model", str(duc_onnx)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert not is_fragmented(out)  # rewritten at close: index first, one moov, no fragments
     data = out.read_bytes()

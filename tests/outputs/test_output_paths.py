@@ -71,8 +71,13 @@ def test_outputs_that_collide_are_refused_naming_both(tmp_path, clip):
     out, labels = tmp_path / "out.mp4", tmp_path / "labels"
     refused_in_process(clip, f"outputs collide: -o {out} and --summary {out}", outputs=[str(out)], summary=str(out))
     refused_in_process(clip, "outputs collide", outputs=[str(out), str(out)])
-    refused_in_process(clip, "outputs collide: -o .* and --labels-out", labels_out=str(labels), labels_format="npz",
-                       outputs=[str(labels / "labels.npz")])
+    refused_in_process(
+        clip,
+        "outputs collide: -o .* and --labels-out",
+        labels_out=str(labels),
+        labels_format="npz",
+        outputs=[str(labels / "labels.npz")],
+    )
     refused_in_process(clip, "outputs collide", labels_out=str(labels), summary=str(labels / "000007.png"))
     assert not out.exists() and not labels.exists()  # refused before anything opened
 
@@ -81,17 +86,25 @@ def test_size_capped_recording_must_not_match_the_input(tmp_path, clip):
     # an older segment fed back as the input: the loop recorder would delete it as its oldest
     old = tmp_path / "20250101-120000.mp4"
     clip.rename(old)
-    refused_in_process(old, f"may delete the input {old}", outputs=[str(tmp_path / "%Y%m%d-%H%M%S.mp4")],
-                       encoder={"segment_seconds": 60, "keep_gigabytes": 1})
+    refused_in_process(
+        old,
+        f"may delete the input {old}",
+        outputs=[str(tmp_path / "%Y%m%d-%H%M%S.mp4")],
+        encoder={"segment_seconds": 60, "keep_gigabytes": 1},
+    )
     # without a size cap it only ever writes new names: nothing to refuse
     from streamseg.config import RunConfig
     from streamseg.sinks.paths import check_run_outputs
-    check_run_outputs(str(old), RunConfig.build({"outputs": [str(tmp_path / "%Y%m%d-%H%M%S.mp4")],
-                                                 "encoder": {"segment_seconds": 60}}))
+
+    check_run_outputs(
+        str(old),
+        RunConfig.build({"outputs": [str(tmp_path / "%Y%m%d-%H%M%S.mp4")], "encoder": {"segment_seconds": 60}}),
+    )
 
 
 def test_check_output_paths_skips_network_inputs_and_streams(tmp_path):
     check_output_paths(["rtsp://127.0.0.1:8554/cam"], [OutputPath("-o", str(tmp_path / "a.mp4"))])
     with pytest.raises(SinkError, match="outputs collide"):
-        check_output_paths([], [OutputPath("-o", str(tmp_path / "a.mp4")),
-                                OutputPath("-o", str(tmp_path / "x" / ".." / "a.mp4"))])
+        check_output_paths(
+            [], [OutputPath("-o", str(tmp_path / "a.mp4")), OutputPath("-o", str(tmp_path / "x" / ".." / "a.mp4"))]
+        )

@@ -19,15 +19,13 @@ from tests.support.videos import make_video, read_video
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """3 s at 10 fps with a 440 Hz tone."""
-    return make_video(tmp_path_factory.mktemp("seg") / "clip.mp4", width=160, height=96, frames=30, fps=10,
-                      audio=True)
+    return make_video(tmp_path_factory.mktemp("seg") / "clip.mp4", width=160, height=96, frames=30, fps=10, audio=True)
 
 
 def audio_packets(path: Path) -> list[tuple[Fraction, Fraction]]:
     """(start, duration) in seconds of every audio packet, as a player reads them."""
     with av.open(str(path)) as container:
-        return [(p.pts * p.time_base, p.duration * p.time_base) for p in container.demux(audio=0)
-                if p.pts is not None]
+        return [(p.pts * p.time_base, p.duration * p.time_base) for p in container.demux(audio=0) if p.pts is not None]
 
 
 def test_segments_cut_at_keyframes_continue_timestamps_and_audio(tmp_path, clip, duc_onnx):
@@ -63,8 +61,12 @@ def test_keep_gigabytes_deletes_the_oldest_segments_only(tmp_path, clip, duc_onn
     unrelated = rec / "notes.txt"  # not the pattern's: never touched
     unrelated.write_text("keep me\n")
     cap = 60_000
-    Pipeline(clip, duc_onnx, outputs=[str(rec / "%Y%m%d-%H%M%S.mp4")],
-             encoder={"segment_seconds": 1, "keep_gigabytes": cap / 1e9}).run()
+    Pipeline(
+        clip,
+        duc_onnx,
+        outputs=[str(rec / "%Y%m%d-%H%M%S.mp4")],
+        encoder={"segment_seconds": 1, "keep_gigabytes": cap / 1e9},
+    ).run()
     left = sorted(p for p in rec.glob("*.mp4"))
     assert not earlier.exists() and unrelated.read_text() == "keep me\n"
     assert 0 < sum(p.stat().st_size for p in left) <= cap

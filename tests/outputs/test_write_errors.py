@@ -30,30 +30,42 @@ def clip(tmp_path) -> Path:
 
 def run_with_file_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
     """``streamseg run ARGS`` unable to grow any file past ``limit`` bytes (writes fail with EFBIG)."""
-    return subprocess.run([sys.executable, "-m", "streamseg", "run", *args], check=False, capture_output=True,
-                          text=True, timeout=120,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    return subprocess.run(
+        [sys.executable, "-m", "streamseg", "run", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
 
 
-@pytest.mark.parametrize("what, args, path", [
-    pytest.param("video", ("-o", "{tmp}/out.mp4"), "{tmp}/out.mp4", marks=pytest.mark.slow),
-    pytest.param("npz labels", ("--labels-out", "{tmp}/labels", "--labels-format", "npz", "--summary",
-                                "{tmp}/s.jsonl"), "{tmp}/labels/labels.npz.partial", marks=pytest.mark.slow),
-    pytest.param("summary", ("--summary", "{tmp}/summary.csv"), "{tmp}/summary.csv", marks=pytest.mark.slow),
-    # FFmpeg's HLS muxer ignores its segments' write errors; streamseg opens those files itself
-    pytest.param("hls", ("-o", "hls:{tmp}/hls"), "{tmp}/hls/segment_00000.ts", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "what, args, path",
+    [
+        pytest.param("video", ("-o", "{tmp}/out.mp4"), "{tmp}/out.mp4", marks=pytest.mark.slow),
+        pytest.param(
+            "npz labels",
+            ("--labels-out", "{tmp}/labels", "--labels-format", "npz", "--summary", "{tmp}/s.jsonl"),
+            "{tmp}/labels/labels.npz.partial",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param("summary", ("--summary", "{tmp}/summary.csv"), "{tmp}/summary.csv", marks=pytest.mark.slow),
+        # FFmpeg's HLS muxer ignores its segments' write errors; streamseg opens those files itself
+        pytest.param("hls", ("-o", "hls:{tmp}/hls"), "{tmp}/hls/segment_00000.ts", marks=pytest.mark.slow),
+    ],
+)
 def test_a_full_disk_names_the_file(tmp_path, clip, duc_onnx, what, args, path):
     limit = 2000 if what == "summary" else 20_000
-    proc = run_with_file_limit(limit, str(clip), "--model", str(duc_onnx),
-                               *(a.format(tmp=tmp_path) for a in args))
+    proc = run_with_file_limit(limit, str(clip), "--model", str(duc_onnx), *(a.format(tmp=tmp_path) for a in args))
     assert proc.returncode == 2
     assert_one_line_error(proc, f"cannot write {path.format(tmp=tmp_path)}", "File too large")
 
 
 def test_a_full_disk_while_writing_label_pngs_names_the_png(tmp_path, clip, duc_onnx):
-    proc = run_with_file_limit(100, str(clip), "--model", str(duc_onnx), "--labels-out", str(tmp_path / "labels"),
-                               "--summary", "/dev/null")  # not a file: no size limit
+    proc = run_with_file_limit(
+        100, str(clip), "--model", str(duc_onnx), "--labels-out", str(tmp_path / "labels"), "--summary", "/dev/null"
+    )  # not a file: no size limit
     assert_one_line_error(proc, f"cannot write {tmp_path / 'labels' / '000000.png'}", "File too large")
     assert list((tmp_path / "labels").iterdir()) == []  # no half PNG left, under either name
 
@@ -67,15 +79,20 @@ def test_the_video_written_before_a_full_disk_still_plays(tmp_path, clip, duc_on
     assert 0 < len(frames) < 30 and len(frames) >= complete_fragment_frames(out)[0] > 0
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (("-o", "{tmp}/afile/out.mp4"), ("cannot write {tmp}/afile/out.mp4", "is not a folder")),
-    pytest.param(("--labels-out", "{tmp}/afile/labels"), ("cannot create {tmp}/afile/labels",),
-                 marks=pytest.mark.slow),
-    pytest.param(("--summary", "{tmp}/afile/s.csv"), ("{tmp}/afile",), marks=pytest.mark.slow),
-    pytest.param(("-o", "hls:{tmp}/afile/hls"), ("cannot create {tmp}/afile/hls",), marks=pytest.mark.slow),
-    pytest.param(("-o", "/proc/streamseg-out.mp4"), ("cannot write /proc/streamseg-out.mp4",),
-                 marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (("-o", "{tmp}/afile/out.mp4"), ("cannot write {tmp}/afile/out.mp4", "is not a folder")),
+        pytest.param(
+            ("--labels-out", "{tmp}/afile/labels"), ("cannot create {tmp}/afile/labels",), marks=pytest.mark.slow
+        ),
+        pytest.param(("--summary", "{tmp}/afile/s.csv"), ("{tmp}/afile",), marks=pytest.mark.slow),
+        pytest.param(("-o", "hls:{tmp}/afile/hls"), ("cannot create {tmp}/afile/hls",), marks=pytest.mark.slow),
+        pytest.param(
+            ("-o", "/proc/streamseg-out.mp4"), ("cannot write /proc/streamseg-out.mp4",), marks=pytest.mark.slow
+        ),
+    ],
+)
 def test_an_unwritable_place_names_the_path(tmp_path, clip, duc_onnx, args, fragments):
     (tmp_path / "afile").write_text("a file where a folder should be\n")
     proc = run_cli("run", str(clip), "--model", str(duc_onnx), *(a.format(tmp=tmp_path) for a in args), timeout=120)
@@ -113,8 +130,17 @@ def test_a_png_named_mp4_is_a_one_frame_video(tmp_path, duc_onnx):
     source = tmp_path / "still.mp4"
     Image.fromarray(picture).save(source, format="PNG")  # FFmpeg probes the content, not the name
     out = tmp_path / "out.mp4"
-    proc = run_cli("run", str(source), "--model", str(duc_onnx), "-o", str(out), "--labels-out",
-                   str(tmp_path / "labels"), timeout=120)
+    proc = run_cli(
+        "run",
+        str(source),
+        "--model",
+        str(duc_onnx),
+        "-o",
+        str(out),
+        "--labels-out",
+        str(tmp_path / "labels"),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     images, _, _, facts = read_video(out)
     assert len(images) == 1 and (facts["width"], facts["height"]) == (64, 48)

@@ -35,8 +35,19 @@ def test_iteration_yields_every_frame_with_labels_and_timing(api_results, car_vi
 @pytest.mark.slow
 def test_api_labels_match_the_cli(api_results, car_video, duc_onnx, tmp_path):
     """'Runs the same stages as the CLI': identical label maps, frame by frame."""
-    run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", str(FRAMES),
-            "--labels-out", str(tmp_path), "--labels-format", "npz", check=True)
+    run_cli(
+        "run",
+        str(car_video),
+        "--model",
+        str(duc_onnx),
+        "--max-frames",
+        str(FRAMES),
+        "--labels-out",
+        str(tmp_path),
+        "--labels-format",
+        "npz",
+        check=True,
+    )
     with np.load(tmp_path / "labels.npz") as archive:
         for r in api_results:
             np.testing.assert_array_equal(archive[f"f{r.index:06d}"], r.labels)
@@ -71,8 +82,7 @@ class CountingSink:
 def test_callback_style_and_extra_sinks(car_video, duc_onnx):
     seen: list[int] = []
     sink = CountingSink()
-    pipeline = Pipeline(car_video, model=duc_onnx, max_frames=3, on_result=lambda r: seen.append(r.index),
-                        sinks=[sink])
+    pipeline = Pipeline(car_video, model=duc_onnx, max_frames=3, on_result=lambda r: seen.append(r.index), sinks=[sink])
     summary = pipeline.run()
     assert seen == sink.indices == [0, 1, 2]
     assert summary.frames_out == 3 and sink.closed_complete is False  # stopped by --max-frames: not the whole file
@@ -80,7 +90,7 @@ def test_callback_style_and_extra_sinks(car_video, duc_onnx):
 
 def test_breaking_out_of_the_loop_stops_cleanly(car_video, duc_onnx):
     with Pipeline(car_video, model=duc_onnx) as pipeline:
-        for r in pipeline:
+        for r in pipeline:  # noqa: B007 - the first result is kept past the loop
             break
     assert r.index == 0 and pipeline.stopped_early
     assert pipeline.snapshot()["state"] == "stopped"

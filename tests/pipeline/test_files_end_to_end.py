@@ -28,8 +28,19 @@ def test_real_footage_every_frame_timestamps_audio_and_labels(car_video, fcn_onn
     A small input size keeps it within CI time.
     """
     out, labels = tmp_path / "out.mp4", tmp_path / "labels"
-    proc = run_cli("run", str(car_video), "-o", str(out), "--model", str(fcn_onnx), "--labels-out", str(labels),
-                   "--size", "64", check=True)
+    proc = run_cli(
+        "run",
+        str(car_video),
+        "-o",
+        str(out),
+        "--model",
+        str(fcn_onnx),
+        "--labels-out",
+        str(labels),
+        "--size",
+        "64",
+        check=True,
+    )
     assert "377 frames in, 377 out" in proc.stderr
 
     source_images, source_pts, source_tb, _ = read_video(car_video)
@@ -160,8 +171,14 @@ def test_mask_and_side_by_side_modes(car_video, duc_onnx):
 
 
 def test_npz_labels_and_jsonl_summary(car_video, duc_onnx, tmp_path):
-    Pipeline(car_video, duc_onnx, max_frames=4, labels_out=str(tmp_path / "l"), labels_format="npz",
-             summary=str(tmp_path / "s.jsonl")).run()
+    Pipeline(
+        car_video,
+        duc_onnx,
+        max_frames=4,
+        labels_out=str(tmp_path / "l"),
+        labels_format="npz",
+        summary=str(tmp_path / "s.jsonl"),
+    ).run()
     with np.load(tmp_path / "l" / "labels.npz") as archive:
         assert sorted(archive.files) == [f"f{i:06d}" for i in range(4)]
         assert archive["f000003"].shape == (432, 768)

@@ -39,12 +39,24 @@ def test_three_files_of_different_sizes_batched_like_single_runs(fcn_onnx, tmp_p
     }
     out = tmp_path / "out"
     out.mkdir()
-    proc = run_cli("run", *map(str, clips.values()), "-o", str(out / "{name}.mp4"), "--labels-out",
-                   str(tmp_path / "labels" / "{name}"), "--model", str(fcn_onnx), "--size", "64", "--no-progress",
-                   check=True)
+    proc = run_cli(
+        "run",
+        *map(str, clips.values()),
+        "-o",
+        str(out / "{name}.mp4"),
+        "--labels-out",
+        str(tmp_path / "labels" / "{name}"),
+        "--model",
+        str(fcn_onnx),
+        "--size",
+        "64",
+        "--no-progress",
+        check=True,
+    )
     assert "27 frames in, 27 out" in proc.stderr
-    sizes = {int(k): int(v) for k, v in re.findall(r"(\d+): (\d+)", proc.stderr.split("frames per call:")[1]
-                                                    .splitlines()[0])}
+    sizes = {
+        int(k): int(v) for k, v in re.findall(r"(\d+): (\d+)", proc.stderr.split("frames per call:")[1].splitlines()[0])
+    }
     assert sum(k * v for k, v in sizes.items()) == 27 and max(sizes) >= 2, proc.stderr  # real batches formed
 
     for name, clip in clips.items():
@@ -85,7 +97,8 @@ def test_outputs_that_would_collide_are_refused_before_anything_starts(duc_onnx,
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"streamseg: error: -o {tmp_path / 'out.mp4'}: sources 'a' and 'b' would both write it; "
-        "put {name} or {index} in the path"]
+        "put {name} or {index} in the path"
+    ]
     assert not (tmp_path / "out.mp4").exists()
     bad = run_cli("run", str(a), "-o", str(tmp_path / "{nme}.mp4"), "--model", str(duc_onnx))
     assert bad.returncode == 2 and "unknown field {nme}" in bad.stderr
@@ -98,8 +111,17 @@ def test_a_failed_source_exits_non_zero_and_the_others_complete(duc_onnx, tmp_pa
     corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, np.uint8).tobytes())
     out = tmp_path / "out"
     out.mkdir()
-    proc = run_cli("run", str(good), str(corrupt), str(tmp_path / "missing.mp4"), "-o", str(out / "{index}.mp4"),
-                   "--model", str(duc_onnx), "--no-progress")
+    proc = run_cli(
+        "run",
+        str(good),
+        str(corrupt),
+        str(tmp_path / "missing.mp4"),
+        "-o",
+        str(out / "{index}.mp4"),
+        "--model",
+        str(duc_onnx),
+        "--no-progress",
+    )
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("streamseg: error: 2 of 3 sources failed: corrupt: ") and "missing: input not found" in last
@@ -148,14 +170,32 @@ def test_sources_added_and_removed_through_the_rest_api(duc_onnx, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamseg", "run", str(camera), "--realtime", "--loop",
-                             "-o", str(out / "{name}.mp4"), "--model", str(duc_onnx), "--metrics-port", str(port),
-                             "--no-progress"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamseg",
+            "run",
+            str(camera),
+            "--realtime",
+            "--loop",
+            "-o",
+            str(out / "{name}.mp4"),
+            "--model",
+            str(duc_onnx),
+            "--metrics-port",
+            str(port),
+            "--no-progress",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: _get(base + "/health")["status"] == "running", 60, "the camera to run")
-        status, body = _send(base + "/sources", "POST", {"uri": str(clip), "name": "extra", "realtime": False,
-                                                          "loop": False})
+        status, body = _send(
+            base + "/sources", "POST", {"uri": str(clip), "name": "extra", "realtime": False, "loop": False}
+        )
         assert (status, body) == (201, {"name": "extra"})
         assert _send(base + "/sources", "POST", {"uri": str(clip), "name": "extra"})[0] == 400  # name taken
         assert _send(base + "/sources", "POST", {"url": "x"})[0] == 400  # not a source
@@ -185,8 +225,12 @@ def two_cameras():
     reason = relay_missing()
     if reason:
         pytest.skip(reason)
-    with RtspRelay("cam") as one, RtspRelay("cam") as two, \
-            Camera(one.url("cam-in"), fps=10, size="160x96"), Camera(two.url("cam-in"), fps=10, size="160x96"):
+    with (
+        RtspRelay("cam") as one,
+        RtspRelay("cam") as two,
+        Camera(one.url("cam-in"), fps=10, size="160x96"),
+        Camera(two.url("cam-in"), fps=10, size="160x96"),
+    ):
         yield one, two
 
 
@@ -197,10 +241,28 @@ def test_a_dead_camera_does_not_stall_the_others_and_comes_back(two_cameras, duc
     one, two = two_cameras
     clip = make_video(tmp_path / "clip.mp4", width=160, height=96, frames=30)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamseg", "run", one.url("cam"), two.url("cam"), str(clip),
-                             "-o", str(tmp_path / "{index}.mp4"), "--model", str(duc_onnx), "--metrics-port",
-                             str(port), "--reconnect-max-delay", "1", "--no-progress"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamseg",
+            "run",
+            one.url("cam"),
+            two.url("cam"),
+            str(clip),
+            "-o",
+            str(tmp_path / "{index}.mp4"),
+            "--model",
+            str(duc_onnx),
+            "--metrics-port",
+            str(port),
+            "--reconnect-max-delay",
+            "1",
+            "--no-progress",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     names = [f"127.0.0.1-{one.port}-cam", f"127.0.0.1-{two.port}-cam"]
 
@@ -239,8 +301,10 @@ def test_a_sources_list_in_yaml_is_the_same_as_arguments(duc_onnx, tmp_path):
     a = make_video(tmp_path / "a.mp4", width=160, height=96, frames=4)
     b = make_video(tmp_path / "b.mp4", width=128, height=96, frames=3)
     config = tmp_path / "run.yaml"
-    config.write_text(f"model: {duc_onnx}\nsources:\n  - {a}\n  - uri: {b}\n    name: second\n"
-                      f"    outputs: [{tmp_path / 'own.mp4'}]\noutputs: ['{tmp_path / 'out-{name}.mp4'}']\n")
+    config.write_text(
+        f"model: {duc_onnx}\nsources:\n  - {a}\n  - uri: {b}\n    name: second\n"
+        f"    outputs: [{tmp_path / 'own.mp4'}]\noutputs: ['{tmp_path / 'out-{name}.mp4'}']\n"
+    )
     proc = run_cli("run", "--config", str(config), "--no-progress", check=True)
     assert "7 frames in, 7 out" in proc.stderr
     assert len(read_video(tmp_path / "out-a.mp4")[0]) == 4 and len(read_video(tmp_path / "own.mp4")[0]) == 3
@@ -254,8 +318,9 @@ def test_python_api_adds_and_removes_sources_while_it_runs(duc_onnx, tmp_path):
     camera = make_video(tmp_path / "cam.mp4", width=160, height=96, frames=10, fps=10)
     clip = make_video(tmp_path / "clip.mp4", width=128, height=96, frames=5)
     seen: dict[str, int] = {}
-    with Pipeline(camera, model=duc_onnx, live={"realtime": True, "loop": True},
-                  labels_out=str(tmp_path / "labels" / "{name}")) as pipeline:
+    with Pipeline(
+        camera, model=duc_onnx, live={"realtime": True, "loop": True}, labels_out=str(tmp_path / "labels" / "{name}")
+    ) as pipeline:
         for result in pipeline:
             seen[result.source] = seen.get(result.source, 0) + 1
             if seen.get("cam") == 3 and "clip" not in pipeline.lanes:

@@ -42,20 +42,20 @@ def draw_stamp(image: np.ndarray, millis: int) -> None:
         one = (millis >> (BITS - 1 - bit)) & 1
         row, col = divmod(bit, per_row)
         y, x = row * BLOCK, col * 2 * BLOCK
-        image[y:y + BLOCK, x:x + BLOCK] = 255 if one else 0
-        image[y:y + BLOCK, x + BLOCK:x + 2 * BLOCK] = 0 if one else 255
+        image[y : y + BLOCK, x : x + BLOCK] = 255 if one else 0
+        image[y : y + BLOCK, x + BLOCK : x + 2 * BLOCK] = 0 if one else 255
 
 
 def read_stamp(image: np.ndarray) -> int:
     """The ``millis`` that ``draw_stamp`` wrote, from a decoded (and maybe overlaid) picture."""
-    gray = image[:ROWS * BLOCK].astype(np.int32).sum(axis=2)
+    gray = image[: ROWS * BLOCK].astype(np.int32).sum(axis=2)
     per_row, value = BITS // ROWS, 0
     inner = slice(2, BLOCK - 2)  # block centres: edges blur in the codec
     for bit in range(BITS):
         row, col = divmod(bit, per_row)
         y, x = row * BLOCK, col * 2 * BLOCK
-        left = gray[y:y + BLOCK, x:x + BLOCK][inner, inner].mean()
-        right = gray[y:y + BLOCK, x + BLOCK:x + 2 * BLOCK][inner, inner].mean()
+        left = gray[y : y + BLOCK, x : x + BLOCK][inner, inner].mean()
+        right = gray[y : y + BLOCK, x + BLOCK : x + 2 * BLOCK][inner, inner].mean()
         value = (value << 1) | int(left > right)
     return value
 
@@ -71,7 +71,7 @@ def stamp_white_level(image: np.ndarray) -> float:
     for bit in range(BITS):
         row, col = divmod(bit, per_row)
         y, x = row * BLOCK, col * 2 * BLOCK + (0 if (value >> (BITS - 1 - bit)) & 1 else BLOCK)
-        levels.append(image[y:y + BLOCK, x:x + BLOCK][inner, inner].min(axis=2).mean())
+        levels.append(image[y : y + BLOCK, x : x + BLOCK][inner, inner].min(axis=2).mean())
     return float(np.mean(levels))
 
 

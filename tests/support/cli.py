@@ -7,11 +7,18 @@ import sys
 from pathlib import Path
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, check: bool = False,
-            input: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 600, check: bool = False, input: str | None = None
+) -> subprocess.CompletedProcess:
     """``streamseg ARGS`` in a real subprocess, as a user would run it."""
-    proc = subprocess.run([sys.executable, "-m", "streamseg", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, input=input)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamseg", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"streamseg {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
     return proc

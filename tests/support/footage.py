@@ -21,8 +21,10 @@ def compare_on_footage(ours, reference, spec, video, frames: int) -> list[tuple[
             assert got.shape == expected.shape and got.dtype == np.float32
             relative = float(np.abs(got - expected).max() / np.abs(expected).max())
             agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-            print(f"frame {frame.index}: {ours.name} vs {reference.name}: relative logit error {relative:.2e}, "
-                  f"label agreement {agreement:.5f}")
+            print(
+                f"frame {frame.index}: {ours.name} vs {reference.name}: relative logit error {relative:.2e}, "
+                f"label agreement {agreement:.5f}"
+            )
             results.append((relative, agreement))
     finally:
         source.close()

@@ -51,7 +51,9 @@ def main(url: str) -> None:
     Gst.init(None)
     pipeline = Gst.parse_launch(
         f"rtspsrc location={url} protocols=tcp latency=0 ! rtph264depay ! h264parse ! openh264dec "
-        "! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink emit-signals=true sync=false max-buffers=2 drop=true")
+        "! videoconvert ! video/x-raw,format=GRAY8 "
+        "! appsink name=sink emit-signals=true sync=false max-buffers=2 drop=true"
+    )
     pipeline.get_by_name("sink").connect("new-sample", on_sample)
     pipeline.set_state(Gst.State.PLAYING)
     bus = pipeline.get_bus()

@@ -10,8 +10,12 @@ CAMERA_SIZE = (320, 192)
 
 
 def streamseg(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "streamseg", *args, "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamseg", *args, "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def stop(proc: subprocess.Popen, signum: int) -> str:

@@ -28,17 +28,20 @@ class Mosquitto(Server):
         self.folder = folder
         self.config = folder / "mosquitto.conf"
         # user: as root, mosquitto would switch to its own user, which cannot write in the test's folder
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-                               f"persistence true\n"
-                               f"persistence_location {folder}/\nlog_dest file {folder}/mosquitto.log\n")
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+            f"persistence true\n"
+            f"persistence_location {folder}/\nlog_dest file {folder}/mosquitto.log\n"
+        )
         self._proc: subprocess.Popen | None = None
 
     def url(self, topic: str) -> str:
         return f"mqtt://127.0.0.1:{self.port}/{topic}"
 
     def start(self, timeout: float = 10) -> Mosquitto:
-        self._proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -27,12 +27,12 @@ def boxes(data: bytes, start: int = 0, end: int | None = None) -> list[Box]:
     end = len(data) if end is None else end
     found, at = [], start
     while at + 8 <= end:
-        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
         body = at + 8
         if size == 1:
             if at + 16 > end:
                 break
-            size = struct.unpack(">Q", data[at + 8:at + 16])[0]
+            size = struct.unpack(">Q", data[at + 8 : at + 16])[0]
             body = at + 16
         elif size == 0:
             size = end - at
@@ -53,10 +53,10 @@ def video_track_id(data: bytes) -> int:
     for trak in _child(data, moov, "trak"):
         tkhd = _child(data, trak, "tkhd")[0]
         version = data[tkhd.body]
-        track_id = struct.unpack(">I", data[tkhd.body + (20 if version == 1 else 12):][:4])[0]
+        track_id = struct.unpack(">I", data[tkhd.body + (20 if version == 1 else 12) :][:4])[0]
         mdia = _child(data, trak, "mdia")[0]
         hdlr = _child(data, mdia, "hdlr")[0]
-        if data[hdlr.body + 8:hdlr.body + 12] == b"vide":
+        if data[hdlr.body + 8 : hdlr.body + 12] == b"vide":
             return track_id
     raise ValueError("no video track")
 
@@ -73,10 +73,10 @@ def complete_fragment_frames(path: str | Path) -> tuple[int, int]:
         fragments += 1
         for traf in _child(data, moof, "traf"):
             tfhd = _child(data, traf, "tfhd")[0]
-            if struct.unpack(">I", data[tfhd.body + 4:tfhd.body + 8])[0] != track:
+            if struct.unpack(">I", data[tfhd.body + 4 : tfhd.body + 8])[0] != track:
                 continue
             for trun in _child(data, traf, "trun"):
-                frames += struct.unpack(">I", data[trun.body + 4:trun.body + 8])[0]
+                frames += struct.unpack(">I", data[trun.body + 4 : trun.body + 8])[0]
     return frames, fragments
 
 

@@ -26,9 +26,12 @@ def conv_model(path: Path, channels: int, *, dynamic_classes: bool = False, seed
     if dynamic_classes:
         inputs.append(helper.make_tensor_value_info("weight", TensorProto.FLOAT, [classes, 3, 1, 1]))
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "weight"], ["out"])], "conv", inputs,
+        [helper.make_node("Conv", ["input", "weight"], ["out"])],
+        "conv",
+        inputs,
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, classes, "height", "width"])],
-        [numpy_helper.from_array(weight, "weight")])
+        [numpy_helper.from_array(weight, "weight")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))

@@ -36,8 +36,10 @@ class Relay:
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_transport_mode(GstRtspServer.RTSPTransportMode.RECORD)
         # h264parse repeats SPS/PPS before every IDR: readers joining mid-stream can start at any keyframe
-        factory.set_launch(f"( rtph264depay name=depay0 ! h264parse config-interval=-1 ! {H264} "
-                           "! appsink name=sink emit-signals=true sync=false )")
+        factory.set_launch(
+            f"( rtph264depay name=depay0 ! h264parse config-interval=-1 ! {H264} "
+            "! appsink name=sink emit-signals=true sync=false )"
+        )
         factory.set_latency(0)
 
         def configure(_factory, media):
@@ -50,8 +52,10 @@ class Relay:
     def _play_factory(self, path: str):
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_shared(True)
-        factory.set_launch(f"( appsrc name=src is-live=true format=time caps=\"{H264}\" "
-                           "! rtph264pay name=pay0 pt=96 config-interval=-1 )")
+        factory.set_launch(
+            f'( appsrc name=src is-live=true format=time caps="{H264}" '
+            "! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        )
 
         def configure(_factory, media):
             src = media.get_element().get_by_name("src")

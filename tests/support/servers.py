@@ -49,8 +49,10 @@ def relay_missing() -> str | None:
         return f"{SYSTEM_PYTHON} not found"
     proc = subprocess.run([SYSTEM_PYTHON, "-c", RELAY_CHECK], capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
-        return ("needs gir1.2-gst-rtsp-server-1.0, python3-gi, gstreamer1.0-plugins-{base,good,bad} "
-                f"(.ci/run installs them): {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}")
+        return (
+            "needs gir1.2-gst-rtsp-server-1.0, python3-gi, gstreamer1.0-plugins-{base,good,bad} "
+            f"(.ci/run installs them): {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}"
+        )
     return None
 
 
@@ -96,8 +98,12 @@ class RtspRelay(Server):
         return f"rtsp://127.0.0.1:{self.port}/{path}"
 
     def start(self, timeout: float = 15) -> RtspRelay:
-        self._proc = subprocess.Popen([SYSTEM_PYTHON, str(HERE / "rtsp_relay.py"), str(self.port), *self.pairs],
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._proc = subprocess.Popen(
+            [SYSTEM_PYTHON, str(HERE / "rtsp_relay.py"), str(self.port), *self.pairs],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         deadline = time.monotonic() + timeout
         line = self._proc.stdout.readline()  # "ready" once it listens
         if line.strip() != "ready" or time.monotonic() > deadline:
@@ -111,7 +117,6 @@ class RtspRelay(Server):
             self._proc.wait(timeout=10)
             self._proc.stdout.close()
             self._proc = None
-
 
 
 class Camera:
@@ -133,8 +138,15 @@ class Camera:
 class StreamReader(threading.Thread):
     """Reads ``url`` with PyAV until stopped, reconnecting on errors; keeps arrival times and facts per frame."""
 
-    def __init__(self, url: str, *, options: dict[str, str] | None = None, timeout: float = 3.0,
-                 keep_images: int = 3, read_stamps: bool = False):
+    def __init__(
+        self,
+        url: str,
+        *,
+        options: dict[str, str] | None = None,
+        timeout: float = 3.0,
+        keep_images: int = 3,
+        read_stamps: bool = False,
+    ):
         super().__init__(daemon=True)
         self.url = url
         self.options = options or {}
@@ -242,8 +254,11 @@ class RtmpServer(Server):
         self.folder.mkdir(parents=True, exist_ok=True)
         conf = self.folder / "nginx.conf"
         conf.write_text(NGINX_CONF.format(module=RTMP_MODULE, folder=self.folder, port=self.port))
-        self._proc = subprocess.Popen(["nginx", "-p", str(self.folder), "-e", str(self.folder / "error.log"),
-                                       "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            ["nginx", "-p", str(self.folder), "-e", str(self.folder / "error.log"), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with socket.socket() as s:

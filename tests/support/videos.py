@@ -16,16 +16,26 @@ def moving_scene(index: int, width: int, height: int) -> np.ndarray:
     image[:horizon] = (90, 140, 200)
     image[horizon:] = (80, 80, 85)
     x = (index * 7) % max(1, width - width // 5)
-    image[horizon - height // 8: horizon + height // 6, x: x + width // 5] = (200, 30, 30)
+    image[horizon - height // 8 : horizon + height // 6, x : x + width // 5] = (200, 30, 30)
     noise = (np.arange(width)[None, :] + index) % 16
     image[horizon:, :, 1] = np.clip(80 + noise[:, :].astype(np.int16) - 8, 0, 255).astype(np.uint8)
     return image
 
 
-def make_video(path: str | Path, *, width: int = 160, height: int = 96, frames: int = 12, fps: int = 10,
-               codec: str = "libx264", pix_fmt: str = "yuv420p", audio: bool = False,
-               pts: list[int] | None = None, time_base: Fraction | None = None,
-               rotation: int = 0) -> Path:
+def make_video(
+    path: str | Path,
+    *,
+    width: int = 160,
+    height: int = 96,
+    frames: int = 12,
+    fps: int = 10,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    audio: bool = False,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    rotation: int = 0,
+) -> Path:
     """Write a short test video; ``pts`` (in ``time_base``) makes it variable-frame-rate."""
     path = Path(path)
     with av.open(str(path), "w") as container:
@@ -56,7 +66,7 @@ def make_video(path: str | Path, *, width: int = 160, height: int = 96, frames: 
             t = np.arange(samples_total) / 48000
             tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             for start in range(0, samples_total, 1024):
-                chunk = tone[start:start + 1024]
+                chunk = tone[start : start + 1024]
                 aframe = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
                 aframe.sample_rate = 48000
                 aframe.pts = start
@@ -97,6 +107,6 @@ def rotate_mp4(source: str | Path, target: str | Path) -> Path:
     version = data[at + 4]
     # tkhd: version/flags, times, track id, reserved, duration, reserved, layer, group, volume, reserved
     offset = at + 8 + (8 if version == 0 else 16) + 8 + (4 if version == 0 else 8) + 8 + 8
-    data[offset: offset + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    data[offset : offset + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
     Path(target).write_bytes(data)
     return Path(target)

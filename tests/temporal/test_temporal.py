@@ -75,13 +75,16 @@ def test_flow_moves_labels_with_a_moving_pattern(chain, tolerance):
         assert out.labels.shape == truth.shape and out.labels.dtype == np.uint8
         shift = np.array(STEP) * i
         scale = WIDTH / out.flow.shape[1]  # the flow is at the reduced size
-        inside = cv2.erode(cv2.resize(truth, out.flow.shape[1::-1], interpolation=cv2.INTER_NEAREST),
-                           np.ones((9, 9), np.uint8)).astype(bool)
+        inside = cv2.erode(
+            cv2.resize(truth, out.flow.shape[1::-1], interpolation=cv2.INTER_NEAREST), np.ones((9, 9), np.uint8)
+        ).astype(bool)
         measured = -out.flow[inside].mean(axis=0) * scale  # current -> key points back along the motion
         error = np.abs(_centroid(out.labels) - _centroid(truth))
         recall = (out.labels[truth == 1] == 1).mean()
-        print(f"{chain} frame {i}: flow {measured} for {shift}; label centroid error {error}, recall {recall:.3f}, "
-              f"IoU {_iou(out.labels, truth):.3f} (held IoU {_iou(labels, truth):.3f})")
+        print(
+            f"{chain} frame {i}: flow {measured} for {shift}; label centroid error {error}, recall {recall:.3f}, "
+            f"IoU {_iou(out.labels, truth):.3f} (held IoU {_iou(labels, truth):.3f})"
+        )
         assert (np.abs(measured - shift) < tolerance).all()  # direct: the pattern's motion within a pixel
         assert recall > 0.9  # where the pattern is now, the labels say so
         assert (error <= shift / 2 + 1).all()  # at worst the disocclusion trail (see above)
@@ -124,6 +127,7 @@ def test_flow_works_at_the_reduced_size():
 
 # --- smoothing on real footage --------------------------------------------------------------------------------
 
+
 def _footage(path, frames: int, start: int = 0) -> list[np.ndarray]:
     source = open_source(str(path), max_frames=start + frames)
     try:
@@ -140,8 +144,9 @@ def image_scores(image: np.ndarray, size: tuple[int, int], noise: float, rng) ->
     """
     small = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     r, g, b = small[..., 0], small[..., 1], small[..., 2]
-    scores = np.stack([0.9 - small.mean(-1) * 1.5, r - 0.5 * (g + b) + 0.2, g - 0.5 * (r + b) + 0.2,
-                       b - 0.5 * (r + g) + 0.2])
+    scores = np.stack(
+        [0.9 - small.mean(-1) * 1.5, r - 0.5 * (g + b) + 0.2, g - 0.5 * (r + b) + 0.2, b - 0.5 * (r + g) + 0.2]
+    )
     return (scores + rng.normal(0, noise, scores.shape)).astype(np.float32)
 
 
@@ -167,8 +172,10 @@ def test_smoothing_lowers_flicker_on_real_footage(car_video):
     raw_flicker, smooth_flicker = flicker(raw, static), flicker(smoothed, static)
     agree_raw = np.mean([(a == c).mean() for a, c in zip(raw, clean)])
     agree_smooth = np.mean([(a == c).mean() for a, c in zip(smoothed, clean)])
-    print(f"flicker {raw_flicker:.4f} -> {smooth_flicker:.4f}; agreement with noise-free {agree_raw:.4f} -> "
-          f"{agree_smooth:.4f}; static share {np.mean([s.mean() for s in static]):.2f}")
+    print(
+        f"flicker {raw_flicker:.4f} -> {smooth_flicker:.4f}; agreement with noise-free {agree_raw:.4f} -> "
+        f"{agree_smooth:.4f}; static share {np.mean([s.mean() for s in static]):.2f}"
+    )
     assert np.mean([s.mean() for s in static]) > 0.2  # the measure has static pixels to look at
     assert raw_flicker > 0.02  # the noise really flickers
     assert smooth_flicker < 0.6 * raw_flicker
@@ -228,6 +235,7 @@ def test_smoothing_lowers_a_trained_models_flicker_on_real_footage(trained_model
 
 
 # --- which frames to infer ------------------------------------------------------------------------------------
+
 
 def test_fixed_interval_infers_every_nth_frame():
     policy = FixedInterval(3)
@@ -312,7 +320,7 @@ def simulate(policy, infer_ms, frames: int, frame_ms: float = 40.0, propagate_ms
     free_at, latencies, reports = 0.0, [], []
     for i in range(frames):
         arrival = i * frame_ms
-        for done, infer, cost in [r for r in reports if r[0] <= arrival]:
+        for _done, infer, cost in [r for r in reports if r[0] <= arrival]:
             (policy.observe_infer if infer else policy.observe_propagate)(cost)
         reports = [r for r in reports if r[0] > arrival]
         infer = policy.decide(i)
@@ -325,12 +333,17 @@ def simulate(policy, infer_ms, frames: int, frame_ms: float = 40.0, propagate_ms
 
 def test_a_budgeted_paced_source_keeps_its_frame_rate_and_latency():
     """At 25 fps with inference growing from 60 to 250 ms and back, every frame is out within 300 ms."""
-    load = lambda i: 250.0 if 200 <= i < 500 else 60.0
+
+    def load(i: int) -> float:
+        return 250.0 if 200 <= i < 500 else 60.0
+
     policy = LatencyBudget(300, 40)
     latencies = simulate(policy, load, 700)
     fixed = simulate(FixedInterval(1), load, 700)
-    print(f"budget: p50 {np.median(latencies):.0f} ms, max {latencies.max():.0f} ms, {policy.describe()}; "
-          f"every frame inferred: max {fixed.max():.0f} ms")
+    print(
+        f"budget: p50 {np.median(latencies):.0f} ms, max {latencies.max():.0f} ms, {policy.describe()}; "
+        f"every frame inferred: max {fixed.max():.0f} ms"
+    )
     assert latencies.max() <= 300
     assert latencies[-100:].max() <= 100  # back to short latencies when the load goes
     assert policy.histogram().get("interval 1", 0) < 0.5 and policy.current.interval <= 3

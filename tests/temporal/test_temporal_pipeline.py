@@ -26,10 +26,23 @@ def rows(path) -> list[dict[str, str]]:
 @pytest.mark.slow
 def test_interval_three_gives_every_frame_with_a_third_inferred_as_a_plain_run(duc_onnx, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", width=192, height=108, frames=12, fps=10, audio=True)
-    run_cli("run", str(clip), "-o", str(tmp_path / "out.mp4"), "--model", str(duc_onnx), "--interval", "3",
-            "--labels-out", str(tmp_path / "every3"), "--no-progress", check=True)
-    run_cli("run", str(clip), "--model", str(duc_onnx), "--labels-out", str(tmp_path / "plain"), "--no-progress",
-            check=True)
+    run_cli(
+        "run",
+        str(clip),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        "--model",
+        str(duc_onnx),
+        "--interval",
+        "3",
+        "--labels-out",
+        str(tmp_path / "every3"),
+        "--no-progress",
+        check=True,
+    )
+    run_cli(
+        "run", str(clip), "--model", str(duc_onnx), "--labels-out", str(tmp_path / "plain"), "--no-progress", check=True
+    )
     summary = rows(tmp_path / "every3" / "summary.csv")
     assert [int(r["index"]) for r in summary] == list(range(12))
     assert [r["origin"] for r in summary] == ["inferred", "flow", "flow"] * 4
@@ -37,8 +50,9 @@ def test_interval_three_gives_every_frame_with_a_third_inferred_as_a_plain_run(d
     assert all(float(r["age_ms"]) >= 0 for r in summary)
     for i in range(0, 12, 3):  # inferred frames: the same labels as inferring every frame
         name = f"{i:06d}.png"
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "every3" / name)),
-                              np.asarray(Image.open(tmp_path / "plain" / name)))
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / "every3" / name)), np.asarray(Image.open(tmp_path / "plain" / name))
+        )
     images, _, _, facts = read_video(tmp_path / "out.mp4")
     assert len(images) == 12 and facts["audio"] == ["aac"]
 
@@ -66,7 +80,8 @@ def test_a_latency_budget_keeps_the_camera_rate(duc_onnx, tmp_path):
     assert 0.8 * 49 / 25 <= span <= 1.5 * 49 / 25  # out at the camera's pace, not in bursts or late
     assert max(r.age_ms for r in results) <= 400  # no mask older than the budget
     assert summary.sources[0]["inferred"] >= 1 and summary.sources[0]["settings"].startswith(
-        f"{summary.sources[0]['inferred']} inferred")
+        f"{summary.sources[0]['inferred']} inferred"
+    )
 
 
 @pytest.mark.slow
@@ -74,7 +89,8 @@ def test_smoothing_needs_class_scores(duc_onnx, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", frames=2)
     proc = run_cli("run", str(clip), "--model", str(duc_onnx), "--smooth", "0.5", "-o", str(tmp_path / "o.mp4"))
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        "streamseg: error: smooth: needs class scores (decode: argmax), not duc"]
+        "streamseg: error: smooth: needs class scores (decode: argmax), not duc"
+    ]
 
 
 @pytest.mark.export
@@ -90,13 +106,19 @@ def test_smoothed_run_carries_and_smooths(fcn_onnx, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_TORCH, reason="needs the export extra")
 def test_a_latency_budget_picks_the_input_size_that_keeps_the_camera_rate(fcn_onnx, tmp_path):
     """FCN-ResNet50 at a 224 px input takes seconds here, at 32 px tens of ms: the budget takes 32 and every frame."""
     clip = make_video(tmp_path / "cam.mp4", width=320, height=180, frames=50, fps=25)
     arrived, metrics = [], ""
-    with Pipeline(clip, model=fcn_onnx, latency_budget=400, latency_sizes=(224, 32), winograd=False,
-                  live={"realtime": True}, metrics_port=0) as pipeline:
+    with Pipeline(
+        clip,
+        model=fcn_onnx,
+        latency_budget=400,
+        latency_sizes=(224, 32),
+        winograd=False,
+        live={"realtime": True},
+        metrics_port=0,
+    ) as pipeline:
         results = []
         for r in pipeline:
             arrived.append(time.monotonic())
@@ -128,10 +150,21 @@ def test_latency_sizes_need_a_budget_and_a_resizable_model(duc_onnx, tmp_path):
         Pipeline(clip, model=duc_onnx, latency_sizes="256,128").start()
     with pytest.raises(ConfigError, match="latency_sizes: .*input short sides of at least 16"):
         Pipeline(clip, model=duc_onnx, latency_budget=300, latency_sizes="256,8")
-    proc = run_cli("run", str(clip), "--model", str(duc_onnx), "--latency-budget", "300", "--latency-sizes", "256,128",
-                   "-o", str(tmp_path / "o.mp4"))
+    proc = run_cli(
+        "run",
+        str(clip),
+        "--model",
+        str(duc_onnx),
+        "--latency-budget",
+        "300",
+        "--latency-sizes",
+        "256,128",
+        "-o",
+        str(tmp_path / "o.mp4"),
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
-        "streamseg: error: latency_sizes: "), proc.stderr
+        "streamseg: error: latency_sizes: "
+    ), proc.stderr
 
 
 def test_budget_sizes_default_to_halving_pixel_counts():

@@ -24,7 +24,7 @@ def test_synth_voc_layout_is_readable_and_labeled(tmp_path):
     assert not set(train.names) & set(val.names)
     assert train.classes == synth.CLASSES and train.palette == synth.PALETTE  # from classes.txt
     seen = np.zeros(len(synth.CLASSES), bool)
-    for name, image, mask in train:
+    for _name, image, mask in train:
         assert image.shape == (64, 96, 3) and image.dtype == np.uint8
         assert mask.shape == (64, 96) and mask.max() < len(synth.CLASSES)
         seen[np.unique(mask)] = True

@@ -36,7 +36,11 @@ def samples(trained_model):
     """Three val images of the synthetic set, their masks (a block set to 255), and the model's labels."""
     names = (trained_model.data / "ImageSets" / "Segmentation" / "val.txt").read_text().split()[:N_IMAGES]
     spec = spec_from_onnx(trained_model.onnx)
-    backend, prepare, decode = OnnxRuntimeBackend(trained_model.onnx, spec), CpuPreprocessor(spec), CpuPostprocessor(spec)
+    backend, prepare, decode = (
+        OnnxRuntimeBackend(trained_model.onnx, spec),
+        CpuPreprocessor(spec),
+        CpuPostprocessor(spec),
+    )
     out = []
     for i, name in enumerate(names):
         image = np.asarray(Image.open(trained_model.data / "JPEGImages" / f"{name}.jpg").convert("RGB"))
@@ -73,8 +77,9 @@ def _write_cityscapes(root: Path, samples, classes_txt: Path) -> Path:
 def test_dataset_mode_matches_an_independent_count(layout, samples, trained_model, tmp_path):
     write = _write_voc if layout == "voc" else _write_cityscapes
     root = write(tmp_path / layout, samples, trained_model.data / "classes.txt")
-    proc = run_cli("eval", "--model", str(trained_model.onnx), "--dataset", str(root), "--format", layout, "--json",
-                   check=True)
+    proc = run_cli(
+        "eval", "--model", str(trained_model.onnx), "--dataset", str(root), "--format", layout, "--json", check=True
+    )
     report = json.loads(proc.stdout)
     truth = np.concatenate([s[2].ravel() for s in samples])
     pred = np.concatenate([s[3].ravel() for s in samples])
@@ -88,10 +93,19 @@ def test_dataset_mode_matches_an_independent_count(layout, samples, trained_mode
 
 def test_label_folders_after_run(trained_model, tmp_path):
     pred = tmp_path / "pred"
-    run_cli("run", str(trained_model.video), "--labels-out", str(pred), "--model", str(trained_model.onnx),
-            "--no-progress", check=True)
-    proc = run_cli("eval", "--predictions", str(pred), "--ground-truth", str(trained_model.video_labels), "--json",
-                   check=True)
+    run_cli(
+        "run",
+        str(trained_model.video),
+        "--labels-out",
+        str(pred),
+        "--model",
+        str(trained_model.onnx),
+        "--no-progress",
+        check=True,
+    )
+    proc = run_cli(
+        "eval", "--predictions", str(pred), "--ground-truth", str(trained_model.video_labels), "--json", check=True
+    )
     report = json.loads(proc.stdout)
     truths = sorted(trained_model.video_labels.glob("*.png"))
     truth = np.concatenate([np.asarray(Image.open(p)).ravel() for p in truths])

@@ -51,7 +51,8 @@ def test_matches_sklearn_on_random_maps_with_ignored_pixels():
     assert m.pixel_accuracy == pytest.approx(np.mean(t == p), abs=1e-9)
     truth_present = sorted(set(t))
     assert m.mean_accuracy == pytest.approx(
-        recall_score(t, p, labels=truth_present, average="macro", zero_division=0), abs=1e-9)
+        recall_score(t, p, labels=truth_present, average="macro", zero_division=0), abs=1e-9
+    )
     assert m.miou == pytest.approx(jaccard_score(t, p, labels=present, average="macro"), abs=1e-9)
     per_class = jaccard_score(t, p, labels=present, average=None)
     freq = np.array([np.sum(t == c) for c in present]) / t.size

@@ -54,8 +54,18 @@ def test_exported_model_segments_the_heldout_video(trained_model, tmp_path):
     from streamseg.evaluation.metrics import ConfusionMatrix
 
     pred = tmp_path / "pred"
-    run_cli("run", str(trained_model.video), "-o", str(tmp_path / "out.mp4"), "--model", str(trained_model.onnx),
-            "--labels-out", str(pred), "--no-progress", check=True)
+    run_cli(
+        "run",
+        str(trained_model.video),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        "--model",
+        str(trained_model.onnx),
+        "--labels-out",
+        str(pred),
+        "--no-progress",
+        check=True,
+    )
     truth = sorted(trained_model.video_labels.glob("*.png"))
     assert len(truth) == len(list(pred.glob("*.png"))) > 0
     matrix = ConfusionMatrix(len(trained_model.classes))
@@ -75,8 +85,18 @@ def test_exported_onnx_reproduces_torch_labels(trained_model, tmp_path):
     spec = spec_from_onnx(trained_model.onnx)
     assert spec.classes == trained_model.classes and spec.resize.size == 240 and spec.background == 0
     pred = tmp_path / "pred"
-    run_cli("run", str(trained_model.video), "--model", str(trained_model.onnx), "--labels-out", str(pred),
-            "--max-frames", "6", "--no-progress", check=True)
+    run_cli(
+        "run",
+        str(trained_model.video),
+        "--model",
+        str(trained_model.onnx),
+        "--labels-out",
+        str(pred),
+        "--max-frames",
+        "6",
+        "--no-progress",
+        check=True,
+    )
     model = _torch_model(trained_model)
     with av.open(str(trained_model.video)) as container:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(6), container.decode(video=0))]
@@ -104,10 +124,40 @@ def test_resume_continues_where_the_checkpoint_stopped(tmp_path):
     import torch
 
     data = tmp_path / "data"
-    run_cli("datasets", "synth", "--out", str(data), "--n", "28", "--size", "160x120", "--val-fraction", "0.15",
-            "--video-frames", "0", check=True)
-    common = ("-m", "streamseg", "train", "--data", str(data), "--base-size", "120", "--crop-size", "96", "--batch",
-              "2", "--epochs", "2", "--lr", "0.02", "--no-export", "--no-progress")
+    run_cli(
+        "datasets",
+        "synth",
+        "--out",
+        str(data),
+        "--n",
+        "28",
+        "--size",
+        "160x120",
+        "--val-fraction",
+        "0.15",
+        "--video-frames",
+        "0",
+        check=True,
+    )
+    common = (
+        "-m",
+        "streamseg",
+        "train",
+        "--data",
+        str(data),
+        "--base-size",
+        "120",
+        "--crop-size",
+        "96",
+        "--batch",
+        "2",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.02",
+        "--no-export",
+        "--no-progress",
+    )
     subprocess.run([sys.executable, *common, "--output", str(tmp_path / "straight")], check=True, capture_output=True)
     split = tmp_path / "split"
     with subprocess.Popen([sys.executable, *common, "--output", str(split)], stderr=subprocess.PIPE, text=True) as proc:
@@ -133,15 +183,38 @@ def test_resume_continues_where_the_checkpoint_stopped(tmp_path):
 
 def test_train_errors_are_one_line(trained_model, tmp_path):
     proc = run_cli("train", "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "o"))
-    assert proc.returncode != 0 and proc.stderr.strip() == f"streamseg: error: dataset folder not found: {tmp_path / 'missing'}"
-    proc = run_cli("train", "--data", str(trained_model.data), "--output", str(tmp_path / "o"), "--num-classes", "4",
-                   "--resume", str(trained_model.checkpoint), "--epochs", "99", "--no-export")
+    assert (
+        proc.returncode != 0
+        and proc.stderr.strip() == f"streamseg: error: dataset folder not found: {tmp_path / 'missing'}"
+    )
+    proc = run_cli(
+        "train",
+        "--data",
+        str(trained_model.data),
+        "--output",
+        str(tmp_path / "o"),
+        "--num-classes",
+        "4",
+        "--resume",
+        str(trained_model.checkpoint),
+        "--epochs",
+        "99",
+        "--no-export",
+    )
     assert proc.returncode != 0 and "with 6 classes; this run trains fcn_tiny with 4" in proc.stderr
     assert "Traceback" not in proc.stderr
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    proc = run_cli("train", "--data", str(trained_model.data), "--output", str(tmp_path / "o"),
-                   "--resume", str(garbage), "--no-export")
+    proc = run_cli(
+        "train",
+        "--data",
+        str(trained_model.data),
+        "--output",
+        str(tmp_path / "o"),
+        "--resume",
+        str(garbage),
+        "--no-export",
+    )
     assert proc.returncode != 0 and "is not a readable state-dict checkpoint" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -156,8 +229,19 @@ def _cuda() -> bool:
 @pytest.mark.skipif(not HAS_TORCH or not _cuda(), reason="no CUDA GPU")
 def test_training_on_gpu_with_amp(tmp_path):
     run_cli("datasets", "synth", "--out", str(tmp_path / "data"), "--n", "40", "--video-frames", "0", check=True)
-    proc = run_cli("train", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "out"), "--epochs", "3",
-                   "--device", "cuda", "--no-progress", check=True)
+    proc = run_cli(
+        "train",
+        "--data",
+        str(tmp_path / "data"),
+        "--output",
+        str(tmp_path / "out"),
+        "--epochs",
+        "3",
+        "--device",
+        "cuda",
+        "--no-progress",
+        check=True,
+    )
     assert "best val mIoU" in proc.stdout
     import torch
 
