@@ -7,6 +7,7 @@ and composited picture.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -83,6 +84,37 @@ class Result:
         if self.pts is None or self.time_base is None:
             return None
         return float(self.pts * self.time_base)
+
+    @classmethod
+    def of(
+        cls,
+        frame: Frame,
+        labels: np.ndarray,
+        picture: np.ndarray,
+        *,
+        image: np.ndarray | None = None,
+        scores: np.ndarray | None = None,
+        origin: str = "inferred",
+        age_frames: int = 0,
+        age_ms: float = 0.0,
+    ) -> Result:
+        """The result for ``frame``: its identity and timestamps carried over, the latency taken now.
+        ``image`` is the host copy of a frame decoded on the device."""
+        return cls(
+            frame.source,
+            frame.index,
+            frame.pts,
+            frame.time_base,
+            frame.capture_time,
+            frame.image if image is None else image,
+            labels,
+            picture,
+            time.time() - frame.capture_time,
+            scores,
+            origin,
+            age_frames,
+            age_ms,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,18 +28,7 @@ class CpuLane:
         labels = self.post(item.output, item.geometry)
         picture = self.draw(frame.image, labels)
         scores = self.post.scores(item.output, item.geometry) if self._scores else None
-        return Result(
-            frame.source,
-            frame.index,
-            frame.pts,
-            frame.time_base,
-            frame.capture_time,
-            frame.image,
-            labels,
-            picture,
-            time.time() - frame.capture_time,
-            scores,
-        )
+        return Result.of(frame, labels, picture, scores=scores)
 
 
 class CpuStages:

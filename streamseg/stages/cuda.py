@@ -14,7 +14,6 @@ stream) reads finished data.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -88,18 +87,7 @@ class CudaLane:
         if stages.cpu_post is not None:
             scores = stages.cpu_post.scores(item.output.float().cpu().numpy(), g)
         image_host = item.image.cpu().numpy() if frame.on_device else frame.image  # an NVDEC frame crosses once
-        return Result(
-            frame.source,
-            frame.index,
-            frame.pts,
-            frame.time_base,
-            frame.capture_time,
-            image_host,
-            labels_host,
-            picture_host,
-            time.time() - frame.capture_time,
-            scores,
-        )
+        return Result.of(frame, labels_host, picture_host, image=image_host, scores=scores)
 
 
 class CudaStages:

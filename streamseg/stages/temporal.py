@@ -193,21 +193,7 @@ class TemporalLane:
 
     def _result(self, frame: Frame, labels: np.ndarray, origin: str, age_frames: int, age_ms: float) -> Result:
         picture = self.steps.draw(frame.image, labels)
-        return Result(
-            frame.source,
-            frame.index,
-            frame.pts,
-            frame.time_base,
-            frame.capture_time,
-            frame.image,
-            labels,
-            picture,
-            time.time() - frame.capture_time,
-            None,
-            origin,
-            age_frames,
-            age_ms,
-        )
+        return Result.of(frame, labels, picture, origin=origin, age_frames=age_frames, age_ms=age_ms)
 
 
 def make_policy(
