@@ -99,6 +99,7 @@ class RunConfig(BaseModel):
     smooth: float | None = Field(None, gt=0, le=1)  # --smooth: weight of the newest scores in their moving average
     latency_budget: float | None = Field(None, gt=0)  # --latency-budget: ms; streamseg picks the interval
     latency_sizes: tuple[int, ...] | None = None  # --latency-sizes: input short sides the budget picks from
+    latency_prefer: Literal["detail", "fresh"] = "detail"  # --latency-prefer: the largest size, or the most inferred
     batch_timeout: float = Field(5.0, ge=0)  # --batch-timeout: ms to wait for a full batch before running a partial one
     encoder: EncoderOptions = EncoderOptions.model_validate({})  # --codec, --bitrate, --gop, --segment-seconds, …
     live: SourceOptions = SourceOptions.model_validate({})  # --transport, --realtime, --loop, --read-timeout, …

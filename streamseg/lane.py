@@ -185,7 +185,9 @@ class SourceLane:
             self.info = info = self.source.info
             if isinstance(self.steps, TemporalLane):  # the policy needs the camera's frame period
                 frame_ms = 1000 / float(info.rate or 25)
-                self.steps.policy = make_policy(cfg.interval, cfg.latency_budget, frame_ms, self.steps.sizes)
+                self.steps.policy = make_policy(
+                    cfg.interval, cfg.latency_budget, frame_ms, self.steps.sizes, cfg.latency_prefer
+                )
             self.opened.set()
             self.sinks = self._open_sinks()
             height, width = info.height, info.width

@@ -119,6 +119,11 @@ from streamseg.models.spec import ModelSpec
     help="Live: every frame out within MS at the camera's rate; streamseg picks the inference interval.",
 )
 @config_option(
+    "latency_prefer",
+    help="With --latency-budget: keep the largest input size that fits (detail), or infer as many frames as "
+    "possible at a smaller one (fresh) [default: detail].",
+)
+@config_option(
     "latency_sizes",
     type=str,
     metavar="S1,S2,...",

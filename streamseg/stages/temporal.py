@@ -197,11 +197,15 @@ class TemporalLane:
 
 
 def make_policy(
-    interval: int, latency_budget: float | None, frame_ms: float, sizes: tuple[int | None, ...] = (None,)
+    interval: int,
+    latency_budget: float | None,
+    frame_ms: float,
+    sizes: tuple[int | None, ...] = (None,),
+    prefer: str = "detail",
 ) -> FixedInterval:
     """Every ``interval``-th frame, or what ``latency_budget`` (ms) allows at the camera's frame period and sizes."""
     if latency_budget is not None:
-        return LatencyBudget(latency_budget, frame_ms, sizes=sizes)
+        return LatencyBudget(latency_budget, frame_ms, sizes=sizes, prefer=prefer)
     return FixedInterval(interval, sizes[0])
 
 

@@ -117,11 +117,14 @@ class LatencyBudget(FixedInterval):
         rise: float = 0.7,
         overhead_ms: float = 0.0,
         parallel: bool = False,
+        prefer: str = "detail",
     ):
         if budget_ms <= 0 or frame_ms <= 0:
             raise ConfigError(f"latency budget and frame period must be > 0 ms, got {budget_ms} and {frame_ms}")
         if not sizes:
             raise ConfigError("latency budget: give at least one input size")
+        if prefer not in ("detail", "fresh"):
+            raise ConfigError(f"latency budget: prefer detail or fresh, not {prefer!r}")
         if None in sizes and len(sizes) > 1:
             raise ConfigError("latency budget: sizes are all numbers, or the single default (None)")
         if max_interval < 1 or not all(0 < x <= 1 for x in (headroom, upgrade_margin, smoothing, rise)):
@@ -131,6 +134,7 @@ class LatencyBudget(FixedInterval):
         self.sizes = tuple(sizes)
         self.max_interval, self.headroom, self.upgrade_margin = max_interval, headroom, upgrade_margin
         self.smoothing, self.rise, self.overhead_ms, self.parallel = smoothing, rise, overhead_ms, parallel
+        self.prefer = prefer  # detail: the largest size that fits; fresh: the shortest interval, then the largest size
         self.in_flight = 0  # inferences decided and not yet reported
         self.infer_ms: dict[int | None, float] = {}  # EWMA per measured size
         self.calibrated_ms: dict[int | None, float] = {}  # one quiet inference per size, before frames flow
@@ -206,8 +210,11 @@ class LatencyBudget(FixedInterval):
         return max(1, math.ceil((infer_ms - prop) / (period - prop)))
 
     def choose(self, headroom: float) -> tuple[Setting, bool]:
-        """The best setting at ``headroom`` and whether it meets the budget (else: the cheapest there is)."""
-        cheapest = None
+        """The best setting at ``headroom`` and whether it meets the budget (else: the cheapest there is).
+
+        Sizes are tried largest first: ``detail`` takes the first that fits, ``fresh`` the one inferring most often
+        (a smaller picture, inferred on more frames, for masks that follow motion more closely)."""
+        cheapest, fitting = None, []
         for size in self.sizes:
             infer = self.estimate_infer_ms(size)
             if infer is None:
@@ -216,8 +223,12 @@ class LatencyBudget(FixedInterval):
             # a carried mask is as old as the frames since its key: N - 1 periods, and one more while it runs
             fresh = n is not None and n * self.frame_ms <= max(self.budget_ms, self.frame_ms)
             if n is not None and n <= self.max_interval and fresh and infer + self.overhead_ms <= self.budget_ms:
-                return Setting(n, size), True
+                if self.prefer == "detail":
+                    return Setting(n, size), True
+                fitting.append(Setting(n, size))
             cheapest = Setting(min(n or self.max_interval, self.max_interval), size)
+        if fitting:
+            return min(fitting, key=lambda s: s.interval), True  # min keeps the largest size among equals
         return (cheapest, False) if cheapest is not None else (self.current, True)
 
     def _load(self, setting: Setting) -> float:

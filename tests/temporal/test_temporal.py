@@ -298,6 +298,25 @@ def test_latency_budget_picks_a_smaller_input_when_inference_alone_exceeds_it():
     assert policy.current.interval in (4, 5) and policy.histogram()[str(policy.current)] > 0.5
 
 
+@pytest.mark.parametrize("prefer", ["detail", "fresh"])
+def test_latency_budget_prefers_detail_or_fresh_masks_as_asked(prefer):
+    """The same measured times (94 ms at 520, 20 ms at 240): detail keeps 520 every few frames, fresh infers
+    every frame at the size that allows it."""
+    policy = LatencyBudget(300, 40, sizes=(520, 360, 240), prefer=prefer)
+    for i in range(300):
+        if policy.decide(i):
+            policy.observe_infer(20 * (policy.current.size / 240) ** 2, policy.current.size)
+        else:
+            policy.observe_propagate(5.0)
+    if prefer == "detail":
+        assert policy.current.size == 520 and policy.current.interval > 1
+    else:
+        assert policy.current == Setting(1, 240)  # 360 (~45 ms) needs every 2nd frame at 85% of 40 ms
+        assert policy.inferred / (policy.inferred + policy.propagated) > 0.9
+    with pytest.raises(ConfigError, match="prefer detail or fresh"):
+        LatencyBudget(300, 40, prefer="newest")
+
+
 def test_latency_budget_does_not_flap_at_the_boundary():
     policy = LatencyBudget(300, 40)
     rng = np.random.default_rng(0)
