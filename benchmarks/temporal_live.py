@@ -86,9 +86,11 @@ def throughput(model: str, clip: Path, intervals: tuple[int, ...], size: int | N
     return fps
 
 
-def live(model: str, clip: Path, seconds: float, budget: float | None, sizes: str | None = None) -> dict:
+def live(
+    model: str, clip: Path, seconds: float, budget: float | None, sizes: str | None = None, prefer: str = "detail"
+) -> dict:
     """One paced run of ``seconds``: rates, share inferred, mask age and capture-to-result latency."""
-    options: dict = {"latency_budget": budget} if budget else {}
+    options: dict = {"latency_budget": budget, "latency_prefer": prefer} if budget else {}
     if budget and sizes:
         options["latency_sizes"] = sizes
     arrived, latency, age, origins = [], [], [], []
@@ -112,6 +114,7 @@ def live(model: str, clip: Path, seconds: float, budget: float | None, sizes: st
     return {
         "budget": budget,
         "sizes": sizes if budget else None,
+        "prefer": prefer if budget else None,
         "frames_in": summary.frames_in,
         "frames_out": summary.frames_out,
         "dropped": sum(summary.dropped.values()),
@@ -146,6 +149,12 @@ def main() -> None:
         default=[],
         help="NAME=S1,S2,...: one more budget run of model NAME with these --latency-sizes",
     )
+    parser.add_argument(
+        "--prefer-fresh",
+        action="append",
+        default=[],
+        help="NAME[=S1,S2,...]: one more budget run of model NAME with --latency-prefer fresh (and these sizes)",
+    )
     parser.add_argument("--skip", choices=["throughput", "live"], action="append", default=[])
     parser.add_argument("--work", default="/tmp/streamseg-temporal-live", help="folder for the prepared clips")
     parser.add_argument("--json", help="also write every figure here")
@@ -169,11 +178,13 @@ def main() -> None:
     if "live" not in args.skip:
         cam = make_clip(args.source, work / "cam640x360at25.mp4", width=640, height=360, fps=25)
         extra = [tuple(b.split("=", 1)) for b in args.budget_sizes]
-        runs = [(name, budget, None) for name in models for budget in (None, args.budget)]
-        runs += [(name, args.budget, sizes) for name, sizes in extra]
-        for name, budget, sizes in runs:
-            print(f"live {name} budget {budget} sizes {sizes} (load {load()})", flush=True)
-            row = live(models[name], cam, args.seconds, budget, sizes)
+        fresh = [(*f.split("=", 1), None)[:2] for f in args.prefer_fresh]
+        runs = [(name, budget, None, "detail") for name in models for budget in (None, args.budget)]
+        runs += [(name, args.budget, sizes, "detail") for name, sizes in extra]
+        runs += [(name, args.budget, sizes, "fresh") for name, sizes in fresh]
+        for name, budget, sizes, prefer in runs:
+            print(f"live {name} budget {budget} sizes {sizes} prefer {prefer} (load {load()})", flush=True)
+            row = live(models[name], cam, args.seconds, budget, sizes, prefer)
             result["live"].setdefault(name, []).append(row)
             print("  " + json.dumps(row), flush=True)
     print_tables(result)
@@ -204,6 +215,8 @@ def print_tables(r: dict) -> None:
                 budget = f"{x['budget']:.0f} ms" if x["budget"] else "none (drop oldest)"
                 if x.get("sizes"):
                     budget += f", sizes {x['sizes']}"
+                if x.get("prefer") == "fresh":
+                    budget += ", prefer fresh"
                 print(
                     f"| {name} | {budget} | {x['fps_in']:.1f} | {x['fps_out']:.1f} | {x['inferred_share']:.0%} | "
                     f"{x['age_p50_ms']:.0f} / {x['age_max_ms']:.0f} | {x['latency_p50_ms']:.0f} / "
