@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from streamseg.choices import Backend, Precision
 from streamseg.errors import ConfigError
@@ -134,9 +135,11 @@ class RunConfig(BaseModel):
 
     @field_validator("latency_sizes")
     @classmethod
-    def _check_sizes(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    def _check_sizes(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> tuple[int, ...] | None:
         if value is not None and (not value or min(value) < 16):
             raise ValueError("input short sides of at least 16 px, e.g. 520,360,256")
+        if value is not None and info.data.get("latency_budget") is None:  # declared above: validated already
+            raise PydanticCustomError("latency_sizes", "only with a latency budget (--latency-budget MS)")
         return value
 
     @field_validator("classes", mode="before")
@@ -169,7 +172,7 @@ class RunConfig(BaseModel):
 
     @property
     def temporal(self) -> bool:
-        """Whether some frames skip inference or scores are smoothed (``streamseg.stages.temporal``)."""
+        """Whether some frames skip inference or scores are smoothed (``streamseg.temporal.steps``)."""
         return self.interval > 1 or self.smooth is not None or self.latency_budget is not None
 
 

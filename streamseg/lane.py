@@ -25,7 +25,6 @@ from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
 from streamseg.options import SourceOptions
 from streamseg.outputs import SourceOutputs
-from streamseg.preprocess import plan_geometry
 from streamseg.queues import FillPolicy, StageQueue
 from streamseg.sinks import (
     NpzLabelSink,
@@ -38,8 +37,7 @@ from streamseg.sinks import (
 )
 from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
-from streamseg.stages import LaneStages
-from streamseg.stages.temporal import TemporalLane, held_frames, make_policy
+from streamseg.stages import LaneSteps
 from streamseg.workers import StageStats, Worker
 
 log = logging.getLogger(__name__)
@@ -60,7 +58,7 @@ class SourceLane:
         outputs: SourceOutputs,
         config: RunConfig,
         spec: ModelSpec,
-        steps: LaneStages,
+        steps: LaneSteps,
         results: StageQueue,
         shared_sinks: Sequence[Sink],
         arrived: threading.Event,
@@ -89,23 +87,18 @@ class SourceLane:
         self.finished_at = 0.0
         self.written_limit_hit = False
         self.steps = steps
+        self.results = results
         self._shared_sinks = list(shared_sinks)
         self._on_error = on_error
         policy = FillPolicy.DROP_OLDEST if self.live else FillPolicy.BLOCK
         # live: a frame waits behind at most one other anywhere, so latency is the stages' time
         size = config.queue_size or (1 if self.live else 4)
         fresh = 1 if self.live else size  # live: inference always takes the newest decoded frame
-        after = policy  # the queues past preprocess
-        if config.temporal and self.live:  # every frame comes out: room for those a key frame's inference holds up
-            fresh = size = max(size, held_frames(config.interval, config.latency_budget) + 1)
-            # past the policy's choice a dropped key frame would leave the frames carried from it without labels:
-            # those queues wait instead, and an overloaded run drops camera frames before preprocess
-            after = FillPolicy.BLOCK
         self.queues = {
             "decoded": StageQueue("decoded", fresh, policy),
-            "prepared": StageQueue("prepared", fresh, after, arrived=arrived),
-            "inferred": StageQueue("inferred", size, after),
-            "composited": StageQueue("composited", size, after),
+            "prepared": StageQueue("prepared", fresh, policy, arrived=arrived),
+            "inferred": StageQueue("inferred", size, policy),
+            "composited": StageQueue("composited", size, policy),
         }
         q = self.queues
         common: dict[str, Any] = {"stopping": self.stopping, "on_error": self._fail}
@@ -183,23 +176,12 @@ class SourceLane:
             if self.stopping.is_set():  # removed or stopped while it opened
                 self.stop()
             self.info = info = self.source.info
-            if isinstance(self.steps, TemporalLane):  # the policy needs the camera's frame period
-                frame_ms = 1000 / float(info.rate or 25)
-                self.steps.policy = make_policy(
-                    cfg.interval, cfg.latency_budget, frame_ms, self.steps.sizes, cfg.latency_prefer
-                )
+            self.steps.on_open(info, self._reconnects)
+            self._make_room(self.steps.room())
             self.opened.set()
             self.sinks = self._open_sinks()
-            height, width = info.height, info.width
-            if not isinstance(self.steps, TemporalLane):
-                if not self._warm_up(self._input_shape(height, width)):
-                    return
-            else:  # a latency budget sets up and times its input sizes, smallest first, while they fit
-                for size, shape in self.steps.warm_up_order(height, width):
-                    if not self._warm_up(shape):
-                        return
-                    if not self.steps.calibrate(size, shape):
-                        break
+            if not self.steps.warm_up(info.height, info.width, self._warm_up):
+                return
             self.state = "running"
             for frame in self.source.frames():
                 yield dataclasses.replace(frame, source=self.name)
@@ -215,9 +197,20 @@ class SourceLane:
                 return False
         return True
 
-    def _input_shape(self, height: int, width: int) -> tuple[int, ...]:
-        g = plan_geometry(self.spec.resize, height, width)
-        return (1, 3, *g.input_size) if self.spec.layout == "NCHW" else (1, *g.input_size, 3)
+    def _reconnects(self) -> int:
+        return getattr(self.source, "reconnects", 0)  # live sources count them; files never reconnect
+
+    def _make_room(self, held: int) -> None:
+        """Room for the frames the steps hold back behind one in inference: every one of them comes out."""
+        if not held:
+            return
+        self.results.make_room(held + 1)
+        if self.live:  # files wait anyway
+            self.queues["decoded"].make_room(held + 1)
+            # past the steps' choice a dropped key frame would leave the frames carried from it without labels:
+            # those queues wait instead, and an overloaded run drops camera frames before preprocess
+            for name in ("prepared", "inferred", "composited"):
+                self.queues[name].make_room(held + 1, FillPolicy.BLOCK)
 
     def _open_sinks(self) -> list[Sink]:
         cfg, spec, out, sinks = self.config, self.spec, self.outputs, []
@@ -232,9 +225,9 @@ class SourceLane:
                 else:
                     sinks.append(PngLabelSink(folder, spec.colors))
                 if out.summary is None:
-                    sinks.append(SummarySink(f"{folder}/summary.csv", spec.classes, origin=cfg.temporal))
+                    sinks.append(SummarySink(f"{folder}/summary.csv", spec.classes, origin=self.steps.labels_origin))
             if out.summary:
-                sinks.append(SummarySink(out.summary, spec.classes, origin=cfg.temporal))
+                sinks.append(SummarySink(out.summary, spec.classes, origin=self.steps.labels_origin))
         except BaseException:
             for sink in sinks:
                 sink.close(complete=False)
@@ -299,34 +292,6 @@ class SourceLane:
     def stage_stats(self) -> dict[str, StageStats]:
         return {name: worker.stats for name, worker in self.workers.items()}
 
-    def temporal_counts(self) -> dict[str, Any]:
-        """Frames inferred and carried, and how often each interval (setting) served, with --interval and co."""
-        policy = getattr(self.steps, "policy", None)
-        if policy is None:
-            return {}
-        return {
-            "inferred": policy.inferred,
-            "propagated": policy.propagated,
-            "interval": policy.current.interval,
-            "settings": policy.describe(),
-        }
-
-    def temporal_state(self) -> dict[str, Any]:
-        """With --interval and co: the setting in use now and frames per setting, for /metrics."""
-        policy = getattr(self.steps, "policy", None)
-        if policy is None:
-            return {}
-        own = self.spec.resize.size if isinstance(self.spec.resize.size, int) else 0
-
-        def size(setting: Any) -> int:
-            return setting.size if setting.size is not None else own  # 0: a fixed-size model's own
-
-        return {
-            "interval": policy.current.interval,
-            "input_size": size(policy.current),
-            "setting_frames": {(s.interval, size(s)): n for s, n in dict(policy.usage).items()},
-        }
-
     def link_counts(self) -> dict[str, int]:
         """Reconnects of a live source and of stream outputs, and frames outputs dropped while down."""
         counts = {"reconnects": self.source.reconnects} if hasattr(self.source, "reconnects") else {}
@@ -345,7 +310,7 @@ class SourceLane:
             "latency_p50_ms": round(1000 * self.latency.percentile(50), 1),
             "stopped_early": self.stopped_early,
             "error": redact(str(self.error)) if self.error is not None else None,
-            **self.temporal_counts(),
+            **self.steps.counts(),
             **self.link_counts(),
         }  # fmt: skip
 

@@ -7,74 +7,44 @@
 Each source is a ``SourceLane`` with its own threads and bounded queues (files
 lossless, live sources drop oldest); one ``BatchWorker`` runs the model for all
 of them, batched. Sources can be added and removed while it runs.
+
+The shared parts are built once (``streamseg.build``: model, backend, stage set,
+shared sinks, infer stage), the sources kept in a registry (``streamseg.lanes``),
+and the figures read by ``streamseg.report``; this module joins them.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamseg.backends import create_backend
-from streamseg.batching import BatchWorker
-from streamseg.composite import Compositor
+from streamseg.build import RunParts
 from streamseg.config import RunConfig, SourceSpec
-from streamseg.errors import ConfigError, SinkError, StreamsegError
+from streamseg.errors import ConfigError, StreamsegError
 from streamseg.frames import Result
 from streamseg.lane import SourceLane
-from streamseg.logs import redact
-from streamseg.models import resolve_model
-from streamseg.models.spec import ModelSpec
-from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
-from streamseg.preprocess import CpuPreprocessor
-from streamseg.queues import END, Closed, FillPolicy, StageQueue
-from streamseg.sinks import Sink, delivery_counts, output_links
-from streamseg.sinks.paths import OutputPath, check_output_paths
-from streamseg.sources import is_live
-from streamseg.stages import make_stages
-from streamseg.stages.cpu import CpuLane
-from streamseg.stages.temporal import TemporalLane, budget_sizes, held_frames
-from streamseg.temporal import FixedInterval, ScoreSmoother
-from streamseg.workers import StageStats
+from streamseg.lanes import LaneRegistry
+from streamseg.models import ModelHandle
+from streamseg.outputs import SourceOutputs
+from streamseg.queues import END, Closed
+from streamseg.report import RunFigures, RunSummary, elapsed_since, run_state
+from streamseg.sinks import Sink
 
 if TYPE_CHECKING:
     from streamseg.backends.base import Backend
+    from streamseg.models.spec import ModelSpec
     from streamseg.observe import MetricsServer, PreviewServer
     from streamseg.publish import LabelPublisher
 
-log = logging.getLogger(__name__)
+__all__ = ["Pipeline", "RunSummary", "SourcesFailed"]
 
 
 class SourcesFailed(StreamsegError):
     """Some sources of a multi-source run failed for good; the others ran to their end."""
-
-
-@dataclass
-class RunSummary:
-    source: str  # the source's name; several: their names, comma-separated
-    backend: str
-    frames_in: int
-    frames_out: int
-    dropped: dict[str, int]  # frames a full queue dropped, per queue name (live sources)
-    stages: dict[str, dict[str, float]]
-    queue_peaks: dict[str, int]
-    wall_seconds: float
-    stopped_early: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-    latency: dict[str, float] = field(default_factory=dict)  # capture -> written to every output
-    sources: list[dict[str, Any]] = field(default_factory=list)  # one row per source
-    batches: dict[int, int] = field(default_factory=dict)  # frames per inference call -> calls
-    results_dropped: int = 0  # written, then dropped before a slow API consumer took them
-    failed: dict[str, str] = field(default_factory=dict)  # source name -> why it failed
-    delivered: dict[str, int] = field(default_factory=dict)  # frames each output wrote or sent, by output name
-
-    @property
-    def fps(self) -> float:
-        return self.frames_out / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
 class Pipeline:
@@ -91,212 +61,51 @@ class Pipeline:
     def __init__(
         self,
         source: str | Path | Sequence[str | Path | dict] | None = None,
-        model: str | Path | None = None,
+        model: str | Path | ModelHandle | None = None,
         *,
         config: RunConfig | None = None,
         on_result: Callable[[Result], None] | None = None,
         sinks: Sequence[Sink] = (),
         **options: Any,
     ):
-        values = config.model_dump(exclude_unset=True) if config is not None else {}
-        values.update(options)
-        if source is not None:
-            values["sources"] = [source] if isinstance(source, (str, Path, dict)) else list(source)
-        if model is not None:
-            values["model"] = str(model)
-        self.config = RunConfig.build(values)
+        self.config = _config(config, source, model, options)
         if self.config.model is None:
             raise ConfigError("model: no model given (--model NAME|PATH.onnx)")
         if not self.config.sources:
             raise ConfigError("sources: no input given")
         self.on_result = on_result
-        self.lanes: dict[str, SourceLane] = {}  # name -> lane, every lane this run had, in order
-        self.backend: Backend | None = None
-        self.spec: ModelSpec | None = None
-        self.metrics: MetricsServer | None = None  # the /metrics, /health and /sources server, with --metrics-port
-        self.preview: PreviewServer | None = None  # the preview page server, with --preview
-        self.publisher: LabelPublisher | None = None  # the label-map publisher, with --publish
-        self.downstream: list[Sink] = []  # MCAP, Foxglove, MQTT, Kafka sinks, each serving every source
+        # model, backend, stage set, shared sinks, infer stage: built by start(); a model handle given is used as is
+        self.parts = RunParts(self.config, model if isinstance(model, ModelHandle) else None)
+        self._lanes = LaneRegistry(self.config)
         self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
-        self._shared: list[Sink] = []  # sinks every source writes to
         self._stopping = threading.Event()
         self._errors: list[BaseException] = []  # pipeline-wide: the model failed, not one source
-        self._lock = threading.Lock()
-        self._arrived = threading.Event()
-        self._batcher: BatchWorker | None = None
-        self._results: StageQueue | None = None
-        self._running = 0  # lanes whose END has not come out of the results queue yet
-        self._ever = 0  # lanes ever added (for {index})
+        self._started = False
         self._started_at = self._finished_at = 0.0
         self._closed = False
-        self._budget_specs: dict[int | None, ModelSpec] = {}  # with --latency-budget: the spec per input size
 
-    # -- set-up --------------------------------------------------------------------------
+    # -- set-up: the diagram, left to right ----------------------------------------------------
     def start(self) -> Pipeline:
         if self.config.metrics_port is not None:  # first, so /health says "starting" while the model loads
             from streamseg.observe import MetricsServer
 
-            self.metrics = MetricsServer(self, self.config.metrics_port, self.config.serve_host)
+            self.parts.metrics = MetricsServer(self, self.config.metrics_port, self.config.serve_host)
         try:
-            return self._start()
+            plans = self._lanes.plan(self.config.sources)  # before anything opens: no output replaces an input
+            self.parts.build(self, extra_sinks=self._extra_sinks, stopping=self._stopping, on_error=self._fail)
+            self._started_at = time.perf_counter()
+            self._batcher.start()
+            self._started = True
+            for spec, name, outputs in plans:
+                self._add_lane(spec, name, outputs)
         except BaseException:
-            self._close_shared(complete=False)
+            self.parts.close_sinks(complete=False)
             raise
-
-    def _start(self) -> Pipeline:
-        cfg = self.config
-        specs = list(cfg.sources)
-        names = self._names(specs)
-        plans = [(name, self._outputs_for(spec, name, i)) for i, (spec, name) in enumerate(zip(specs, names))]
-        owner = len(plans) > 1
-        # before anything opens: an output never replaces an input or another output
-        shared = [OutputPath("--mcap", cfg.mcap)] if cfg.mcap else []  # one file every source writes to
-        check_output_paths(
-            [s.uri for s in specs],
-            [*shared, *(p for name, out in plans for p in out.paths(cfg, name if owner else None))],
-        )
-        assert cfg.model is not None, "checked in __init__"
-        model_path, spec = resolve_model(cfg.model, cfg.spec)
-        self.spec = spec = spec.with_short_side(cfg.input_size)
-        self._budget_specs = self._latency_budget_specs(spec)
-        wanted = cfg.batch or len(specs)
-        self.backend = backend = create_backend(
-            cfg.backend,
-            model_path,
-            spec,
-            threads=cfg.threads,
-            precision=cfg.precision,
-            winograd=cfg.winograd,
-            compile=cfg.compile,
-            batch=wanted,
-        )
-        batch = min(wanted, backend.max_batch or wanted)
-        compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
-        self.stages = make_stages(backend, spec, compositor, scores=cfg.scores)
-        # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
-        any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
-        self._shared = self._open_shared_sinks(spec, live=not any_file) + self._extra_sinks
-        size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
-        if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
-            size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
-        self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
-        self._batcher = BatchWorker(
-            self.stages.infer,
-            prepare=self.stages.prepare,
-            max_batch=batch,
-            timeout=cfg.batch_timeout / 1000,
-            stopping=self._stopping,
-            on_error=self._fail,
-            arrived=self._arrived,
-        )
-        self._started_at = time.perf_counter()
-        self._batcher.start()
-        for (name, outputs), source_spec in zip(plans, specs):
-            self._add_lane(source_spec, name, outputs)
         return self
 
-    def _names(self, specs: Sequence[SourceSpec], taken: Sequence[str] = ()) -> list[str]:
-        given = [check_name(s.name) for s in specs if s.name]
-        clash = sorted({n for n in given if given.count(n) > 1 or n in taken})
-        if clash:
-            raise ConfigError(f"source name {clash[0]!r} is used twice")
-        auto = unique_names([source_name(s.uri) for s in specs if not s.name], [*given, *taken])
-        return [s.name or auto.pop(0) for s in specs]
-
-    def _outputs_for(self, spec: SourceSpec, name: str, index: int) -> SourceOutputs:
-        cfg = self.config
-        videos = spec.outputs if spec.outputs is not None else cfg.outputs
-        labels = spec.labels_out or cfg.labels_out
-        summary = spec.summary or cfg.summary
-        return SourceOutputs(
-            videos=tuple(expand(v, name, index) for v in videos),
-            labels_out=expand(labels, name, index) if labels else None,
-            summary=expand(summary, name, index) if summary else None,
-        )
-
-    def _open_shared_sinks(self, spec: ModelSpec, live: bool) -> list[Sink]:
-        cfg, sinks = self.config, list[Sink]()
-        try:
-            if cfg.publish:
-                from streamseg.publish import LabelPublisher
-
-                self.publisher = LabelPublisher(cfg.publish, spec.classes)
-                sinks.append(self.publisher)
-            if cfg.preview_port is not None:
-                from streamseg.observe import PreviewServer
-
-                self.preview = PreviewServer(self, cfg.preview_port, spec.classes, spec.colors, cfg.serve_host)
-                sinks.append(self.preview)
-            if cfg.mcap or cfg.foxglove_port is not None or cfg.mqtt or cfg.kafka:  # one of each serves all sources
-                from streamseg.downstream.factory import open_downstream_sinks
-
-                self.downstream = open_downstream_sinks(cfg, spec, live=live)
-                sinks.extend(self.downstream)
-            if self.metrics is not None:
-                sinks.append(self.metrics)
-        except BaseException:
-            for sink in sinks:
-                sink.close(complete=False)
-            raise
-        return sinks
-
-    def _add_lane(self, spec: SourceSpec, name: str, outputs: SourceOutputs) -> SourceLane:
-        model, backend, results, batcher = self.spec, self.backend, self._results, self._batcher
-        assert model is not None and backend is not None, "lanes join a started run"
-        assert results is not None and batcher is not None, "lanes join a started run"
-        lane = SourceLane(
-            name,
-            self._ever,
-            spec.uri,
-            options=spec.live_options(self.config.live),
-            outputs=outputs,
-            config=self.config,
-            spec=model,
-            steps=self._lane_steps(),
-            results=results,
-            shared_sinks=self._shared,
-            arrived=self._arrived,
-            on_error=self._source_failed,
-            device=backend.device,
-        )
-        if isinstance(lane.steps, TemporalLane):
-            lane.steps.reconnects = lambda: getattr(lane.source, "reconnects", 0)
-        with self._lock:
-            batcher.add(lane.batch_lane)  # raises Closed once the run has ended
-            self.lanes[name] = lane
-            self._running += 1
-            self._ever += 1
-        lane.start()
-        log.info("source %s: %s", name, lane.display)
-        return lane
-
-    def _latency_budget_specs(self, spec: ModelSpec) -> dict[int | None, ModelSpec]:
-        """The model spec at each input size a latency budget may pick, largest first; {} without a choice."""
-        cfg, resize = self.config, spec.resize
-        if cfg.latency_sizes and cfg.latency_budget is None:
-            raise ConfigError("latency_sizes: only with a latency budget (--latency-budget MS)")
-        if cfg.latency_budget is None or not (cfg.latency_sizes or resize.mode == "short_side"):
-            return {}
-        sizes = budget_sizes(resize.size if isinstance(resize.size, int) else 0, cfg.latency_sizes)
-        return {size: spec.with_short_side(size, "latency_sizes") for size in sizes}
-
-    def _lane_steps(self):
-        """A source's own steps; with --interval/--smooth/--latency-budget, inference on some frames only."""
-        steps, cfg = self.stages.lane(), self.config
-        if not cfg.temporal:
-            return steps
-        if not isinstance(steps, CpuLane) or self.backend is None:
-            raise ConfigError("interval, smooth and latency_budget run with the CPU stages (not yet on CUDA)")
-        smoother = ScoreSmoother(cfg.smooth) if cfg.smooth is not None else None
-        inputs = {size: CpuPreprocessor(spec) for size, spec in self._budget_specs.items()} or None
-        return TemporalLane(
-            steps,
-            FixedInterval(cfg.interval),
-            propagate=cfg.propagate,
-            smoother=smoother,
-            inputs=inputs,
-            run=self.backend.run,
-        )
+    def _add_lane(self, spec: SourceSpec, name: str, outputs: SourceOutputs) -> None:
+        make = functools.partial(self.parts.new_lane, on_error=self._lanes.failed)
+        self._lanes.add(spec, name, outputs, make, join=self._batcher.add)
 
     # -- sources come and go ---------------------------------------------------------------
     def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
@@ -305,30 +114,10 @@ class Pipeline:
         ``options``: ``outputs``, ``labels_out``, ``summary`` (templates, default
         the run's) and live-input options (``transport``, ``realtime`` …).
         """
-        if isinstance(uri, SourceSpec):
-            spec = uri
-        else:
-            data = dict(uri) if isinstance(uri, dict) else {"uri": str(uri)}
-            data.update(options)
-            if name is not None:
-                data["name"] = name
-            try:
-                spec = SourceSpec.model_validate(data)
-            except ValueError as err:
-                raise ConfigError(f"source: {str(err).splitlines()[0]}") from None
-        if self._batcher is None or self._closed or self._stopping.is_set():
+        spec = self._lanes.source_spec(uri, name, options)
+        if not self._started or self._closed or self._stopping.is_set():
             raise ConfigError("the pipeline is not running")
-        with self._lock:
-            running = [lane for lane in self.lanes.values() if not lane.done]
-            (new_name,) = self._names([spec], taken=list(self.lanes))
-            outputs = self._outputs_for(spec, new_name, self._ever)
-            paths = [p for lane in running for p in lane.outputs.paths(self.config, lane.name)]
-            try:
-                check_output_paths(
-                    [spec.uri, *(lane.uri for lane in running)], [*paths, *outputs.paths(self.config, new_name)]
-                )
-            except SinkError as err:
-                raise ConfigError(str(err)) from None
+        spec, new_name, outputs = self._lanes.plan_one(spec)
         try:
             self._add_lane(spec, new_name, outputs)
         except Closed:
@@ -337,23 +126,14 @@ class Pipeline:
 
     def remove_source(self, name: str) -> None:
         """Stop one source: its frames in flight reach its outputs, which are then finalized."""
-        lane = self.lanes.get(name)
-        if lane is None or lane.done:
-            raise ConfigError(f"no running source named {name!r}")
-        lane.removed = True
-        lane.stop()
-
-    def _source_failed(self, lane: SourceLane, err: BaseException) -> None:
-        if self._ever > 1:  # one source's failure is the run's error, said once at the end
-            log.warning("source %s failed: %s", lane.name, redact(str(err)))
+        self._lanes.remove(name)
 
     def _fail(self, err: BaseException) -> None:
         """The shared stage failed (the model): every source stops."""
         if not self._errors:
             self._errors.append(err)
         self._stopping.set()
-        for lane in list(self.lanes.values()):
-            lane.stop()
+        self._lanes.stop()
 
     # -- use -------------------------------------------------------------------------------
     def __enter__(self) -> Pipeline:
@@ -363,18 +143,18 @@ class Pipeline:
         self.close()
 
     def __iter__(self) -> Iterator[Result]:
-        if self._batcher is None:
+        if not self._started:
             self.start()
-        assert self._batcher is not None and self._results is not None
+        batcher, results = self._batcher, self.parts.results
+        assert results is not None
         while True:
-            with self._lock:
-                if self._running == 0:
-                    self._batcher.seal()  # every source has ended: no more can join
+            with self._lanes.lock:
+                if self._lanes.running == 0:
+                    batcher.seal()  # every source has ended: no more can join
                     break
-            result = self._results.get()
+            result = results.get()
             if result is END:
-                with self._lock:
-                    self._running -= 1
+                self._lanes.ended()
                 continue
             yield result
         self._finished_at = time.perf_counter()
@@ -393,8 +173,7 @@ class Pipeline:
     def stop(self) -> None:
         """Stop reading every source; frames already inferred still reach the outputs. Safe from signal handlers."""
         self._stopping.set()
-        for lane in list(self.lanes.values()):
-            lane.stop()
+        self._lanes.stop()
 
     def close(self) -> None:
         """Stop, join the stages, and finalize every output (on every exit path)."""
@@ -402,40 +181,65 @@ class Pipeline:
             return
         self._closed = True
         self.stop()
-        if self._results is not None:
-            self._results.close()  # nobody reads results any more
-        if self._batcher is not None:
-            self._batcher.seal()
-        for lane in list(self.lanes.values()):
-            lane.join()
-        if self._batcher is not None:
-            self._batcher.join()
+        parts = self.parts
+        if parts.results is not None:
+            parts.results.close()  # nobody reads results any more
+        if parts.batcher is not None:
+            parts.batcher.seal()
+        self._lanes.join()
+        if parts.batcher is not None:
+            parts.batcher.join()
         if not self._finished_at:
             self._finished_at = time.perf_counter()
         # audio beyond the last frame, and the like, only when every source went through whole
-        whole = not self.stopped_early and not any(lane.hit_max_frames for lane in self.lanes.values())
-        errors = self._close_shared(complete=whole)
-        if self.backend is not None:
-            self.backend.close()
+        errors = parts.close_sinks(complete=not self._errors and self._lanes.whole())
+        if parts.backend is not None:
+            parts.backend.close()
         if errors and not self._errors:
             raise errors[0]
-
-    def _close_shared(self, complete: bool) -> list[Exception]:
-        errors = []
-        for sink in self._shared or ([self.metrics] if self.metrics is not None else []):
-            try:
-                sink.close(complete=complete)
-            except Exception as err:  # keep closing the others
-                errors.append(err)
-        return errors
 
     def _raise_error(self) -> None:
         """The model's failure; or a source's, when it was the only one (as a single-source run always did)."""
         if self._errors:
             raise self._errors[0]
-        failed = [lane for lane in self.lanes.values() if lane.error is not None]
-        if len(failed) == 1 and len(self.lanes) == 1 and failed[0].error is not None:
-            raise failed[0].error
+        error = self._lanes.only_error()
+        if error is not None:
+            raise error
+
+    # -- what it has and how it goes --------------------------------------------------------------
+    @property
+    def _batcher(self):
+        assert self.parts.batcher is not None, "built by start()"
+        return self.parts.batcher
+
+    @property
+    def lanes(self) -> dict[str, SourceLane]:
+        """Every source this run had, by name, in order."""
+        return self._lanes.lanes
+
+    @property
+    def backend(self) -> Backend | None:
+        return self.parts.backend
+
+    @property
+    def spec(self) -> ModelSpec | None:
+        return self.parts.spec
+
+    @property
+    def metrics(self) -> MetricsServer | None:
+        return self.parts.metrics
+
+    @property
+    def preview(self) -> PreviewServer | None:
+        return self.parts.preview
+
+    @property
+    def publisher(self) -> LabelPublisher | None:
+        return self.parts.publisher
+
+    @property
+    def downstream(self) -> list[Sink]:
+        return self.parts.downstream
 
     @property
     def info(self):
@@ -451,104 +255,42 @@ class Pipeline:
     @property
     def failures(self) -> dict[str, str]:
         """Sources that failed for good: name -> one-line reason."""
-        return {lane.name: redact(str(lane.error)) for lane in self.lanes.values() if lane.error is not None}
+        return self._lanes.failures
 
     @property
     def stopped_early(self) -> bool:
         """True after an error or a stop before the sources ran out; dropped frames don't count."""
-        if self._errors:
-            return True
-        return any(lane.stopped_early and lane.error is None and not lane.removed for lane in self.lanes.values())
+        return bool(self._errors) or self._lanes.stopped_early()
 
-    # -- figures ---------------------------------------------------------------------------
-    def _merged_stages(self) -> dict[str, StageStats]:
-        lanes = list(self.lanes.values())
-        stages = {
-            name: StageStats.merged(name, [lane.workers[name].stats for lane in lanes])
-            for name in ("decode", "preprocess")
-        }
-        if self._batcher is not None:
-            stages["infer"] = self._batcher.stats
-        for name in ("composite", "output"):
-            stages[name] = StageStats.merged(name, [lane.workers[name].stats for lane in lanes])
-        stages["output"].items = sum(lane.latency.items for lane in lanes)  # written, not handed over
-        return stages
-
-    def _queues(self) -> dict[str, dict[str, int]]:
-        queues: dict[str, dict[str, int]] = {}
-        for lane in self.lanes.values():
-            for name, q in lane.queues.items():
-                entry = queues.setdefault(name, {"depth": 0, "dropped": 0, "maxsize": 0, "peak": 0})
-                entry["depth"] += len(q)
-                entry["dropped"] += q.dropped
-                entry["maxsize"] += q.maxsize
-                entry["peak"] = max(entry["peak"], q.peak)
-        if self._results is not None:
-            q = self._results
-            queues["results"] = {"depth": len(q), "dropped": q.dropped, "maxsize": q.maxsize, "peak": q.peak}
-        return queues
-
-    def _links(self) -> dict[str, int]:
-        """Reconnects and drops of every source and output, summed; the shared outputs counted once."""
-        return _summed([*(lane.link_counts() for lane in self.lanes.values()), output_links(self._shared)])
+    def _figures(self) -> RunFigures:
+        parts = self.parts
+        return RunFigures(list(self.lanes.values()), parts.batcher, parts.results, parts.sinks)
 
     def state(self) -> str:
-        if self._closed or self._stopping.is_set():
-            return "stopped"
-        if self._batcher is None or not self.lanes:
-            return "starting"
-        states = [lane.health() for lane in self.lanes.values() if not lane.done]
-        if not states:
-            return "stopped"
-        if "running" in states:
-            return "running"
-        return "reconnecting" if "reconnecting" in states else "starting"
+        stopping = self._closed or self._stopping.is_set()
+        return run_state(self.lanes.values(), started=self._started, stopping=stopping)
 
     def snapshot(self) -> dict[str, Any]:
         """Live counters for metrics pages: totals, and per source its state, stages, queues and links."""
-        lanes = list(self.lanes.values())
-        return {
-            "stages": self._merged_stages(),
-            "queues": self._queues(),
-            "elapsed": time.perf_counter() - self._started_at if self._started_at else 0.0,
-            "state": self.state(),
-            "extra": self._links(),
-            "batches": dict(self._batcher.batch_sizes) if self._batcher is not None else {},
-            "sources": {lane.name: {
-                "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
-                "written": lane.latency.items, "latency": lane.latency,
-                "dropped": sum(q.dropped for q in lane.queues.values()), **lane.link_counts(),
-                "problem": getattr(lane.source, "problem", None), "temporal": lane.temporal_state(),
-            } for lane in lanes},
-        }  # fmt: skip
+        return self._figures().snapshot(self.state(), elapsed_since(self._started_at))
 
     def summary(self) -> RunSummary:
-        lanes = list(self.lanes.values())
-        queues = self._queues()
-        results = queues.get("results", {"dropped": 0})
-        return RunSummary(
-            source=", ".join(lane.info.name if lane.info and len(lanes) == 1 else lane.name for lane in lanes),
+        return self._figures().summary(
             backend=self.backend.name if self.backend else "",
-            frames_in=sum(lane.workers["decode"].stats.items for lane in lanes),
-            frames_out=sum(lane.latency.items for lane in lanes),
-            dropped={name: q["dropped"] for name, q in queues.items() if q["dropped"] and name != "results"},
-            stages={name: s.as_dict() for name, s in self._merged_stages().items()},
-            queue_peaks={name: q["peak"] for name, q in queues.items()},
             wall_seconds=(self._finished_at or time.perf_counter()) - self._started_at,
             stopped_early=self.stopped_early,
-            extra=self._links(),
-            latency=StageStats.merged("latency", [lane.latency for lane in lanes]).as_dict(),
-            sources=[lane.summary_row() for lane in lanes],
-            batches=dict(sorted(self._batcher.batch_sizes.items())) if self._batcher is not None else {},
-            results_dropped=results["dropped"],
             failed=self.failures,
-            delivered={name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
         )
 
 
-def _summed(counts) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for part in counts:
-        for key, value in part.items():
-            total[key] = total.get(key, 0) + value
-    return total
+def _config(config: RunConfig | None, source: Any, model: Any, options: dict[str, Any]) -> RunConfig:
+    """The run's config, validated once: as given, or the given values with the arguments on top."""
+    values: dict[str, Any] = dict(options)
+    if source is not None:
+        values["sources"] = [source] if isinstance(source, (str, Path, dict)) else list(source)
+    if model is not None:
+        values["model"] = str(model.path if isinstance(model, ModelHandle) else model)
+    if config is not None and not values:
+        return config
+    base = config.model_dump(exclude_unset=True) if config is not None else {}
+    return RunConfig.build({**base, **values})

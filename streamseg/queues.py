@@ -69,6 +69,14 @@ class StageQueue:
         if self.arrived is not None:
             self.arrived.set()
 
+    def make_room(self, maxsize: int, policy: FillPolicy | None = None) -> None:
+        """Hold at least ``maxsize`` items from now on (it never shrinks), with ``policy`` if given."""
+        with self._cond:
+            self.maxsize = max(self.maxsize, maxsize)
+            if policy is not None:
+                self.policy = policy
+            self._cond.notify_all()
+
     def _drop_oldest(self) -> None:
         for i, old in enumerate(self._items):
             if old is not END:

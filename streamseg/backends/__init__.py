@@ -18,6 +18,7 @@ from pathlib import Path
 from streamseg.backends.base import Backend
 from streamseg.choices import BACKENDS, PRECISIONS
 from streamseg.errors import BackendError, ConfigError, MissingExtraError, ModelError
+from streamseg.models.handle import ModelHandle, model_file
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,8 @@ __all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present"
 
 def create_backend(
     name: str,
-    model_path: str | Path,
-    spec: ModelSpec,
+    model: ModelHandle | str | Path,
+    spec: ModelSpec | None = None,
     *,
     threads: int | None = None,
     precision: str | None = None,
@@ -38,7 +39,8 @@ def create_backend(
     compile: bool = False,
     batch: int = 1,
 ) -> Backend:
-    """Load ``model_path`` on the named backend; ``auto`` picks the fastest present.
+    """Load ``model`` (a handle from ``open_model``; or a file and its spec) on the named backend; ``auto``
+    picks the fastest present.
 
     ``precision`` None runs the model file as it is; fp16 and int8 ask GPU
     backends for that precision (see ``onnx_precision``); bf16 is OpenVINO's,
@@ -53,11 +55,10 @@ def create_backend(
         raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16" and name in ("tensorrt", "torch"):
         raise ConfigError(f"precision: bf16 runs on --backend openvino (CPU), not {name}; GPUs take fp16")
-    where = Path(model_path).name
+    handle = model_file(model, spec)
     if name == "auto":
         backend = _auto(
-            model_path,
-            spec,
+            handle,
             threads=threads,
             precision=precision,
             cuda_graphs=cuda_graphs,
@@ -67,14 +68,14 @@ def create_backend(
             batch=batch,
         )
     elif name == "tensorrt":
-        backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch)
+        backend = _tensorrt(handle, precision, cuda_graphs, engine_dir, batch)
     elif name == "torch":
-        backend = _torch(model_path, spec, precision, cuda_graphs, threads, compile)
+        backend = _torch(handle, precision, cuda_graphs, threads, compile)
     elif name == "openvino":
-        backend = _openvino(model_path, spec, threads, precision)
+        backend = _openvino(handle, threads, precision)
     else:
-        backend = _onnxruntime(model_path, spec, threads, precision, strict=True, winograd=winograd)
-    check_fixed_size(spec, backend.fixed_input_size, where)
+        backend = _onnxruntime(handle, threads, precision, strict=True, winograd=winograd)
+    check_fixed_size(handle.spec, backend.fixed_input_size, handle.name)
     return backend
 
 
@@ -143,92 +144,83 @@ def _torch_unfit(precision: str | None, spec: ModelSpec | None) -> str | None:
 
 
 def _auto(
-    model_path, spec, *, threads, precision, cuda_graphs, engine_dir, winograd, compile=False, batch=1
+    model: ModelHandle, *, threads, precision, cuda_graphs, engine_dir, winograd, compile=False, batch=1
 ) -> Backend:
-    order, passed = auto_candidates(precision, spec)
+    order, passed = auto_candidates(precision, model.spec)
     for name in order[:-1]:
         try:
             if name == "tensorrt":
-                backend = _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch)
+                backend = _tensorrt(model, precision, cuda_graphs, engine_dir, batch)
             elif name == "torch":
-                backend = _torch(model_path, spec, precision, cuda_graphs, threads, compile)
+                backend = _torch(model, precision, cuda_graphs, threads, compile)
             else:
-                backend = _openvino(model_path, spec, threads, precision)
+                backend = _openvino(model, threads, precision)
         except (BackendError, MissingExtraError, ModelError) as err:
             passed.append(f"{name} ({err})")
             continue
         log.info("backend auto: chose %s%s", backend.name, f"; passed over {'; '.join(passed)}" if passed else "")
         return backend
-    backend = _onnxruntime(model_path, spec, threads, precision, strict=False, winograd=winograd)
+    backend = _onnxruntime(model, threads, precision, strict=False, winograd=winograd)
     log.info("backend auto: chose %s; passed over %s", backend.name, "; ".join(passed))
     return backend
 
 
-def _tensorrt(model_path, spec, precision, cuda_graphs, engine_dir, batch=1) -> Backend:
+def _tensorrt(model: ModelHandle, precision, cuda_graphs, engine_dir, batch=1) -> Backend:
     if not cuda_present():
         raise BackendError("tensorrt needs a CUDA GPU and a CUDA build of torch; none is usable here")
     from streamseg.backends.tensorrt import TensorRTBackend
     from streamseg.backends.trt_build import default_profile
 
     return TensorRTBackend(
-        model_path,
-        spec,
+        model,
         precision=precision,
         engine_dir=engine_dir,
         cuda_graphs=cuda_graphs,
-        profile=default_profile(spec, batch=batch),
+        profile=default_profile(model.spec, batch=batch),
     )
 
 
-def _torch(model_path, spec, precision, cuda_graphs, threads, compile=False) -> Backend:
+def _torch(model: ModelHandle, precision, cuda_graphs, threads, compile=False) -> Backend:
     from streamseg.backends.torch_backend import TorchBackend, architecture_for
 
-    architecture_for(spec)  # refuse early, before importing torchvision
-    return TorchBackend(
-        model_path, spec, precision=precision or "fp32", cuda_graphs=cuda_graphs, threads=threads, compile=compile
-    )
+    architecture_for(model.spec)  # refuse early, before importing torchvision
+    return TorchBackend(model, precision=precision or "fp32", cuda_graphs=cuda_graphs, threads=threads, compile=compile)
 
 
-def _onnxruntime(model_path, spec, threads, precision, *, strict: bool, winograd: bool = True) -> Backend:
+def _onnxruntime(model: ModelHandle, threads, precision, *, strict: bool, winograd: bool = True) -> Backend:
     """ONNX Runtime runs the model file as it is: its precision is the file's own."""
     from streamseg.backends.onnxruntime import OnnxRuntimeBackend
 
     if precision is not None:
-        found = file_precision(model_path, spec)
+        found = model.precision
         if found != precision:
             others = "openvino" if precision == "bf16" else "tensorrt/torch"
             message = (
-                f"onnxruntime runs {Path(model_path).name} as it is ({found}); for --precision {precision} "
+                f"onnxruntime runs {model.name} as it is ({found}); for --precision {precision} "
                 f"pass a {precision} model (NAME:int8, `streamseg quantize`) or use --backend {others}"
             )
             if strict:
                 raise ConfigError(message)
             log.warning("%s: running %s", message, found)
-    return OnnxRuntimeBackend(model_path, spec, threads=threads, winograd=winograd)
+    return OnnxRuntimeBackend(model, threads=threads, winograd=winograd)
 
 
-def _openvino(model_path, spec, threads, precision) -> Backend:
+def _openvino(model: ModelHandle, threads, precision) -> Backend:
     """OpenVINO computes an FP32 file in fp32 or bf16; INT8 and FP16 come from the file, as on ONNX Runtime."""
     from streamseg.backends.openvino import OpenVinoBackend
 
-    found = file_precision(model_path, spec)
+    found = model.precision
     if precision not in (None, "bf16", found):
         raise ConfigError(
-            f"openvino runs {Path(model_path).name} as it is ({found}) or in bf16; for --precision "
+            f"openvino runs {model.name} as it is ({found}) or in bf16; for --precision "
             f"{precision} pass a {precision} model (NAME:int8, `streamseg quantize`)"
         )
-    return OpenVinoBackend(model_path, spec, threads=threads, precision="bf16" if precision == "bf16" else found)
+    return OpenVinoBackend(model, threads=threads, precision="bf16" if precision == "bf16" else found)
 
 
-def file_precision(model_path, spec) -> str:
-    """The precision an ONNX file computes in as it is: int8 (Q/DQ), fp16 or fp32."""
-    import onnx
-
-    from streamseg.backends.onnx_precision import onnx_precision
-
-    if onnx_precision(onnx.load(str(model_path), load_external_data=False)).startswith("int8"):
-        return "int8"
-    return "fp16" if spec.dtype == "float16" else "fp32"
+def file_precision(model: ModelHandle | str | Path, spec: ModelSpec | None = None) -> str:
+    """The precision an ONNX file computes in as it is: int8 (Q/DQ), fp16 or fp32 (``ModelHandle.precision``)."""
+    return model_file(model, spec).precision
 
 
 def check_fixed_size(spec: ModelSpec, fixed: tuple[int, int] | None, where: str) -> None:

@@ -22,45 +22,28 @@ from pathlib import Path
 
 from streamseg.errors import ConfigError, ModelError
 from streamseg.models.cache import private_dir
-from streamseg.models.fetch import sha256_of
+from streamseg.models.handle import ModelHandle, model_file
+from streamseg.models.onnx_graph import onnx_precision
 from streamseg.models.spec import ModelSpec
+
+__all__ = ["PRECISIONS", "convert_to_fp16", "model_for_precision", "onnx_precision"]
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
-_QDQ = {"QuantizeLinear", "DequantizeLinear"}
-_QOPERATOR = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QLinearAdd"}
-_FLOAT16 = 10  # onnx.TensorProto.FLOAT16
-
-
-def onnx_precision(model) -> str:
-    """What an ONNX graph computes in: ``int8`` (Q/DQ), ``int8-qoperator``, ``fp16`` or ``fp32``."""
-    ops = {node.op_type for node in model.graph.node}
-    if ops & _QOPERATOR:
-        return "int8-qoperator"
-    if ops & _QDQ:
-        return "int8"
-    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
-    if inputs and inputs[0].type.tensor_type.elem_type == _FLOAT16:
-        return "fp16"
-    return "fp32"
 
 
 def model_for_precision(
-    onnx_path: str | Path, spec: ModelSpec, precision: str | None, folder: str | Path
+    model: ModelHandle | str | Path, spec: ModelSpec, precision: str | None, folder: str | Path
 ) -> tuple[Path, ModelSpec, str]:
     """The ONNX file, its spec and precision for ``precision`` (None: the file's own).
 
     An FP16 copy of an FP32 file is made in ``folder`` once.
     """
-    import onnx
-
     if precision is not None and precision not in PRECISIONS:
         raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    onnx_path = Path(onnx_path)
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    found = onnx_precision(model)
-    name = onnx_path.name
+    handle = model_file(model, spec)
+    onnx_path, found, name = handle.path, handle.graph_precision, handle.name
     if found == "int8-qoperator":
         raise ModelError(
             f"{name} is quantized in QOperator form (QLinearConv…), which TensorRT cannot parse: "
@@ -80,25 +63,26 @@ def model_for_precision(
         raise ModelError(
             f"--precision {precision} asked, but {name} is {found}: pass the matching model (or --precision {found})"
         )
-    return convert_to_fp16(onnx_path, spec, folder, model=model), _spec_dtype(spec, "float16"), precision
+    return convert_to_fp16(handle, spec, folder), _spec_dtype(spec, "float16"), precision
 
 
-def convert_to_fp16(onnx_path: Path, spec: ModelSpec, folder: str | Path, *, model=None) -> Path:
+def convert_to_fp16(model: ModelHandle | Path, spec: ModelSpec, folder: str | Path) -> Path:
     """An FP16 copy of an FP32 ONNX, named by the source's sha256 so it is made once."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     from streamseg.models import SPEC_METADATA_KEY
 
+    handle = model_file(model, spec)
+    onnx_path = handle.path
     folder = private_dir(folder)
     # the full sha256 of the source: a changed FP32 file never finds the old copy
-    target = folder / f"{onnx_path.stem}-fp16-{sha256_of(onnx_path)}.onnx"
+    target = folder / f"{onnx_path.stem}-fp16-{handle.sha256}.onnx"
     if target.is_file():
         return target
-    model = model if model is not None else onnx.load(str(onnx_path))
     log.info("converting %s to FP16 (float16 inputs and outputs)", onnx_path.name)
-    # keep_io_types=False: float16 I/O, see the module docstring
-    half = convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=False)
+    # keep_io_types=False: float16 I/O, see the module docstring; a copy: the handle's graph stays as it is
+    half = convert_float_to_float16(handle.graph_copy(), keep_io_types=False, disable_shape_infer=False)
     kept = [p for p in half.metadata_props if p.key != SPEC_METADATA_KEY]
     del half.metadata_props[:]
     half.metadata_props.extend(kept)

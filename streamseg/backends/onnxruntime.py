@@ -11,6 +11,7 @@ import numpy as np
 from streamseg.backends.base import Device, check_output_classes
 from streamseg.cores import usable_cores
 from streamseg.errors import BackendError, ModelError
+from streamseg.models.handle import ModelHandle, model_file
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,8 @@ class OnnxRuntimeBackend:
 
     def __init__(
         self,
-        model_path: str | Path,
-        spec: ModelSpec,
+        model: ModelHandle | str | Path,
+        spec: ModelSpec | None = None,
         *,
         threads: int | None = None,
         providers: list[str] | None = None,
@@ -43,6 +44,8 @@ class OnnxRuntimeBackend:
     ):
         import onnxruntime as ort
 
+        handle = model_file(model, spec)
+        model_path, spec = handle.path, handle.spec
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or usable_cores()  # every core
         options.inter_op_num_threads = 1
@@ -66,7 +69,7 @@ class OnnxRuntimeBackend:
         self.name = self._direct_name = f"onnxruntime ({session.get_providers()[0]})"
         self._outputs = [spec.output_name]
         self._direct = session  # the model as it is; None while Winograd sessions serve every size
-        self._winograd_from: str | None = None  # the file, loaded again for each new input size
+        self._winograd_from: ModelHandle | None = None  # the model, its graph rewritten for each new input size
         self._sessions: dict[tuple[int, ...], Any] = {}  # input (H, W) -> its Winograd session
         if (
             winograd
@@ -74,13 +77,11 @@ class OnnxRuntimeBackend:
             and spec.dtype == "float32"
             and spec.layout == "NCHW"
         ):
-            import onnx
-
             from streamseg.backends.winograd import candidates
 
-            count = candidates(onnx.load(str(model_path)))
+            count = candidates(handle.graph)
             if count:
-                self._winograd_from, self._direct = str(model_path), None  # the plain session's weights go now
+                self._winograd_from, self._direct = handle, None  # the plain session's weights go now
                 self.name += f", Winograd F(4x4,3x3) on {count} convolutions"
                 if self.fixed_input_size is not None:
                     self._rewrite_for(self.fixed_input_size)
@@ -116,15 +117,13 @@ class OnnxRuntimeBackend:
 
     def _rewrite_for(self, size: tuple[int, ...]) -> Any:
         """A Winograd session for ``size``, kept for as long as the backend lives: each source keeps its size."""
-        import onnx
-
         from streamseg.backends.winograd import rewrite
 
         source = self._winograd_from
         if source is None:  # the direct session serves every size
             return None
         try:
-            rewritten, count = rewrite(onnx.load(source), *size)
+            rewritten, count = rewrite(source.graph_copy(), *size)  # in place: a copy, the handle's stays
             serialized = rewritten.SerializeToString()
             del rewritten  # before ONNX Runtime makes its own copy
             session = self._sessions[size] = self._session(serialized)
@@ -135,7 +134,7 @@ class OnnxRuntimeBackend:
                 *size,
                 str(err).splitlines()[0] if str(err) else type(err).__name__,
             )
-            self._direct, self._winograd_from, count, session = self._session(source), None, 0, None
+            self._direct, self._winograd_from, count, session = self._session(str(source.path)), None, 0, None
             self._sessions.clear()
         # the count the shapes allowed (candidates() judged from the weights alone)
         self.name = f"{self._direct_name}, Winograd F(4x4,3x3) on {count} convolutions" if count else self._direct_name

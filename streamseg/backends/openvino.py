@@ -21,6 +21,7 @@ import numpy as np
 from streamseg.backends.base import Device, check_output_classes
 from streamseg.cores import usable_cores
 from streamseg.errors import BackendError, MissingExtraError, ModelError
+from streamseg.models.handle import ModelHandle, model_file
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,17 @@ def one_line(err: Exception) -> str:
 class OpenVinoBackend:
     device: Device = "cpu"
 
-    def __init__(self, model_path: str | Path, spec: ModelSpec, *, threads: int | None = None, precision: str = "fp32"):
-        """``precision``: bf16, or the file's own (fp32, fp16, int8) as ``file_precision`` finds it."""
+    def __init__(
+        self,
+        model: ModelHandle | str | Path,
+        spec: ModelSpec | None = None,
+        *,
+        threads: int | None = None,
+        precision: str = "fp32",
+    ):
+        """``precision``: bf16, or the file's own (fp32, fp16, int8) as ``ModelHandle.precision`` finds it."""
+        handle = model_file(model, spec)
+        model_path, spec = handle.path, handle.spec
         ov = import_openvino()
         self.core = ov.Core()
         hint = _HINTS[precision]

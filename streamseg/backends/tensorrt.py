@@ -23,6 +23,7 @@ from streamseg.backends.base import Device, InputDtype, check_output_classes
 from streamseg.backends.engine_cache import EngineCache, Profile
 from streamseg.backends.trt_build import DEFAULT_WORKSPACE, default_profile, ensure_engine, import_tensorrt
 from streamseg.errors import BackendError, ModelError
+from streamseg.models.handle import ModelHandle, model_file
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ class TensorRTBackend:
 
     def __init__(
         self,
-        model_path: str | Path,
-        spec: ModelSpec,
+        model: ModelHandle | str | Path,
+        spec: ModelSpec | None = None,
         *,
         precision: str | None = None,
         engine_dir: str | Path | None = None,
@@ -53,10 +54,12 @@ class TensorRTBackend:
 
         trt = import_tensorrt()
         self._torch = torch
+        handle = model_file(model, spec)
+        spec = handle.spec
         profile = profile or default_profile(spec)
         cache = EngineCache(engine_dir or default_engine_dir())
         built, self.spec = ensure_engine(
-            model_path, spec, precision=precision, profile=profile, cache=cache, rebuild=rebuild, workspace=workspace
+            handle, spec, precision=precision, profile=profile, cache=cache, rebuild=rebuild, workspace=workspace
         )
         self.engine_path = built.path
         self.profile = profile

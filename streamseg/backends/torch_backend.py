@@ -27,6 +27,8 @@ import numpy as np
 
 from streamseg.backends.base import Device, InputDtype
 from streamseg.errors import BackendError, ConfigError, ModelError
+from streamseg.models.handle import ModelHandle, model_file
+from streamseg.models.out_only import WRAPPER_PREFIX
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,6 @@ ARCHITECTURES = (
     "deeplabv3_mobilenet_v3_large",
     "lraspp_mobilenet_v3_large",
 )
-_WRAPPER_PREFIX = "inner."  # export_torch_module wraps the model to return "out" alone
 
 
 def architecture_for(spec: ModelSpec) -> str:
@@ -58,22 +59,22 @@ def architecture_for(spec: ModelSpec) -> str:
     )
 
 
-def load_onnx_weights(module, onnx_path: str | Path):
+def load_onnx_weights(module, model: ModelHandle | str | Path):
     """``module`` (wrapped as exported) with the ONNX's weights; BN folded first when the ONNX folded it."""
-    import onnx
     import torch
     from onnx import numpy_helper
     from torch.fx.experimental.optimization import fuse
 
     from streamseg.models.onnx_graph import constants
 
-    graph = onnx.load(str(onnx_path)).graph
+    handle = model_file(model) if not isinstance(model, ModelHandle) else model
+    graph, onnx_path = handle.graph.graph, handle.path
     weights = constants(graph)
     if any(node.op_type == "BatchNormalization" for node in graph.node):
         state = {
             name: torch.from_numpy(numpy_helper.to_array(t).copy())
             for name, t in weights.items()
-            if name.startswith(_WRAPPER_PREFIX)
+            if name.startswith(WRAPPER_PREFIX)
         }
         missing = set(module.state_dict()) - set(state) - {k for k in module.state_dict() if "num_batches" in k}
         if missing:
@@ -118,8 +119,8 @@ class TorchBackend:
 
     def __init__(
         self,
-        model_path: str | Path,
-        spec: ModelSpec,
+        model: ModelHandle | str | Path,
+        spec: ModelSpec | None = None,
         *,
         precision: str = "fp32",
         device: Device | None = None,
@@ -128,10 +129,13 @@ class TorchBackend:
         threads: int | None = None,
         compile: bool | str = False,
     ):
-        from streamseg.models.export import _out_only, build_fcn
+        from streamseg.models.export import build_fcn
+        from streamseg.models.out_only import out_only
         from streamseg.models.torch_compat import import_torch
 
         torch = import_torch()
+        handle = model_file(model, spec)
+        spec = handle.spec
         if precision not in ("fp32", "fp16"):
             raise ConfigError(
                 f"precision: the torch backend runs fp32 or fp16, not {precision} "
@@ -144,7 +148,7 @@ class TorchBackend:
             torch.set_num_threads(threads)
         arch = architecture_for(spec)
         # build_fcn builds any torchvision segmentation builder by name, randomly initialized
-        module = load_onnx_weights(_out_only(build_fcn(arch, None, num_classes=spec.num_classes)), model_path)
+        module = load_onnx_weights(out_only(build_fcn(arch, None, num_classes=spec.num_classes)), handle)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.input_dtype: InputDtype = "float16" if precision == "fp16" else "float32"  # what preprocessing writes
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format

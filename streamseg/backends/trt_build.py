@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamseg.backends.engine_cache import EngineCache, EngineKey, Profile
-from streamseg.backends.onnx_precision import model_for_precision, sha256_of
+from streamseg.backends.onnx_precision import model_for_precision
 from streamseg.errors import BackendError, ConfigError, MissingExtraError
+from streamseg.models.fetch import sha256_of
+from streamseg.models.handle import ModelHandle, model_file
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ class BuiltEngine:
 
 
 def ensure_engine(
-    onnx_path: str | Path,
+    model: ModelHandle | str | Path,
     spec: ModelSpec,
     *,
     precision: str | None,
@@ -122,8 +124,9 @@ def ensure_engine(
     if rebuild not in ("auto", "never", "always"):
         raise ConfigError(f"rebuild: must be auto, never or always, got {rebuild!r}")
     trt = import_tensorrt()
-    onnx_path = Path(onnx_path)
-    typed_path, typed_spec, precision = model_for_precision(onnx_path, spec, precision, cache.folder / "onnx")
+    handle = model_file(model, spec)
+    onnx_path = handle.path
+    typed_path, typed_spec, precision = model_for_precision(handle, spec, precision, cache.folder / "onnx")
     key = engine_key(trt, typed_path, precision, profile)
     stem = onnx_path.stem
     found = cache.lookup(key, stem)

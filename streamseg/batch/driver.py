@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,7 +25,7 @@ from streamseg.batch.job import ABORTED, DONE, FAILED, Job, JobOutputs, remove_p
 from streamseg.batch.manifest import Manifest, file_sha256, input_identity, output_options
 from streamseg.config import RunConfig
 from streamseg.errors import ModelError
-from streamseg.models import resolve_model
+from streamseg.models import ModelHandle, open_model
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -175,11 +176,13 @@ class BatchRun:
 
     def _model_file(self) -> Path:
         """The ONNX file, without reading it (a zoo name resolves to its cached file)."""
-        model = self._model_name()
-        path = Path(model)
-        if path.is_file():
-            return path.resolve()
-        return resolve_model(model, self.config.spec)[0].resolve()
+        path = Path(self._model_name())
+        return path.resolve() if path.is_file() else self._model.path.resolve()
+
+    @cached_property
+    def _model(self) -> ModelHandle:
+        """The model resolved, once (a file's embedded spec read only when some video needs a job)."""
+        return open_model(self._model_name(), self.config.spec)
 
     def _model_name(self) -> str:
         if self.config.model is None:
@@ -188,7 +191,7 @@ class BatchRun:
 
     def _job_config(self, model_path: Path) -> RunConfig:
         """The run options every job gets: the model as a file path, its spec resolved (once, here)."""
-        _, spec = resolve_model(self._model_name(), self.config.spec)
+        spec = self._model.spec
         spec.with_short_side(self.config.input_size)  # an option the model can't take fails once, up front
         values = self.config.model_dump(exclude_unset=True)
         values.update(model=str(model_path), spec=spec)

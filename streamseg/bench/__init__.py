@@ -14,7 +14,7 @@ from streamseg.bench.flops import count_macs
 from streamseg.bench.modes import decode, measure_bare, measure_end_to_end, measure_naive
 from streamseg.bench.report import commit, machine, now
 from streamseg.errors import ConfigError, SourceError
-from streamseg.models import ZOO, resolve_model
+from streamseg.models import ZOO, open_model
 from streamseg.models.spec import ModelSpec
 from streamseg.preprocess import plan_geometry
 
@@ -55,8 +55,9 @@ def run_benchmark(
         raise ConfigError(f"modes: choose from {', '.join(MODES)} (got {', '.join(unknown) or 'none'})")
     if frames < 2:
         raise ConfigError(f"frames: at least 2 are needed to measure a rate, got {frames}")
-    model_path, spec = resolve_model(model, spec)
-    spec = spec.with_short_side(size, "size")
+    handle = open_model(model, spec)
+    spec = handle.spec.with_short_side(size, "size")
+    model_path = handle.with_spec(spec)  # the model, its graph parsed at most once for every mode
     probe = decode(source, 1)
     if not probe:
         raise SourceError(f"{source}: no frames")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamseg.errors import ModelError
+from streamseg.models.handle import ModelHandle, load_graph
 
 COUNTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
@@ -44,14 +45,11 @@ class FlopCount:
         }
 
 
-def count_macs(path: str | Path, input_shape: tuple[int, ...]) -> FlopCount:
+def count_macs(path: str | Path | ModelHandle, input_shape: tuple[int, ...]) -> FlopCount:
     """MACs of the model at ``path`` for an input of ``input_shape`` (e.g. (1, 3, 520, 924))."""
     import onnx
 
-    try:
-        model = onnx.load(str(path))
-    except Exception as err:  # onnx raises DecodeError and friends
-        raise ModelError(f"{path} is not a readable ONNX model: {type(err).__name__}") from None
+    model = path.graph_copy() if isinstance(path, ModelHandle) else load_graph(path)  # its input is fixed below
     graph = model.graph
     weights = {init.name for init in graph.initializer}
     first = next((i for i in graph.input if i.name not in weights), None)

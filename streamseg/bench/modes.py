@@ -17,10 +17,11 @@ from types import ModuleType
 
 import numpy as np
 
-from streamseg.backends import create_backend, file_precision
+from streamseg.backends import create_backend
 from streamseg.bench.resources import ResourceSampler
 from streamseg.errors import ConfigError, MissingExtraError, ModelError, StreamsegError
 from streamseg.frames import Frame
+from streamseg.models.handle import ModelHandle
 from streamseg.models.spec import ModelSpec
 from streamseg.preprocess import CpuPreprocessor
 from streamseg.sources import open_source
@@ -57,7 +58,7 @@ def decode(source: str, frames: int) -> list[Frame]:
 
 
 def measure_bare(
-    model_path: Path,
+    model_path: ModelHandle,
     spec: ModelSpec,
     frames: list[Frame],
     *,
@@ -103,7 +104,7 @@ def measure_bare(
                 if first is None:
                     first = output[:1] if isinstance(output, np.ndarray) else output[:1].float().cpu().numpy()
         name = engine.name
-        computes = getattr(engine, "precision", None) or file_precision(model_path, spec)
+        computes = getattr(engine, "precision", None) or model_path.with_spec(spec).precision
         device = getattr(engine, "device", "cpu")
     finally:
         engine.close()
@@ -148,7 +149,7 @@ def _on_device(tensors: list[np.ndarray], dtype) -> list:
 
 def measure_end_to_end(
     source: str,
-    model_path: Path,
+    model_path: ModelHandle,
     spec: ModelSpec,
     *,
     frames: int,

@@ -94,10 +94,10 @@ def bench(
     if streams or len(sources) > 1:
         from streamseg.bench.streams import as_text as streams_text
         from streamseg.bench.streams import measure_streams
-        from streamseg.models import resolve_model
+        from streamseg.models import open_model
 
         chosen = list(sources) * (streams or 1) if len(sources) == 1 else list(sources)
-        model_path, _ = resolve_model(model, spec)
+        model_path = open_model(model, spec).path
         click.echo(f"streamseg bench: measuring {len(chosen)} streams, one process then separate ones…", err=True)
         report = measure_streams(
             chosen,

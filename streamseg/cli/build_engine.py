@@ -55,13 +55,13 @@ def build_engine(
     from streamseg.backends.engine_cache import EngineCache, Profile, manifest_path
     from streamseg.backends.tensorrt import default_engine_dir
     from streamseg.backends.trt_build import default_profile, ensure_engine, import_tensorrt, parse_shape
-    from streamseg.models import resolve_model
+    from streamseg.models import open_model
     from streamseg.models.spec import ModelSpec
 
     import_tensorrt()  # fail first, in one line, when TensorRT is absent
     spec = ModelSpec.from_yaml(spec_path) if spec_path else None
-    onnx_path, spec = resolve_model(model, spec)
-    spec = spec.with_short_side(input_size)
+    handle = open_model(model, spec)
+    spec = handle.spec.with_short_side(input_size)
     profile = default_profile(spec, batch=batch)
     given = [s for s in (min_shape, opt_shape, max_shape) if s]
     if given:
@@ -71,7 +71,7 @@ def build_engine(
         profile = Profile(lo, opt, hi)
     cache = EngineCache(engine_dir or default_engine_dir())
     built, _ = ensure_engine(
-        onnx_path,
+        handle,
         spec,
         precision=precision,
         profile=profile,

@@ -149,9 +149,9 @@ def _classes(model: str | None, classes_file: str | None, ground_truth: Path) ->
     if classes_file:
         return _read_names(Path(classes_file))
     if model:
-        from streamseg.models import resolve_model
+        from streamseg.models import open_model
 
-        return resolve_model(model)[1].classes
+        return open_model(model).spec.classes
     for folder in (ground_truth, ground_truth.parent, ground_truth.parent.parent):
         if (folder / "classes.txt").is_file():
             return _read_names(folder / "classes.txt")

@@ -82,13 +82,13 @@ def compare(
 ) -> AgreementReport:
     """Run both models on ``frames`` frames spread over ``video`` and compare labels, logits and speed."""
     from streamseg.backends.onnxruntime import OnnxRuntimeBackend
-    from streamseg.models import resolve_model, spec_from_onnx
+    from streamseg.models import open_model, spec_from_onnx
     from streamseg.postprocess.cpu import CpuPostprocessor
     from streamseg.preprocess.cpu import plan_geometry
     from streamseg.quantize.calibration import preprocess, sample_frames
 
-    ref_path, ref_spec = resolve_model(reference)
-    ref_spec = ref_spec.with_short_side(input_size)
+    ref_model = open_model(reference)
+    ref_spec = ref_model.spec.with_short_side(input_size)
     cand_path = Path(candidate)
     if not cand_path.is_file():
         raise ModelError(f"candidate model not found: {candidate}")
@@ -107,7 +107,7 @@ def compare(
     cand_inputs = preprocess(picked, cand_spec) if cand_spec != ref_spec else ref_inputs
     cand_backend = _candidate_backend(cand_path, cand_spec, candidate_backend, threads)
     try:
-        ref_backend = OnnxRuntimeBackend(ref_path, ref_spec, threads=threads)
+        ref_backend = OnnxRuntimeBackend(ref_model, ref_spec, threads=threads)
     except BaseException:
         cand_backend.close()
         raise
@@ -146,7 +146,7 @@ def compare(
     metrics = confusion.compute()
     n = len(ref_inputs)
     return AgreementReport(
-        reference=str(ref_path),
+        reference=str(ref_model.path),
         candidate=str(cand_path),
         reference_backend=ref_backend.name,
         candidate_backend=cand_backend.name,

@@ -33,19 +33,19 @@ def evaluate_dataset(
     """Segment every image of the split and score it; returns (metrics, class names, images)."""
     from streamseg.backends import create_backend
     from streamseg.datasets import SegmentationFolder
-    from streamseg.models import resolve_model
+    from streamseg.models import open_model
     from streamseg.postprocess.cpu import CpuPostprocessor
     from streamseg.preprocess.cpu import CpuPreprocessor
 
     folder = SegmentationFolder(root, format=format, split=split)
-    model_path, spec = resolve_model(model, spec)
-    spec = spec.with_short_side(input_size)
+    handle = open_model(model, spec)
+    spec = handle.spec.with_short_side(input_size)
     if folder.num_classes != spec.num_classes:
         raise ConfigError(
             f"{spec.name} has {spec.num_classes} classes but the dataset has {folder.num_classes} "
             f"({folder.root}); give the dataset a classes.txt matching the model"
         )
-    runner = create_backend(backend, model_path, spec, threads=threads)
+    runner = create_backend(backend, handle, spec, threads=threads)
     prepare, decode = CpuPreprocessor(spec), CpuPostprocessor(spec)
     confusion = ConfusionMatrix(spec.num_classes)
     count = 0

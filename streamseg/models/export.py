@@ -18,6 +18,7 @@ import numpy as np
 
 from streamseg.errors import ConfigError, DownloadError, ModelError
 from streamseg.models import SPEC_METADATA_KEY, ZOO
+from streamseg.models.out_only import out_only
 from streamseg.models.spec import ModelSpec
 from streamseg.models.torch_compat import import_torch, import_torchvision
 
@@ -85,22 +86,6 @@ def build_fcn(builder: str, weights: str | None, *, num_classes: int, seed: int 
         raise DownloadError(f"cannot get {weights} weights: {err} (offline? use --weights none)") from None
 
 
-def _out_only(module):
-    """The model returning ``out`` alone (torchvision returns a dict with ``aux``)."""
-    import_torch()  # the export extra's error when torch is absent
-    from torch import nn
-
-    class OutOnly(nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return self.inner(x)["out"]
-
-    return OutOnly(module).eval()
-
-
 def export_torch_module(
     module,
     output: Path,
@@ -111,7 +96,7 @@ def export_torch_module(
 ) -> None:
     """Export a torchvision segmentation model (a dict with ``out``) to ONNX with dynamic batch, height and width."""
     torch = import_torch()
-    wrapped = _out_only(module)
+    wrapped = out_only(module)
     sample = torch.randn(2, 3, *sample_size)  # a batch of 2: a sample of 1 would fix the batch axis at 1
     axes = {0: "batch", 2: "height", 3: "width"}
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -37,9 +37,9 @@ def quantize(
     import onnxruntime
 
     from streamseg import __version__
-    from streamseg.backends.onnx_precision import sha256_of
-    from streamseg.models import resolve_model
+    from streamseg.models import open_model
     from streamseg.models.export import embed_spec
+    from streamseg.models.fetch import sha256_of
     from streamseg.quantize.calibration import media_files, preprocess, sample_frames
     from streamseg.quantize.static import quantize_int8
 
@@ -50,7 +50,8 @@ def quantize(
         raise ConfigError(f"output must be an .onnx file, got {output}")
     if not output.parent.is_dir():
         raise ConfigError(f"output folder does not exist: {output.parent}")
-    model_path, spec = resolve_model(model, spec)
+    handle = open_model(model, spec)
+    model_path, spec = handle.path, handle.spec
     if Path(model_path).resolve() == output.resolve():
         raise ConfigError("output would overwrite the model it quantizes")
     spec = spec.with_short_side(input_size)
@@ -65,7 +66,7 @@ def quantize(
     for p in picked:
         by_file.setdefault(p.path, []).append(p.index)
     manifest = {
-        "model": {"source": str(model_path), "sha256": sha256_of(model_path), "name": spec.name},
+        "model": {"source": str(model_path), "sha256": handle.sha256, "name": spec.name},
         "output": {"path": str(output), "sha256": sha256_of(output)},
         "calibration": {
             "sources": [{"path": str(f), "sha256": sha256_of(f), "frames": by_file.get(f, [])} for f in files],

@@ -4,51 +4,44 @@ A backend declares its ``device`` in the ``Backend`` protocol; ``make_stages``
 picks the matching set: the CPU set (NumPy/OpenCV, the default) or the CUDA set
 (torch ops on the device, frames uploaded once). Both offer the same contract:
 
-* ``lane()``: one source's preprocess and composite steps (their caches are per frame size);
+* ``lane()``: one source's preprocess and composite steps (their caches are per frame size), as
+  ``streamseg.stages.steps.LaneSteps``;
 * ``infer(items)``: a batch of prepared frames from any sources, run as one backend call;
-* ``prepare(shape)``: set the backend up for an input shape before frames of that shape arrive.
+* ``prepare(shape)``: set the backend up for an input shape before frames of that shape arrive;
+* ``plugins``: the lane plug-ins the set carries (``streamseg.stages.steps``), in one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from streamseg.backends import Backend
 from streamseg.composite import Compositor
-from streamseg.frames import Frame, Result
 from streamseg.models.spec import ModelSpec
+from streamseg.stages.steps import LanePlugin, LaneSteps
 
-__all__ = ["LaneStages", "Stages", "make_stages"]
-
-
-# what preprocess hands to infer, and infer to composite: Prepared/Inferred on the CPU, device tensors on CUDA
-PreparedT = TypeVar("PreparedT")
-InferredT = TypeVar("InferredT")
-PreparedT_co = TypeVar("PreparedT_co", covariant=True)
-InferredT_contra = TypeVar("InferredT_contra", contravariant=True)
+__all__ = ["LanePlugin", "LaneSteps", "Stages", "make_stages"]
 
 
-class LaneStages(Protocol[PreparedT_co, InferredT_contra]):
-    def preprocess(self, frame: Frame) -> PreparedT_co: ...
-
-    def composite(self, item: InferredT_contra) -> Result: ...
-
-
-class Stages(Protocol[PreparedT, InferredT]):
+class Stages(Protocol):
     @property
     def device(self) -> object: ...  # "cpu", or the torch device the CUDA set runs on
 
-    def lane(self) -> LaneStages[PreparedT, InferredT]: ...
+    @property
+    def plugins(self) -> frozenset[str]: ...  # the lane plug-ins this set carries
 
-    def infer(self, items: Sequence[PreparedT]) -> list[InferredT]: ...
+    def lane(self) -> LaneSteps: ...
+
+    # what preprocess hands to infer, and infer to composite: Prepared/Inferred on the CPU, device tensors on CUDA
+    def infer(self, items: Sequence[Any]) -> list[Any]: ...
 
     def prepare(self, input_shape: tuple[int, ...]) -> None: ...
 
 
 def make_stages(
     backend: Backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False, **options: Any
-) -> Stages[Any, Any]:
+) -> Stages:
     """The stage set for ``backend.device``: ``cuda`` keeps frames on the GPU, anything else runs on the CPU."""
     if backend.device == "cuda":
         from streamseg.stages.cuda import CudaStages

@@ -12,12 +12,14 @@ from streamseg.frames import Inferred, Prepared, Result
 from streamseg.models.spec import ModelSpec
 from streamseg.postprocess import CpuPostprocessor
 from streamseg.preprocess import CpuPreprocessor
+from streamseg.stages.steps import PlainSteps
 
 
-class CpuLane:
+class CpuLane(PlainSteps):
     """One source's preprocess and composite: its own geometry cache, so sources of other sizes don't evict it."""
 
     def __init__(self, spec: ModelSpec, compositor: Compositor, postprocess: CpuPostprocessor, scores: bool):
+        self.spec = spec
         self.preprocess = CpuPreprocessor(spec)
         self.post = postprocess  # stateless per call: shared by the lanes
         self.draw = compositor
@@ -33,6 +35,7 @@ class CpuLane:
 
 class CpuStages:
     device = "cpu"
+    plugins = frozenset({"temporal"})  # the lane plug-ins these stages carry (streamseg.stages.steps)
 
     def __init__(self, backend: Backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False):
         self.backend = backend

@@ -27,6 +27,7 @@ from streamseg.models.spec import ModelSpec
 from streamseg.postprocess.cpu import CpuPostprocessor
 from streamseg.postprocess.gpu import TorchPostprocessor
 from streamseg.preprocess.gpu import TorchPreprocessor
+from streamseg.stages.steps import PlainSteps
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -48,12 +49,13 @@ class DeviceInferred:
     geometry: Geometry
 
 
-class CudaLane:
+class CudaLane(PlainSteps):
     """One source's upload + preprocess and composite, each on its own CUDA stream."""
 
     def __init__(self, stages: CudaStages):
         torch = stages.torch
         self._stages = stages
+        self.spec = stages.input_spec
         self._pre = TorchPreprocessor(stages.input_spec, stages.device)
         cuda = stages.device.type == "cuda"
         self._upload_stream = torch.cuda.Stream(stages.device) if cuda else None
@@ -92,6 +94,9 @@ class CudaLane:
 
 class CudaStages:
     """preprocess -> infer -> composite with torch tensors on ``device``."""
+
+    # no lane plug-ins yet: temporal steps compute optical flow and scores on the host (streamseg.temporal.steps)
+    plugins: frozenset[str] = frozenset()
 
     def __init__(self, backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False, device: str = "cuda"):
         import torch

@@ -36,6 +36,7 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import Literal
 
 from streamseg.errors import ConfigError
 
@@ -117,14 +118,13 @@ class LatencyBudget(FixedInterval):
         rise: float = 0.7,
         overhead_ms: float = 0.0,
         parallel: bool = False,
-        prefer: str = "detail",
+        prefer: Literal["detail", "fresh"] = "detail",
     ):
-        if budget_ms <= 0 or frame_ms <= 0:
-            raise ConfigError(f"latency budget and frame period must be > 0 ms, got {budget_ms} and {frame_ms}")
+        # budget_ms > 0 and prefer are the config's to check (RunConfig); the frame period comes from the source
+        if frame_ms <= 0:
+            raise ConfigError(f"latency budget: the frame period must be > 0 ms, got {frame_ms}")
         if not sizes:
             raise ConfigError("latency budget: give at least one input size")
-        if prefer not in ("detail", "fresh"):
-            raise ConfigError(f"latency budget: prefer detail or fresh, not {prefer!r}")
         if None in sizes and len(sizes) > 1:
             raise ConfigError("latency budget: sizes are all numbers, or the single default (None)")
         if max_interval < 1 or not all(0 < x <= 1 for x in (headroom, upgrade_margin, smoothing, rise)):

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from streamseg.config import RunConfig
 from streamseg.errors import ConfigError
 from streamseg.sources import open_source
 from streamseg.temporal import (
@@ -313,8 +314,8 @@ def test_latency_budget_prefers_detail_or_fresh_masks_as_asked(prefer):
     else:
         assert policy.current == Setting(1, 240)  # 360 (~45 ms) needs every 2nd frame at 85% of 40 ms
         assert policy.inferred / (policy.inferred + policy.propagated) > 0.9
-    with pytest.raises(ConfigError, match="prefer detail or fresh"):
-        LatencyBudget(300, 40, prefer="newest")
+    with pytest.raises(ConfigError, match="latency_prefer"):  # checked once, by the config
+        RunConfig.build({"latency_budget": 300, "latency_prefer": "newest"})
 
 
 def test_latency_budget_does_not_flap_at_the_boundary():

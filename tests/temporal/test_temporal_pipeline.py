@@ -13,7 +13,7 @@ from PIL import Image
 
 from streamseg import Pipeline
 from streamseg.errors import ConfigError
-from streamseg.stages.temporal import budget_sizes
+from streamseg.temporal.steps import budget_sizes
 from tests.support.cli import run_cli
 from tests.support.videos import make_video, read_video
 

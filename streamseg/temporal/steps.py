@@ -1,6 +1,6 @@
-"""Every frame out with a mask when inference can't keep up: one source's steps with inference on some frames.
+"""Every frame out with a mask when inference can't keep up: the temporal plug-in of a source's lane.
 
-Wraps a source's CPU steps. Its preprocess step asks the policy (every Nth
+It wraps a source's CPU steps (``streamseg.stages.steps``). Its preprocess step asks the policy (every Nth
 frame, or what ``--latency-budget`` allows) whether to infer a frame. A frame
 to infer is preprocessed as usual; any other becomes a ``Carried`` record
 with the optical flow from it back to the last inferred (key) frame, computed
@@ -11,6 +11,9 @@ frame is preprocessed at the input size the policy chose (one preprocessor
 per size; ``--latency-sizes``); its labels come out at the frame's size. With
 ``smooth``, a key frame's class scores are averaged with the earlier ones
 (motion-compensated, reset on a scene cut or a reconnect) before its argmax.
+
+The policy is made once, when the source opens: a latency budget needs the camera's frame period, and so
+does the room the queues need for the frames a key frame holds up.
 """
 
 from __future__ import annotations
@@ -20,20 +23,26 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
+from streamseg.config import RunConfig
 from streamseg.errors import ConfigError
-from streamseg.frames import Frame, Inferred, Prepared, Result
+from streamseg.frames import Frame, Inferred, Prepared, Result, StreamInfo
 from streamseg.models.spec import ModelSpec
 from streamseg.postprocess.cpu import argmax_labels
-from streamseg.preprocess import CpuPreprocessor, plan_geometry
+from streamseg.preprocess import CpuPreprocessor
 from streamseg.stages.cpu import CpuLane
-from streamseg.temporal import DenseFlow, FixedInterval, LatencyBudget, ScoreSmoother, warp_labels
+from streamseg.stages.steps import Prepare, input_shape
+from streamseg.temporal.flow import DenseFlow, warp_labels
+from streamseg.temporal.interval import FixedInterval, LatencyBudget
+from streamseg.temporal.smooth import ScoreSmoother
 
 log = logging.getLogger(__name__)
+
+DEFAULT_FRAME_RATE = 25  # a source that does not say its rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,31 +55,47 @@ class Carried:
     key_capture_time: float
 
 
-class TemporalLane:
-    """A source's preprocess and composite with inference on the frames ``policy`` picks."""
+class TemporalPlugin:
+    """The temporal options of a run, made once: wraps each source's CPU steps in ``TemporalSteps``."""
 
-    def __init__(
-        self,
-        steps: CpuLane,
-        policy: FixedInterval,
-        *,
-        propagate: str = "flow",
-        smoother: ScoreSmoother | None = None,
-        reconnects: Callable[[], int] = lambda: 0,
-        inputs: Mapping[int | None, CpuPreprocessor] | None = None,
-        run: Callable[[np.ndarray], Any] | None = None,
-    ):
-        if smoother is not None and steps.post.decode.kind != "argmax":
+    name = "temporal"
+    options = "interval, smooth and latency_budget"
+
+    def __init__(self, config: RunConfig, spec: ModelSpec, run: Callable[[np.ndarray], Any]):
+        self.interval, self.budget_ms = config.interval, config.latency_budget
+        self.prefer, self.propagate, self.smooth = config.latency_prefer, config.propagate, config.smooth
+        self.spec = spec
+        self.run = run  # the backend's run(tensor), to time each input size before frames flow
+        self.sizes = budget_specs(spec, config.latency_budget, config.latency_sizes)
+
+    @classmethod
+    def wanted(cls, config: RunConfig, spec: ModelSpec, run: Callable[[np.ndarray], Any]) -> TemporalPlugin | None:
+        """The plug-in when some frames skip inference or scores are smoothed, else None."""
+        return cls(config, spec, run) if config.temporal else None
+
+    def wrap(self, steps: CpuLane) -> TemporalSteps:
+        if self.smooth is not None and steps.post.decode.kind != "argmax":
             raise ConfigError(f"smooth: needs class scores (decode: argmax), not {steps.post.decode.kind}")
+        inputs = {size: CpuPreprocessor(spec) for size, spec in self.sizes.items()} or None
+        return TemporalSteps(steps, self, inputs=inputs)
+
+
+class TemporalSteps:
+    """A source's preprocess and composite with inference on the frames its policy picks."""
+
+    labels_origin = True
+
+    def __init__(self, steps: CpuLane, plugin: TemporalPlugin, *, inputs: Mapping[int | None, CpuPreprocessor] | None):
         self.steps = steps
-        self.policy = policy
+        self.plugin = plugin
+        self.policy: FixedInterval | None = None  # made by on_open, from the camera's frame period
+        self._held = 0
         # input short side -> its preprocessor, best first (None: the model's own size, the lane's preprocessor)
         self.inputs: dict[int | None, CpuPreprocessor] = dict(inputs or {None: steps.preprocess})
-        self.run = run  # the backend's run(tensor), to time each input size before frames flow
-        self.propagate = propagate
-        self.smoother = smoother
+        self.propagate = plugin.propagate
+        self.smoother = ScoreSmoother(plugin.smooth) if plugin.smooth is not None else None
         self.flow = DenseFlow()
-        self.reconnects = reconnects  # the source's reconnect count, read per frame
+        self.reconnects: Callable[[], int] = lambda: 0  # the source's reconnect count, read per frame
         self._seen_reconnects = 0
         self._restart = False  # a reconnect: the smoothed average starts over at the next key frame
         # preprocess thread: the key frame as the flow sees it
@@ -80,18 +105,63 @@ class TemporalLane:
         # composite thread: the key frame's labels
         self._key_labels: np.ndarray | None = None
 
+    # -- hooks -----------------------------------------------------------------------------
+    def on_open(self, info: StreamInfo, reconnects: Callable[[], int]) -> None:
+        frame_ms = 1000 / float(info.rate or DEFAULT_FRAME_RATE)
+        p = self.plugin
+        self.policy = make_policy(p.interval, p.budget_ms, frame_ms, tuple(self.inputs), p.prefer)
+        self._held = held_frames(p.interval, p.budget_ms, frame_ms)
+        self.reconnects = reconnects
+
+    def room(self) -> int:
+        return self._held
+
+    def warm_up(self, height: int, width: int, prepare: Prepare) -> bool:
+        """Set up each input size, smallest first; a latency budget times them, and sets up none past a miss."""
+        for size, shape in self.warm_up_order(height, width):
+            if not prepare(shape):
+                return False
+            if not self.calibrate(size, shape):
+                break
+        return True
+
+    def counts(self) -> dict[str, Any]:
+        """Frames inferred and carried, and how often each interval (setting) served."""
+        policy = self.policy
+        if policy is None:  # the source never opened
+            return {"inferred": 0, "propagated": 0, "interval": self.plugin.interval, "settings": "not opened"}
+        return {
+            "inferred": policy.inferred,
+            "propagated": policy.propagated,
+            "interval": policy.current.interval,
+            "settings": policy.describe(),
+        }
+
+    def state(self) -> dict[str, Any]:
+        """The setting in use now and frames per setting, for /metrics."""
+        policy = self.policy
+        if policy is None:
+            return {}
+        resize = self.plugin.spec.resize
+        own = resize.size if isinstance(resize.size, int) else 0  # 0: a fixed-size model's own
+
+        def size(setting: Any) -> int:
+            return setting.size if setting.size is not None else own
+
+        return {
+            "interval": policy.current.interval,
+            "input_size": size(policy.current),
+            "setting_frames": {(s.interval, size(s)): n for s, n in dict(policy.usage).items()},
+        }
+
+    # -- before frames flow ----------------------------------------------------------------
     @property
     def sizes(self) -> tuple[int | None, ...]:
         return tuple(self.inputs)
 
     def input_shapes(self, height: int, width: int) -> dict[int | None, tuple[int, ...]]:
         """The model input shape of a (height, width) frame at each input size."""
-        shapes: dict[int | None, tuple[int, ...]] = {}
-        for size, pre in self.inputs.items():
-            spec: ModelSpec = pre.spec
-            g = plan_geometry(spec.resize, height, width)
-            shapes[size] = (1, 3, *g.input_size) if spec.layout == "NCHW" else (1, *g.input_size, 3)
-        return shapes
+        return {size: input_shape(pre.spec, height, width) for size, pre in self.inputs.items()}
 
     def warm_up_order(self, height: int, width: int) -> list[tuple[int | None, tuple[int, ...]]]:
         """(size, input shape) to set up before frames flow: a budget's sizes smallest first, else the one."""
@@ -108,12 +178,13 @@ class TemporalLane:
         scale by pixel count, and one that becomes affordable pays its set-up at its first use).
         """
         policy = self.policy
-        if not isinstance(policy, LatencyBudget) or self.run is None:
+        if not isinstance(policy, LatencyBudget):
             return False
+        run = self.plugin.run
         tensor = np.zeros(shape, np.dtype(self.inputs[size].spec.dtype))
-        self.run(tensor)
+        run(tensor)
         started = time.perf_counter()
-        self.run(tensor)
+        run(tensor)
         ms = 1000 * (time.perf_counter() - started)
         policy.calibrate(size, ms)
         nchw = len(shape) == 4 and shape[1] == 3
@@ -127,13 +198,15 @@ class TemporalLane:
 
     # -- preprocess thread -----------------------------------------------------------------
     def preprocess(self, frame: Frame) -> Prepared | Carried:
+        policy = self.policy
+        assert policy is not None, "frames flow once the source opened"
         if self.reconnects() != self._seen_reconnects:  # a new connection: nothing before it carries over
             self._seen_reconnects = self.reconnects()
-            self.policy.reset()
+            policy.reset()
             self._key_small = None
             self._restart = True
         small = self.flow.prepare(frame.image) if self.propagate == "flow" or self.smoother else None
-        if self.policy.decide(frame.index):  # the first frame always is
+        if policy.decide(frame.index):  # the first frame always is
             key, motion = self._key_small, None
             if (
                 self.smoother is not None
@@ -144,24 +217,26 @@ class TemporalLane:
             ):
                 motion = self.flow.compute(small, key)
             self._key_small, self._key_index, self._key_time = small, frame.index, frame.capture_time
-            size = self.policy.current.size
+            size = policy.current.size
             self._motion[frame.index] = (small, motion, time.perf_counter(), self._restart, size)
             self._restart = False
             return self.inputs.get(size, self.steps.preprocess)(frame)
         started = time.perf_counter()
         key = self._key_small
         flow = self.flow.compute(small, key) if small is not None and key is not None else None
-        self.policy.observe_propagate(1000 * (time.perf_counter() - started))
+        policy.observe_propagate(1000 * (time.perf_counter() - started))
         return Carried(frame, flow, self._key_index, self._key_time)
 
     # -- composite thread ------------------------------------------------------------------
     def composite(self, item: Inferred | Carried) -> Result:
         if isinstance(item, Carried):
             return self._carried(item)
+        policy = self.policy
+        assert policy is not None, "frames flow once the source opened"
         small, motion, decided, restart, size = self._motion.pop(
-            item.frame.index, (None, None, time.perf_counter(), False, self.policy.current.size)
+            item.frame.index, (None, None, time.perf_counter(), False, policy.current.size)
         )
-        self.policy.observe_infer(1000 * (time.perf_counter() - decided), size)
+        policy.observe_infer(1000 * (time.perf_counter() - decided), size)
         if self.smoother is None:
             result = self.steps.composite(item)
             self._key_labels = result.labels
@@ -201,7 +276,7 @@ def make_policy(
     latency_budget: float | None,
     frame_ms: float,
     sizes: tuple[int | None, ...] = (None,),
-    prefer: str = "detail",
+    prefer: Literal["detail", "fresh"] = "detail",
 ) -> FixedInterval:
     """Every ``interval``-th frame, or what ``latency_budget`` (ms) allows at the camera's frame period and sizes."""
     if latency_budget is not None:
@@ -209,9 +284,24 @@ def make_policy(
     return FixedInterval(interval, sizes[0])
 
 
-def held_frames(interval: int, latency_budget: float | None) -> int:
-    """Frames a key frame's inference can hold up behind it on a live source: room the queues after it need."""
-    return interval if latency_budget is None else math.ceil(latency_budget / 40)
+def held_frames(interval: int, latency_budget: float | None, frame_ms: float) -> int:
+    """Frames a key frame's inference can hold up behind it: room the queues after it need.
+
+    Every ``interval``-th frame: the frames up to the next key. A latency budget: the frames the camera
+    sends (one per ``frame_ms``) while the budget runs.
+    """
+    return interval if latency_budget is None else math.ceil(latency_budget / frame_ms)
+
+
+def budget_specs(
+    spec: ModelSpec, latency_budget: float | None, given: tuple[int, ...] | None
+) -> dict[int | None, ModelSpec]:
+    """The model spec at each input size a latency budget may pick, largest first; {} without a choice."""
+    resize = spec.resize
+    if latency_budget is None or not (given or resize.mode == "short_side"):
+        return {}
+    sizes = budget_sizes(resize.size if isinstance(resize.size, int) else 0, given)
+    return {size: spec.with_short_side(size, "latency_sizes") for size in sizes}
 
 
 def budget_sizes(size: int, given: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -1,0 +1,181 @@
+"""A run's shared parts, built once at start-up in the order of the README's diagram:
+
+    config -> model -> backend -> stage set (+ lane plug-ins) -> shared sinks -> infer stage and results
+
+Each source's own lane (``streamseg.lane``) is made later, from these parts, by ``new_lane``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from streamseg.backends import create_backend
+from streamseg.batching import BatchWorker
+from streamseg.composite import Compositor
+from streamseg.config import RunConfig, SourceSpec
+from streamseg.errors import ConfigError
+from streamseg.lane import SourceLane
+from streamseg.models import ModelHandle, open_model
+from streamseg.models.spec import ModelSpec
+from streamseg.outputs import SourceOutputs
+from streamseg.queues import FillPolicy, StageQueue
+from streamseg.sinks import Sink
+from streamseg.sources import is_live
+from streamseg.stages import LanePlugin, LaneSteps, Stages, make_stages
+from streamseg.temporal.steps import TemporalPlugin
+
+if TYPE_CHECKING:
+    from streamseg.backends.base import Backend
+    from streamseg.observe import MetricsServer, PreviewServer
+    from streamseg.publish import LabelPublisher
+
+# every lane plug-in there is; each says from the config whether a run wants it
+PLUGINS = (TemporalPlugin,)
+
+
+class RunParts:
+    """The model, backend, stage set, shared sinks and infer stage of one run; ``build`` fills them once."""
+
+    def __init__(self, config: RunConfig, model: ModelHandle | None = None):
+        self.config = config
+        self.model = model  # the model as given (a handle), else opened from config.model by build()
+        self.spec: ModelSpec | None = None  # the model's spec at the run's input size
+        self.backend: Backend | None = None
+        self.stages: Stages | None = None
+        self.plugins: list[LanePlugin] = []
+        self.metrics: MetricsServer | None = None  # the /metrics, /health and /sources server, with --metrics-port
+        self.preview: PreviewServer | None = None  # the preview page server, with --preview
+        self.publisher: LabelPublisher | None = None  # the label-map publisher, with --publish
+        self.downstream: list[Sink] = []  # MCAP, Foxglove, MQTT, Kafka sinks, each serving every source
+        self.sinks: list[Sink] = []  # every sink all sources write to
+        self.results: StageQueue | None = None
+        self.batcher: BatchWorker | None = None
+        self.arrived = threading.Event()  # set by every lane's prepared queue: the infer stage waits on it
+
+    def build(
+        self,
+        owner: Any,
+        *,
+        extra_sinks: Sequence[Sink],
+        stopping: threading.Event,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """Everything but the lanes; ``owner`` (the pipeline) is what the preview page reports on."""
+        cfg = self.config
+        sources = cfg.sources
+        assert cfg.model is not None, "a run has a model (Pipeline checks)"
+        self.model = model = open_model(self.model or cfg.model, cfg.spec)
+        self.spec = spec = model.spec.with_short_side(cfg.input_size)
+        wanted = cfg.batch or len(sources)
+        self.backend = backend = create_backend(
+            cfg.backend,
+            model.with_spec(spec),
+            threads=cfg.threads,
+            precision=cfg.precision,
+            winograd=cfg.winograd,
+            compile=cfg.compile,
+            batch=wanted,
+        )
+        compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
+        self.stages = stages = make_stages(backend, spec, compositor, scores=cfg.scores)
+        self.plugins = lane_plugins(cfg, stages, spec, backend.run)
+        # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
+        any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in sources)
+        self.sinks = self._open_shared_sinks(owner, spec, live=not any_file) + list(extra_sinks)
+        size = max(cfg.queue_size or (4 if any_file else 1), len(sources))  # lanes make room for what they hold
+        self.results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
+        self.batcher = BatchWorker(
+            stages.infer,
+            prepare=stages.prepare,
+            max_batch=min(wanted, backend.max_batch or wanted),
+            timeout=cfg.batch_timeout / 1000,
+            stopping=stopping,
+            on_error=on_error,
+            arrived=self.arrived,
+        )
+
+    def _open_shared_sinks(self, owner: Any, spec: ModelSpec, live: bool) -> list[Sink]:
+        cfg, sinks = self.config, list[Sink]()
+        try:
+            if cfg.publish:
+                from streamseg.publish import LabelPublisher
+
+                self.publisher = LabelPublisher(cfg.publish, spec.classes)
+                sinks.append(self.publisher)
+            if cfg.preview_port is not None:
+                from streamseg.observe import PreviewServer
+
+                self.preview = PreviewServer(owner, cfg.preview_port, spec.classes, spec.colors, cfg.serve_host)
+                sinks.append(self.preview)
+            if cfg.mcap or cfg.foxglove_port is not None or cfg.mqtt or cfg.kafka:  # one of each serves all sources
+                from streamseg.downstream.factory import open_downstream_sinks
+
+                self.downstream = open_downstream_sinks(cfg, spec, live=live)
+                sinks.extend(self.downstream)
+            if self.metrics is not None:
+                sinks.append(self.metrics)
+        except BaseException:
+            for sink in sinks:
+                sink.close(complete=False)
+            raise
+        return sinks
+
+    def lane_steps(self) -> LaneSteps:
+        """A new source's steps: the stage set's own, wrapped by each plug-in the run has."""
+        assert self.stages is not None, "built"
+        steps = self.stages.lane()
+        for plugin in self.plugins:
+            steps = plugin.wrap(steps)
+        return steps
+
+    def new_lane(
+        self,
+        spec: SourceSpec,
+        name: str,
+        index: int,
+        outputs: SourceOutputs,
+        on_error: Callable[[SourceLane, BaseException], None],
+    ) -> SourceLane:
+        assert self.spec is not None and self.backend is not None and self.results is not None, "built"
+        return SourceLane(
+            name,
+            index,
+            spec.uri,
+            options=spec.live_options(self.config.live),
+            outputs=outputs,
+            config=self.config,
+            spec=self.spec,
+            steps=self.lane_steps(),
+            results=self.results,
+            shared_sinks=self.sinks,
+            arrived=self.arrived,
+            on_error=on_error,
+            device=self.backend.device,
+        )
+
+    def close_sinks(self, complete: bool) -> list[Exception]:
+        """Close every shared sink (the metrics server alone if the run never got that far); their errors."""
+        errors = []
+        for sink in self.sinks or ([self.metrics] if self.metrics is not None else []):
+            try:
+                sink.close(complete=complete)
+            except Exception as err:  # keep closing the others
+                errors.append(err)
+        return errors
+
+
+def lane_plugins(config: RunConfig, stages: Stages, spec: ModelSpec, run: Callable) -> list[LanePlugin]:
+    """The plug-ins the config asks for, each one the stage set carries (else a config error)."""
+    plugins: list[LanePlugin] = []
+    for kind in PLUGINS:
+        plugin = kind.wanted(config, spec, run)
+        if plugin is None:
+            continue
+        if plugin.name not in stages.plugins:
+            raise ConfigError(
+                f"{plugin.options}: the {stages.device} stages lack the {plugin.name} plug-in (use a CPU backend)"
+            )
+        plugins.append(plugin)
+    return plugins
