@@ -31,7 +31,10 @@ def source_name(uri: str) -> str:
     if "://" in uri:
         parts = urlsplit(uri)
         where = parts.netloc.rsplit("@", 1)[-1]  # host[:port], never the credentials
-        name = where.replace(":", "-") + parts.path.replace("/", "-")
+        path = parts.path
+        if parts.scheme.lower() in ("rtmp", "rtmps"):  # /APP/STREAM-KEY: never the key (see streamseg.logs)
+            path = "/".join(path.split("/")[:2])
+        name = where.replace(":", "-") + path.replace("/", "-")
     else:
         name = Path(uri).stem if not uri.startswith("/dev/") else Path(uri).name
     return _UNSAFE.sub("-", name).strip("-.") or "source"
