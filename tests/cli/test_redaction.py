@@ -94,7 +94,16 @@ def test_rtmp_stream_keys_never_reach_a_log_line_or_a_name(tmp_path, duc_onnx):
     clip = make_video(tmp_path / "clip.mp4", width=64, height=48, frames=3)
     as_output = run_cli("-v", "run", str(clip), "--model", str(duc_onnx), "-o", url, timeout=120)
     as_input = run_cli(
-        "-v", "run", url, "--model", str(duc_onnx), "-o", str(tmp_path / "o.mp4"), "--reconnect-give-up", "0", timeout=120
+        "-v",
+        "run",
+        url,
+        "--model",
+        str(duc_onnx),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--reconnect-give-up",
+        "0",
+        timeout=120,
     )
     for proc in (as_output, as_input):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
