@@ -32,6 +32,7 @@ from streamseg.logs import redact
 from streamseg.options import SourceOptions
 from streamseg.sources.file import to_rgb
 from streamseg.sources.limits import FrameTooLargeError, check_frame, check_stream, guard_stream
+from streamseg.sources.no_answer import no_answer
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +134,15 @@ class LiveSource:
     # -- connection ------------------------------------------------------------------------
     def _open(self) -> av.container.InputContainer:
         timeout = self.options.read_timeout
+        open_timeout, started = max(timeout, 5.0), time.monotonic()
         try:
             container = av.open(
-                self.url, format=self._format, options=self._container_options, timeout=(max(timeout, 5.0), timeout)
+                self.url, format=self._format, options=self._container_options, timeout=(open_timeout, timeout)
             )
         except (av.FFmpegError, OSError) as err:
             transient = not isinstance(err, PERMANENT)
-            raise OpenError(f"cannot open {self.name}: {_reason(err)}", transient=transient) from None
+            silent = None if self.paced else no_answer(self.url, err, time.monotonic() - started, timeout, open_timeout)
+            raise OpenError(f"cannot open {self.name}: {silent or _reason(err)}", transient=transient) from None
         if not container.streams.video:
             container.close()
             raise OpenError(f"{self.name} has no video stream", transient=True)  # a relay may not have it yet
