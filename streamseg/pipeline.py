@@ -146,6 +146,8 @@ class Pipeline:
     def _start(self) -> Pipeline:
         cfg = self.config
         specs = list(cfg.sources)
+        if len(specs) > cfg.max_sources:
+            raise ConfigError(f"{len(specs)} sources given, more than --max-sources {cfg.max_sources}")
         names = self._names(specs)
         plans = [(name, self._outputs_for(spec, name, i)) for i, (spec, name) in enumerate(zip(specs, names))]
         owner = len(plans) > 1
@@ -298,12 +300,25 @@ class Pipeline:
             run=self.backend.run,
         )
 
+    @property
+    def api_token(self) -> str | None:
+        """The bearer token ``POST``/``DELETE /sources`` need (``--metrics-port``, ``--api on``); None without."""
+        return self.metrics.access.token.value if self.metrics and self.metrics.access.token else None
+
     # -- sources come and go ---------------------------------------------------------------
-    def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
+    def add_source(
+        self,
+        uri: str | Path | SourceSpec | dict,
+        *,
+        name: str | None = None,
+        admit: Callable[[SourceSpec, SourceOutputs], None] | None = None,
+        **options: Any,
+    ) -> str:
         """Start one more source while the pipeline runs; returns its name.
 
         ``options``: ``outputs``, ``labels_out``, ``summary`` (templates, default
-        the run's) and live-input options (``transport``, ``realtime`` …).
+        the run's) and live-input options (``transport``, ``realtime`` …). ``admit``
+        may refuse the source (raise) once its outputs are known (the REST API's confinement).
         """
         if isinstance(uri, SourceSpec):
             spec = uri
@@ -319,13 +334,20 @@ class Pipeline:
         if self._batcher is None or self._closed or self._stopping.is_set():
             raise ConfigError("the pipeline is not running")
         with self._lock:
-            running = [lane for lane in self.lanes.values() if not lane.done]
+            running = sum(not lane.done for lane in self.lanes.values())
+            if running >= self.config.max_sources:
+                raise ConfigError(f"{running} sources are running, the most --max-sources allows")
             (new_name,) = self._names([spec], taken=list(self.lanes))
             outputs = self._outputs_for(spec, new_name, self._ever)
-            paths = [p for lane in running for p in lane.outputs.paths(self.config, lane.name)]
+            if admit is not None:
+                admit(spec, outputs)
+            # everything the run holds, ended sources too: their files, and the one MCAP every source writes
+            held = [p for lane in self.lanes.values() for p in lane.outputs.paths(self.config, lane.name)]
+            shared = [OutputPath("--mcap", self.config.mcap)] if self.config.mcap else []
             try:
                 check_output_paths(
-                    [spec.uri, *(lane.uri for lane in running)], [*paths, *outputs.paths(self.config, new_name)]
+                    [spec.uri, *(lane.uri for lane in self.lanes.values())],
+                    [*shared, *held, *outputs.paths(self.config, new_name)],
                 )
             except SinkError as err:
                 raise ConfigError(str(err)) from None
