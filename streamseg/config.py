@@ -15,7 +15,6 @@ from streamseg.models.spec import ModelSpec
 from streamseg.options import EncoderOptions, SourceOptions
 from streamseg.yamlfile import describe_validation_error, load_yaml
 
-
 DAY = 86400.0  # seconds: the longest wait a source may ask for
 
 

@@ -9,6 +9,7 @@ and outputs may use only the protocols in ``OUTPUT_SCHEMES``.
 from __future__ import annotations
 
 import re
+
 from streamseg.errors import ConfigError
 
 _PROTOCOL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")

@@ -4,7 +4,8 @@ foxglove-sdk 0.30 has no hook on the WebSocket handshake (its ``ServerListener``
 never headers), so the SDK's server listens on a random loopback address and port, and this gate on
 the port the user asked for. It reads each connection's request head and answers 403 when the
 ``Origin`` is neither the server's own, a page served from this machine, nor one of ``--foxglove-origin``
-(by default the Foxglove web app), or when a loopback server is named by a ``Host`` that is not the loopback (DNS rebinding).
+(by default the Foxglove web app), or when a loopback server is named by a ``Host`` that is not the
+loopback (DNS rebinding).
 Otherwise it relays the connection's bytes both ways untouched: a slow viewer is a slow client of
 the SDK, which drops its messages without slowing the pipeline.
 
@@ -39,7 +40,7 @@ def hidden_loopback() -> str:
 
 
 class OriginGate:
-    """Listens on ``host:port`` (0: a free port; ``self.port`` says which) and relays checked clients to ``upstream``."""
+    """Listens on ``host:port`` (0: a free port; ``self.port`` says which), relays checked clients to ``upstream``."""
 
     def __init__(self, host: str, port: int, upstream: tuple[str, int], *, origins: Iterable[str] = ()):
         self.upstream = upstream

@@ -116,7 +116,7 @@ def _reaches_this_machine(uri: str) -> bool:
     if not host:
         return True
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except (OSError, UnicodeError):
         return False  # does not resolve: FFmpeg cannot reach it either
     for address in addresses:

@@ -2,8 +2,9 @@
 
 ``/sources`` lists the sources (GET), starts one (POST, a JSON body as a
 ``sources:`` entry) and stops one (DELETE /sources/NAME), as DeepStream's
-nvmultiurisrcbin REST API does. Changes need the run's token, JSON and the server's own Origin
-(``observe.access``), and touch only what ``observe.confine`` allows. Everything else is read at scrape time from the pipeline's own counters (see
+nvmultiurisrcbin REST API does. Changes need the run's token, JSON and the server's
+own Origin (``observe.access``), and touch only what ``observe.confine`` allows.
+Everything else is read at scrape time from the pipeline's own counters (see
 ``LiveStats``), so the per-frame path does no metrics work except one bucket
 increment per frame for the end-to-end latency histogram.
 """
@@ -22,9 +23,9 @@ from streamseg.logs import redact
 from streamseg.observe.access import AccessRules, ApiToken, parse_json_body
 from streamseg.observe.confine import Confinement, Forbidden
 from streamseg.observe.http import BackgroundServer, QuietHandler
-from streamseg.yamlfile import describe_validation_error
 from streamseg.observe.live import LiveStats, gpu_memory
 from streamseg.workers import LATENCY_BUCKETS, StageStats
+from streamseg.yamlfile import describe_validation_error
 
 HEALTHY = ("starting", "running", "reconnecting")  # /health answers 200 for these, 503 for "stopped"
 MAX_BODY = 64 * 1024  # bytes of a POST /sources body

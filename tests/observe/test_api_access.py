@@ -57,7 +57,9 @@ def call(
 
 
 def post(server: MetricsServer, body: bytes, **headers: str) -> tuple[int, dict]:
-    status, answer, _ = call(server.port, "POST", "/sources", body, {k.replace("_", "-"): v for k, v in headers.items()})
+    status, answer, _ = call(
+        server.port, "POST", "/sources", body, {k.replace("_", "-"): v for k, v in headers.items()}
+    )
     return status, answer
 
 
@@ -73,7 +75,9 @@ NOT_RUNNING = (400, {"error": "the pipeline is not running"})  # past every rule
 def test_changes_without_the_token_get_401(server):
     status, answer, response = call(server.port, "POST", "/sources", SOURCE, {"Content-Type": "application/json"})
     assert status == 401 and "Bearer" in answer["error"] and response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert post(server, SOURCE, Content_Type="application/json", Authorization="Bearer wrong-token-0123456789")[0] == 401
+    assert (
+        post(server, SOURCE, Content_Type="application/json", Authorization="Bearer wrong-token-0123456789")[0] == 401
+    )
     assert post(server, SOURCE, Content_Type="application/json", Authorization=server.access.token.value)[0] == 401
     assert call(server.port, "DELETE", "/sources/car-detection")[0] == 401
     assert post(server, SOURCE, Content_Type="application/json", Authorization=bearer(server)) == NOT_RUNNING
@@ -95,10 +99,10 @@ def test_the_csrf_request_of_the_report_is_refused(server):
     assert post(server, SOURCE, Authorization=bearer(server))[0] == 403  # no Content-Type at all
     # the server's own origin (a page it served) is fine
     own = f"http://127.0.0.1:{server.port}"
-    assert post(server, SOURCE, Content_Type="application/json", Origin=own, Authorization=bearer(server)) == NOT_RUNNING
-    status, _ = post(
-        server, SOURCE, Content_Type="application/json; charset=utf-8", Authorization=bearer(server)
+    assert (
+        post(server, SOURCE, Content_Type="application/json", Origin=own, Authorization=bearer(server)) == NOT_RUNNING
     )
+    status, _ = post(server, SOURCE, Content_Type="application/json; charset=utf-8", Authorization=bearer(server))
     assert (status, _) == NOT_RUNNING
 
 
