@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -127,17 +126,25 @@ class RegionMask:
 
 
 def rasterize(region: Region, height: int, width: int) -> RegionMask:
-    """The pixels whose centres lie in the polygon (OpenCV's fill rule), cropped to their bounding box."""
-    corners = np.array([(x * width, y * height) for x, y in region.points], np.float64)
+    """The pixels whose centres lie inside the polygon (even-odd rule, edges half-open), cropped to their box."""
+    xs = np.array([x * width for x, _ in region.points])
+    ys = np.array([y * height for _, y in region.points])
+    x0, y0, x1, y1 = xs, ys, np.roll(xs, -1), np.roll(ys, -1)
     full = np.zeros((height, width), np.uint8)
-    shift = 4  # sub-pixel corners: 1/16 px
-    cv2.fillPoly(full, [np.round((corners - 0.5) * (1 << shift)).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=shift)
-    ys, xs = np.nonzero(full.any(axis=1))[0], np.nonzero(full.any(axis=0))[0]
-    if len(ys) == 0:  # thinner than a pixel at this size: its nearest pixel stands for it
-        cx, cy = corners.mean(axis=0)
-        y, x = min(height - 1, int(cy)), min(width - 1, int(cx))
+    for row in range(height):
+        centre = row + 0.5
+        crossing = (y0 <= centre) != (y1 <= centre)  # edges that straddle this row's centre line
+        if not crossing.any():
+            continue
+        at = np.sort(x0[crossing] + (centre - y0[crossing]) * (x1[crossing] - x0[crossing]) / (y1 - y0)[crossing])
+        for left, right in zip(at[::2], at[1::2]):  # inside between each pair: pixel centres in [left, right)
+            first, stop = max(0, int(np.ceil(left - 0.5))), min(width, int(np.ceil(right - 0.5)))
+            full[row, first:stop] = 1
+    rows_in, cols_in = np.nonzero(full.any(axis=1))[0], np.nonzero(full.any(axis=0))[0]
+    if len(rows_in) == 0:  # thinner than a pixel at this size: its nearest pixel stands for it
+        y, x = min(height - 1, int(ys.mean())), min(width - 1, int(xs.mean()))
         return RegionMask(slice(y, y + 1), slice(x, x + 1), None, 1)
-    rows, cols = slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
+    rows, cols = slice(int(rows_in[0]), int(rows_in[-1]) + 1), slice(int(cols_in[0]), int(cols_in[-1]) + 1)
     box = full[rows, cols]
     pixels = int(box.sum())
     return RegionMask(rows, cols, None if pixels == box.size else np.ascontiguousarray(box), pixels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -117,14 +118,14 @@ def red_square_video(
     *,
     seconds: float,
     fps: int,
-    inside: tuple[float, float],
+    inside: Sequence[tuple[float, float]],
     width: int = 160,
     height: int = 96,
     gop: int | None = None,
 ) -> Path:
-    """A grey scene with a red square: left of the centre, inside the centre (from ``inside[0]`` to
-    ``inside[1]`` seconds, frame times ``i / fps``), then right of it. The centre is x 0.4-0.6, y 0.3-0.7 and
-    the square (a fifth of the height) fits in it; outside it the square touches none of that box."""
+    """A grey scene with a red square: in the centre during each (from, to) of ``inside`` (seconds, frame
+    times ``i / fps``), else left of it before the first visit and right of it after. The centre is
+    x 0.4-0.6, y 0.3-0.7; the square (a fifth of the height) fits in it and, outside, touches none of it."""
     path = Path(path)
     side = height // 5
     top = height // 2 - side // 2
@@ -139,7 +140,10 @@ def red_square_video(
             stream.codec_context.gop_size = gop
         for i in range(round(seconds * fps)):
             t = i / fps
-            where = "before" if t < inside[0] - 1e-9 else "inside" if t < inside[1] - 1e-9 else "after"
+            if any(start - 1e-9 <= t < end - 1e-9 for start, end in inside):
+                where = "inside"
+            else:
+                where = "before" if t < inside[0][0] else "after"
             image = np.full((height, width, 3), 110, np.uint8)
             x = places[where]
             image[top : top + side, x : x + side] = (255, 0, 0)
