@@ -140,6 +140,16 @@ def test_cooldown_and_overlapping_events_in_one_clip(red_wins, two_visits, tmp_p
     assert len(clips_in(tmp_path / "cool")[0]) == 1
 
 
+def test_carried_frames_count_like_inferred_ones(red_wins, one_visit):
+    """--interval 2, labels held: frames 16, 18 … are inferred, the odd ones carry the frame before's labels.
+    So the square counts from frame 16 (inferred) to frame 25 (carried from 24, still inside)."""
+    p = pipeline(red_wins, one_visit, [RULE], interval=2, propagate="none")
+    heard = p.events.listen()
+    p.run()
+    end = [m for m in heard if m["kind"] == "end"]
+    assert [(m["start"], m["end"], m["frames"], m["inferred"]) for m in end] == [(1.6, 2.6, 10, 5)]
+
+
 def test_metrics_preview_and_mcap_see_coverage_and_the_active_region(red_wins, one_visit, tmp_path):
     p = pipeline(red_wins, one_visit, [RULE], metrics_port=0, preview_port=0, mcap=str(tmp_path / "run.mcap"))
     seen: dict[str, object] = {}
