@@ -21,6 +21,7 @@ from streamseg.sinks.paths import OutputPath, output_paths
 
 if TYPE_CHECKING:
     from streamseg.config import RunConfig
+    from streamseg.events.source import SourceEvents
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FIELDS = ("name", "index")
@@ -90,6 +91,7 @@ class SourceOutputs:
     videos: tuple[str, ...] = ()
     labels_out: str | None = None
     summary: str | None = None
+    events: SourceEvents | None = None  # regions and rules: coverage on each result, events, clips
 
     def paths(self, config: RunConfig, owner: str | None = None) -> list[OutputPath]:
         """Every file or folder these outputs write (stream URLs are not paths)."""

@@ -11,6 +11,7 @@ of them, batched. Sources can be added and removed while it runs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from streamseg.batching import BatchWorker
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError, SinkError, StreamsegError
+from streamseg.events import EventBus
 from streamseg.frames import Result
 from streamseg.lane import SourceLane
 from streamseg.logs import redact
@@ -117,6 +119,7 @@ class Pipeline:
         self.preview: PreviewServer | None = None  # the preview page server, with --preview
         self.publisher: LabelPublisher | None = None  # the label-map publisher, with --publish
         self.downstream: list[Sink] = []  # MCAP, Foxglove, MQTT, Kafka sinks, each serving every source
+        self.events = EventBus()  # event starts and ends: .subscribe(callback), .listen() (streamseg.events)
         self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
         self._shared: list[Sink] = []  # sinks every source writes to
         self._stopping = threading.Event()
@@ -160,6 +163,11 @@ class Pipeline:
         assert cfg.model is not None, "checked in __init__"
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
+        plans = [(name, self._with_events(out, s, name)) for (name, out), s in zip(plans, specs)]  # checked now
+        if cfg.webhook:
+            from streamseg.events.webhook import check_webhook_url
+
+            check_webhook_url(cfg.webhook)
         self._budget_specs = self._latency_budget_specs(spec)
         wanted = cfg.batch or len(specs)
         self.backend = backend = create_backend(
@@ -178,6 +186,7 @@ class Pipeline:
         # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
         self._shared = self._open_shared_sinks(spec, live=not any_file) + self._extra_sinks
+        self._attach_events()
         size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
         if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
             size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
@@ -215,6 +224,23 @@ class Pipeline:
             labels_out=expand(labels, name, index) if labels else None,
             summary=expand(summary, name, index) if summary else None,
         )
+
+    def _with_events(self, outputs: SourceOutputs, spec: SourceSpec, name: str) -> SourceOutputs:
+        """``outputs`` with the source's regions and rules, checked against the model's classes."""
+        from streamseg.events.source import plan_source_events
+
+        assert self.spec is not None, "the model is resolved first"
+        events = plan_source_events(self.config, spec, name, self.spec.classes, self.events)
+        return outputs if events is None else dataclasses.replace(outputs, events=events)
+
+    def _attach_events(self) -> None:
+        """Event messages go to the shared sinks that take them (MQTT, Kafka, MCAP) and the webhook."""
+        webhook = None
+        if self.config.webhook:
+            from streamseg.events.webhook import Webhook
+
+            webhook = Webhook(self.config.webhook)
+        self.events.attach(self._shared, webhook)
 
     def _open_shared_sinks(self, spec: ModelSpec, live: bool) -> list[Sink]:
         cfg, sinks = self.config, list[Sink]()
@@ -338,7 +364,7 @@ class Pipeline:
             if running >= self.config.max_sources:
                 raise ConfigError(f"{running} sources are running, the most --max-sources allows")
             (new_name,) = self._names([spec], taken=list(self.lanes))
-            outputs = self._outputs_for(spec, new_name, self._ever)
+            outputs = self._with_events(self._outputs_for(spec, new_name, self._ever), spec, new_name)
             if admit is not None:
                 admit(spec, outputs)
             # everything the run holds, ended sources too: their files, and the one MCAP every source writes
@@ -444,6 +470,7 @@ class Pipeline:
 
     def _close_shared(self, complete: bool) -> list[Exception]:
         errors = []
+        self.events.close()  # listeners end; the webhook sends what it can
         for sink in self._shared or ([self.metrics] if self.metrics is not None else []):
             try:
                 sink.close(complete=complete)

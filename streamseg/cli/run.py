@@ -155,6 +155,30 @@ from streamseg.models.spec import ModelSpec
     help="Record file outputs in N-second segments; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.",
 )
 @config_option("keep_gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")
+@config_option(
+    "rois",
+    multiple=True,
+    default=(),
+    metavar="NAME=X1,Y1;X2,Y2;...",
+    help="A region of interest for every source: a polygon in fractions of the frame (0..1); repeat for several.",
+)
+@config_option(
+    "events",
+    multiple=True,
+    default=(),
+    metavar="RULE",
+    help="An event rule, e.g. 'person in crosswalk > 0.02 for 0.5s [cooldown 10s]'; repeat for several.",
+)
+@config_option("coverage", help="Coverage columns and messages: the rules' classes, or every class [default: rules].")
+@config_option("events_dir", help="Write a clip, a JSON sidecar and a thumbnail per event into this folder.")
+@config_option("pre_roll", type=click.FloatRange(min=0), help="Seconds of an event clip before the event [default: 5].")
+@config_option("post_roll", type=click.FloatRange(min=0), help="Seconds of an event clip after the event [default: 5].")
+@config_option(
+    "pre_roll_megabytes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Cap on each source's buffer of encoded video kept for the pre-roll [default: 64].",
+)
+@config_option("webhook", help="POST each event's start and end as JSON to this http(s) URL.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(
     sources: tuple[str, ...], spec_path: str | None, config_path: str | None, no_progress: bool, **flags: Any
@@ -176,11 +200,14 @@ def run(
         or config.foxglove_port is not None
         or config.mqtt
         or config.kafka
+        or config.events_dir
+        or config.webhook
         or any(s.outputs or s.labels_out or s.summary for s in config.sources)
     ):
         raise click.UsageError(
             "nothing to write: give -o OUTPUT, --labels-out DIR, --summary FILE, --publish "
-            "ENDPOINT, --preview PORT, --mcap FILE, --foxglove PORT, --mqtt URL or --kafka URL"
+            "ENDPOINT, --preview PORT, --mcap FILE, --foxglove PORT, --mqtt URL, --kafka URL, --events-dir DIR "
+            "or --webhook URL"
         )
     if config.model is None:
         raise no_model_error()
@@ -224,6 +251,8 @@ def _written(pipeline) -> list[str]:
             found.extend(f"segments {uri}" for uri in lane.outputs.videos if "://" not in uri)
     if pipeline.config.mcap and os.path.exists(pipeline.config.mcap):
         found.append(pipeline.config.mcap)
+    if pipeline.config.events_dir and os.path.isdir(pipeline.config.events_dir):
+        found.append(pipeline.config.events_dir.rstrip("/") + "/")
     return found
 
 

@@ -43,9 +43,10 @@ def _prometheus():
 class PipelineCollector:
     """A prometheus-client collector that reads the pipeline on every scrape."""
 
-    def __init__(self, live: LiveStats, frame_latency: StageStats):
+    def __init__(self, live: LiveStats, frame_latency: StageStats, coverage: dict | None = None):
         self.live = live
         self.frame_latency = frame_latency
+        self.coverage = coverage if coverage is not None else {}  # source -> its newest frame's region coverage
 
     def describe(self) -> list:
         return []  # no fixed description: prometheus-client then skips a collect() at registration
@@ -94,6 +95,11 @@ class PipelineCollector:
             batches.add_metric([str(size)], count)
         yield batches
         yield from self._per_source(core, s["sources"])
+        bus = getattr(self.live.pipeline, "events", None)
+        if bus is not None:
+            from streamseg.events.metrics import event_metrics
+
+            yield from event_metrics(core, bus, dict(self.coverage))
         gpus = gpu_memory()
         if gpus:
             memory = core.GaugeMetricFamily("streamseg_gpu_memory_bytes", "GPU memory", labels=["device", "kind"])
@@ -171,7 +177,7 @@ def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
 class MetricsServer:
     """``/metrics`` (Prometheus text format) and ``/health`` on ``host:port``; also a sink.
 
-    As a sink it only bins each result's end-to-end latency.
+    As a sink it only bins each result's end-to-end latency (and keeps a reference to its regions' coverage).
     """
 
     def __init__(self, pipeline: Any, port: int, host: str = "127.0.0.1"):
@@ -179,8 +185,9 @@ class MetricsServer:
         self.pipeline = pipeline
         self.live = LiveStats(pipeline)
         self.frame_latency = StageStats("frame")  # capture -> composited, binned like the stages
+        self.coverage: dict[str, dict[str, dict[str, float]]] = {}  # source -> newest coverage, with regions
         self.registry = core.CollectorRegistry(auto_describe=False)  # ours alone: several pipelines may run
-        self.registry.register(PipelineCollector(self.live, self.frame_latency))
+        self.registry.register(PipelineCollector(self.live, self.frame_latency, self.coverage))
         self.content_type = prometheus_client.CONTENT_TYPE_LATEST
         config: RunConfig = pipeline.config
         self.confinement = Confinement.from_config(config)
@@ -198,6 +205,8 @@ class MetricsServer:
 
     def write(self, result: Result) -> None:
         self.frame_latency.add(result.latency)
+        if result.coverage is not None:
+            self.coverage[result.source] = result.coverage
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
