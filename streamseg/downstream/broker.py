@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from typing import Any
 
 from streamseg.downstream.events import Event, EventQueue, label_png, summary_event
 from streamseg.downstream.topics import SourceTopics, stamp_ns
@@ -75,6 +77,10 @@ class BrokerSink:
     def send(self, event: Event) -> bool:
         raise NotImplementedError
 
+    def event_topic(self, source_name: str) -> str:
+        """Where a source's event starts and ends go (``streamseg.events``)."""
+        raise NotImplementedError
+
     def pending(self) -> int:
         """Messages handed to the client and not yet acknowledged by the broker."""
         return 0
@@ -90,6 +96,11 @@ class BrokerSink:
             parts.append((labels_topic, label_png(result.labels)))
         self._queue.put(Event(tuple(parts)))
         self.written += 1
+
+    def publish_event(self, source: str, message: dict[str, Any]) -> None:
+        """An event's start or end (JSON, docs/events.md), queued with the frames' messages."""
+        topic = self.event_topic(self._source_names(source))
+        self._queue.put(Event(((topic, json.dumps(message).encode()),)))
 
     def _send_loop(self) -> None:
         while True:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from streamseg.downstream.ros_messages import PREFIX, SCHEMAS, RosEncoder, topic
 from streamseg.downstream.topics import SourceTopics, stamp_ns
@@ -32,7 +35,9 @@ def _writer_class():
 
 
 class McapSink:
-    """One MCAP file for all sources: topics ``/streamseg/<source>/<channel>`` (see ``ros_messages.CHANNELS``)."""
+    """One MCAP file for all sources: topics ``/streamseg/<source>/<channel>`` (see ``ros_messages.CHANNELS``),
+    and with regions and rules ``coverage`` per frame and ``events`` per event start and end (JSON strings).
+    """
 
     def __init__(
         self, path: str | Path, classes: tuple[str, ...], colors: tuple[tuple[int, int, int], ...], *, live: bool
@@ -62,6 +67,7 @@ class McapSink:
             })  # fmt: skip
             self._writer.flush()
         self.frames = 0
+        self._lock = threading.Lock()  # sources' output threads write frames, and events, into one file
         self.announcement = f"writing ROS 2 messages to {self.path}"
 
     @contextlib.contextmanager
@@ -76,6 +82,22 @@ class McapSink:
             raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
 
     def write(self, result: Result) -> None:
+        with self._lock:
+            self._write(result)
+
+    def publish_event(self, source: str, message: dict[str, Any]) -> None:
+        """An event's start or end on ``/streamseg/<source>/events``, stamped as frames are (media or capture time)."""
+        seconds = message["start"] if message["kind"] == "start" else message["end"]
+        stamp = round(1_000_000_000 * (time.time() if self.live else max(0.0, seconds)))
+        with self._lock, self._writing():
+            self._add(self._topics(source), self.encoder.json("events", message), stamp, 0)
+            self._writer.flush()
+
+    def _add(self, name: str, message: Any, stamp: int, sequence: int) -> None:
+        channel = self._channel(topic(name, message.suffix), message.schema)
+        self._writer.add_message(channel, log_time=stamp, publish_time=stamp, data=message.data, sequence=sequence)
+
+    def _write(self, result: Result) -> None:
         new = result.source not in self._topics
         name = self._topics(result.source)
         stamp = stamp_ns(result, self.live)
@@ -85,10 +107,11 @@ class McapSink:
                     f"streamseg.source.{name}", {"source": redact(result.source), "topic_prefix": f"{PREFIX}/{name}"}
                 )
             for message in self.encoder.messages(result, stamp, frame_id=name):
-                channel = self._channel(topic(name, message.suffix), message.schema)
-                self._writer.add_message(
-                    channel, log_time=stamp, publish_time=stamp, data=message.data, sequence=result.index
-                )
+                self._add(name, message, stamp, result.index)
+            if result.coverage is not None:
+                value = {"source": redact(result.source), "index": result.index, "time": result.time,
+                         "coverage": result.coverage}  # fmt: skip
+                self._add(name, self.encoder.json("coverage", value), stamp, result.index)
             self._writer.flush()  # one chunk per frame, handed to the OS: survives a kill of this process
         self.frames += 1
 
