@@ -100,7 +100,7 @@ class BrokerSink:
     def publish_event(self, source: str, message: dict[str, Any]) -> None:
         """An event's start or end (JSON, docs/events.md), queued with the frames' messages."""
         topic = self.event_topic(self._source_names(source))
-        self._queue.put(Event(((topic, json.dumps(message).encode()),)))
+        self._queue.put(Event(((topic, json.dumps(message).encode()),), frame=False))
 
     def _send_loop(self) -> None:
         while True:

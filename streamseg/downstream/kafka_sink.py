@@ -60,7 +60,8 @@ class KafkaSink(BrokerSink):
         if len(self._producer) + len(event.parts) > MAX_QUEUED:
             return False  # librdkafka still holds a full queue: the broker is away or slow
         for part, (topic, payload) in enumerate(event.parts):  # a frame counts once its summary is delivered
-            self._producer.produce(topic, payload, on_delivery=self._on_delivery if part == 0 else None)
+            counted = part == 0 and event.frame
+            self._producer.produce(topic, payload, on_delivery=self._on_delivery if counted else None)
         return True
 
     def _on_delivery(self, err, message) -> None:  # from poll()/flush(): the broker's delivery report

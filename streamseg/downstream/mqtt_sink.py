@@ -101,7 +101,7 @@ class MqttSink(BrokerSink):
             for part, (topic, payload) in enumerate(event.parts):  # queued in paho while disconnected, sent later
                 mid = self._client.publish(topic, payload, qos=1).mid
                 self._unacked.add(mid)
-                if part == 0:  # a frame counts as delivered once its summary is acknowledged
+                if part == 0 and event.frame:  # a frame counts as delivered once its summary is acknowledged
                     self._summaries.add(mid)
         return True
 

@@ -3,10 +3,13 @@ that ends or is removed gives back every thread it started, FFmpeg's codec threa
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
+import urllib.request
 from fractions import Fraction
 from pathlib import Path
 
@@ -140,6 +143,36 @@ def test_an_added_source_over_the_limit_fails_alone(tmp_path, duc_onnx):
         lane = pipeline.lanes[name]
         lane.join(60)
         assert lane.state == "failed" and "over --max-pixels 3072" in str(lane.error)
+        assert pipeline.lanes["base"].state in ("opening", "running")
+        pipeline.stop()
+
+
+def test_a_posted_source_over_the_limit_fails_alone(huge_clip, tmp_path, duc_onnx, monkeypatch):
+    """POST /sources, with the token and JSON, from a real HTTP client: the same check, the same one line."""
+    pytest.importorskip("prometheus_client", reason="needs the observe extra (prometheus-client)")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # the token's folder
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(huge_clip, inputs / "huge.mp4")
+    base = make_video(inputs / "base.mp4", width=64, height=48, frames=4)
+    pipeline = Pipeline(
+        base, model=duc_onnx, metrics_port=0, input_root=str(inputs), live={"realtime": True, "loop": True}
+    )
+    with pipeline:
+        assert pipeline.metrics is not None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{pipeline.metrics.port}/sources",
+            data=json.dumps({"uri": str(inputs / "huge.mp4"), "realtime": False, "loop": False}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {pipeline.api_token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 201
+            name = json.loads(response.read())["name"]
+        lane = pipeline.lanes[name]
+        lane.join(60)
+        assert lane.state == "failed" and "8192x8192 pictures" in str(lane.error)
+        assert "over --max-pixels 33177600" in str(lane.error)
         assert pipeline.lanes["base"].state in ("opening", "running")
         pipeline.stop()
 
