@@ -7,6 +7,7 @@ Each source's own lane (``streamseg.lane``) is made later, from these parts, by 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from streamseg.batching import BatchWorker
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError
+from streamseg.events import EventBus
 from streamseg.lane import SourceLane
 from streamseg.models import ModelHandle, open_model
 from streamseg.models.spec import ModelSpec
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from streamseg.observe import MetricsServer, PreviewServer
     from streamseg.publish import LabelPublisher
 
+Plan = tuple[SourceSpec, str, SourceOutputs]  # a source, its name and its outputs (``streamseg.lanes``)
+
 # every lane plug-in there is; each says from the config whether a run wants it
 PLUGINS = (TemporalPlugin,)
 
@@ -38,8 +42,9 @@ PLUGINS = (TemporalPlugin,)
 class RunParts:
     """The model, backend, stage set, shared sinks and infer stage of one run; ``build`` fills them once."""
 
-    def __init__(self, config: RunConfig, model: ModelHandle | None = None):
+    def __init__(self, config: RunConfig, model: ModelHandle | None = None, extra_sinks: Sequence[Sink] = ()):
         self.config = config
+        self.extra_sinks = list(extra_sinks)  # caller-made sinks (publishers, previews), closed with ours
         self.model = model  # the model as given (a handle), else opened from config.model by build()
         self.spec: ModelSpec | None = None  # the model's spec at the run's input size
         self.backend: Backend | None = None
@@ -50,6 +55,7 @@ class RunParts:
         self.publisher: LabelPublisher | None = None  # the label-map publisher, with --publish
         self.downstream: list[Sink] = []  # MCAP, Foxglove, MQTT, Kafka sinks, each serving every source
         self.sinks: list[Sink] = []  # every sink all sources write to
+        self.events = EventBus()  # event starts and ends: .subscribe(callback), .listen() (streamseg.events)
         self.results: StageQueue | None = None
         self.batcher: BatchWorker | None = None
         self.arrived = threading.Event()  # set by every lane's prepared queue: the infer stage waits on it
@@ -57,17 +63,26 @@ class RunParts:
     def build(
         self,
         owner: Any,
+        plans: Sequence[Plan],
         *,
-        extra_sinks: Sequence[Sink],
         stopping: threading.Event,
         on_error: Callable[[BaseException], None],
-    ) -> None:
-        """Everything but the lanes; ``owner`` (the pipeline) is what the preview page reports on."""
+    ) -> list[Plan]:
+        """Everything but the lanes; ``owner`` (the pipeline) is what the preview page reports on.
+
+        Returns ``plans`` with each source's regions and rules, checked against the model's classes
+        before the backend loads or a shared sink opens.
+        """
         cfg = self.config
         sources = cfg.sources
         assert cfg.model is not None, "a run has a model (Pipeline checks)"
         self.model = model = open_model(self.model or cfg.model, cfg.spec)
         self.spec = spec = model.spec.with_short_side(cfg.input_size)
+        plans = [(source, name, self.with_events(source, name, out)) for source, name, out in plans]
+        if cfg.webhook:
+            from streamseg.events.webhook import check_webhook_url
+
+            check_webhook_url(cfg.webhook)
         wanted = cfg.batch or len(sources)
         self.backend = backend = create_backend(
             cfg.backend,
@@ -83,7 +98,8 @@ class RunParts:
         self.plugins = lane_plugins(cfg, stages, spec, backend.run)
         # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in sources)
-        self.sinks = self._open_shared_sinks(owner, spec, live=not any_file) + list(extra_sinks)
+        self.sinks = self._open_shared_sinks(owner, spec, live=not any_file) + self.extra_sinks
+        self._attach_events()
         size = max(cfg.queue_size or (4 if any_file else 1), len(sources))  # lanes make room for what they hold
         self.results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
         self.batcher = BatchWorker(
@@ -95,6 +111,24 @@ class RunParts:
             on_error=on_error,
             arrived=self.arrived,
         )
+        return plans
+
+    def with_events(self, source: SourceSpec, name: str, outputs: SourceOutputs) -> SourceOutputs:
+        """``outputs`` with the source's regions and rules, checked against the model's classes."""
+        from streamseg.events.source import plan_source_events
+
+        assert self.spec is not None, "the model is resolved first"
+        events = plan_source_events(self.config, source, name, self.spec.classes, self.events)
+        return outputs if events is None else dataclasses.replace(outputs, events=events)
+
+    def _attach_events(self) -> None:
+        """Event messages go to the shared sinks that take them (MQTT, Kafka, MCAP) and the webhook."""
+        webhook = None
+        if self.config.webhook:
+            from streamseg.events.webhook import Webhook
+
+            webhook = Webhook(self.config.webhook)
+        self.events.attach(self.sinks, webhook)
 
     def _open_shared_sinks(self, owner: Any, spec: ModelSpec, live: bool) -> list[Sink]:
         cfg, sinks = self.config, list[Sink]()
@@ -158,6 +192,7 @@ class RunParts:
     def close_sinks(self, complete: bool) -> list[Exception]:
         """Close every shared sink (the metrics server alone if the run never got that far); their errors."""
         errors = []
+        self.events.close()  # listeners end; the webhook sends what it can
         for sink in self.sinks or ([self.metrics] if self.metrics is not None else []):
             try:
                 sink.close(complete=complete)

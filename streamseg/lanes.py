@@ -15,6 +15,7 @@ from typing import Any
 
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError, SinkError
+from streamseg.frames import StreamInfo
 from streamseg.lane import SourceLane
 from streamseg.logs import redact
 from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
@@ -22,8 +23,14 @@ from streamseg.sinks.paths import OutputPath, check_output_paths
 
 log = logging.getLogger(__name__)
 
+# a source as add_source takes it: a URI or path, a SourceSpec, or its fields
+SourceLike = str | Path | SourceSpec | dict
 # (source, its name, its index in the run, its outputs) -> a lane that has not started yet
 LaneFactory = Callable[[SourceSpec, str, int, SourceOutputs], SourceLane]
+# (source, its name, its outputs) -> those outputs with what the run adds (its regions and rules)
+Equip = Callable[[SourceSpec, str, SourceOutputs], SourceOutputs]
+# (source, its outputs) -> None, or raises: may refuse a source before it joins (the REST API's confinement)
+Admit = Callable[[SourceSpec, SourceOutputs], None]
 
 
 class LaneRegistry:
@@ -40,6 +47,8 @@ class LaneRegistry:
     def plan(self, specs: Sequence[SourceSpec]) -> list[tuple[SourceSpec, str, SourceOutputs]]:
         """Each source with its name and outputs; no output replaces an input or another output."""
         cfg = self.config
+        if len(specs) > cfg.max_sources:
+            raise ConfigError(f"{len(specs)} sources given, more than --max-sources {cfg.max_sources}")
         names = self._names(specs)
         plans = [(spec, name, self._outputs_for(spec, name, i)) for i, (spec, name) in enumerate(zip(specs, names))]
         owner = len(plans) > 1
@@ -81,23 +90,33 @@ class LaneRegistry:
         lane.start()
         log.info("source %s: %s", name, lane.display)
 
-    def plan_one(self, spec: SourceSpec) -> tuple[SourceSpec, str, SourceOutputs]:
-        """A source joining a running run: its name and outputs, checked against the running sources'."""
+    def plan_one(
+        self, spec: SourceSpec, equip: Equip, admit: Admit | None = None
+    ) -> tuple[SourceSpec, str, SourceOutputs]:
+        """A source joining a running run: its name and outputs (``equip``-ped, then ``admit``-ted),
+        checked against everything the run holds: every lane's, ended ones too, and the one --mcap file."""
+        cfg = self.config
         with self.lock:
-            running = [lane for lane in self.lanes.values() if not lane.done]
+            running = sum(not lane.done for lane in self.lanes.values())
+            if running >= cfg.max_sources:
+                raise ConfigError(f"{running} sources are running, the most --max-sources allows")
             (new_name,) = self._names([spec], taken=list(self.lanes))
-            outputs = self._outputs_for(spec, new_name, self.ever)
-            paths = [p for lane in running for p in lane.outputs.paths(self.config, lane.name)]
+            outputs = equip(spec, new_name, self._outputs_for(spec, new_name, self.ever))
+            if admit is not None:
+                admit(spec, outputs)
+            held = [p for lane in self.lanes.values() for p in lane.outputs.paths(cfg, lane.name)]
+            shared = [OutputPath("--mcap", cfg.mcap)] if cfg.mcap else []
             try:
                 check_output_paths(
-                    [spec.uri, *(lane.uri for lane in running)], [*paths, *outputs.paths(self.config, new_name)]
+                    [spec.uri, *(lane.uri for lane in self.lanes.values())],
+                    [*shared, *held, *outputs.paths(cfg, new_name)],
                 )
             except SinkError as err:
                 raise ConfigError(str(err)) from None
         return spec, new_name, outputs
 
     @staticmethod
-    def source_spec(uri: str | Path | SourceSpec | dict, name: str | None, options: dict[str, Any]) -> SourceSpec:
+    def source_spec(uri: SourceLike, name: str | None, options: dict[str, Any]) -> SourceSpec:
         """``add_source``'s arguments as one checked ``SourceSpec``."""
         if isinstance(uri, SourceSpec):
             return uri
@@ -152,6 +171,16 @@ class LaneRegistry:
     def whole(self) -> bool:
         """Every source went through whole: nothing stopped early and no --max-frames cut."""
         return not self.stopped_early() and not any(lane.hit_max_frames for lane in self.lanes.values())
+
+    def only_info(self) -> StreamInfo | None:
+        """The ``StreamInfo`` of a one-source run, once its source has opened (waits for that)."""
+        if len(self.lanes) != 1:
+            raise ConfigError(f"info: this run has {len(self.lanes)} sources; see each lane's info in .lanes")
+        lane = next(iter(self.lanes.values()))
+        lane.opened.wait()
+        if lane.info is None and lane.error is not None:
+            raise lane.error
+        return lane.info
 
     def only_error(self) -> BaseException | None:
         """The error of a one-source run's source (as a single-source run always raised it)."""

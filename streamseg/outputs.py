@@ -21,6 +21,7 @@ from streamseg.sinks.paths import OutputPath, output_paths
 
 if TYPE_CHECKING:
     from streamseg.config import RunConfig
+    from streamseg.events.source import SourceEvents
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FIELDS = ("name", "index")
@@ -31,7 +32,10 @@ def source_name(uri: str) -> str:
     if "://" in uri:
         parts = urlsplit(uri)
         where = parts.netloc.rsplit("@", 1)[-1]  # host[:port], never the credentials
-        name = where.replace(":", "-") + parts.path.replace("/", "-")
+        path = parts.path
+        if parts.scheme.lower() in ("rtmp", "rtmps"):  # /APP/STREAM-KEY: never the key (see streamseg.logs)
+            path = "/".join(path.split("/")[:2])
+        name = where.replace(":", "-") + path.replace("/", "-")
     else:
         name = Path(uri).stem if not uri.startswith("/dev/") else Path(uri).name
     return _UNSAFE.sub("-", name).strip("-.") or "source"
@@ -61,15 +65,26 @@ def check_name(name: str) -> str:
 def expand(template: str, name: str, index: int) -> str:
     """``template`` with ``{name}`` and ``{index}`` filled in; other braces are refused with the field named."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = [
+            (f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(template) if f is not None
+        ]
     except ValueError as err:
-        raise ConfigError(f"output template {redact(template)!r}: {err}") from None
+        raise ConfigError(f"output template {_shown(template)}: {err}") from None
+    fields = [f for f, _, _ in parsed]
     unknown = sorted({f for f in fields if f not in FIELDS})
     if unknown:
         raise ConfigError(
-            f"output template {redact(template)!r}: unknown field {{{unknown[0]}}} (use {{name}} or {{index}})"
+            f"output template {_shown(template)}: unknown field {{{unknown[0][:40]}}} (use {{name}} or {{index}})"
         )
+    if any(spec or conversion for _, spec, conversion in parsed):  # {name:>300000000} would fill memory
+        raise ConfigError(f"output template {_shown(template)}: plain {{name}} and {{index}} only, no format specs")
     return template.format(name=name, index=index) if fields else template
+
+
+def _shown(template: str) -> str:
+    """The template for a message: credentials redacted, at most 200 characters."""
+    shown = redact(template)
+    return repr(shown if len(shown) <= 200 else shown[:200] + "…")
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,7 @@ class SourceOutputs:
     videos: tuple[str, ...] = ()
     labels_out: str | None = None
     summary: str | None = None
+    events: SourceEvents | None = None  # regions and rules: coverage on each result, events, clips
 
     def paths(self, config: RunConfig, owner: str | None = None) -> list[OutputPath]:
         """Every file or folder these outputs write (stream URLs are not paths)."""

@@ -27,7 +27,7 @@ from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError, StreamsegError
 from streamseg.frames import Result
 from streamseg.lane import SourceLane
-from streamseg.lanes import LaneRegistry
+from streamseg.lanes import Admit, LaneRegistry, SourceLike
 from streamseg.models import ModelHandle
 from streamseg.outputs import SourceOutputs
 from streamseg.queues import END, Closed
@@ -75,9 +75,9 @@ class Pipeline:
             raise ConfigError("sources: no input given")
         self.on_result = on_result
         # model, backend, stage set, shared sinks, infer stage: built by start(); a model handle given is used as is
-        self.parts = RunParts(self.config, model if isinstance(model, ModelHandle) else None)
+        self.parts = RunParts(self.config, model if isinstance(model, ModelHandle) else None, extra_sinks=sinks)
+        self.events = self.parts.events  # event starts and ends: .subscribe(callback), .listen() (streamseg.events)
         self._lanes = LaneRegistry(self.config)
-        self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
         self._stopping = threading.Event()
         self._errors: list[BaseException] = []  # pipeline-wide: the model failed, not one source
         self._started = False
@@ -92,7 +92,7 @@ class Pipeline:
             self.parts.metrics = MetricsServer(self, self.config.metrics_port, self.config.serve_host)
         try:
             plans = self._lanes.plan(self.config.sources)  # before anything opens: no output replaces an input
-            self.parts.build(self, extra_sinks=self._extra_sinks, stopping=self._stopping, on_error=self._fail)
+            plans = self.parts.build(self, plans, stopping=self._stopping, on_error=self._fail)
             self._started_at = time.perf_counter()
             self._batcher.start()
             self._started = True
@@ -108,16 +108,19 @@ class Pipeline:
         self._lanes.add(spec, name, outputs, make, join=self._batcher.add)
 
     # -- sources come and go ---------------------------------------------------------------
-    def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
+    def add_source(
+        self, uri: SourceLike, *, name: str | None = None, admit: Admit | None = None, **options: Any
+    ) -> str:
         """Start one more source while the pipeline runs; returns its name.
 
         ``options``: ``outputs``, ``labels_out``, ``summary`` (templates, default
-        the run's) and live-input options (``transport``, ``realtime`` …).
+        the run's) and live-input options (``transport``, ``realtime`` …). ``admit``
+        may refuse the source (raise) once its outputs are known (the REST API's confinement).
         """
         spec = self._lanes.source_spec(uri, name, options)
         if not self._started or self._closed or self._stopping.is_set():
             raise ConfigError("the pipeline is not running")
-        spec, new_name, outputs = self._lanes.plan_one(spec)
+        spec, new_name, outputs = self._lanes.plan_one(spec, equip=self.parts.with_events, admit=admit)
         try:
             self._add_lane(spec, new_name, outputs)
         except Closed:
@@ -242,15 +245,14 @@ class Pipeline:
         return self.parts.downstream
 
     @property
+    def api_token(self) -> str | None:
+        """The bearer token ``POST``/``DELETE /sources`` need (``--metrics-port``, ``--api on``); None without."""
+        return self.metrics.access.token.value if self.metrics and self.metrics.access.token else None
+
+    @property
     def info(self):
         """The ``StreamInfo`` of a one-source run, once its source has opened (waits for that)."""
-        if len(self.lanes) != 1:
-            raise ConfigError(f"info: this run has {len(self.lanes)} sources; see each lane's info in .lanes")
-        lane = next(iter(self.lanes.values()))
-        lane.opened.wait()
-        if lane.info is None and lane.error is not None:
-            raise lane.error
-        return lane.info
+        return self._lanes.only_info()
 
     @property
     def failures(self) -> dict[str, str]:
@@ -264,7 +266,7 @@ class Pipeline:
 
     def _figures(self) -> RunFigures:
         parts = self.parts
-        return RunFigures(list(self.lanes.values()), parts.batcher, parts.results, parts.sinks)
+        return RunFigures(list(self.lanes.values()), parts.batcher, parts.results, parts.sinks, parts.downstream)
 
     def state(self) -> str:
         stopping = self._closed or self._stopping.is_set()

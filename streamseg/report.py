@@ -51,6 +51,7 @@ class RunFigures:
     batcher: BatchWorker | None
     results: StageQueue | None
     shared: Sequence[Sink]  # the sinks every source writes to, counted once
+    downstream: Sequence[Sink] = ()  # of those, MCAP, Foxglove, MQTT, Kafka: brokers count frames acknowledged
 
     def stages(self) -> dict[str, StageStats]:
         """Each stage's figures, the lanes' own merged, in the pipeline's order."""
@@ -124,7 +125,10 @@ class RunFigures:
             batches=self.batches(),
             results_dropped=results["dropped"],
             failed=failed,
-            delivered={name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
+            delivered={
+                **{name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
+                **delivery_counts(self.downstream),  # MQTT, Kafka: frames their broker acknowledged
+            },
         )
 
 

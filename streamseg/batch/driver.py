@@ -7,13 +7,14 @@ Ray tasks): each finished video's record comes back to it and is appended as one
 from __future__ import annotations
 
 import datetime
+import os
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,7 +23,7 @@ import click
 
 from streamseg.batch.inputs import VideoInput, output_stem, video_output
 from streamseg.batch.job import ABORTED, DONE, FAILED, Job, JobOutputs, remove_paths
-from streamseg.batch.manifest import Manifest, file_sha256, input_identity, output_options
+from streamseg.batch.manifest import Manifest, figure, file_sha256, input_identity, output_options, recorded_outputs
 from streamseg.config import RunConfig
 from streamseg.errors import ModelError
 from streamseg.models import ModelHandle, open_model
@@ -136,24 +137,29 @@ class BatchRun:
         options = output_options(self.config, labels=self.settings.labels, summary=self.settings.summary)
         pending, outcomes = [], []
         for item in self.inputs:
+            if item.problem is not None:
+                outcomes.append(Outcome(item.key, str(item.path), FAILED, error=item.problem))
+                continue
             try:
                 identity = input_identity(item.path, self.settings.verify)
             except OSError as err:
-                outcomes.append(Outcome(item.key, str(item.path), FAILED, error=f"cannot read: {err.strerror}"))
+                outcomes.append(Outcome(item.key, str(item.path), FAILED, error=_unreadable(item.path, err)))
                 continue
+            expected = recorded_outputs(self._outputs(item))
             if not self.settings.force and manifest.is_done(
-                item.key, identity, self.model_sha256, options, self.outdir
+                item.key, identity, self.model_sha256, options, self.outdir, expected
             ):
-                last = manifest.latest[item.key]
+                last = manifest.latest[item.key]  # its figures as numbers, whatever the line holds
+                frames, expected_frames = figure(last.get("frames"), 0), figure(last.get("expected_frames"), None)
                 outcomes.append(
                     Outcome(
                         item.key,
                         str(item.path),
                         SKIPPED,
-                        last.get("frames", 0),
-                        last.get("expected_frames"),
-                        last.get("fps", 0.0),
-                        last.get("wall_s", 0.0),
+                        int(frames or 0),
+                        None if expected_frames is None else int(expected_frames),
+                        float(figure(last.get("fps"), 0.0) or 0.0),
+                        float(figure(last.get("wall_s"), 0.0) or 0.0),
                     )
                 )
             else:
@@ -170,7 +176,7 @@ class BatchRun:
                     **identity,
                     **model,
                     "options": options,
-                    "outputs": {k: v for k, v in asdict(outputs).items() if v},
+                    "outputs": recorded_outputs(outputs),
                 }
         return jobs, outcomes, base
 
@@ -211,7 +217,7 @@ class BatchRun:
         self.outdir.mkdir(parents=True, exist_ok=True)
         manifest = Manifest(self.outdir)
         jobs, outcomes, base = self.plan(manifest)
-        skipped = len(outcomes)
+        skipped = sum(o.status == SKIPPED for o in outcomes)  # not the unreadable ones, failed already
         if skipped:
             self._say(f"streamseg: {skipped} of {len(self.inputs)} videos done before, skipped (--force redoes them)")
         expected = {job.key: _frame_count(job) for job in jobs}
@@ -368,6 +374,12 @@ class BatchRun:
                 signal.signal(sig, old)
 
         return restore
+
+
+def _unreadable(path: Path, err: OSError) -> str:
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link to {os.readlink(path)}"
+    return f"cannot read: {err.strerror or err}"
 
 
 def _frame_count(job: Job) -> int:

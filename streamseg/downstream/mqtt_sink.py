@@ -1,7 +1,8 @@
 """``--mqtt mqtt://[user:pass@]host[:port]/TOPIC``: per-frame JSON summaries (and label maps) over MQTT.
 
 Topics: ``TOPIC/<source>`` (JSON summary, see ``events.summary_event``) and, with ``--mqtt-labels``,
-``TOPIC/<source>/labels`` (grey PNG, pixel = class id). QoS 1: paho keeps every message the broker has not
+``TOPIC/<source>/labels`` (grey PNG, pixel = class id); with event rules, ``TOPIC/events/<source>`` (each
+event's start and end, docs/events.md). QoS 1: paho keeps every message the broker has not
 acknowledged and sends it again after a reconnect (paho's own loop, ``reconnect_delay_set``), so a broker
 restart loses only the frames the bounded queue dropped, and those are counted.
 """
@@ -67,6 +68,7 @@ class MqttSink(BrokerSink):
         self._unacked: set[int] = set()  # message ids paho holds until the broker acknowledges them
         self._acked: collections.deque[int] = collections.deque()  # appended by paho's thread, no lock
         self._early_acks: set[int] = set()
+        self._summaries: set[int] = set()  # message ids of frame summaries not yet acknowledged
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self._ever_connected = False
@@ -89,13 +91,25 @@ class MqttSink(BrokerSink):
     def topics(self, source_name: str) -> tuple[str, str]:
         return f"{self.topic}/{source_name}", f"{self.topic}/{source_name}/labels"
 
+    def event_topic(self, source_name: str) -> str:
+        return f"{self.topic}/events/{source_name}"
+
     def send(self, event: Event) -> bool:
         with self._lock:
             if self._count_unacked() + len(event.parts) > MAX_IN_FLIGHT:
                 return False  # the broker is slow or away: wait, and let the queue absorb (and drop)
-            for topic, payload in event.parts:  # queued in paho even while disconnected, sent on reconnect
-                self._unacked.add(self._client.publish(topic, payload, qos=1).mid)
+            for part, (topic, payload) in enumerate(event.parts):  # queued in paho while disconnected, sent later
+                mid = self._client.publish(topic, payload, qos=1).mid
+                self._unacked.add(mid)
+                if part == 0 and event.frame:  # a frame counts as delivered once its summary is acknowledged
+                    self._summaries.add(mid)
         return True
+
+    @property
+    def delivered(self) -> int:
+        with self._lock:
+            self._count_unacked()
+            return self._acknowledged
 
     def pending(self) -> int:
         with self._lock:
@@ -105,6 +119,8 @@ class MqttSink(BrokerSink):
         while self._acked:  # acknowledgements from paho's thread (an ack may come before its mid is added)
             self._early_acks.add(self._acked.popleft())
         done = self._unacked & self._early_acks
+        self._acknowledged += len(done & self._summaries)
+        self._summaries -= done
         self._unacked -= done
         self._early_acks -= done
         return len(self._unacked)

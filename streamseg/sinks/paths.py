@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamseg.errors import SinkError
+from streamseg.locations import STREAM_OUTPUTS, check_output_uri, local_path, protocol
 
 if TYPE_CHECKING:
     from streamseg.config import RunConfig
 
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "udp://", "rtmp://", "rtmps://")
 LABEL_NAMES = r"\d{6}\.png"  # what PngLabelSink writes
 HLS_NAMES = r"index\.m3u8|segment_\d{5}\.ts"  # what an hls:DIR output writes
 
@@ -65,7 +65,7 @@ def _same(real: str, path: str, other: str) -> bool:
 
 def check_output_paths(inputs: Iterable[str], outputs: Sequence[OutputPath]) -> None:
     """Raise SinkError naming both when an output is an input or two outputs write the same file."""
-    local_inputs = [i for i in inputs if is_local_path(i)]
+    local_inputs = [path for path in map(local_path, inputs) if path is not None]
     for output in outputs:
         for source in local_inputs:
             if output.claims(source):
@@ -95,8 +95,8 @@ def _collide(first: OutputPath, second: OutputPath) -> bool:
 
 
 def is_local_path(uri: str) -> bool:
-    """A path on this machine (not a network URL)."""
-    return "://" not in uri
+    """A path on this machine (not a network URL), in any spelling FFmpeg opens as a file (``file:…``)."""
+    return local_path(uri) is not None
 
 
 def output_paths(
@@ -108,11 +108,15 @@ def output_paths(
     outputs = []
     segmented = config.encoder.segment_seconds is not None
     for uri in videos:
-        if uri.lower().startswith(STREAM_SCHEMES):
+        check_output_uri(uri)
+        scheme = protocol(uri)
+        if scheme in STREAM_OUTPUTS:
             continue
-        if uri.lower().startswith("hls:"):
+        if scheme == "hls":
             outputs.append(OutputPath("-o", uri[len("hls:") :] or ".", names=HLS_NAMES, owner=owner))
-        elif segmented and config.encoder.keep_gigabytes is not None:
+            continue
+        uri = local_path(uri) or uri  # file:in.mp4 writes in.mp4
+        if segmented and config.encoder.keep_gigabytes is not None:
             outputs.append(OutputPath("-o", uri, glob=segment_glob(uri), owner=owner))
         elif segmented:
             continue  # new files under names not taken yet: it can replace nothing

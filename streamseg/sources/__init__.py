@@ -50,7 +50,7 @@ def open_source(
         return live(uri, format="v4l2")
     if options.realtime and Path(uri).is_file():
         return live(uri, paced=True)
-    return FileSource(uri, max_frames=max_frames)
+    return FileSource(uri, max_frames=max_frames, max_pixels=options.max_pixels)
 
 
 def is_live(uri: str, options: SourceOptions = SourceOptions()) -> bool:

@@ -13,6 +13,8 @@ import numpy as np
 
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
+from streamseg.options import MAX_PIXELS
+from streamseg.sources.limits import check_frame, check_stream, guard_stream
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +31,15 @@ class FileSource:
 
     The first frame is decoded on open, so a file that is not a video fails
     here, and the upright frame size (after any rotation) is known up front.
+    Pictures over ``max_pixels`` fail it (``streamseg.sources.limits``).
     """
 
     live = False
 
-    def __init__(self, path: str | Path, *, max_frames: int | None = None):
+    def __init__(self, path: str | Path, *, max_frames: int | None = None, max_pixels: int = MAX_PIXELS):
         self.path = str(path)
         self.max_frames = max_frames
+        self.max_pixels = max_pixels
         if not Path(self.path).is_file():
             raise SourceError(f"input not found: {self.path}")
         try:
@@ -46,6 +50,7 @@ class FileSource:
             if not self._container.streams.video:
                 raise SourceError(f"{self.path} has no video stream")
             self._stream = self._container.streams.video[0]
+            guard_stream(self._stream, self.path, max_pixels)  # before the decoder allocates a picture
             self._stream.thread_type = "AUTO"
             self._decoded = self._container.decode(self._stream)
             self._first = self._next_decoded()
@@ -59,11 +64,14 @@ class FileSource:
 
     def _next_decoded(self) -> av.VideoFrame | None:
         try:
-            return next(self._decoded)
+            frame = next(self._decoded)
         except StopIteration:
             return None
         except av.FFmpegError as err:
+            check_stream(self._stream, self.path, self.max_pixels)  # FFmpeg's own guard refused a huge picture
             raise SourceError(f"cannot decode {self.path}: {_reason(err)}") from None
+        check_frame(frame, self.path, self.max_pixels)
+        return frame
 
     def _describe(self) -> StreamInfo:
         stream = self._stream
@@ -97,10 +105,12 @@ class FileSource:
             try:
                 decoded = next(self._decoded, None)
             except av.FFmpegError as err:  # truncated or corrupt: keep what decoded
+                check_stream(self._stream, self.path, self.max_pixels)  # unless FFmpeg's guard refused a picture
                 log.warning("%s: stopped after %d frames: %s", self.path, index, _reason(err))
                 return
             if decoded is None:
                 break
+            check_frame(decoded, self.path, self.max_pixels)
             image = to_rgb(decoded)
         expected = self.info.frames
         if expected and index < expected:
@@ -108,6 +118,10 @@ class FileSource:
 
     def close(self) -> None:
         self._container.close()
+        # the stream owns the codec context, whose threads FFmpeg stops only when it is freed, not on close:
+        # drop it now, or a closed source that stays referenced (a lane's record) keeps them
+        self._decoded, self._first = iter(()), None
+        vars(self).pop("_stream", None)
 
 
 def _reason(err: av.FFmpegError) -> str:

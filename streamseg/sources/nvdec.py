@@ -25,8 +25,9 @@ import av
 
 from streamseg.errors import ConfigError, SourceError
 from streamseg.frames import Frame, StreamInfo
-from streamseg.options import SourceOptions
+from streamseg.options import MAX_PIXELS, SourceOptions
 from streamseg.sources.base import Source
+from streamseg.sources.limits import FrameTooLargeError, check_frame, check_stream
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,16 @@ class NvdecSource:
 
     live = False
 
-    def __init__(self, path: str | Path, *, max_frames: int | None = None, device_index: int = 0):
+    def __init__(
+        self, path: str | Path, *, max_frames: int | None = None, device_index: int = 0, max_pixels: int = MAX_PIXELS
+    ):
         import torch
         from av.codec.hwaccel import HWAccel
 
         self._torch = torch
         self.path = str(path)
         self.max_frames = max_frames
+        self.max_pixels = max_pixels
         self.device = torch.device("cuda", device_index)
         accel = HWAccel("cuda", device=str(device_index), allow_software_fallback=False, is_hw_owned=True)
         try:
@@ -119,6 +123,7 @@ class NvdecSource:
             if not self._container.streams.video:
                 raise SourceError(f"{self.path} has no video stream")
             self._stream = self._container.streams.video[0]
+            check_stream(self._stream, self.path, max_pixels)  # before the decoder allocates a picture
             self._convert_stream = torch.cuda.Stream(self.device)
             self._decoded = self._container.decode(self._stream)
             first = self._next_decoded()
@@ -184,13 +189,20 @@ class NvdecSource:
                 return
             if decoded is None:
                 break
+            check_frame(decoded, self.path, self.max_pixels)
             image = self._convert(decoded)
 
     def close(self) -> None:
         self._container.close()
+        # the stream owns the codec context, whose threads FFmpeg stops only when it is freed, not on close
+        self._decoded = iter(())
+        vars(self).pop("_first", None)
+        vars(self).pop("_stream", None)
 
 
-def open_device_source(path: str | Path, *, max_frames: int | None = None) -> tuple[NvdecSource | None, str | None]:
+def open_device_source(
+    path: str | Path, *, max_frames: int | None = None, max_pixels: int = MAX_PIXELS
+) -> tuple[NvdecSource | None, str | None]:
     """(an NVDEC source, None), or (None, why not) when this file cannot be decoded on the GPU here."""
     if not Path(path).is_file():
         return None, "NVDEC input covers video files; other inputs decode on the CPU"
@@ -202,7 +214,9 @@ def open_device_source(path: str | Path, *, max_frames: int | None = None) -> tu
     if reason is not None:
         return None, reason
     try:
-        return NvdecSource(path, max_frames=max_frames), None
+        return NvdecSource(path, max_frames=max_frames, max_pixels=max_pixels), None
+    except FrameTooLargeError:
+        raise  # the CPU decoder would refuse it too
     except SourceError as err:
         return None, str(err)
 
@@ -235,7 +249,7 @@ def open_input(
         reason = "--realtime paces the CPU decoder"
         source = None
     else:
-        source, reason = open_device_source(uri, max_frames=max_frames)
+        source, reason = open_device_source(uri, max_frames=max_frames, max_pixels=options.max_pixels)
     if source is not None:
         log.info("decode: NVDEC (%s on %s), frames stay on the GPU", source._stream.codec_context.name, source.device)
         return source
