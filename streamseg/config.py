@@ -12,7 +12,7 @@ from pydantic.fields import FieldInfo
 from streamseg.choices import Backend, Precision
 from streamseg.errors import ConfigError
 from streamseg.models.spec import ModelSpec
-from streamseg.options import EncoderOptions, SourceOptions
+from streamseg.stage_options import EncoderOptions, SourceOptions
 from streamseg.yamlfile import describe_validation_error, load_yaml
 
 

@@ -18,16 +18,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from streamseg.batching import BatchLane, WarmUp
+from streamseg.collector import BatchLane, WarmUp
 from streamseg.config import RunConfig
 from streamseg.frames import Frame, Result, StreamInfo
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
-from streamseg.options import SourceOptions
-from streamseg.outputs import SourceOutputs
-from streamseg.preprocess import plan_geometry
-from streamseg.queues import FillPolicy, StageQueue
-from streamseg.sinks import (
+from streamseg.outputs import (
     NpzLabelSink,
     PngLabelSink,
     Sink,
@@ -36,8 +32,12 @@ from streamseg.sinks import (
     open_video_sink,
     output_links,
 )
+from streamseg.outputs.naming import SourceOutputs
+from streamseg.preprocess import plan_geometry
+from streamseg.queues import FillPolicy, StageQueue
 from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
+from streamseg.stage_options import SourceOptions
 from streamseg.stages import LaneStages
 from streamseg.stages.temporal import TemporalLane, held_frames, make_policy
 from streamseg.workers import StageStats, Worker

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamseg.backends import create_backend
-from streamseg.batching import BatchWorker
+from streamseg.collector import BatchWorker
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError, SinkError, StreamsegError
@@ -29,11 +29,11 @@ from streamseg.lane import SourceLane
 from streamseg.logs import redact
 from streamseg.models import resolve_model
 from streamseg.models.spec import ModelSpec
-from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
+from streamseg.outputs import Sink, delivery_counts, output_links
+from streamseg.outputs.naming import SourceOutputs, check_name, expand, source_name, unique_names
+from streamseg.outputs.paths import OutputPath, check_output_paths
 from streamseg.preprocess import CpuPreprocessor
 from streamseg.queues import END, Closed, FillPolicy, StageQueue
-from streamseg.sinks import Sink, delivery_counts, output_links
-from streamseg.sinks.paths import OutputPath, check_output_paths
 from streamseg.sources import is_live
 from streamseg.stages import make_stages
 from streamseg.stages.cpu import CpuLane
@@ -43,8 +43,8 @@ from streamseg.workers import StageStats
 
 if TYPE_CHECKING:
     from streamseg.backends.base import Backend
-    from streamseg.observe import MetricsServer, PreviewServer
-    from streamseg.publish import LabelPublisher
+    from streamseg.outputs.messages.zmq_pub import LabelPublisher
+    from streamseg.outputs.servers import MetricsServer, PreviewServer
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Pipeline:
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> Pipeline:
         if self.config.metrics_port is not None:  # first, so /health says "starting" while the model loads
-            from streamseg.observe import MetricsServer
+            from streamseg.outputs.servers import MetricsServer
 
             self.metrics = MetricsServer(self, self.config.metrics_port, self.config.serve_host)
         try:
@@ -218,17 +218,17 @@ class Pipeline:
         cfg, sinks = self.config, list[Sink]()
         try:
             if cfg.publish:
-                from streamseg.publish import LabelPublisher
+                from streamseg.outputs.messages.zmq_pub import LabelPublisher
 
                 self.publisher = LabelPublisher(cfg.publish, spec.classes)
                 sinks.append(self.publisher)
             if cfg.preview_port is not None:
-                from streamseg.observe import PreviewServer
+                from streamseg.outputs.servers import PreviewServer
 
                 self.preview = PreviewServer(self, cfg.preview_port, spec.classes, spec.colors, cfg.serve_host)
                 sinks.append(self.preview)
             if cfg.mcap or cfg.foxglove_port is not None or cfg.mqtt or cfg.kafka:  # one of each serves all sources
-                from streamseg.downstream.factory import open_downstream_sinks
+                from streamseg.outputs.messages.factory import open_downstream_sinks
 
                 self.downstream = open_downstream_sinks(cfg, spec, live=live)
                 sinks.extend(self.downstream)

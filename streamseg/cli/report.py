@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from streamseg.cli.command import examples
-from streamseg.cli.options import output_option
+from streamseg.cli.flags import output_option
 from streamseg.errors import ConfigError, MissingExtraError, SinkError, SourceError
 
 OTHER = "other"
@@ -139,7 +139,7 @@ def read_summary(path: Path) -> ClassSeries:
 
 def read_mcap(path: Path, source: str | None) -> ClassSeries:
     """The ``class_fractions`` channel of one source in a streamseg MCAP file."""
-    from streamseg.downstream.mcap_read import read_class_fractions
+    from streamseg.outputs.messages.mcap_read import read_class_fractions
 
     data = read_class_fractions(path, source)
     stamps = np.array(data.stamps, dtype=float) / 1e9

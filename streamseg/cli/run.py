@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from streamseg.cli.command import Command, examples
+from streamseg.cli.flags import BitRate, config_option
 from streamseg.cli.model_hint import no_model_error
-from streamseg.cli.options import BitRate, config_option
 from streamseg.config import RunConfig, nest_options
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec

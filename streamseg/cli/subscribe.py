@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from streamseg.cli.command import Command, examples
-from streamseg.cli.options import output_option
+from streamseg.cli.flags import output_option
 from streamseg.errors import SourceError
 from streamseg.logs import redact
 
@@ -33,8 +33,8 @@ TOP = 3  # classes named per line
 )
 def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: bool, save: str | None) -> None:
     """Connect to ENDPOINT (e.g. tcp://127.0.0.1:5555) and describe each label map received."""
-    from streamseg.publish.wire import MAX_MESSAGE_BYTES, TOPIC, decode
-    from streamseg.publish.zmq_pub import require_zmq
+    from streamseg.outputs.messages.wire import MAX_MESSAGE_BYTES, TOPIC, decode
+    from streamseg.outputs.messages.zmq_pub import require_zmq
 
     zmq = require_zmq()
     folder = Path(save) if save else None

@@ -8,10 +8,10 @@ import threading
 from pathlib import Path
 
 from streamseg.frames import StreamInfo
-from streamseg.options import SourceOptions
 from streamseg.sources.base import Source
 from streamseg.sources.file import FileSource
 from streamseg.sources.live import LiveSource
+from streamseg.stage_options import SourceOptions
 
 __all__ = ["Source", "SourceOptions", "StreamInfo", "is_live", "open_source"]
 

@@ -29,8 +29,8 @@ from streamseg.backoff import Backoff
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
 from streamseg.logs import redact
-from streamseg.options import SourceOptions
 from streamseg.sources.file import to_rgb
+from streamseg.stage_options import SourceOptions
 
 log = logging.getLogger(__name__)
 

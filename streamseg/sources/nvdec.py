@@ -25,8 +25,8 @@ import av
 
 from streamseg.errors import ConfigError, SourceError
 from streamseg.frames import Frame, StreamInfo
-from streamseg.options import SourceOptions
 from streamseg.sources.base import Source
+from streamseg.stage_options import SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def device_rgb(frame: av.VideoFrame, torch, stream=None):
     The planes cross by DLPack, with no copy; only the converted picture is new memory,
     so the decoder's surface goes back to its pool as soon as this returns.
     """
-    from streamseg.preprocess.gpu import rgb_from_nv12
+    from streamseg.preprocess.cuda import rgb_from_nv12
 
     layout = frame.sw_format.name if frame.sw_format is not None else frame.format.name
     if layout != "nv12":

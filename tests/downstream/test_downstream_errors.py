@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from streamseg.downstream.kafka_sink import parse_kafka_url
-from streamseg.downstream.mqtt_sink import parse_mqtt_url
 from streamseg.errors import ConfigError
+from streamseg.outputs.messages.kafka_sink import parse_kafka_url
+from streamseg.outputs.messages.mqtt_sink import parse_mqtt_url
 from tests.support.cli import run_cli
 from tests.support.videos import make_video
 

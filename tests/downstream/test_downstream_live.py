@@ -187,7 +187,7 @@ def test_broker_restart_loses_at_most_the_frames_counted_as_dropped(car_video, d
 @needs_mqtt
 @pytest.mark.slow
 def test_a_full_queue_drops_the_oldest_frames_and_counts_them(car_video, duc_onnx, broker, subscriber):
-    from streamseg.downstream.mqtt_sink import MAX_IN_FLIGHT, MqttSink
+    from streamseg.outputs.messages.mqtt_sink import MAX_IN_FLIGHT, MqttSink
 
     frames, queue = MAX_IN_FLIGHT + 10, 4
     sink = MqttSink(

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from streamseg.frames import Result
-from streamseg.publish.wire import MessageEncoder, decode
+from streamseg.outputs.messages.wire import MessageEncoder, decode
 from tests.support.paths import ROOT
 
 zmq = pytest.importorskip("zmq", reason="needs the publish extra (pyzmq)")

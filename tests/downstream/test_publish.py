@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from streamseg.frames import Result
-from streamseg.publish.wire import MessageEncoder, decode
+from streamseg.outputs.messages.wire import MessageEncoder, decode
 from tests.support.paths import ROOT
 from tests.support.videos import moving_scene
 

@@ -164,8 +164,8 @@ def test_rtsp_output_connection_sends_without_waiting_for_acks(relay):
     from fractions import Fraction
 
     from streamseg.frames import Result, StreamInfo
-    from streamseg.sinks.nodelay import socket_fds
-    from streamseg.sinks.stream import StreamSink
+    from streamseg.outputs.streams.nodelay import socket_fds
+    from streamseg.outputs.streams.stream import StreamSink
 
     info = StreamInfo("test", 320, 192, Fraction(1, 90000), Fraction(15), None, live=True)
     sink = StreamSink(relay.url("out-in"), info)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from streamseg import Pipeline
-from streamseg.observe import MetricsServer, PreviewServer, http
+from streamseg.outputs.servers import MetricsServer, PreviewServer, http
 
 pytest.importorskip("prometheus_client", reason="needs the observe extra (prometheus-client)")
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from streamseg import Pipeline
 from streamseg.models import spec_from_onnx
-from streamseg.observe import MetricsServer
+from streamseg.outputs.servers import MetricsServer
 from tests.support.cli import run_cli
 
 pytest.importorskip("prometheus_client", reason="needs the observe extra (prometheus-client)")

@@ -9,7 +9,7 @@ import pytest
 
 from streamseg import Pipeline
 from streamseg.errors import SinkError
-from streamseg.sinks.paths import OutputPath, check_output_paths
+from streamseg.outputs.paths import OutputPath, check_output_paths
 from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.videos import make_video
 
@@ -94,7 +94,7 @@ def test_size_capped_recording_must_not_match_the_input(tmp_path, clip):
     )
     # without a size cap it only ever writes new names: nothing to refuse
     from streamseg.config import RunConfig
-    from streamseg.sinks.paths import check_run_outputs
+    from streamseg.outputs.paths import check_run_outputs
 
     check_run_outputs(
         str(old),

@@ -11,7 +11,7 @@ import av
 import pytest
 
 from streamseg import Pipeline
-from streamseg.sinks.segmented import segment_glob
+from streamseg.outputs.files.segmented import segment_glob
 from tests.support.mp4_fragments import is_fragmented
 from tests.support.videos import make_video, read_video
 

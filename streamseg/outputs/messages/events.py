@@ -17,7 +17,7 @@ import numpy as np
 
 from streamseg.frames import Result
 from streamseg.logs import redact
-from streamseg.sinks.summary import class_fractions
+from streamseg.outputs.files.summary import class_fractions
 
 
 def summary_event(result: Result, classes: tuple[str, ...], stamp_ns: int) -> bytes:

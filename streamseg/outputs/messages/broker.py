@@ -6,10 +6,10 @@ import logging
 import threading
 import time
 
-from streamseg.downstream.events import Event, EventQueue, label_png, summary_event
-from streamseg.downstream.topics import SourceTopics, stamp_ns
 from streamseg.frames import Result
 from streamseg.logs import redact
+from streamseg.outputs.messages.events import Event, EventQueue, label_png, summary_event
+from streamseg.outputs.messages.topics import SourceTopics, stamp_ns
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ from typing import Protocol
 
 from streamseg.backoff import Backoff
 from streamseg.frames import Result, StreamInfo
-from streamseg.options import EncoderOptions, SourceOptions
-from streamseg.sinks.delivery import check_delivered, delivery_counts, output_links, undelivered
-from streamseg.sinks.labels import NpzLabelSink, PngLabelSink
-from streamseg.sinks.paths import check_output_paths, check_run_outputs
-from streamseg.sinks.segmented import SegmentedVideoSink
-from streamseg.sinks.stream import StreamSink
-from streamseg.sinks.summary import SummarySink
-from streamseg.sinks.video_file import VideoFileSink
+from streamseg.outputs.delivery import check_delivered, delivery_counts, output_links, undelivered
+from streamseg.outputs.files.segmented import SegmentedVideoSink
+from streamseg.outputs.files.summary import SummarySink
+from streamseg.outputs.files.video_file import VideoFileSink
+from streamseg.outputs.labels import NpzLabelSink, PngLabelSink
+from streamseg.outputs.paths import check_output_paths, check_run_outputs
+from streamseg.outputs.streams.stream import StreamSink
+from streamseg.stage_options import EncoderOptions, SourceOptions
 
 __all__ = [
     "EncoderOptions",

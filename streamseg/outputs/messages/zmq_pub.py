@@ -7,7 +7,7 @@ import logging
 from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
 from streamseg.logs import redact
-from streamseg.publish.wire import MessageEncoder
+from streamseg.outputs.messages.wire import MessageEncoder
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Each source's name and output paths: templates expanded per source (``sinks.paths`` checks them).
+"""Each source's name and output paths: templates expanded per source (``outputs.paths`` checks them).
 
 Output paths and URLs are templates: ``{name}`` is the source's name (a file's
 stem, or a URL's host and path, made unique with ``-2``, ``-3`` …) and
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from streamseg.errors import ConfigError
 from streamseg.logs import redact
-from streamseg.sinks.paths import OutputPath, output_paths
+from streamseg.outputs.paths import OutputPath, output_paths
 
 if TYPE_CHECKING:
     from streamseg.config import RunConfig

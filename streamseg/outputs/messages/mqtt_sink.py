@@ -15,9 +15,9 @@ import secrets
 import threading
 from urllib.parse import unquote, urlsplit
 
-from streamseg.downstream.broker import BrokerSink
-from streamseg.downstream.events import Event
 from streamseg.errors import ConfigError, MissingExtraError
+from streamseg.outputs.messages.broker import BrokerSink
+from streamseg.outputs.messages.events import Event
 
 log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 32  # messages handed to paho and not yet acknowledged; the rest wait in our bounded queue

@@ -16,7 +16,7 @@ import numpy as np
 from streamseg.errors import MissingExtraError
 from streamseg.frames import Result
 from streamseg.logs import redact
-from streamseg.sinks.summary import class_fractions
+from streamseg.outputs.files.summary import class_fractions
 
 _SEPARATOR = "=" * 80 + "\n"
 _TIME = "MSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec\n"

@@ -15,15 +15,15 @@ def open_downstream_sinks(cfg: Any, spec: ModelSpec, live: bool) -> list:
     sinks: list = []
     try:
         if cfg.mcap:
-            from streamseg.downstream.mcap_sink import McapSink
+            from streamseg.outputs.messages.mcap_sink import McapSink
 
             sinks.append(McapSink(cfg.mcap, spec.classes, spec.colors, live=live))
         if cfg.foxglove_port is not None:
-            from streamseg.downstream.foxglove_sink import FoxgloveSink
+            from streamseg.outputs.messages.foxglove_sink import FoxgloveSink
 
             sinks.append(FoxgloveSink(cfg.foxglove_port, spec.classes, live=live, host=cfg.serve_host))
         if cfg.mqtt:
-            from streamseg.downstream.mqtt_sink import MqttSink
+            from streamseg.outputs.messages.mqtt_sink import MqttSink
 
             sinks.append(
                 MqttSink(
@@ -36,7 +36,7 @@ def open_downstream_sinks(cfg: Any, spec: ModelSpec, live: bool) -> list:
                 )
             )
         if cfg.kafka:
-            from streamseg.downstream.kafka_sink import KafkaSink
+            from streamseg.outputs.messages.kafka_sink import KafkaSink
 
             sinks.append(KafkaSink(cfg.kafka, spec.classes, live=live, labels=cfg.mqtt_labels))
     except BaseException:

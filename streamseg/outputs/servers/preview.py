@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from streamseg.frames import Result
-from streamseg.observe.http import BackgroundServer, QuietHandler
-from streamseg.observe.live import LiveStats
-from streamseg.observe.page import PAGE
+from streamseg.outputs.servers.http import BackgroundServer, QuietHandler
+from streamseg.outputs.servers.live import LiveStats
+from streamseg.outputs.servers.page import PAGE
 
 BOUNDARY = "streamseg-frame"
 JPEG_QUALITY = 80

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from streamseg.downstream.broker import BrokerSink
-from streamseg.downstream.events import Event
 from streamseg.errors import ConfigError, MissingExtraError
+from streamseg.outputs.messages.broker import BrokerSink
+from streamseg.outputs.messages.events import Event
 
 MAX_QUEUED = 64  # messages librdkafka may hold; the rest wait in our bounded queue
 

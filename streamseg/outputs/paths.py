@@ -103,7 +103,7 @@ def output_paths(
     videos: Sequence[str], labels_out: str | None, summary: str | None, config: RunConfig, owner: str | None = None
 ) -> list[OutputPath]:
     """Every place one source's outputs write files (``config`` says how: npz or png, segments)."""
-    from streamseg.sinks.segmented import segment_glob
+    from streamseg.outputs.files.segmented import segment_glob
 
     outputs = []
     segmented = config.encoder.segment_seconds is not None

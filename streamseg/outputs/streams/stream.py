@@ -22,10 +22,10 @@ from streamseg.backoff import Backoff
 from streamseg.errors import SinkError
 from streamseg.frames import Result, StreamInfo
 from streamseg.logs import redact
-from streamseg.options import EncoderOptions
-from streamseg.sinks.checked_files import open_checked
-from streamseg.sinks.encoder import configure, pick_codec
-from streamseg.sinks.nodelay import disable_nagle, socket_fds
+from streamseg.outputs.encoder import configure, pick_codec
+from streamseg.outputs.files.checked_files import open_checked
+from streamseg.outputs.streams.nodelay import disable_nagle, socket_fds
+from streamseg.stage_options import EncoderOptions
 
 log = logging.getLogger(__name__)
 

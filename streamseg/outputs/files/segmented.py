@@ -20,9 +20,9 @@ from pathlib import Path
 
 from streamseg.errors import SinkError
 from streamseg.frames import Result, StreamInfo
-from streamseg.options import EncoderOptions
-from streamseg.sinks.recording import faststart, is_fragmented_mp4
-from streamseg.sinks.video_file import VideoFileSink
+from streamseg.outputs.files.recording import faststart, is_fragmented_mp4
+from streamseg.outputs.files.video_file import VideoFileSink
+from streamseg.stage_options import EncoderOptions
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from av.video.stream import VideoStream
 
 from streamseg.errors import SinkError
 from streamseg.frames import Result, StreamInfo
-from streamseg.options import EncoderOptions
-from streamseg.sinks.encoder import configure, pick_codec
-from streamseg.sinks.recording import PeriodicSync, faststart, is_fragmented_mp4, muxer_options
+from streamseg.outputs.encoder import configure, pick_codec
+from streamseg.outputs.files.recording import PeriodicSync, faststart, is_fragmented_mp4, muxer_options
+from streamseg.stage_options import EncoderOptions
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class VideoFileSink:
     The container opens on the first picture, whose size may differ from the
     source's (side-by-side). Audio packets are copied from the source file,
     interleaved as the video advances. The file is muxed so that a kill leaves
-    it playable up to its last fragment (``streamseg.sinks.recording``); a clean
+    it playable up to its last fragment (``streamseg.outputs.files.recording``); a clean
     close makes it a normal seekable file.
 
     ``audio_since`` (seconds) skips source audio up to it: a later segment of a longer

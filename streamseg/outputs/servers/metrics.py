@@ -16,8 +16,8 @@ from urllib.parse import unquote
 from streamseg.errors import MissingExtraError, StreamsegError
 from streamseg.frames import Result
 from streamseg.logs import redact
-from streamseg.observe.http import BackgroundServer, QuietHandler
-from streamseg.observe.live import LiveStats, gpu_memory
+from streamseg.outputs.servers.http import BackgroundServer, QuietHandler
+from streamseg.outputs.servers.live import LiveStats, gpu_memory
 from streamseg.workers import LATENCY_BUCKETS, StageStats
 
 HEALTHY = ("starting", "running", "reconnecting")  # /health answers 200 for these, 503 for "stopped"

@@ -10,7 +10,7 @@ import av
 import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
-from streamseg.options import EncoderOptions
+from streamseg.stage_options import EncoderOptions
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from streamseg.downstream.ros_messages import CHANNELS, SCHEMAS, RosEncoder, topic
-from streamseg.downstream.topics import SourceTopics, stamp_ns
 from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
+from streamseg.outputs.messages.ros_messages import CHANNELS, SCHEMAS, RosEncoder, topic
+from streamseg.outputs.messages.topics import SourceTopics, stamp_ns
 
 if TYPE_CHECKING:
     from foxglove import Channel

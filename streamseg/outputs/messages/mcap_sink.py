@@ -12,11 +12,11 @@ import json
 import logging
 from pathlib import Path
 
-from streamseg.downstream.ros_messages import PREFIX, SCHEMAS, RosEncoder, topic
-from streamseg.downstream.topics import SourceTopics, stamp_ns
 from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
 from streamseg.logs import redact
+from streamseg.outputs.messages.ros_messages import PREFIX, SCHEMAS, RosEncoder, topic
+from streamseg.outputs.messages.topics import SourceTopics, stamp_ns
 
 log = logging.getLogger(__name__)
 
