@@ -12,15 +12,12 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from streamseg.errors import ConfigError
 from streamseg.logs import redact
-from streamseg.outputs.paths import OutputPath, output_paths
-
-if TYPE_CHECKING:
-    from streamseg.config import RunConfig
+from streamseg.outputs.paths import OutputOptions, OutputPath, output_paths
+from streamseg.uris import is_local_path, local_path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FIELDS = ("name", "index")
@@ -28,12 +25,13 @@ FIELDS = ("name", "index")
 
 def source_name(uri: str) -> str:
     """A short name for ``uri``: a file's stem, a URL's host and path (no credentials), a device's node."""
-    if "://" in uri:
+    if not is_local_path(uri):
         parts = urlsplit(uri)
         where = parts.netloc.rsplit("@", 1)[-1]  # host[:port], never the credentials
         name = where.replace(":", "-") + parts.path.replace("/", "-")
     else:
-        name = Path(uri).stem if not uri.startswith("/dev/") else Path(uri).name
+        path = local_path(uri)
+        name = Path(path).stem if not path.startswith("/dev/") else Path(path).name
     return _UNSAFE.sub("-", name).strip("-.") or "source"
 
 
@@ -80,6 +78,13 @@ class SourceOutputs:
     labels_out: str | None = None
     summary: str | None = None
 
-    def paths(self, config: RunConfig, owner: str | None = None) -> list[OutputPath]:
-        """Every file or folder these outputs write (stream URLs are not paths)."""
-        return output_paths(self.videos, self.labels_out, self.summary, config, owner)
+    def paths(self, options: OutputOptions, owner: str | None = None) -> list[OutputPath]:
+        """Every file or folder these outputs write (stream URLs are not paths); ``options`` says how."""
+        return output_paths(
+            self.videos,
+            self.labels_out,
+            self.summary,
+            labels_format=options.labels_format,
+            encoder=options.encoder,
+            owner=owner,
+        )

@@ -16,16 +16,29 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from streamseg.errors import SinkError
+from streamseg.stage_options import EncoderOptions
+from streamseg.uris import is_local_path, local_path, scheme_of
 
-if TYPE_CHECKING:
-    from streamseg.config import RunConfig
-
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "udp://", "rtmp://", "rtmps://")
 LABEL_NAMES = r"\d{6}\.png"  # what PngLabelSink writes
 HLS_NAMES = r"index\.m3u8|segment_\d{5}\.ts"  # what an hls:DIR output writes
+
+
+class OutputOptions(Protocol):
+    """What decides the files a run's outputs write (``RunConfig`` has these fields): no more is needed here."""
+
+    @property
+    def outputs(self) -> Sequence[str]: ...
+    @property
+    def labels_out(self) -> str | None: ...
+    @property
+    def summary(self) -> str | None: ...
+    @property
+    def labels_format(self) -> str: ...
+    @property
+    def encoder(self) -> EncoderOptions: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,7 @@ def _same(real: str, path: str, other: str) -> bool:
 
 def check_output_paths(inputs: Iterable[str], outputs: Sequence[OutputPath]) -> None:
     """Raise SinkError naming both when an output is an input or two outputs write the same file."""
-    local_inputs = [i for i in inputs if is_local_path(i)]
+    local_inputs = [local_path(i) for i in inputs if is_local_path(i)]
     for output in outputs:
         for source in local_inputs:
             if output.claims(source):
@@ -94,25 +107,29 @@ def _collide(first: OutputPath, second: OutputPath) -> bool:
     return False
 
 
-def is_local_path(uri: str) -> bool:
-    """A path on this machine (not a network URL)."""
-    return "://" not in uri
-
-
 def output_paths(
-    videos: Sequence[str], labels_out: str | None, summary: str | None, config: RunConfig, owner: str | None = None
+    videos: Sequence[str],
+    labels_out: str | None,
+    summary: str | None,
+    *,
+    labels_format: str,
+    encoder: EncoderOptions,
+    owner: str | None = None,
 ) -> list[OutputPath]:
-    """Every place one source's outputs write files (``config`` says how: npz or png, segments)."""
+    """Every place one source's outputs write files (``labels_format``: npz or png; ``encoder``: segments)."""
     from streamseg.outputs.files.segmented import segment_glob
 
     outputs = []
-    segmented = config.encoder.segment_seconds is not None
+    segmented = encoder.segment_seconds is not None
     for uri in videos:
-        if uri.lower().startswith(STREAM_SCHEMES):
-            continue
-        if uri.lower().startswith("hls:"):
+        writes = scheme_of(uri).writes
+        if writes == "hls":
             outputs.append(OutputPath("-o", uri[len("hls:") :] or ".", names=HLS_NAMES, owner=owner))
-        elif segmented and config.encoder.keep_gigabytes is not None:
+            continue
+        if writes != "file":
+            continue  # a stream: no file on this machine
+        uri = local_path(uri)
+        if segmented and encoder.keep_gigabytes is not None:
             outputs.append(OutputPath("-o", uri, glob=segment_glob(uri), owner=owner))
         elif segmented:
             continue  # new files under names not taken yet: it can replace nothing
@@ -120,7 +137,7 @@ def output_paths(
             outputs.append(OutputPath("-o", uri, owner=owner))
     if labels_out:
         folder = Path(labels_out)
-        if config.labels_format == "npz":
+        if labels_format == "npz":
             outputs.append(OutputPath("--labels-out", str(folder / "labels.npz"), owner=owner))
         else:
             outputs.append(OutputPath("--labels-out", str(folder), names=LABEL_NAMES, owner=owner))
@@ -131,7 +148,13 @@ def output_paths(
     return outputs
 
 
-def check_run_outputs(sources: str | Sequence[str], config: RunConfig) -> None:
+def check_run_outputs(sources: str | Sequence[str], options: OutputOptions) -> None:
     """Refuse a one-source run whose outputs would overwrite its source or each other, before anything opens."""
-    outputs = output_paths(config.outputs, config.labels_out, config.summary, config)
+    outputs = output_paths(
+        options.outputs,
+        options.labels_out,
+        options.summary,
+        labels_format=options.labels_format,
+        encoder=options.encoder,
+    )
     check_output_paths([sources] if isinstance(sources, str) else list(sources), outputs)

@@ -26,6 +26,7 @@ from streamseg.outputs.encoder import configure, pick_codec
 from streamseg.outputs.files.checked_files import open_checked
 from streamseg.outputs.streams.nodelay import disable_nagle, socket_fds
 from streamseg.stage_options import EncoderOptions
+from streamseg.uris import scheme_of
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Target:
 
 def target_for(uri: str, transport: str = "tcp") -> Target:
     """The muxer set-up for a stream output URI (``rtsp://``, ``udp://``, ``rtmp://``, ``hls:DIR``)."""
-    scheme = uri.split(":", 1)[0].lower()
+    scheme = scheme_of(uri).name
     if scheme in ("rtsp", "rtsps"):
         return Target(uri, "rtsp", {"rtsp_transport": transport})
     if scheme == "udp":
