@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamseg.queues import END, Closed, StageQueue
-from streamseg.workers import StageStats
+from streamseg.stage_stats import StageStats
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,9 +38,10 @@ from streamseg.queues import FillPolicy, StageQueue
 from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
 from streamseg.stage_options import SourceOptions
+from streamseg.stage_stats import StageStats
 from streamseg.stages import LaneStages
 from streamseg.stages.temporal import TemporalLane, held_frames, make_policy
-from streamseg.workers import StageStats, Worker
+from streamseg.workers import Worker
 
 log = logging.getLogger(__name__)
 

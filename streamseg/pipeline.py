@@ -35,11 +35,11 @@ from streamseg.outputs.paths import OutputPath, check_output_paths
 from streamseg.preprocess import CpuPreprocessor
 from streamseg.queues import END, Closed, FillPolicy, StageQueue
 from streamseg.sources import is_live
+from streamseg.stage_stats import StageStats
 from streamseg.stages import make_stages
 from streamseg.stages.cpu import CpuLane
 from streamseg.stages.temporal import TemporalLane, budget_sizes, held_frames
 from streamseg.temporal import FixedInterval, ScoreSmoother
-from streamseg.workers import StageStats
 
 if TYPE_CHECKING:
     from streamseg.backends.base import Backend

@@ -18,17 +18,17 @@ class TorchCompositor:
         self._torch = torch
         self.mode = compositor.mode
         self.alpha = float(compositor.alpha)
-        self._lut = torch.from_numpy(compositor._lut).to(device)  # (256, 3) uint8, undrawn classes black
-        self._drawn = torch.from_numpy(compositor._drawn).to(device)  # (256,) bool
+        self.lut = torch.from_numpy(compositor.lut).to(device)  # (256, 3) uint8, undrawn classes black
+        self.drawn = torch.from_numpy(compositor.drawn).to(device)  # (256,) bool
 
     def __call__(self, image, labels):
         torch = self._torch
         index = labels.long()
-        color = self._lut[index]
+        color = self.lut[index]
         if self.mode == "mask":
             return color
         blended = (image.float() * (1.0 - self.alpha) + color.float() * self.alpha).round_().clamp_(0, 255)
-        overlay = torch.where(self._drawn[index][..., None], blended.to(torch.uint8), image)
+        overlay = torch.where(self.drawn[index][..., None], blended.to(torch.uint8), image)
         if self.mode == "overlay":
             return overlay
         return torch.cat([overlay, color], dim=1)

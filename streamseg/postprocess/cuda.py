@@ -14,7 +14,7 @@ import numpy as np
 from streamseg.errors import ModelError
 from streamseg.frames import Geometry
 from streamseg.models.spec import ModelSpec
-from streamseg.postprocess.cpu import _content_rows_cols
+from streamseg.postprocess.cpu import content_rows_cols
 
 
 def nearest_index(src: int, dst: int) -> np.ndarray:
@@ -49,19 +49,19 @@ class TorchPostprocessor:
         fh, fw = g.frame_size
         if kind == "duc":
             scores = self.duc_scores(output, g)
-            rows, cols = _content_rows_cols(g, *scores.shape[1:])
+            rows, cols = content_rows_cols(g, *scores.shape[1:])
             resized = torch.nn.functional.interpolate(
                 scores[None, :, :rows, :cols].float(), size=(fh, fw), mode="bilinear", align_corners=False
             )
             return resized[0].argmax(0).to(torch.uint8)
         if kind == "labels":
             labels = output.reshape(output.shape[-2:])
-            rows, cols = _content_rows_cols(g, *labels.shape)
+            rows, cols = content_rows_cols(g, *labels.shape)
             labels = labels[:rows, :cols].to(torch.uint8)
         else:
             if output.ndim != 4 or output.shape[0] != 1:
                 raise ModelError(f"expected (1, C, H, W) scores, got {tuple(output.shape)}")
-            rows, cols = _content_rows_cols(g, *output.shape[2:])
+            rows, cols = content_rows_cols(g, *output.shape[2:])
             labels = output[0, :, :rows, :cols].argmax(0).to(torch.uint8)
         if labels.shape != (fh, fw):
             row_index, col_index = self._indices(tuple(labels.shape), (fh, fw), labels.device)

@@ -51,7 +51,7 @@ def nvdec_unavailable(codec: str | None = None) -> str | None:
     """Why NVDEC cannot decode ``codec`` (any codec when None) here; None when it can."""
     from av.codec.hwaccel import hwdevices_available
 
-    from streamseg.backends import cuda_present
+    from streamseg.devices import cuda_present
 
     if "cuda" not in hwdevices_available():
         return "this FFmpeg (PyAV) build has no CUDA device support"
@@ -72,7 +72,7 @@ def device_rgb(frame: av.VideoFrame, torch, stream=None):
     The planes cross by DLPack, with no copy; only the converted picture is new memory,
     so the decoder's surface goes back to its pool as soon as this returns.
     """
-    from streamseg.preprocess.cuda import rgb_from_nv12
+    from streamseg.colorspace import rgb_from_nv12
 
     layout = frame.sw_format.name if frame.sw_format is not None else frame.format.name
     if layout != "nv12":

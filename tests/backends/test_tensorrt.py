@@ -11,7 +11,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from streamseg.backends import create_backend, cuda_present
+from streamseg.backends import create_backend
+from streamseg.devices import cuda_present
 from streamseg.models import spec_from_onnx
 from streamseg.sources import open_source
 from tests.support.cli import run_cli

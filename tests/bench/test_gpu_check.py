@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from streamseg.backends import cuda_present
+from streamseg.devices import cuda_present
 from tests.support.paths import ROOT
 
 STEPS = (

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from streamseg.backends import cuda_present
+from streamseg.devices import cuda_present
 from streamseg.errors import ConfigError, SourceError
 from streamseg.sources.file import FileSource, to_rgb
 from streamseg.sources.nvdec import nvdec_unavailable, open_device_source, open_input

@@ -12,16 +12,17 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="needs the export extra (torch), or the gpu extra on a GPU machine")
 
-from streamseg.backends import cuda_present  # noqa: E402
+from streamseg.colorspace import rgb_from_nv12  # noqa: E402
 from streamseg.composite import Compositor  # noqa: E402
 from streamseg.composite.cuda import TorchCompositor  # noqa: E402
+from streamseg.devices import cuda_present  # noqa: E402
 from streamseg.frames import Frame  # noqa: E402
 from streamseg.models import ZOO  # noqa: E402
 from streamseg.models.spec import Decode  # noqa: E402
 from streamseg.postprocess import CpuPostprocessor  # noqa: E402
 from streamseg.postprocess.cuda import TorchPostprocessor  # noqa: E402
 from streamseg.preprocess import CpuPreprocessor  # noqa: E402
-from streamseg.preprocess.cuda import TorchPreprocessor, rgb_from_nv12  # noqa: E402
+from streamseg.preprocess.cuda import TorchPreprocessor  # noqa: E402
 from streamseg.sources.file import to_rgb  # noqa: E402
 
 CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not cuda_present(), reason="no CUDA GPU")])

@@ -220,7 +220,7 @@ def test_train_errors_are_one_line(trained_model, tmp_path):
 
 
 def _cuda() -> bool:
-    from streamseg.backends import cuda_present
+    from streamseg.devices import cuda_present
 
     return cuda_present()
 

@@ -1,18 +1,22 @@
-"""Per-frame summary rows: index, pts, time, latency and class pixel fractions.
+"""Per-frame summary rows: index, pts, time, latency and class pixel fractions; and their reader.
 
 Each row is flushed as it is written, so a killed run keeps every row of the frames it wrote.
+``read_summary`` reads either form back (``streamseg report``, a batch's class areas).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from streamseg.errors import SinkError
+from streamseg.errors import ConfigError, SinkError, SourceError
 from streamseg.frames import Result
+
+ORIGIN_COLUMNS = ["origin", "age_frames", "age_ms"]  # with origin=True, between latency_ms and the classes
 
 
 def class_fractions(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -41,7 +45,7 @@ class SummarySink:
             raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
         if not self.json:
             self._csv = csv.writer(self._file)
-            extra = ["origin", "age_frames", "age_ms"] if origin else []
+            extra = ORIGIN_COLUMNS if origin else []
             self._guard(self._csv.writerow, ["index", "pts", "time", "latency_ms", *extra, *classes])
 
     def _guard(self, write, *args) -> None:
@@ -84,3 +88,56 @@ class SummarySink:
             self._file.close()
         except OSError as err:
             raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
+
+
+@dataclass(frozen=True)
+class ClassSeries:
+    """Per-frame class area fractions of one processed video."""
+
+    index: np.ndarray  # (N,) frame indices
+    time: np.ndarray  # (N,) seconds; NaN where the stream gave no time
+    classes: tuple[str, ...]
+    fractions: np.ndarray  # (N, C)
+
+    @property
+    def x(self) -> tuple[np.ndarray, str]:
+        if len(self.time) and not np.isnan(self.time).any():
+            return self.time, "time (s)"
+        return self.index.astype(float), "frame"
+
+
+def read_summary(path: Path) -> ClassSeries:
+    """A summary CSV (``index,pts,time,latency_ms,<class>...``) or JSON Lines file."""
+    if not path.exists():
+        raise SourceError(f"{path}: not found (give a --summary file or a --labels-out folder)")
+    try:
+        with open(path, newline="") as file:
+            if path.suffix.lower() in (".jsonl", ".json"):
+                rows = [json.loads(line) for line in file if line.strip()]
+                classes = tuple(dict.fromkeys(c for row in rows for c in row["classes"]))
+                fractions = [[row["classes"].get(c, 0.0) for c in classes] for row in rows]
+            else:
+                reader = csv.reader(file)
+                head = next(reader, None)
+                if not head or head[:4] != ["index", "pts", "time", "latency_ms"]:
+                    raise ConfigError(f"{path}: not a streamseg summary (expected columns index,pts,time,latency_ms)")
+                first = 4 + len(ORIGIN_COLUMNS) if head[4:7] == ORIGIN_COLUMNS else 4
+                classes = tuple(head[first:])
+                parsed = list(reader)
+                rows = [dict(zip(["index", "pts", "time"], r[:3], strict=False)) for r in parsed]
+                fractions = [[float(v) for v in r[first:]] for r in parsed]
+    except ConfigError:
+        raise
+    except (OSError, UnicodeDecodeError) as err:
+        raise SourceError(f"{path}: cannot read: {err}") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{path}: not a streamseg summary ({err})") from None
+    if not rows:
+        raise ConfigError(f"{path}: no frames in this summary")
+    times = [np.nan if row["time"] in ("", None) else float(row["time"]) for row in rows]
+    return ClassSeries(
+        np.array([int(row["index"]) for row in rows]),
+        np.array(times),
+        classes,
+        np.array(fractions, dtype=float).reshape(len(rows), len(classes)),
+    )

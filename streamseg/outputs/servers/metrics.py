@@ -18,7 +18,7 @@ from streamseg.frames import Result
 from streamseg.logs import redact
 from streamseg.outputs.servers.http import BackgroundServer, QuietHandler
 from streamseg.outputs.servers.live import LiveStats, gpu_memory
-from streamseg.workers import LATENCY_BUCKETS, StageStats
+from streamseg.stage_stats import LATENCY_BUCKETS, StageStats
 
 HEALTHY = ("starting", "running", "reconnecting")  # /health answers 200 for these, 503 for "stopped"
 MAX_BODY = 64 * 1024  # bytes of a POST /sources body
