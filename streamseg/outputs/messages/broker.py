@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 class BrokerSink:
     """Per frame: a JSON summary (and with ``labels`` a PNG label map) onto a bounded drop-oldest queue.
 
-    Subclasses say where a source's messages go (``topics``) and how to hand one frame's messages to
-    their client (``send``: False means "not now, try again"). ``dropped`` counts frames lost here,
-    ``reconnects`` the broker reconnects; the run's summary reports both.
+    Subclasses open their client (``connect``, which parses the URL and may refuse it), say where a
+    source's messages go (``topics``) and how to hand one frame's messages to their client (``send``:
+    False means "not now, try again"). ``dropped`` counts frames lost here, ``reconnects`` the broker
+    reconnects; the run's summary reports both.
     """
 
     flag = "--broker"
@@ -33,6 +34,8 @@ class BrokerSink:
         labels: bool = False,
         queue_size: int = 256,
         drain_seconds: float = 5.0,
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 10.0,
     ):
         self.url = redact(url)
         self.classes = classes
@@ -44,7 +47,12 @@ class BrokerSink:
         self._queue = EventQueue(queue_size)
         self._source_names = SourceTopics()
         self._deadline: float | None = None
+        self.reconnect_delay = reconnect_delay  # the client's first wait before reconnecting, then its longest
+        self.reconnect_max_delay = reconnect_max_delay
         self._sender = threading.Thread(target=self._send_loop, name=f"{self.flag[2:]}-sender", daemon=True)
+        self.connect(url)
+        self._sender.start()
+        log.info("%s", self.announcement)
 
     @property
     def announcement(self) -> str:
@@ -54,10 +62,11 @@ class BrokerSink:
     def dropped(self) -> int:
         return self._queue.dropped
 
-    def start(self) -> None:
-        self._sender.start()
-
     # -- subclass hooks ----------------------------------------------------------------------
+    def connect(self, url: str) -> None:
+        """Parse ``url`` (ConfigError when it is wrong) and start the client, which connects on its own."""
+        raise NotImplementedError
+
     def topics(self, source_name: str) -> tuple[str, str]:
         """(summary topic, label-map topic) for one source."""
         raise NotImplementedError

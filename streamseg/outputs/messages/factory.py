@@ -38,7 +38,16 @@ def open_downstream_sinks(cfg: Any, spec: ModelSpec, live: bool) -> list:
         if cfg.kafka:
             from streamseg.outputs.messages.kafka_sink import KafkaSink
 
-            sinks.append(KafkaSink(cfg.kafka, spec.classes, live=live, labels=cfg.mqtt_labels))
+            sinks.append(
+                KafkaSink(
+                    cfg.kafka,
+                    spec.classes,
+                    live=live,
+                    labels=cfg.mqtt_labels,
+                    reconnect_delay=cfg.live.reconnect_delay,
+                    reconnect_max_delay=cfg.live.reconnect_max_delay,
+                )
+            )
     except BaseException:
         for sink in sinks:
             sink.close(complete=False)

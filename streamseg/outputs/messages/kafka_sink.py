@@ -31,22 +31,22 @@ def parse_kafka_url(url: str) -> tuple[str, str]:
 class KafkaSink(BrokerSink):
     flag = "--kafka"
 
-    def __init__(self, url: str, classes: tuple[str, ...], *, live: bool, labels: bool = False, queue_size: int = 256):
+    def connect(self, url: str) -> None:
         servers, self.topic = parse_kafka_url(url)
         try:
             from confluent_kafka import Producer
         except ImportError:
             raise MissingExtraError("--kafka", "kafka") from None
-        super().__init__(url, classes, live=live, labels=labels, queue_size=queue_size)
         self._producer = Producer(
             {
                 "bootstrap.servers": servers,
                 "client.id": f"streamseg-{os.getpid()}",
                 "queue.buffering.max.messages": MAX_QUEUED + 8,
                 "linger.ms": 5,
+                "reconnect.backoff.ms": round(self.reconnect_delay * 1000),
+                "reconnect.backoff.max.ms": round(self.reconnect_max_delay * 1000),
             }
         )
-        self.start()
 
     def topics(self, source_name: str) -> tuple[str, str]:
         return f"{self.topic}.{source_name}", f"{self.topic}.{source_name}.labels"

@@ -50,20 +50,9 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str, str | None, str | None, boo
 class MqttSink(BrokerSink):
     flag = "--mqtt"
 
-    def __init__(
-        self,
-        url: str,
-        classes: tuple[str, ...],
-        *,
-        live: bool,
-        labels: bool = False,
-        queue_size: int = 256,
-        reconnect_delay: float = 0.5,
-        reconnect_max_delay: float = 10.0,
-    ):
+    def connect(self, url: str) -> None:
         mqtt = require_paho()
         host, port, self.topic, user, password, tls = parse_mqtt_url(url)
-        super().__init__(url, classes, live=live, labels=labels, queue_size=queue_size)
         self._unacked: set[int] = set()  # message ids paho holds until the broker acknowledges them
         self._acked: collections.deque[int] = collections.deque()  # appended by paho's thread, no lock
         self._early_acks: set[int] = set()
@@ -77,14 +66,12 @@ class MqttSink(BrokerSink):
             self._client.username_pw_set(user, password)
         if tls:
             self._client.tls_set()
-        self._client.reconnect_delay_set(max(1, round(reconnect_delay)), max(1, round(reconnect_max_delay)))
+        self._client.reconnect_delay_set(max(1, round(self.reconnect_delay)), max(1, round(self.reconnect_max_delay)))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = lambda client, userdata, mid, reason_code, properties: self._acked.append(mid)
         self._client.connect_async(host, port, keepalive=30)
         self._client.loop_start()  # paho's network thread: connects, reconnects, resends
-        self.start()
-        log.info("%s", self.announcement)
 
     def topics(self, source_name: str) -> tuple[str, str]:
         return f"{self.topic}/{source_name}", f"{self.topic}/{source_name}/labels"
