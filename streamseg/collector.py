@@ -36,7 +36,7 @@ class WarmUp:
 
 
 @dataclass(eq=False)
-class BatchLane:
+class CollectorInput:
     """One source as the collector sees it: where its frames come from and where their outputs go."""
 
     name: str
@@ -46,7 +46,7 @@ class BatchLane:
     ended: bool = False
 
 
-class BatchWorker(threading.Thread):
+class FrameCollector(threading.Thread):
     """Runs ``infer(items) -> outputs`` on batches gathered across the registered lanes.
 
     The worker ends once every lane has ended and ``seal()`` was called (no lane
@@ -76,14 +76,14 @@ class BatchWorker(threading.Thread):
         self.arrived = arrived  # set by every lane's inbox on put
         self.stats = StageStats("infer")  # items: frames; one latency sample per backend call
         self.batch_sizes: Counter[int] = Counter()  # frames per backend call -> how many calls
-        self._lanes: dict[str, BatchLane] = {}
+        self._lanes: dict[str, CollectorInput] = {}
         self._lock = threading.Lock()
         self._turn = 0
         self._sealed = False
         self._finished = False
 
     # -- lanes come and go ------------------------------------------------------------------
-    def add(self, lane: BatchLane) -> None:
+    def add(self, lane: CollectorInput) -> None:
         with self._lock:
             if self._finished:
                 raise Closed("infer")
@@ -121,10 +121,10 @@ class BatchWorker(threading.Thread):
             empty = not self._lanes
         return self.stopping.is_set() and empty or empty and self._sealed
 
-    def _gather(self) -> tuple[list[tuple[BatchLane, Any]], list[BatchLane]]:
+    def _gather(self) -> tuple[list[tuple[CollectorInput, Any]], list[CollectorInput]]:
         """Frames round-robin until the batch is full or the timeout since the first one has passed."""
-        taken: list[tuple[BatchLane, Any]] = []
-        ended: list[BatchLane] = []
+        taken: list[tuple[CollectorInput, Any]] = []
+        ended: list[CollectorInput] = []
         deadline = None
         while True:
             self.arrived.clear()
@@ -169,7 +169,7 @@ class BatchWorker(threading.Thread):
                 elif not lane.stopping.is_set():  # stopping: drain without working, END still comes
                     taken.append((lane, item))
 
-    def _run(self, batch: list[tuple[BatchLane, Any]]) -> None:
+    def _run(self, batch: list[tuple[CollectorInput, Any]]) -> None:
         """One backend call per input shape in the batch; outputs back to each frame's own lane, in order."""
         groups: dict[tuple, list[Any]] = {}
         for _, item in batch:
@@ -188,7 +188,7 @@ class BatchWorker(threading.Thread):
             except Closed:  # that source's downstream is gone; the others go on
                 lane.stopping.set()
 
-    def _end(self, lane: BatchLane) -> None:
+    def _end(self, lane: CollectorInput) -> None:
         with self._lock:
             self._lanes.pop(lane.name, None)
         try:
@@ -197,6 +197,6 @@ class BatchWorker(threading.Thread):
             pass
 
 
-def _inferable(taken: list[tuple[BatchLane, Any]]) -> int:
+def _inferable(taken: list[tuple[CollectorInput, Any]]) -> int:
     """Frames in ``taken`` that need the model (carried frames ride along free)."""
     return sum(getattr(item, "tensor", None) is not None for _, item in taken)

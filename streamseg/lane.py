@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from streamseg.collector import BatchLane, WarmUp
+from streamseg.collector import CollectorInput, WarmUp
 from streamseg.config import RunConfig
 from streamseg.frames import Frame, Result, StreamInfo
 from streamseg.logs import redact
@@ -141,7 +141,7 @@ class SourceLane:
                 **common,
             ),
         }
-        self.batch_lane = BatchLane(name, q["prepared"], q["inferred"], self.stopping)
+        self.batch_lane = CollectorInput(name, q["prepared"], q["inferred"], self.stopping)
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> None:

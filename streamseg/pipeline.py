@@ -5,7 +5,7 @@
     source N: decode -> preprocess ─┘                 └─> composite -> outputs ─┘
 
 Each source is a ``SourceLane`` with its own threads and bounded queues (files
-lossless, live sources drop oldest); one ``BatchWorker`` runs the model for all
+lossless, live sources drop oldest); one ``FrameCollector`` runs the model for all
 of them, batched. Sources can be added and removed while it runs.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamseg.backends import create_backend
-from streamseg.collector import BatchWorker
+from streamseg.collector import FrameCollector
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError, SinkError, StreamsegError
@@ -123,7 +123,7 @@ class Pipeline:
         self._errors: list[BaseException] = []  # pipeline-wide: the model failed, not one source
         self._lock = threading.Lock()
         self._arrived = threading.Event()
-        self._batcher: BatchWorker | None = None
+        self._batcher: FrameCollector | None = None
         self._results: StageQueue | None = None
         self._running = 0  # lanes whose END has not come out of the results queue yet
         self._ever = 0  # lanes ever added (for {index})
@@ -180,7 +180,7 @@ class Pipeline:
         if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
             size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
         self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
-        self._batcher = BatchWorker(
+        self._batcher = FrameCollector(
             self.stages.infer,
             prepare=self.stages.prepare,
             max_batch=batch,
