@@ -17,7 +17,7 @@ from streamseg.frames import Frame
 from streamseg.models import spec_from_onnx
 from streamseg.postprocess.cpu import CpuPostprocessor
 from streamseg.preprocess.cpu import CpuPreprocessor
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, run_segment
 
 N_IMAGES = 3
 
@@ -93,16 +93,7 @@ def test_dataset_mode_matches_an_independent_count(layout, samples, trained_mode
 
 def test_label_folders_after_run(trained_model, tmp_path):
     pred = tmp_path / "pred"
-    run_cli(
-        "run",
-        str(trained_model.video),
-        "--labels-out",
-        str(pred),
-        "--model",
-        str(trained_model.onnx),
-        "--no-progress",
-        check=True,
-    )
+    run_segment(trained_model.video, trained_model.onnx, "--no-progress", labels_out=pred, check=True)
     proc = run_cli(
         "eval", "--predictions", str(pred), "--ground-truth", str(trained_model.video_labels), "--json", check=True
     )

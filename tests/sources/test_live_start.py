@@ -25,6 +25,7 @@ import pytest
 
 from streamseg.errors import SourceError
 from streamseg.sources import SourceOptions, open_source
+from tests.support.live import streamseg
 from tests.support.onnx_models import conv_model
 from tests.support.paths import ROOT
 from tests.support.servers import Camera, RtspRelay, free_port, relay_missing
@@ -37,15 +38,6 @@ SPEC = ROOT / "configs" / "fcn_resnet50.yaml"
 def tiny_model(tmp_path_factory) -> Path:
     pytest.importorskip("onnx")
     return conv_model(tmp_path_factory.mktemp("model") / "conv21.onnx", 21)
-
-
-def streamseg(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamseg", *args, "--no-progress"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def health(port: int) -> dict | None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, run_segment
 from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.skipif(
@@ -39,18 +39,8 @@ TYPES = {
 def mcap_run(car_video, duc_onnx, tmp_path_factory) -> Path:
     """``run -o run.mcap --labels-out labels/`` on the first frames of the real footage."""
     folder = tmp_path_factory.mktemp("mcap")
-    run_cli(
-        "run",
-        str(car_video),
-        "--model",
-        str(duc_onnx),
-        "--max-frames",
-        str(FRAMES),
-        "-o",
-        str(folder / "run.mcap"),
-        "--labels-out",
-        str(folder / "labels"),
-        check=True,
+    run_segment(
+        car_video, duc_onnx, "-o", str(folder / "run.mcap"), max_frames=FRAMES, labels_out=folder / "labels", check=True
     )
     return folder
 

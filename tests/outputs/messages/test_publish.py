@@ -18,17 +18,12 @@ from PIL import Image
 from streamseg.frames import Result
 from streamseg.outputs.messages.wire import MessageEncoder, decode
 from tests.support.paths import ROOT
+from tests.support.servers import free_port
 from tests.support.videos import moving_scene
 
 pytest.importorskip("zmq", reason="needs the publish extra (pyzmq)")
 
 FRAMES = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def streamseg(*args: str, **popen) -> subprocess.Popen:

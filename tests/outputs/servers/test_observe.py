@@ -19,7 +19,7 @@ from PIL import Image
 from streamseg import Pipeline
 from streamseg.models import spec_from_onnx
 from streamseg.outputs.servers import MetricsServer
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, run_segment
 
 pytest.importorskip("prometheus_client", reason="needs the observe extra (prometheus-client)")
 from prometheus_client.parser import text_string_to_metric_families
@@ -103,9 +103,7 @@ def test_metrics_port_in_use_is_one_clear_error(car_video, duc_onnx):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = run_cli(
-            "run", str(car_video), "--model", str(duc_onnx), "--summary", "x.csv", "--metrics-port", str(port)
-        )
+        proc = run_segment(car_video, duc_onnx, "--summary", "x.csv", "--metrics-port", str(port))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert (
         proc.stderr.strip() == f"streamseg: error: --metrics-port {port}: cannot listen on 127.0.0.1:{port}: "
@@ -115,19 +113,7 @@ def test_metrics_port_in_use_is_one_clear_error(car_video, duc_onnx):
 
 def test_report_plots_class_areas_over_time_and_writes_csv(car_video, duc_onnx, tmp_path):
     pytest.importorskip("matplotlib", reason="needs the plots extra (matplotlib)")
-    run_cli(
-        "run",
-        str(car_video),
-        "--model",
-        str(duc_onnx),
-        "--max-frames",
-        "4",
-        "--labels-out",
-        str(tmp_path),
-        "--labels-format",
-        "npz",
-        check=True,
-    )
+    run_segment(car_video, duc_onnx, max_frames=4, labels_out=tmp_path, labels_format="npz", check=True)
     proc = run_cli("report", str(tmp_path), "-o", str(tmp_path / "areas.png"), "--top", "5", check=True)
     assert f"wrote {tmp_path / 'areas.png'} and {tmp_path / 'areas.csv'} (4 frames" in proc.stdout
 
