@@ -1,5 +1,5 @@
 """Option models the stages share, each one typed object: live inputs (``SourceOptions``) and encoders
-(``EncoderOptions``). Here, not in ``sources/`` or ``sinks/``, so both stages and the config import them one way."""
+(``EncoderOptions``). Here, not in ``sources/`` or ``outputs/``, so both stages and the config import them one way."""
 
 from __future__ import annotations
 
