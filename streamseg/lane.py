@@ -222,6 +222,7 @@ class SourceLane:
 
     def _open_sinks(self) -> list[Sink]:
         cfg, spec, out, sinks = self.config, self.spec, self.outputs, []
+        columns = out.events.columns if out.events is not None else ()  # coverage: (region, class) per column
         assert self.info is not None, "sinks open once the source has"
         try:
             for uri in out.videos:
@@ -233,9 +234,13 @@ class SourceLane:
                 else:
                     sinks.append(PngLabelSink(folder, spec.colors))
                 if out.summary is None:
-                    sinks.append(SummarySink(f"{folder}/summary.csv", spec.classes, origin=cfg.temporal))
+                    summary = f"{folder}/summary.csv"
+                    sinks.append(SummarySink(summary, spec.classes, origin=cfg.temporal, coverage=columns))
             if out.summary:
-                sinks.append(SummarySink(out.summary, spec.classes, origin=cfg.temporal))
+                sinks.append(SummarySink(out.summary, spec.classes, origin=cfg.temporal, coverage=columns))
+            events = out.events.open_sink(self.info) if out.events is not None else None
+            if events is not None:
+                sinks.append(events)
         except BaseException:
             for sink in sinks:
                 sink.close(complete=False)
@@ -247,6 +252,8 @@ class SourceLane:
         limit = self.config.max_frames
         if self.written_limit_hit:
             return None  # a live source past --max-frames: frames still in flight are not written
+        if self.outputs.events is not None:  # regions' coverage, on the result for every output
+            result = self.outputs.events.measure(result)
         for sink in self.sinks:
             sink.write(result)
         for sink in self._shared_sinks:

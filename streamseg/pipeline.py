@@ -11,6 +11,7 @@ of them, batched. Sources can be added and removed while it runs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from streamseg.collector import FrameCollector
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError, SinkError, StreamsegError
+from streamseg.events import EventBus
 from streamseg.frames import Result
 from streamseg.lane import SourceLane
 from streamseg.logs import redact
@@ -117,6 +119,7 @@ class Pipeline:
         self.preview: PreviewServer | None = None  # the preview page server, with --preview
         self.publisher: LabelPublisher | None = None  # the label-map publisher, with --publish
         self.downstream: list[Sink] = []  # MCAP, Foxglove, MQTT, Kafka sinks, each serving every source
+        self.events = EventBus()  # event starts and ends: .subscribe(callback), .listen() (streamseg.events)
         self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
         self._shared: list[Sink] = []  # sinks every source writes to
         self._stopping = threading.Event()
@@ -146,6 +149,8 @@ class Pipeline:
     def _start(self) -> Pipeline:
         cfg = self.config
         specs = list(cfg.sources)
+        if len(specs) > cfg.max_sources:
+            raise ConfigError(f"{len(specs)} sources given, more than --max-sources {cfg.max_sources}")
         names = self._names(specs)
         plans = [(name, self._outputs_for(spec, name, i)) for i, (spec, name) in enumerate(zip(specs, names))]
         owner = len(plans) > 1
@@ -158,6 +163,11 @@ class Pipeline:
         assert cfg.model is not None, "checked in __init__"
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
+        plans = [(name, self._with_events(out, s, name)) for (name, out), s in zip(plans, specs)]  # checked now
+        if cfg.webhook:
+            from streamseg.events.webhook import check_webhook_url
+
+            check_webhook_url(cfg.webhook)
         self._budget_specs = self._latency_budget_specs(spec)
         wanted = cfg.batch or len(specs)
         self.backend = backend = create_backend(
@@ -176,6 +186,7 @@ class Pipeline:
         # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
         self._shared = self._open_shared_sinks(spec, live=not any_file) + self._extra_sinks
+        self._attach_events()
         size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
         if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
             size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
@@ -213,6 +224,23 @@ class Pipeline:
             labels_out=expand(labels, name, index) if labels else None,
             summary=expand(summary, name, index) if summary else None,
         )
+
+    def _with_events(self, outputs: SourceOutputs, spec: SourceSpec, name: str) -> SourceOutputs:
+        """``outputs`` with the source's regions and rules, checked against the model's classes."""
+        from streamseg.events.source import plan_source_events
+
+        assert self.spec is not None, "the model is resolved first"
+        events = plan_source_events(self.config, spec, name, self.spec.classes, self.events)
+        return outputs if events is None else dataclasses.replace(outputs, events=events)
+
+    def _attach_events(self) -> None:
+        """Event messages go to the shared sinks that take them (MQTT, Kafka, MCAP) and the webhook."""
+        webhook = None
+        if self.config.webhook:
+            from streamseg.events.webhook import Webhook
+
+            webhook = Webhook(self.config.webhook)
+        self.events.attach(self._shared, webhook)
 
     def _open_shared_sinks(self, spec: ModelSpec, live: bool) -> list[Sink]:
         cfg, sinks = self.config, list[Sink]()
@@ -298,12 +326,25 @@ class Pipeline:
             run=self.backend.run,
         )
 
+    @property
+    def api_token(self) -> str | None:
+        """The bearer token ``POST``/``DELETE /sources`` need (``--metrics-port``, ``--api on``); None without."""
+        return self.metrics.access.token.value if self.metrics and self.metrics.access.token else None
+
     # -- sources come and go ---------------------------------------------------------------
-    def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
+    def add_source(
+        self,
+        uri: str | Path | SourceSpec | dict,
+        *,
+        name: str | None = None,
+        admit: Callable[[SourceSpec, SourceOutputs], None] | None = None,
+        **options: Any,
+    ) -> str:
         """Start one more source while the pipeline runs; returns its name.
 
         ``options``: ``outputs``, ``labels_out``, ``summary`` (templates, default
-        the run's) and live-input options (``transport``, ``realtime`` …).
+        the run's) and live-input options (``transport``, ``realtime`` …). ``admit``
+        may refuse the source (raise) once its outputs are known (the REST API's confinement).
         """
         if isinstance(uri, SourceSpec):
             spec = uri
@@ -319,13 +360,20 @@ class Pipeline:
         if self._batcher is None or self._closed or self._stopping.is_set():
             raise ConfigError("the pipeline is not running")
         with self._lock:
-            running = [lane for lane in self.lanes.values() if not lane.done]
+            running = sum(not lane.done for lane in self.lanes.values())
+            if running >= self.config.max_sources:
+                raise ConfigError(f"{running} sources are running, the most --max-sources allows")
             (new_name,) = self._names([spec], taken=list(self.lanes))
-            outputs = self._outputs_for(spec, new_name, self._ever)
-            paths = [p for lane in running for p in lane.outputs.paths(self.config, lane.name)]
+            outputs = self._with_events(self._outputs_for(spec, new_name, self._ever), spec, new_name)
+            if admit is not None:
+                admit(spec, outputs)
+            # everything the run holds, ended sources too: their files, and the one MCAP every source writes
+            held = [p for lane in self.lanes.values() for p in lane.outputs.paths(self.config, lane.name)]
+            shared = [OutputPath("--mcap", self.config.mcap)] if self.config.mcap else []
             try:
                 check_output_paths(
-                    [spec.uri, *(lane.uri for lane in running)], [*paths, *outputs.paths(self.config, new_name)]
+                    [spec.uri, *(lane.uri for lane in self.lanes.values())],
+                    [*shared, *held, *outputs.paths(self.config, new_name)],
                 )
             except SinkError as err:
                 raise ConfigError(str(err)) from None
@@ -422,6 +470,7 @@ class Pipeline:
 
     def _close_shared(self, complete: bool) -> list[Exception]:
         errors = []
+        self.events.close()  # listeners end; the webhook sends what it can
         for sink in self._shared or ([self.metrics] if self.metrics is not None else []):
             try:
                 sink.close(complete=complete)

@@ -9,7 +9,10 @@ imports; each factory maps its kinds to its classes:
 - writes: ``stream`` is ``outputs.streams.stream.StreamSink``, ``hls`` the same writing a playlist and
   segments into a folder, ``file`` is a video file (``outputs.files``).
 
-Plain paths and ``file:`` URIs (``file:///abs``, ``file:/abs``, ``file:name``) are local files.
+Plain paths and ``file:`` URIs (``file:///abs``, ``file:/abs``, ``file:name``) are local files; every check
+that compares or confines paths asks ``local_path`` first, so ``-o file:in.mp4`` is caught as ``in.mp4``.
+FFmpeg reads any other ``NAME:rest`` as its protocol ``NAME`` (``md5:in.mp4`` and ``tee:in.mp4`` write to
+``in.mp4``, ``pipe:1`` to stdout): a name missing from the table reads and writes nothing, so it is refused.
 """
 
 from __future__ import annotations
@@ -63,9 +66,11 @@ def scheme_of(uri: str) -> Scheme:
     row = SCHEMES.get(name)
     if row is not None and uri[len(name) :].startswith(row.prefix):
         return row
-    if "://" in uri:
-        return Scheme(uri.split("://", 1)[0].lower(), reads=None, writes=None)
-    return SCHEMES[""]  # a path (even one with a colon in it, like "C:x" or "a:b.mp4")
+    if named and len(name) > 1:
+        # FFmpeg reads NAME:rest as its protocol NAME (md5:, tee:, pipe:, crypto: …): nothing here reads or
+        # writes those, so they are refused rather than handed to FFmpeg as paths
+        return Scheme(name, reads=None, writes=None, prefix="://" if "://" in uri else ":")
+    return SCHEMES[""]  # a path (a colon after a slash, or a drive letter "C:x", is part of the path)
 
 
 def is_local_path(uri: str) -> bool:
@@ -79,11 +84,29 @@ def local_path(uri: str) -> str:
         return uri
     rest = uri[len("file:") :]
     if not rest.startswith("//"):
-        return rest  # file:name, file:/abs (FFmpeg's spelling: no percent-escapes)
+        # file:name, file:/abs (FFmpeg's spelling: no percent-escapes); file:md5:x is the file ./md5:x
+        named = _NAMED.match(rest)
+        return "./" + rest if named and len(named.group(1)) > 1 else rest
     host, slash, path = rest[2:].partition("/")
     if host not in ("", "localhost"):
         raise ConfigError(f"{uri}: a file: URI names a path on this machine, not on {host}")
     return unquote(slash + path)
+
+
+def output_kind(uri: str, what: str = "-o") -> str:
+    """How an output ``uri`` is written (``file``, ``stream`` or ``hls``); a scheme nothing writes is refused."""
+    row = scheme_of(uri)
+    if row.writes is None:
+        writable = ", ".join(f"{r.name}{r.prefix}" for r in SCHEMES.values() if r.name and r.writes)
+        raise ConfigError(
+            f"{what} {row.name}{row.prefix}…: no output writes {row.name}{row.prefix} URIs; use a path or {writable}"
+        )
+    return row.writes
+
+
+def network_schemes() -> tuple[str, ...]:
+    """The schemes of network sources (what a POSTed source may use besides a file)."""
+    return tuple(row.name for row in SCHEMES.values() if row.reads == "live" and not row.local)
 
 
 def is_stream_output(uri: str) -> bool:

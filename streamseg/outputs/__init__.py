@@ -16,9 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from streamseg.backoff import Backoff
-from streamseg.errors import SinkError
 from streamseg.frames import Result, StreamInfo
-from streamseg.logs import redact
 from streamseg.outputs.delivery import check_delivered, delivery_counts, output_links, undelivered
 from streamseg.outputs.files.segmented import SegmentedVideoSink
 from streamseg.outputs.files.summary import SummarySink
@@ -27,7 +25,7 @@ from streamseg.outputs.labels import NpzLabelSink, PngLabelSink
 from streamseg.outputs.paths import check_output_paths, check_run_outputs
 from streamseg.outputs.streams.stream import StreamSink
 from streamseg.stage_options import EncoderOptions, SourceOptions
-from streamseg.uris import local_path, scheme_of
+from streamseg.uris import local_path, output_kind
 
 __all__ = [
     "EncoderOptions",
@@ -62,12 +60,10 @@ def open_video_sink(uri: str, info: StreamInfo, options: EncoderOptions, live: S
     Stream outputs use ``live.transport`` and reconnect with ``live``'s backoff and give-up limit.
     With ``options.segment_seconds`` a file output is a segmented recording (``uri`` a strftime pattern).
     """
-    writes = scheme_of(uri).writes
+    writes = output_kind(uri)
     if writes in ("stream", "hls"):
         backoff = Backoff(live.reconnect_delay, live.reconnect_max_delay, live.reconnect_give_up)
         return StreamSink(uri, info, options, transport=live.transport, backoff=backoff)
-    if writes != "file":
-        raise SinkError(f"output {redact(uri)}: no output writes {scheme_of(uri).name}:// URIs")
     path = local_path(uri)
     if options.segment_seconds is not None:
         keep = None if options.keep_gigabytes is None else int(options.keep_gigabytes * 1e9)

@@ -12,12 +12,16 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from streamseg.errors import ConfigError
 from streamseg.logs import redact
 from streamseg.outputs.paths import OutputOptions, OutputPath, output_paths
 from streamseg.uris import is_local_path, local_path
+
+if TYPE_CHECKING:
+    from streamseg.events.source import SourceEvents
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FIELDS = ("name", "index")
@@ -59,15 +63,26 @@ def check_name(name: str) -> str:
 def expand(template: str, name: str, index: int) -> str:
     """``template`` with ``{name}`` and ``{index}`` filled in; other braces are refused with the field named."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = [
+            (f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(template) if f is not None
+        ]
     except ValueError as err:
-        raise ConfigError(f"output template {redact(template)!r}: {err}") from None
+        raise ConfigError(f"output template {_shown(template)}: {err}") from None
+    fields = [f for f, _, _ in parsed]
     unknown = sorted({f for f in fields if f not in FIELDS})
     if unknown:
         raise ConfigError(
-            f"output template {redact(template)!r}: unknown field {{{unknown[0]}}} (use {{name}} or {{index}})"
+            f"output template {_shown(template)}: unknown field {{{unknown[0][:40]}}} (use {{name}} or {{index}})"
         )
+    if any(spec or conversion for _, spec, conversion in parsed):  # {name:>300000000} would fill memory
+        raise ConfigError(f"output template {_shown(template)}: plain {{name}} and {{index}} only, no format specs")
     return template.format(name=name, index=index) if fields else template
+
+
+def _shown(template: str) -> str:
+    """The template for a message: credentials redacted, at most 200 characters."""
+    shown = redact(template)
+    return repr(shown if len(shown) <= 200 else shown[:200] + "…")
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class SourceOutputs:
     videos: tuple[str, ...] = ()
     labels_out: str | None = None
     summary: str | None = None
+    events: SourceEvents | None = None  # regions and rules: coverage on each result, events, clips
 
     def paths(self, options: OutputOptions, owner: str | None = None) -> list[OutputPath]:
         """Every file or folder these outputs write (stream URLs are not paths); ``options`` says how."""

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from streamseg.errors import SinkError
 from streamseg.stage_options import EncoderOptions
-from streamseg.uris import is_local_path, local_path, scheme_of
+from streamseg.uris import is_local_path, local_path, output_kind
 
 LABEL_NAMES = r"\d{6}\.png"  # what PngLabelSink writes
 HLS_NAMES = r"index\.m3u8|segment_\d{5}\.ts"  # what an hls:DIR output writes
@@ -122,13 +122,13 @@ def output_paths(
     outputs = []
     segmented = encoder.segment_seconds is not None
     for uri in videos:
-        writes = scheme_of(uri).writes
+        writes = output_kind(uri)  # refuses md5:, tee:, pipe: … and schemes nothing writes
         if writes == "hls":
             outputs.append(OutputPath("-o", uri[len("hls:") :] or ".", names=HLS_NAMES, owner=owner))
             continue
         if writes != "file":
             continue  # a stream: no file on this machine
-        uri = local_path(uri)
+        uri = local_path(uri)  # file:in.mp4 writes in.mp4
         if segmented and encoder.keep_gigabytes is not None:
             outputs.append(OutputPath("-o", uri, glob=segment_glob(uri), owner=owner))
         elif segmented:

@@ -51,7 +51,7 @@ def open_source(
     if scheme.reads == "device":
         return live(uri, format="v4l2")
     if scheme.reads != "file":
-        raise SourceError(f"input {redact(uri)}: no source reads {scheme.name}:// URIs")
+        raise SourceError(f"input {redact(uri)}: no source reads {scheme.name}{scheme.prefix} URIs")
     path = local_path(uri)
     if options.realtime and Path(path).is_file():
         return live(path, paced=True)

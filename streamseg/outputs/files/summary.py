@@ -1,4 +1,4 @@
-"""Per-frame summary rows: index, pts, time, latency and class pixel fractions; and their reader.
+"""Per-frame summary rows: index, pts, time, latency, class pixel fractions and regions' coverage; their reader.
 
 Each row is flushed as it is written, so a killed run keeps every row of the frames it wrote.
 ``read_summary`` reads either form back (``streamseg report``, a batch's class areas).
@@ -29,11 +29,21 @@ class SummarySink:
 
     ``origin`` adds where each frame's labels came from (inferred, or carried from an earlier
     inferred frame by flow or held) and their age in frames and ms (runs with ``--interval`` etc.).
+    ``coverage`` adds a column ``REGION/CLASS`` per (region, class) pair: the share of the region's pixels
+    (``Result.coverage``; JSON Lines: a ``coverage`` mapping).
     """
 
-    def __init__(self, path: str | Path, classes: tuple[str, ...], *, origin: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        classes: tuple[str, ...],
+        *,
+        origin: bool = False,
+        coverage: tuple[tuple[str, str], ...] = (),
+    ):
         self.path = Path(path)
         self.origin = origin
+        self.coverage = coverage
         self.name = str(self.path)
         self.delivered = 0
         self.classes = classes
@@ -46,7 +56,8 @@ class SummarySink:
         if not self.json:
             self._csv = csv.writer(self._file)
             extra = ORIGIN_COLUMNS if origin else []
-            self._guard(self._csv.writerow, ["index", "pts", "time", "latency_ms", *extra, *classes])
+            columns = [f"{region}/{name}" for region, name in coverage]
+            self._guard(self._csv.writerow, ["index", "pts", "time", "latency_ms", *extra, *classes, *columns])
 
     def _guard(self, write, *args) -> None:
         """Write and flush; a failure names the file."""
@@ -66,6 +77,7 @@ class SummarySink:
                 **({"origin": result.origin, "age_frames": result.age_frames, "age_ms": round(result.age_ms, 1)}
                    if self.origin else {}),
                 "classes": {c: round(float(f), 6) for c, f in zip(self.classes, fractions) if f > 0},
+                **({"coverage": result.coverage} if self.coverage and result.coverage is not None else {}),
             }  # fmt: skip
             self._guard(self._file.write, json.dumps(row) + "\n")
         else:
@@ -79,9 +91,18 @@ class SummarySink:
                     f"{result.latency * 1000:.2f}",
                     *extra,
                     *(f"{f:.6f}" for f in fractions),
+                    *self._coverage_cells(result),
                 ],
             )
         self.delivered += 1
+
+    def _coverage_cells(self, result: Result) -> list[str]:
+        shares = result.coverage or {}
+        cells = []
+        for region, name in self.coverage:
+            share = shares.get(region, {}).get(name)
+            cells.append("" if share is None else f"{share:.6f}")
+        return cells
 
     def close(self, complete: bool = True) -> None:
         try:
@@ -122,10 +143,12 @@ def read_summary(path: Path) -> ClassSeries:
                 if not head or head[:4] != ["index", "pts", "time", "latency_ms"]:
                     raise ConfigError(f"{path}: not a streamseg summary (expected columns index,pts,time,latency_ms)")
                 first = 4 + len(ORIGIN_COLUMNS) if head[4:7] == ORIGIN_COLUMNS else 4
-                classes = tuple(head[first:])
+                # the classes run up to the regions' coverage columns (REGION/CLASS)
+                end = next((i for i in range(first, len(head)) if "/" in head[i]), len(head))
+                classes = tuple(head[first:end])
                 parsed = list(reader)
                 rows = [dict(zip(["index", "pts", "time"], r[:3], strict=False)) for r in parsed]
-                fractions = [[float(v) for v in r[first:]] for r in parsed]
+                fractions = [[float(v) for v in r[first:end]] for r in parsed]
     except ConfigError:
         raise
     except (OSError, UnicodeDecodeError) as err:

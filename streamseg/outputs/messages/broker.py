@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from typing import Any
 
 from streamseg.frames import Result
 from streamseg.logs import redact
@@ -18,7 +20,7 @@ class BrokerSink:
     """Per frame: a JSON summary (and with ``labels`` a PNG label map) onto a bounded drop-oldest queue.
 
     Subclasses open their client (``connect``, which parses the URL and may refuse it), say where a
-    source's messages go (``topics``) and how to hand one frame's messages to their client (``send``:
+    source's messages go (``topics``, ``event_topic``) and how to hand one frame's messages to their client (``send``:
     False means "not now, try again"). ``dropped`` counts frames lost here, ``reconnects`` the broker
     reconnects; the run's summary reports both.
     """
@@ -74,6 +76,10 @@ class BrokerSink:
     def send(self, event: Event) -> bool:
         raise NotImplementedError
 
+    def event_topic(self, source_name: str) -> str:
+        """Where a source's event starts and ends go (``streamseg.events``)."""
+        raise NotImplementedError
+
     def pending(self) -> int:
         """Messages handed to the client and not yet acknowledged by the broker."""
         return 0
@@ -88,6 +94,11 @@ class BrokerSink:
         if self.labels:
             parts.append((labels_topic, label_png(result.labels)))
         self._queue.put(Event(tuple(parts)))
+
+    def publish_event(self, source: str, message: dict[str, Any]) -> None:
+        """An event's start or end (JSON, docs/events.md), queued with the frames' messages."""
+        topic = self.event_topic(self._source_names(source))
+        self._queue.put(Event(((topic, json.dumps(message).encode()),)))
 
     def _send_loop(self) -> None:
         while True:

@@ -21,13 +21,15 @@ from streamseg.outputs.files.summary import class_fractions
 
 
 def summary_event(result: Result, classes: tuple[str, ...], stamp_ns: int) -> bytes:
-    """UTF-8 JSON: source, frame index, media time, stamp, capture time, latency and class fractions."""
+    """UTF-8 JSON: source, frame index, media time, stamp, capture time, latency, class fractions and, with
+    regions, their coverage (region -> class -> share)."""
     fractions = class_fractions(result.labels, len(classes))
     return json.dumps({
         "source": redact(result.source), "index": result.index, "time": result.time, "stamp_ns": stamp_ns,
         "capture_time": result.capture_time, "latency_ms": round(result.latency * 1000, 2),
         "shape": list(result.labels.shape),
         "fractions": {c: round(float(f), 6) for c, f in zip(classes, fractions) if f > 0},
+        **({"coverage": result.coverage} if result.coverage is not None else {}),
     }).encode()  # fmt: skip
 
 

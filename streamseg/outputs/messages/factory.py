@@ -21,7 +21,11 @@ def open_downstream_sinks(cfg: Any, spec: ModelSpec, live: bool) -> list:
         if cfg.foxglove_port is not None:
             from streamseg.outputs.messages.foxglove_sink import FoxgloveSink
 
-            sinks.append(FoxgloveSink(cfg.foxglove_port, spec.classes, live=live, host=cfg.serve_host))
+            sinks.append(
+                FoxgloveSink(
+                    cfg.foxglove_port, spec.classes, live=live, host=cfg.serve_host, origins=cfg.foxglove_origins
+                )
+            )
         if cfg.mqtt:
             from streamseg.outputs.messages.mqtt_sink import MqttSink
 

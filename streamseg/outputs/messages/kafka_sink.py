@@ -1,7 +1,8 @@
 """``--kafka kafka://HOST:PORT/TOPIC``: the MQTT sink's per-frame summaries, for teams that run Kafka.
 
 Summaries go to ``TOPIC.<source>`` and label maps (``--mqtt-labels`` applies here too) to
-``TOPIC.<source>.labels`` (Kafka topic names allow letters, digits, ``._-``). librdkafka (confluent-kafka)
+``TOPIC.<source>.labels``, event starts and ends to ``TOPIC.events.<source>`` (Kafka topic names allow
+letters, digits, ``._-``). librdkafka (confluent-kafka)
 reconnects and retries by itself; our bounded queue in front of it drops the oldest frames when it is full.
 Kept minimal: no Kafka broker runs in the test environment, so only URL parsing and the missing-extra
 message are tested.
@@ -50,6 +51,9 @@ class KafkaSink(BrokerSink):
 
     def topics(self, source_name: str) -> tuple[str, str]:
         return f"{self.topic}.{source_name}", f"{self.topic}.{source_name}.labels"
+
+    def event_topic(self, source_name: str) -> str:
+        return f"{self.topic}.events.{source_name}"
 
     def send(self, event: Event) -> bool:
         self._producer.poll(0)  # serve delivery callbacks

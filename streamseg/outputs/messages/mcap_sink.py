@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
@@ -30,7 +33,9 @@ def _writer_class():
 
 
 class McapSink:
-    """One MCAP file for all sources: topics ``/streamseg/<source>/<channel>`` (see ``ros_messages.CHANNELS``)."""
+    """One MCAP file for all sources: topics ``/streamseg/<source>/<channel>`` (see ``ros_messages.CHANNELS``),
+    and with regions and rules ``coverage`` per frame and ``events`` per event start and end (JSON strings).
+    """
 
     def __init__(
         self, path: str | Path, classes: tuple[str, ...], colors: tuple[tuple[int, int, int], ...], *, live: bool
@@ -58,9 +63,32 @@ class McapSink:
         })  # fmt: skip
         self._writer.flush()
         self.frames = 0
+        self._lock = threading.Lock()  # sources' output threads write frames, and events, into one file
         self.announcement = f"writing ROS 2 messages to {self.path}"
 
     def write(self, result: Result) -> None:
+        with self._lock:
+            self._write(result)
+
+    def publish_event(self, source: str, message: dict[str, Any]) -> None:
+        """An event's start or end on ``/streamseg/<source>/events``, stamped as frames are (media or capture time)."""
+        seconds = message["start"] if message["kind"] == "start" else message["end"]
+        stamp = round(1_000_000_000 * (time.time() if self.live else max(0.0, seconds)))
+        with self._lock:
+            self._add(self._topics(source), self.encoder.json("events", message), stamp, 0)
+            self._flush()
+
+    def _add(self, name: str, message: Any, stamp: int, sequence: int) -> None:
+        channel = self._channel(topic(name, message.suffix), message.schema)
+        self._writer.add_message(channel, log_time=stamp, publish_time=stamp, data=message.data, sequence=sequence)
+
+    def _flush(self) -> None:
+        try:
+            self._writer.flush()  # one chunk per frame, handed to the OS: survives a kill of this process
+        except OSError as err:
+            raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
+
+    def _write(self, result: Result) -> None:
         new = result.source not in self._topics
         name = self._topics(result.source)
         if new:
@@ -69,14 +97,12 @@ class McapSink:
             )
         stamp = stamp_ns(result, self.live)
         for message in self.encoder.messages(result, stamp, frame_id=name):
-            channel = self._channel(topic(name, message.suffix), message.schema)
-            self._writer.add_message(
-                channel, log_time=stamp, publish_time=stamp, data=message.data, sequence=result.index
-            )
-        try:
-            self._writer.flush()  # one chunk per frame, handed to the OS: survives a kill of this process
-        except OSError as err:
-            raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
+            self._add(name, message, stamp, result.index)
+        if result.coverage is not None:
+            value = {"source": redact(result.source), "index": result.index, "time": result.time,
+                     "coverage": result.coverage}  # fmt: skip
+            self._add(name, self.encoder.json("coverage", value), stamp, result.index)
+        self._flush()
         self.frames += 1
 
     def _channel(self, name: str, schema: str) -> int:

@@ -1,7 +1,8 @@
 """``--mqtt mqtt://[user:pass@]host[:port]/TOPIC``: per-frame JSON summaries (and label maps) over MQTT.
 
 Topics: ``TOPIC/<source>`` (JSON summary, see ``events.summary_event``) and, with ``--mqtt-labels``,
-``TOPIC/<source>/labels`` (grey PNG, pixel = class id). QoS 1: paho keeps every message the broker has not
+``TOPIC/<source>/labels`` (grey PNG, pixel = class id); with event rules, ``TOPIC/events/<source>`` (each
+event's start and end, docs/events.md). QoS 1: paho keeps every message the broker has not
 acknowledged and sends it again after a reconnect (paho's own loop, ``reconnect_delay_set``), so a broker
 restart loses only the frames the bounded queue dropped, and those are counted.
 """
@@ -75,6 +76,9 @@ class MqttSink(BrokerSink):
 
     def topics(self, source_name: str) -> tuple[str, str]:
         return f"{self.topic}/{source_name}", f"{self.topic}/{source_name}/labels"
+
+    def event_topic(self, source_name: str) -> str:
+        return f"{self.topic}/events/{source_name}"
 
     def send(self, event: Event) -> bool:
         with self._lock:

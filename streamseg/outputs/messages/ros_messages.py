@@ -44,6 +44,8 @@ CHANNELS = {
     "class_fractions": "std_msgs/msg/Float32MultiArray",  # data[i] = share of the frame that is class i
     "stats": "std_msgs/msg/String",  # JSON: source, index, time, latency_ms, fractions by class name
 }
+# with regions and rules (streamseg.events), JSON in std_msgs/String: per frame, and per event start and end
+EVENT_CHANNELS = {"coverage": "std_msgs/msg/String", "events": "std_msgs/msg/String"}
 JPEG_QUALITY = 85
 PREFIX = "/streamseg"  # topics: /streamseg/<source>/<suffix>
 
@@ -100,6 +102,11 @@ class RosEncoder:
             RosMessage(suffix, CHANNELS[suffix], self._encode[CHANNELS[suffix]](value))
             for suffix, value in values.items()
         ]
+
+    def json(self, suffix: str, value: dict) -> RosMessage:
+        """A JSON document as a ``std_msgs/String`` on one of ``EVENT_CHANNELS`` (coverage, events)."""
+        schema = EVENT_CHANNELS[suffix]
+        return RosMessage(suffix, schema, self._encode[schema]({"data": json.dumps(value)}))
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

@@ -3,7 +3,9 @@
 Hardened for a hostile network: each connection has a socket timeout, at most
 ``MAX_CLIENTS`` are served at once (the rest get a quick 503), and a server
 bound to a loopback address answers only requests whose ``Host`` names the
-loopback (DNS rebinding cannot reach it from a web page).
+loopback (DNS rebinding cannot reach it from a web page). A few quick pages
+(``always``: ``/health``) are answered even when every slot is taken: the
+accepting thread serves them itself when their whole request is already there.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 HANDLER_TIMEOUT = 10.0  # seconds a connection may sit without sending or taking data
 MAX_CLIENTS = 32  # connections served at once, MJPEG streams included
+INLINE_TIMEOUT = 0.5  # seconds the accepting thread gives an always-answered request to take its answer
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
@@ -36,8 +39,15 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         # StreamRequestHandler applies it to the socket; typeshed calls it a class variable, it is read per instance
-        self.timeout = self.server.handler_timeout  # type: ignore[misc]
+        self.timeout = INLINE_TIMEOUT if self.server.inline.active else self.server.handler_timeout  # type: ignore[misc]
         super().setup()
+
+    def handle(self) -> None:
+        if self.server.inline.active:  # on the accepting thread: one request, then close
+            self.close_connection = True
+            self.handle_one_request()
+        else:
+            super().handle()
 
     def parse_request(self) -> bool:
         if not super().parse_request():
@@ -56,16 +66,20 @@ class QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s: " + format, self.server.name, *args)
 
-    def send_body(self, body: bytes, content_type: str, status: int = 200) -> None:
+    def send_body(
+        self, body: bytes, content_type: str, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
 
-    def send_json(self, data: Any, status: int = 200) -> None:
-        self.send_body(json.dumps(data).encode(), "application/json", status)
+    def send_json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.send_body(json.dumps(data).encode(), "application/json", status, headers)
 
 
 def is_local_host(header: str | None) -> bool:
@@ -87,6 +101,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _Inline(threading.local):
+    active = False  # True on the accepting thread while it serves an always-answered page itself
+
+
 class BackgroundServer:
     """Serves ``handler`` for ``app`` on ``host:port`` from a daemon thread until ``close()``.
 
@@ -102,10 +120,13 @@ class BackgroundServer:
         handler_timeout: float
         local_only: bool
         slots: threading.BoundedSemaphore
+        always: tuple[bytes, ...]  # request lines answered even when the slots are full
+        inline: _Inline
 
         def process_request(self, request, client_address) -> None:
             if not self.slots.acquire(blocking=False):
-                self._refuse(request)
+                if not self._answer_inline(request, client_address):
+                    self._refuse(request)
                 return
             try:
                 super().process_request(request, client_address)
@@ -118,6 +139,27 @@ class BackgroundServer:
                 super().process_request_thread(request, client_address)
             finally:
                 self.slots.release()
+
+        def _answer_inline(self, request: socket.socket, client_address) -> bool:
+            """Serve an ``always`` page on this thread if its whole request has arrived; False if not one."""
+            if not self.always:
+                return False
+            try:
+                request.settimeout(0.05)
+                head = request.recv(8192, socket.MSG_PEEK)
+            except OSError:
+                return False
+            if b"\r\n\r\n" not in head or not head.startswith(self.always):
+                return False
+            self.inline.active = True
+            try:
+                self.finish_request(request, client_address)
+            except Exception:
+                self.handle_error(request, client_address)
+            finally:
+                self.inline.active = False
+                self.shutdown_request(request)
+            return True
 
         def _refuse(self, request: socket.socket) -> None:
             """Answer 503 from the accepting thread, without waiting on the client: no thread, no slot."""
@@ -148,6 +190,7 @@ class BackgroundServer:
         *,
         timeout: float | None = None,
         max_clients: int | None = None,
+        always: tuple[str, ...] = (),
     ):
         self.name = name
         self.closing = threading.Event()  # long-lived responses (MJPEG) end when it is set
@@ -160,6 +203,8 @@ class BackgroundServer:
         server.handler_timeout = HANDLER_TIMEOUT if timeout is None else timeout
         server.slots = threading.BoundedSemaphore(MAX_CLIENTS if max_clients is None else max_clients)
         server.local_only = is_loopback(host)  # --serve-host 0.0.0.0 (or a LAN address) accepts any Host
+        server.always = tuple(f"GET {path}{end}".encode() for path in always for end in (" ", "?"))
+        server.inline = _Inline()
         self.host, self.port = host, server.server_address[1]
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"streamseg-{name}", daemon=True

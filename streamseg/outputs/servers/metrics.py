@@ -2,23 +2,30 @@
 
 ``/sources`` lists the sources (GET), starts one (POST, a JSON body as a
 ``sources:`` entry) and stops one (DELETE /sources/NAME), as DeepStream's
-nvmultiurisrcbin REST API does. Everything else is read at scrape time from the pipeline's own counters (see
+nvmultiurisrcbin REST API does. Changes need the run's token, JSON and the server's
+own Origin (``observe.access``), and touch only what ``observe.confine`` allows.
+Everything else is read at scrape time from the pipeline's own counters (see
 ``LiveStats``), so the per-frame path does no metrics work except one bucket
 increment per frame for the end-to-end latency histogram.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote
 
+from pydantic import ValidationError
+
+from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import MissingExtraError, StreamsegError
 from streamseg.frames import Result
 from streamseg.logs import redact
+from streamseg.outputs.servers.access import AccessRules, ApiToken, parse_json_body
+from streamseg.outputs.servers.confine import Confinement, Forbidden
 from streamseg.outputs.servers.http import BackgroundServer, QuietHandler
 from streamseg.outputs.servers.live import LiveStats, gpu_memory
 from streamseg.stage_stats import LATENCY_BUCKETS, StageStats
+from streamseg.yamlfile import describe_validation_error
 
 HEALTHY = ("starting", "running", "reconnecting")  # /health answers 200 for these, 503 for "stopped"
 MAX_BODY = 64 * 1024  # bytes of a POST /sources body
@@ -36,9 +43,10 @@ def _prometheus():
 class PipelineCollector:
     """A prometheus-client collector that reads the pipeline on every scrape."""
 
-    def __init__(self, live: LiveStats, frame_latency: StageStats):
+    def __init__(self, live: LiveStats, frame_latency: StageStats, coverage: dict | None = None):
         self.live = live
         self.frame_latency = frame_latency
+        self.coverage = coverage if coverage is not None else {}  # source -> its newest frame's region coverage
 
     def describe(self) -> list:
         return []  # no fixed description: prometheus-client then skips a collect() at registration
@@ -87,6 +95,11 @@ class PipelineCollector:
             batches.add_metric([str(size)], count)
         yield batches
         yield from self._per_source(core, s["sources"])
+        bus = getattr(self.live.pipeline, "events", None)
+        if bus is not None:
+            from streamseg.events.metrics import event_metrics
+
+            yield from event_metrics(core, bus, dict(self.coverage))
         gpus = gpu_memory()
         if gpus:
             memory = core.GaugeMetricFamily("streamseg_gpu_memory_bytes", "GPU memory", labels=["device", "kind"])
@@ -164,7 +177,7 @@ def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
 class MetricsServer:
     """``/metrics`` (Prometheus text format) and ``/health`` on ``host:port``; also a sink.
 
-    As a sink it only bins each result's end-to-end latency.
+    As a sink it only bins each result's end-to-end latency (and keeps a reference to its regions' coverage).
     """
 
     def __init__(self, pipeline: Any, port: int, host: str = "127.0.0.1"):
@@ -172,14 +185,28 @@ class MetricsServer:
         self.pipeline = pipeline
         self.live = LiveStats(pipeline)
         self.frame_latency = StageStats("frame")  # capture -> composited, binned like the stages
+        self.coverage: dict[str, dict[str, dict[str, float]]] = {}  # source -> newest coverage, with regions
         self.registry = core.CollectorRegistry(auto_describe=False)  # ours alone: several pipelines may run
-        self.registry.register(PipelineCollector(self.live, self.frame_latency))
+        self.registry.register(PipelineCollector(self.live, self.frame_latency, self.coverage))
         self.content_type = prometheus_client.CONTENT_TYPE_LATEST
-        self._server = BackgroundServer("metrics", "--metrics-port", _MetricsHandler, self, port, host)
+        config: RunConfig = pipeline.config
+        self.confinement = Confinement.from_config(config)
+        token = _api_token(config)
+        self.access = AccessRules(config.api, token)
+        try:
+            self._server = BackgroundServer(
+                "metrics", "--metrics-port", _MetricsHandler, self, port, host, always=("/health",)
+            )
+        except BaseException:
+            if token is not None:
+                token.close()
+            raise
         self.port, self.url = self._server.port, self._server.url
 
     def write(self, result: Result) -> None:
         self.frame_latency.add(result.latency)
+        if result.coverage is not None:
+            self.coverage[result.source] = result.coverage
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -205,6 +232,15 @@ class MetricsServer:
 
     def close(self, complete: bool = True) -> None:
         self._server.close()
+        if self.access.token is not None:
+            self.access.token.close()
+
+
+def _api_token(config: RunConfig) -> ApiToken | None:
+    """The caller's token (--api-token-file), a new one in the user's runtime folder, or none (--api off/read-only)."""
+    if config.api != "on":
+        return None
+    return ApiToken.from_file(config.api_token_file) if config.api_token_file else ApiToken.create()
 
 
 class _MetricsHandler(QuietHandler):
@@ -216,9 +252,9 @@ class _MetricsHandler(QuietHandler):
         elif path == "/health":
             status, body = metrics.health()
             self.send_json(body, status)
-        elif path == "/sources":
+        elif path == "/sources" and not self._refused():
             self.send_json(sources_list(metrics.pipeline))
-        else:
+        elif path != "/sources":
             self.send_json({"error": "not found", "paths": ["/metrics", "/health", "/sources"]}, 404)
 
     def do_POST(self) -> None:
@@ -226,14 +262,28 @@ class _MetricsHandler(QuietHandler):
         if self.path.split("?", 1)[0] != "/sources":
             self.send_json({"error": "not found"}, 404)
             return
+        if self._refused():
+            return
+        metrics: MetricsServer = self.app
+        pipeline, confinement = metrics.pipeline, metrics.confinement
         try:
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 < length <= MAX_BODY:
                 raise ValueError(f"a JSON body of 1..{MAX_BODY} bytes is needed")
-            body = json.loads(self.rfile.read(length))
+            body = parse_json_body(self.rfile.read(length))
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
-            name = self.app.pipeline.add_source(body)
+            try:
+                spec = SourceSpec.model_validate(body)
+            except ValidationError as err:
+                raise ValueError(describe_validation_error(err, "source")) from None
+            confinement.check_source(spec.uri)
+            name = pipeline.add_source(
+                spec, admit=lambda spec, outputs: confinement.check_outputs(spec, outputs, pipeline.config)
+            )
+        except Forbidden as err:
+            self.send_json({"error": redact(str(err))}, 403)
+            return
         except (ValueError, StreamsegError) as err:
             self.send_json({"error": redact(str(err))}, 400)
             return
@@ -245,6 +295,8 @@ class _MetricsHandler(QuietHandler):
         if not path.startswith("/sources/"):
             self.send_json({"error": "not found"}, 404)
             return
+        if self._refused():
+            return
         name = unquote(path[len("/sources/") :])
         try:
             self.app.pipeline.remove_source(name)
@@ -252,6 +304,16 @@ class _MetricsHandler(QuietHandler):
             self.send_json({"error": redact(str(err))}, 404)
             return
         self.send_json({"removed": name}, 200)
+
+    def _refused(self) -> bool:
+        """Answer a request the API's rules refuse (mode, Origin, token, Content-Type); True if answered."""
+        refusal = self.app.access.refuse(self.command, self.headers)
+        if refusal is None:
+            return False
+        self.close_connection = True  # its body, if any, is not read
+        extra = {"WWW-Authenticate": 'Bearer realm="streamseg"'} if refusal.status == 401 else {}
+        self.send_json({"error": refusal.reason}, refusal.status, headers=extra)
+        return True
 
 
 def sources_list(pipeline: Any) -> list[dict[str, Any]]:

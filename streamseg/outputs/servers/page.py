@@ -1,6 +1,7 @@
 """The preview page: the composited stream as MJPEG and live stats polled from /stats.json.
 
-With several sources a menu switches between them (``?source=NAME`` on the stream and the stats).
+With several sources a menu switches between them (``?source=NAME`` on the stream and the stats). Regions of
+interest are drawn over the picture (an SVG in normalized coordinates), lit while they have an event on.
 """
 
 PAGE = """<!doctype html>
@@ -11,7 +12,12 @@ PAGE = """<!doctype html>
 <style>
   body { margin: 0; font: 14px system-ui, sans-serif; background: #111; color: #eee; display: flex; gap: 16px;
          padding: 16px; flex-wrap: wrap; }
+  #view { position: relative; max-width: 100%; align-self: flex-start; }
   #video { max-width: 100%; background: #000; display: block; }
+  #regions { position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }
+  #regions polygon { fill: rgba(255, 255, 0, 0.08); stroke: #ff0; stroke-width: 2px;
+                     vector-effect: non-scaling-stroke; }
+  #regions polygon.active { fill: rgba(255, 40, 40, 0.35); stroke: #f33; }
   #panel { min-width: 240px; }
   table { border-collapse: collapse; }
   td { padding: 2px 8px 2px 0; }
@@ -20,7 +26,10 @@ PAGE = """<!doctype html>
 </style>
 </head>
 <body>
+<div id="view">
 <img id="video" src="/stream.mjpg" alt="composited stream">
+<svg id="regions" viewBox="0 0 1 1" preserveAspectRatio="none" aria-label="regions"></svg>
+</div>
 <div id="panel">
   <h3 id="source">streamseg</h3>
   <select id="sources" hidden aria-label="source"></select>
@@ -48,6 +57,18 @@ function classRow(c) {
   bar.style.background = c.color;
   row.insertCell().appendChild(bar);
   return row;
+}
+function showRegions(regions) {
+  const svg = document.getElementById("regions");
+  svg.replaceChildren(...regions.map(r => {
+    const shape = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
+    shape.setAttribute("points", r.points.map(p => p[0] + "," + p[1]).join(" "));
+    shape.setAttribute("class", r.active ? "active" : "");
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = r.name + (r.active ? " (event)" : "");
+    shape.appendChild(title);
+    return shape;
+  }));
 }
 let chosen = new URLSearchParams(location.search).get("source") || "";
 function query() {
@@ -81,6 +102,7 @@ async function refresh() {
     document.getElementById("frames").textContent = s.frames;
     document.getElementById("dropped").textContent = s.dropped;
     document.getElementById("classes").replaceChildren(...s.classes.map(classRow));
+    showRegions(s.regions || []);
   } catch (err) {
     document.getElementById("state").textContent = "disconnected";
   }

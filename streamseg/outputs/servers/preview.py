@@ -116,7 +116,19 @@ class PreviewServer:
             "frame": latest.index if latest else None, "time": latest.time if latest else None,
             "latency_ms": round(latest.latency * 1000, 1) if latest else 0.0,
             "dropped": one.get("dropped", sum(q["dropped"] for q in s["queues"].values())), "classes": classes,
+            "regions": self.regions(name),
         }  # fmt: skip
+
+    def regions(self, source: str | None) -> list[dict[str, Any]]:
+        """The source's regions (normalized points) and whether each has an event on, for the page to draw."""
+        bus = getattr(self.pipeline, "events", None)
+        if bus is None or source is None:
+            return []
+        on = bus.active(source)
+        return [
+            {"name": r.name, "points": [list(p) for p in r.points], "active": r.name in on}
+            for r in bus.regions.get(source, ())
+        ]
 
 
 class _PreviewHandler(QuietHandler):

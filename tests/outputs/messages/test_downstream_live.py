@@ -213,9 +213,17 @@ def test_a_full_queue_drops_the_oldest_frames_and_counts_them(car_video, duc_onn
     reason="needs Debian's chromium and the playwright package",
 )
 def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video, duc_onnx, tmp_path):
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
     from playwright.sync_api import sync_playwright
 
-    viewer = ROOT / "examples" / "foxglove_viewer.html"
+    # served from this machine, as the docs say: the Foxglove server refuses file:// pages (Origin null)
+    files = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(ROOT / "examples"))
+    )
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    viewer = f"http://127.0.0.1:{files.server_address[1]}/foxglove_viewer.html"
     with Pipeline(car_video, model=duc_onnx, max_frames=200, foxglove_port=0, live={"realtime": True}) as pipeline:
         consumer = threading.Thread(target=lambda: sum(1 for _ in pipeline), daemon=True)
         consumer.start()
@@ -229,7 +237,7 @@ def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video,
             )
             try:
                 page = browser.new_page()
-                page.goto(f"{viewer.as_uri()}?ws={pipeline.downstream[0].url}")
+                page.goto(f"{viewer}?ws={pipeline.downstream[0].url}")
                 for image in ("camera", "overlay"):
                     page.wait_for_function(f"document.getElementById('{image}').naturalWidth > 0", timeout=60_000)
                 page.wait_for_function("document.querySelectorAll('#classes tr').length > 0", timeout=60_000)
@@ -248,6 +256,8 @@ def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video,
                 browser.close()
         pipeline.stop()
         consumer.join(timeout=120)
+    files.shutdown()
+    files.server_close()
     assert sizes == [[768, 432], [768, 432]]
     assert car_video.stem in status and "frame " in status
     assert topic.split() == [f"{PREFIX}/overlay/compressed", "(sensor_msgs/msg/CompressedImage)"]
