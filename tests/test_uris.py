@@ -10,7 +10,7 @@ import pytest
 
 from streamseg.errors import ConfigError
 from streamseg.sources import is_live, open_source
-from streamseg.uris import SCHEMES, is_local_path, is_stream_output, local_path, scheme_of
+from streamseg.uris import SCHEMES, is_local_path, is_stream_output, local_path, network_schemes, output_kind, scheme_of
 from tests.support.cli import assert_one_line_error, run_segment
 from tests.support.videos import make_video
 
@@ -30,6 +30,10 @@ from tests.support.videos import make_video
         ("srt://h:9000", "srt", "live", None, False),
         ("hls:out/stream", "hls", None, "hls", False),
         ("gopher://h/x", "gopher", None, None, False),  # not in the table: read and written by nothing
+        ("md5:clip.mp4", "md5", None, None, False),  # FFmpeg protocols that would write through to a file
+        ("tee:clip.mp4", "tee", None, None, False),
+        ("pipe:1", "pipe", None, None, False),
+        ("C:clip.mp4", "", "file", "file", True),  # a drive letter is part of the path
     ],
 )
 def test_one_row_says_how_a_uri_is_read_and_written(uri, scheme, reads, writes, local):
@@ -43,12 +47,20 @@ def test_every_row_reads_or_writes_something():
     assert all(row.reads or row.writes for row in SCHEMES.values())
 
 
+def test_outputs_and_network_sources_read_the_table():
+    assert output_kind("file:out.mp4") == "file" and output_kind("hls:out") == "hls"
+    with pytest.raises(ConfigError, match="no output writes md5: URIs"):
+        output_kind("md5:out.mp4")
+    assert set(network_schemes()) == {"rtsp", "rtsps", "rtmp", "rtmps", "udp", "http", "https", "srt", "tcp"}
+
+
 def test_file_uris_name_local_paths():
     assert local_path("file:///tmp/a%20b.mp4") == "/tmp/a b.mp4"
     assert local_path("file://localhost/tmp/x.mp4") == "/tmp/x.mp4"
     assert local_path("file:/tmp/x.mp4") == "/tmp/x.mp4"
     assert local_path("file:x.mp4") == "x.mp4"  # FFmpeg's spelling, relative
     assert local_path("rtsp://cam/x") == "rtsp://cam/x"
+    assert local_path("file:md5:x.mp4") == "./md5:x.mp4"  # the file named md5:x.mp4, not FFmpeg's md5 protocol
     with pytest.raises(ConfigError, match="not on nas"):
         local_path("file://nas/share/x.mp4")
 
