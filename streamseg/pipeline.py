@@ -591,7 +591,10 @@ class Pipeline:
             batches=dict(sorted(self._batcher.batch_sizes.items())) if self._batcher is not None else {},
             results_dropped=results["dropped"],
             failed=self.failures,
-            delivered={name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
+            delivered={
+                **{name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
+                **delivery_counts(self.downstream),  # MQTT, Kafka: frames their broker acknowledged
+            },
         )
 
 

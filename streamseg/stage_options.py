@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MAX_PIXELS = 7680 * 4320  # 8K UHD: the largest picture a camera or file commonly has
+
 
 class SourceOptions(BaseModel):
     """How a live input is read and how hard it is retried; each field names its flag."""
@@ -21,6 +23,7 @@ class SourceOptions(BaseModel):
     reconnect_max_delay: float = Field(10.0, gt=0)  # --reconnect-max-delay: the wait never grows past this
     reconnect_give_up: int | None = Field(None, ge=0)  # --reconnect-give-up: failed attempts in a row; None: never
     undecodable_timeout: float = Field(10.0, gt=0)  # --undecodable-timeout: seconds of data without a picture
+    max_pixels: int = Field(MAX_PIXELS, ge=1)  # --max-pixels: larger pictures fail their source (every input)
 
     @model_validator(mode="after")
     def _check(self) -> SourceOptions:

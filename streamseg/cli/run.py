@@ -116,6 +116,11 @@ from streamseg.uris import scheme_of
     type=float,
     help="Reconnect a live input that sends nothing decodable for this many seconds [default: 10].",
 )
+@config_option(
+    "max_pixels",
+    type=click.IntRange(min=1),
+    help="Fail a source whose pictures have more pixels than N, before decoding them [default: 33177600, 7680x4320].",
+)
 @config_option("codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @config_option("bitrate", type=BitRate(), help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
 @config_option("gop", type=int, help="Keyframe interval in frames [default: about 1 s for streams].")

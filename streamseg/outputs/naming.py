@@ -32,7 +32,10 @@ def source_name(uri: str) -> str:
     if not is_local_path(uri):
         parts = urlsplit(uri)
         where = parts.netloc.rsplit("@", 1)[-1]  # host[:port], never the credentials
-        name = where.replace(":", "-") + parts.path.replace("/", "-")
+        path = parts.path
+        if parts.scheme.lower() in ("rtmp", "rtmps"):  # /APP/STREAM-KEY: never the key (see streamseg.logs)
+            path = "/".join(path.split("/")[:2])
+        name = where.replace(":", "-") + path.replace("/", "-")
     else:
         path = local_path(uri)
         name = Path(path).stem if not path.startswith("/dev/") else Path(path).name

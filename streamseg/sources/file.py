@@ -14,6 +14,8 @@ import numpy as np
 
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
+from streamseg.sources.limits import check_frame, check_stream, guard_stream
+from streamseg.stage_options import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ class DecodedFile:
 
     A subclass opens ``_container`` and ``_stream``, starts ``_decoded``, decodes ``_first`` (converted:
     ``_first_image``), and says how a decoded frame becomes an image (``_convert``) and which errors
-    its decoder raises (``decode_errors``).
+    its decoder raises (``decode_errors``). Pictures over ``max_pixels`` fail it (``streamseg.sources.limits``):
+    the subclass checks the stream's header before the first decode, this class every decoded frame.
     """
 
     live = False
@@ -38,6 +41,7 @@ class DecodedFile:
     decoder = ""  # where it decodes, for messages: " on the GPU"
     path: str
     max_frames: int | None
+    max_pixels: int
     info: StreamInfo
     _container: av.container.InputContainer
     _stream: av.video.stream.VideoStream
@@ -50,11 +54,14 @@ class DecodedFile:
 
     def _next_decoded(self) -> av.VideoFrame | None:
         try:
-            return next(self._decoded)
+            frame = next(self._decoded)
         except StopIteration:
             return None
         except self.decode_errors as err:
+            check_stream(self._stream, self.path, self.max_pixels)  # FFmpeg's own guard refused a huge picture
             raise SourceError(f"cannot decode {self.path}{self.decoder}: {decode_reason(err)}") from None
+        check_frame(frame, self.path, self.max_pixels)
+        return frame
 
     def _describe(self) -> StreamInfo:
         stream = self._stream
@@ -89,10 +96,12 @@ class DecodedFile:
             try:
                 decoded = next(self._decoded, None)
             except self.decode_errors as err:  # truncated or corrupt: keep what decoded
+                check_stream(self._stream, self.path, self.max_pixels)  # unless FFmpeg's guard refused a picture
                 log.warning("%s: stopped after %d frames: %s", self.path, index, decode_reason(err))
                 return
             if decoded is None:
                 break
+            check_frame(decoded, self.path, self.max_pixels)
             image = self._convert(decoded)
         expected = self.info.frames
         if expected and index < expected:
@@ -100,6 +109,11 @@ class DecodedFile:
 
     def close(self) -> None:
         self._container.close()
+        # the stream owns the codec context, whose threads FFmpeg stops only when it is freed, not on close:
+        # drop it now, or a closed source that stays referenced (a lane's record) keeps them
+        self._decoded = iter(())
+        vars(self).pop("_first", None)
+        vars(self).pop("_stream", None)
 
 
 class FileSource(DecodedFile):
@@ -109,9 +123,10 @@ class FileSource(DecodedFile):
     here, and the upright frame size (after any rotation) is known up front.
     """
 
-    def __init__(self, path: str | Path, *, max_frames: int | None = None):
+    def __init__(self, path: str | Path, *, max_frames: int | None = None, max_pixels: int = MAX_PIXELS):
         self.path = str(path)
         self.max_frames = max_frames
+        self.max_pixels = max_pixels
         if not Path(self.path).is_file():
             raise SourceError(f"input not found: {self.path}")
         try:
@@ -122,6 +137,7 @@ class FileSource(DecodedFile):
             if not self._container.streams.video:
                 raise SourceError(f"{self.path} has no video stream")
             self._stream = self._container.streams.video[0]
+            guard_stream(self._stream, self.path, max_pixels)  # before the decoder allocates a picture
             self._stream.thread_type = "AUTO"
             self._decoded = self._container.decode(self._stream)
             first = self._next_decoded()

@@ -23,7 +23,8 @@ import av
 from streamseg.errors import ConfigError, SourceError
 from streamseg.sources.base import Source
 from streamseg.sources.file import DecodedFile, decode_reason
-from streamseg.stage_options import SourceOptions
+from streamseg.sources.limits import FrameTooLargeError, check_stream
+from streamseg.stage_options import MAX_PIXELS, SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,16 @@ class NvdecSource(DecodedFile):
     decode_errors = (av.FFmpegError, NotImplementedError)
     decoder = " on the GPU"
 
-    def __init__(self, path: str | Path, *, max_frames: int | None = None, device_index: int = 0):
+    def __init__(
+        self, path: str | Path, *, max_frames: int | None = None, device_index: int = 0, max_pixels: int = MAX_PIXELS
+    ):
         import torch
         from av.codec.hwaccel import HWAccel
 
         self._torch = torch
         self.path = str(path)
         self.max_frames = max_frames
+        self.max_pixels = max_pixels
         self.device = torch.device("cuda", device_index)
         accel = HWAccel("cuda", device=str(device_index), allow_software_fallback=False, is_hw_owned=True)
         try:
@@ -117,6 +121,7 @@ class NvdecSource(DecodedFile):
             if not self._container.streams.video:
                 raise SourceError(f"{self.path} has no video stream")
             self._stream = self._container.streams.video[0]
+            check_stream(self._stream, self.path, max_pixels)  # before the decoder allocates a picture
             self._convert_stream = torch.cuda.Stream(self.device)
             self._decoded = self._container.decode(self._stream)
             first = self._next_decoded()
@@ -145,7 +150,9 @@ class NvdecSource(DecodedFile):
         return image
 
 
-def open_device_source(path: str | Path, *, max_frames: int | None = None) -> tuple[NvdecSource | None, str | None]:
+def open_device_source(
+    path: str | Path, *, max_frames: int | None = None, max_pixels: int = MAX_PIXELS
+) -> tuple[NvdecSource | None, str | None]:
     """(an NVDEC source, None), or (None, why not) when this file cannot be decoded on the GPU here."""
     if not Path(path).is_file():
         return None, "NVDEC input covers video files; other inputs decode on the CPU"
@@ -157,7 +164,9 @@ def open_device_source(path: str | Path, *, max_frames: int | None = None) -> tu
     if reason is not None:
         return None, reason
     try:
-        return NvdecSource(path, max_frames=max_frames), None
+        return NvdecSource(path, max_frames=max_frames, max_pixels=max_pixels), None
+    except FrameTooLargeError:
+        raise  # the CPU decoder would refuse it too
     except SourceError as err:
         return None, str(err)
 
@@ -190,7 +199,7 @@ def open_input(
         reason = "--realtime paces the CPU decoder"
         source = None
     else:
-        source, reason = open_device_source(uri, max_frames=max_frames)
+        source, reason = open_device_source(uri, max_frames=max_frames, max_pixels=options.max_pixels)
     if source is not None:
         log.info("decode: NVDEC (%s on %s), frames stay on the GPU", source.codec, source.device)
         return source

@@ -345,3 +345,69 @@ def test_http_404_on_first_open_is_retried_until_the_stream_appears():
         server.shutdown()
         server.server_close()
     assert len(frames) == 3 and frames[0].image.shape == (96, 160, 3)
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts every connection and says nothing; or says ``reply`` and hangs up."""
+
+    def __init__(self, reply: bytes | None = None):
+        self.reply = reply
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            if self.reply is not None:
+                conn.sendall(self.reply)
+                conn.close()
+                continue
+            self.held.append(conn)  # open, and silent
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme, waits", [("rtsp", 1), ("http", 5)])  # RTSP's socket timeout; the open timeout
+def test_a_camera_that_never_answers_is_named_with_its_retries(tiny_model, tmp_path, scheme, waits):
+    """It said "Invalid data found when processing input" (RTSP) or "Immediate exit requested" on every retry."""
+    server = SilentServer()
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable, "-m", "streamseg", "run", f"{scheme}://127.0.0.1:{server.port}/cam",
+                "--model", str(tiny_model), "--spec", str(SPEC), "--summary", str(tmp_path / "s.csv"),
+                "--read-timeout", "1", "--reconnect-give-up", "1", "--reconnect-delay", "0.5",
+            ],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        server.close()
+    silent = f"cannot open {scheme}://127.0.0.1:{server.port}/cam: no answer from 127.0.0.1:{server.port} in {waits} s"
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert f"streamseg: WARNING: {silent}; retrying in 0.5 s (attempt 2)" in lines, proc.stderr
+    assert lines[-1] == f"streamseg: error: {silent} (gave up after 2 attempts)"
+    assert "Invalid data" not in proc.stderr and "Immediate exit" not in proc.stderr
+
+
+def test_a_server_that_answers_nonsense_is_not_called_silent():
+    server = SilentServer(reply=b"SSH-2.0-OpenSSH_9.2\r\n")  # not RTSP, answered well within the timeout
+    try:
+        with pytest.raises(SourceError) as failed:
+            open_source(
+                f"rtsp://127.0.0.1:{server.port}/cam",
+                options=SourceOptions(read_timeout=20, reconnect_give_up=0),
+            )
+    finally:
+        server.close()
+    assert "no answer" not in str(failed.value) and "Invalid data" in str(failed.value)

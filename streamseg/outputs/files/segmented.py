@@ -4,12 +4,14 @@ Each segment is its own file with its own encoder, so it starts with a keyframe 
 plays alone; it is finalized (flushed, made seekable) as soon as the next one starts.
 Segments keep the source's timestamps, so one segment's first frame follows the
 previous segment's last. With a size limit the oldest segments of the recording
-(every file the pattern matches, earlier runs' included) are deleted, as a loop
-recorder does.
+are deleted, as a loop recorder does: only those it wrote, this run or an earlier
+one, as listed in each folder's index (``streamseg.outputs.files.segment_index``); other
+files the pattern matches are never touched.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import logging
 import os
@@ -21,6 +23,7 @@ from pathlib import Path
 from streamseg.errors import SinkError
 from streamseg.frames import Result, StreamInfo
 from streamseg.outputs.files.recording import faststart, is_fragmented_mp4
+from streamseg.outputs.files.segment_index import SegmentIndex
 from streamseg.outputs.files.video_file import VideoFileSink
 from streamseg.stage_options import EncoderOptions
 
@@ -99,6 +102,10 @@ class SegmentedVideoSink:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise SinkError(f"cannot create {Path(path).parent}: {err.strerror or err}") from None
+        try:
+            SegmentIndex(Path(path).parent).add(Path(path).name)
+        except OSError as err:
+            raise SinkError(f"cannot write {Path(path).parent}: {err.strerror or err}") from None
         first = not self.segments
         self._current = VideoFileSink(path, self.info, self.options, audio_since=None if first else seconds)
         self._start = seconds
@@ -138,7 +145,7 @@ class SegmentedVideoSink:
         if self.keep_bytes is None:
             return
         current = self.segments[-1] if self._current is not None else None
-        found = {os.path.realpath(p): p for p in glob.glob(segment_glob(self.pattern))}
+        found = {os.path.realpath(p): p for p in self._recorded()}
         found.update({os.path.realpath(p): p for p in self.segments if os.path.exists(p)})
         sizes = {}
         for real, path in found.items():
@@ -155,12 +162,30 @@ class SegmentedVideoSink:
                 continue
             try:
                 os.unlink(path)
+            except FileNotFoundError:
+                pass
             except OSError as err:
                 log.warning("%s: old segment not deleted: %s", path, err.strerror or err)
                 continue
+            try:
+                SegmentIndex(Path(path).parent).remove(Path(path).name)
+            except OSError as err:  # deleted all the same; a later prune skips the missing file
+                log.warning("%s: not removed from the segment index: %s", path, err.strerror or err)
             total -= sizes[path][1]
             self.deleted.append(path)
-            log.info("deleted old segment %s (recording over %.2f GB)", path, self.keep_bytes / 1e9)
+            # the first deletion is a warning, so nobody learns of the loop from a missing file; then one info each
+            level = logging.WARNING if len(self.deleted) == 1 else logging.INFO
+            log.log(level, "deleted old segment %s (recording over --keep-gigabytes %g)", path, self.keep_bytes / 1e9)
+
+    def _recorded(self) -> list[str]:
+        """The segments this recording wrote, this run or earlier, that are still listed in their folders' index."""
+        folders, name = os.path.split(segment_glob(self.pattern))
+        return [
+            os.path.join(folder, listed)
+            for folder in glob.glob(folders or ".")
+            for listed in SegmentIndex(folder).names()
+            if fnmatch.fnmatchcase(listed, name)
+        ]
 
     def close(self, complete: bool = True) -> None:
         """Finalize the last segment and wait until every segment is rewritten and pruned."""

@@ -177,6 +177,8 @@ class VideoFileSink:
                 self._sync.stop()
             if self._audio_in is not None:
                 self._audio_in.close()
+            # the streams own the codec contexts, whose threads stop only when they are freed (not on close)
+            self._video = self._audio_out = self._audio_in = self._audio_packets = self._pending_audio = None
         if seekable and self.frames and is_fragmented_mp4(self.path):
             faststart(self.path)
 

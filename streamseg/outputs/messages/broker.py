@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from streamseg.errors import SinkError
 from streamseg.frames import Result
 from streamseg.logs import redact
 from streamseg.outputs.messages.events import Event, EventQueue, label_png, summary_event
@@ -22,7 +23,9 @@ class BrokerSink:
     Subclasses open their client (``connect``, which parses the URL and may refuse it), say where a
     source's messages go (``topics``, ``event_topic``) and how to hand one frame's messages to their client (``send``:
     False means "not now, try again"). ``dropped`` counts frames lost here, ``reconnects`` the broker
-    reconnects; the run's summary reports both.
+    reconnects; the run's summary reports both. ``delivered`` counts frames whose summary the broker acknowledged
+    (subclasses count them from their client's acknowledgements): a run that handed frames over and got none
+    acknowledged fails as it closes, as a stream output that reached nobody does.
     """
 
     flag = "--broker"
@@ -39,11 +42,13 @@ class BrokerSink:
         reconnect_delay: float = 0.5,
         reconnect_max_delay: float = 10.0,
     ):
-        self.url = redact(url)
+        self.url = self.name = redact(url)
         self.classes = classes
         self.live = live
         self.labels = labels
         self.sent = 0
+        self.written = 0  # frames handed to this sink
+        self._acknowledged = 0  # frames whose summary message the broker acknowledged
         self.reconnects = 0
         self.drain_seconds = drain_seconds  # on close: how long queued frames may still take to leave
         self._queue = EventQueue(queue_size)
@@ -63,6 +68,11 @@ class BrokerSink:
     @property
     def dropped(self) -> int:
         return self._queue.dropped
+
+    @property
+    def delivered(self) -> int:
+        """Frames the broker acknowledged (QoS 1 PUBACK, Kafka delivery report), not merely sent."""
+        return self._acknowledged
 
     # -- subclass hooks ----------------------------------------------------------------------
     def connect(self, url: str) -> None:
@@ -94,11 +104,12 @@ class BrokerSink:
         if self.labels:
             parts.append((labels_topic, label_png(result.labels)))
         self._queue.put(Event(tuple(parts)))
+        self.written += 1
 
     def publish_event(self, source: str, message: dict[str, Any]) -> None:
         """An event's start or end (JSON, docs/events.md), queued with the frames' messages."""
         topic = self.event_topic(self._source_names(source))
-        self._queue.put(Event(((topic, json.dumps(message).encode()),)))
+        self._queue.put(Event(((topic, json.dumps(message).encode()),), frame=False))
 
     def _send_loop(self) -> None:
         while True:
@@ -133,3 +144,8 @@ class BrokerSink:
                 self.pending(),
             )
         self.stop_client()
+        if self.written and not self.delivered:
+            raise SinkError(
+                f"no frames delivered to {self.flag} {self.url}: the broker acknowledged none of the "
+                f"{self.written} frames (could it be reached?)"
+            )

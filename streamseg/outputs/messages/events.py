@@ -44,6 +44,7 @@ class Event:
     """One frame's messages: (topic, payload) pairs, sent together or dropped together."""
 
     parts: tuple[tuple[str, bytes], ...]
+    frame: bool = True  # a frame's summary first (counted as delivered once acknowledged); False: an event message
 
 
 class EventQueue:

@@ -59,9 +59,14 @@ class KafkaSink(BrokerSink):
         self._producer.poll(0)  # serve delivery callbacks
         if len(self._producer) + len(event.parts) > MAX_QUEUED:
             return False  # librdkafka still holds a full queue: the broker is away or slow
-        for topic, payload in event.parts:
-            self._producer.produce(topic, payload)
+        for part, (topic, payload) in enumerate(event.parts):  # a frame counts once its summary is delivered
+            counted = part == 0 and event.frame
+            self._producer.produce(topic, payload, on_delivery=self._on_delivery if counted else None)
         return True
+
+    def _on_delivery(self, err, message) -> None:  # from poll()/flush(): the broker's delivery report
+        if err is None:
+            self._acknowledged += 1
 
     def pending(self) -> int:
         return len(self._producer)

@@ -8,10 +8,12 @@ readers fall back to a linear scan); ``close`` writes the summary and index.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +51,35 @@ class McapSink:
             self._file = open(self.path, "wb")  # noqa: SIM115 - open for the whole run, closed in close()
         except OSError as err:
             raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
+        self._failed = False  # a write failed (a full disk): close only closes the file, writing nothing more
         # chunk_size only bounds a chunk; flush() ends one per frame anyway
         self._writer = Writer(self._file, chunk_size=4 << 20, compression=CompressionType.ZSTD)
-        self._writer.start(profile="ros2", library="streamseg")
-        self._schemas = {
-            name: self._writer.register_schema(name, "ros2msg", text.encode()) for name, text in SCHEMAS.items()
-        }
         self._channels: dict[str, int] = {}
         self._topics = SourceTopics()
-        self._writer.add_metadata("streamseg", {
-            "classes": json.dumps(list(classes)), "palette": json.dumps([list(c) for c in colors]),
-            "clock": "capture time (Unix)" if live else "media time (pts * time_base)",
-        })  # fmt: skip
-        self._writer.flush()
+        with self._writing():
+            self._writer.start(profile="ros2", library="streamseg")
+            self._schemas = {
+                name: self._writer.register_schema(name, "ros2msg", text.encode()) for name, text in SCHEMAS.items()
+            }
+            self._writer.add_metadata("streamseg", {
+                "classes": json.dumps(list(classes)), "palette": json.dumps([list(c) for c in colors]),
+                "clock": "capture time (Unix)" if live else "media time (pts * time_base)",
+            })  # fmt: skip
+            self._writer.flush()
         self.frames = 0
         self._lock = threading.Lock()  # sources' output threads write frames, and events, into one file
         self.announcement = f"writing ROS 2 messages to {self.path}"
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Any write error (a full disk: ENOSPC, EFBIG) as ``cannot write PATH: why``; the file stays as it was."""
+        if self._failed:
+            raise SinkError(f"cannot write {self.path}: an earlier write failed")
+        try:
+            yield
+        except OSError as err:
+            self._failed = True
+            raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
 
     def write(self, result: Result) -> None:
         with self._lock:
@@ -74,35 +89,30 @@ class McapSink:
         """An event's start or end on ``/streamseg/<source>/events``, stamped as frames are (media or capture time)."""
         seconds = message["start"] if message["kind"] == "start" else message["end"]
         stamp = round(1_000_000_000 * (time.time() if self.live else max(0.0, seconds)))
-        with self._lock:
+        with self._lock, self._writing():
             self._add(self._topics(source), self.encoder.json("events", message), stamp, 0)
-            self._flush()
+            self._writer.flush()
 
     def _add(self, name: str, message: Any, stamp: int, sequence: int) -> None:
         channel = self._channel(topic(name, message.suffix), message.schema)
         self._writer.add_message(channel, log_time=stamp, publish_time=stamp, data=message.data, sequence=sequence)
 
-    def _flush(self) -> None:
-        try:
-            self._writer.flush()  # one chunk per frame, handed to the OS: survives a kill of this process
-        except OSError as err:
-            raise SinkError(f"cannot write {self.path}: {err.strerror or err}") from None
-
     def _write(self, result: Result) -> None:
         new = result.source not in self._topics
         name = self._topics(result.source)
-        if new:
-            self._writer.add_metadata(
-                f"streamseg.source.{name}", {"source": redact(result.source), "topic_prefix": f"{PREFIX}/{name}"}
-            )
         stamp = stamp_ns(result, self.live)
-        for message in self.encoder.messages(result, stamp, frame_id=name):
-            self._add(name, message, stamp, result.index)
-        if result.coverage is not None:
-            value = {"source": redact(result.source), "index": result.index, "time": result.time,
-                     "coverage": result.coverage}  # fmt: skip
-            self._add(name, self.encoder.json("coverage", value), stamp, result.index)
-        self._flush()
+        with self._writing():
+            if new:
+                self._writer.add_metadata(
+                    f"streamseg.source.{name}", {"source": redact(result.source), "topic_prefix": f"{PREFIX}/{name}"}
+                )
+            for message in self.encoder.messages(result, stamp, frame_id=name):
+                self._add(name, message, stamp, result.index)
+            if result.coverage is not None:
+                value = {"source": redact(result.source), "index": result.index, "time": result.time,
+                         "coverage": result.coverage}  # fmt: skip
+                self._add(name, self.encoder.json("coverage", value), stamp, result.index)
+            self._writer.flush()  # one chunk per frame, handed to the OS: survives a kill of this process
         self.frames += 1
 
     def _channel(self, name: str, schema: str) -> int:
@@ -114,8 +124,15 @@ class McapSink:
     def close(self, complete: bool = True) -> None:
         if self._file.closed:
             return
+        if self._failed:  # the frames written before the failure read back by a linear scan
+            with contextlib.suppress(OSError):
+                self._file.close()
+            return
         try:
-            self._writer.finish()  # summary and chunk index: fast seeking readers
+            with self._writing():
+                self._writer.finish()  # summary and chunk index: fast seeking readers
+                self._file.close()
         finally:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
         log.info("wrote %d frames to %s", self.frames, self.path)

@@ -57,6 +57,7 @@ class MqttSink(BrokerSink):
         self._unacked: set[int] = set()  # message ids paho holds until the broker acknowledges them
         self._acked: collections.deque[int] = collections.deque()  # appended by paho's thread, no lock
         self._early_acks: set[int] = set()
+        self._summaries: set[int] = set()  # message ids of frame summaries not yet acknowledged
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self._ever_connected = False
@@ -84,9 +85,18 @@ class MqttSink(BrokerSink):
         with self._lock:
             if self._count_unacked() + len(event.parts) > MAX_IN_FLIGHT:
                 return False  # the broker is slow or away: wait, and let the queue absorb (and drop)
-            for topic, payload in event.parts:  # queued in paho even while disconnected, sent on reconnect
-                self._unacked.add(self._client.publish(topic, payload, qos=1).mid)
+            for part, (topic, payload) in enumerate(event.parts):  # queued in paho while disconnected, sent later
+                mid = self._client.publish(topic, payload, qos=1).mid
+                self._unacked.add(mid)
+                if part == 0 and event.frame:  # a frame counts as delivered once its summary is acknowledged
+                    self._summaries.add(mid)
         return True
+
+    @property
+    def delivered(self) -> int:
+        with self._lock:
+            self._count_unacked()
+            return self._acknowledged
 
     def pending(self) -> int:
         with self._lock:
@@ -96,6 +106,8 @@ class MqttSink(BrokerSink):
         while self._acked:  # acknowledgements from paho's thread (an ack may come before its mid is added)
             self._early_acks.add(self._acked.popleft())
         done = self._unacked & self._early_acks
+        self._acknowledged += len(done & self._summaries)
+        self._summaries -= done
         self._unacked -= done
         self._early_acks -= done
         return len(self._unacked)

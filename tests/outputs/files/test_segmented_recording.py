@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +12,7 @@ import av
 import pytest
 
 from streamseg import Pipeline
+from streamseg.outputs.files.segment_index import INDEX_NAME
 from streamseg.outputs.files.segmented import segment_glob
 from tests.support.mp4_fragments import is_fragmented
 from tests.support.videos import make_video, read_video
@@ -52,29 +54,37 @@ def test_segments_cut_at_keyframes_continue_timestamps_and_audio(tmp_path, clip,
     assert all(b[0] == a[0] + a[1] for a, b in itertools.pairwise(audio))
 
 
-def test_keep_gigabytes_deletes_the_oldest_segments_only(tmp_path, clip, duc_onnx):
+def test_keep_gigabytes_deletes_the_oldest_segments_only(tmp_path, clip, duc_onnx, caplog):
     rec = tmp_path / "rec"
     rec.mkdir()
-    earlier = rec / "19990101-000000.mp4"  # an earlier run's segment: the oldest of the recording
-    earlier.write_bytes(b"\0" * 50_000)
-    os.utime(earlier, (0, 0))
-    unrelated = rec / "notes.txt"  # not the pattern's: never touched
+    pattern = str(rec / "%Y%m%d-%H%M%S.mp4")
+    Pipeline(clip, duc_onnx, outputs=[pattern], encoder={"segment_seconds": 1}).run()  # an earlier run, no cap
+    earlier = sorted(rec.glob("*.mp4"))
+    assert len(earlier) == 3 and sorted((rec / INDEX_NAME).read_text().split()) == [p.name for p in earlier]
+    for old in earlier:
+        os.utime(old, (1, 1))  # the oldest of the recording
+    # the case: a file the recorder never wrote, matching its pattern (*-*.mp4) and older still
+    victim = rec / "thesis-defense.mp4"
+    victim.write_bytes(b"\0" * 50_000)
+    os.utime(victim, (0, 0))
+    unrelated = rec / "notes.txt"
     unrelated.write_text("keep me\n")
     cap = 60_000
-    Pipeline(
-        clip,
-        duc_onnx,
-        outputs=[str(rec / "%Y%m%d-%H%M%S.mp4")],
-        encoder={"segment_seconds": 1, "keep_gigabytes": cap / 1e9},
-    ).run()
-    left = sorted(p for p in rec.glob("*.mp4"))
-    assert not earlier.exists() and unrelated.read_text() == "keep me\n"
+    with caplog.at_level(logging.INFO, logger="streamseg.outputs.files.segmented"):
+        Pipeline(clip, duc_onnx, outputs=[pattern], encoder={"segment_seconds": 1, "keep_gigabytes": cap / 1e9}).run()
+    assert victim.read_bytes() == b"\0" * 50_000 and unrelated.read_text() == "keep me\n"  # never the recorder's
+    assert not any(p.exists() for p in earlier)  # the earlier run's segments, listed in the index, went first
+    left = sorted(p for p in rec.glob("*.mp4") if p != victim)
     assert 0 < sum(p.stat().st_size for p in left) <= cap
     assert len(left) < 3  # three one-second segments were written; the oldest went
+    assert sorted((rec / INDEX_NAME).read_text().split()) == [p.name for p in left]
     newest = max(left, key=lambda p: p.stat().st_mtime)
     with av.open(str(newest)) as container:
         last_pts = [f.pts * f.time_base for f in container.decode(video=0)][-1]
     assert last_pts == Fraction(29, 10)  # the newest segment, with the last frame, is kept
+    deletions = [r for r in caplog.records if r.getMessage().startswith("deleted old segment")]
+    assert len(deletions) >= 3 and deletions[0].levelno == logging.WARNING  # the first one is said out loud
+    assert any(str(old) in deletions[0].getMessage() for old in earlier)
 
 
 def test_segment_glob_reads_each_strftime_field_as_a_wildcard():

@@ -89,3 +89,21 @@ def test_kafka_without_its_extra_says_what_to_install(clip, duc_onnx):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert 'pip install "streamseg[kafka]"' in one_line_error(proc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "flag, url, module",
+    [
+        ("--mqtt", "mqtt://127.0.0.1:1/seg", "paho"),  # the case: nothing listens on port 1
+        ("--kafka", "kafka://127.0.0.1:1/seg", "confluent_kafka"),
+    ],
+)
+def test_a_broker_that_never_acknowledged_a_frame_fails_the_run(clip, duc_onnx, tmp_path, flag, url, module):
+    pytest.importorskip(module, reason=f"needs the {flag[2:]} extra")
+    out = tmp_path / "s.csv"
+    proc = run_cli("run", str(clip), "--model", str(duc_onnx), "--max-frames", "4", flag, url, "--summary", str(out))
+    line = one_line_error(proc)
+    assert proc.returncode == 2
+    assert f"no frames delivered to {flag} {url}: the broker acknowledged none of the 4 frames" in line
+    assert len(out.read_text().splitlines()) == 1 + 4  # the other outputs are whole all the same

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from streamseg import Pipeline
+from tests.support.cli import run_cli
 from tests.support.mosquitto import Mosquitto, mosquitto_missing
 from tests.support.paths import ROOT
 
@@ -263,3 +264,12 @@ def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video,
     assert topic.split() == [f"{PREFIX}/overlay/compressed", "(sensor_msgs/msg/CompressedImage)"]
     shares = [float(cells[1].rstrip("%")) for cells in rows]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.5
+
+
+@pytest.mark.live
+@needs_mqtt
+def test_a_run_whose_broker_acknowledged_its_frames_exits_0(car_video, duc_onnx, broker, subscriber):
+    proc = run_cli("run", str(car_video), "--model", str(duc_onnx), "--max-frames", "3", "--mqtt", broker.url("cams"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"streamseg: delivered: {broker.url('cams')} 3" in proc.stderr  # acknowledged by the broker, not just sent
+    assert sorted(summaries(subscriber.wait_for("cams/car_detection", 3))) == [0, 1, 2]

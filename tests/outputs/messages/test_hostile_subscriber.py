@@ -160,3 +160,78 @@ def test_subscriber_survives_bomb_and_bad_headers_with_bounded_memory(subscriber
     assert len(skipped) == len(hostile_messages()), err  # one warning per bad message
     print(f"{subscriber}: peak RSS {peak:.0f} MB")
     assert peak < 250, f"peak RSS {peak:.0f} MB after a {BOMB_BYTES >> 20} MiB zlib bomb"
+
+
+def declared_map(height: int, width: int, frame: int = 7) -> list[bytes]:
+    """A valid message for a ``height`` x ``width`` map of zeros: 16384 x 16384 is 256 MiB sent as ~261 KB."""
+    topic, header, _ = good_message(0)
+    fields = {**json.loads(header), "shape": [height, width], "frame": frame}
+    deflate = zlib.compressobj(9)
+    row = bytes(width)
+    payload = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    return [topic, json.dumps(fields).encode(), payload]
+
+
+def subscribe_to(pub_port: int, *args: str) -> tuple[subprocess.Popen, Lines]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamseg", "subscribe", f"tcp://127.0.0.1:{pub_port}", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = Lines(proc.stdout)
+    out.start()
+    return proc, out
+
+
+@pytest.mark.slow
+def test_a_huge_declared_map_is_skipped_before_it_is_inflated(tmp_path):
+    """The issue's 261 KB message declaring 16384x16384 took 2.4 GB; and a 301-digit frame number, saved with
+    ``-o DIR``, crashed the subscriber with exit 70. Both are skipped with a warning; the next map is saved."""
+    huge = declared_map(16384, 16384)
+    assert len(b"".join(huge)) < 300_000
+    topic, header, payload = good_message(3)
+    long_frame = [topic, json.dumps({**json.loads(header), "frame": 10**300}).encode(), payload]
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    proc, out = subscribe_to(port, "-o", str(tmp_path / "maps"), "--timeout", "60")
+    try:
+        assert out.wait_for('"frame": 0', 30, publish=lambda: pub.send_multipart(good_message(0))), "never attached"
+        pub.send_multipart(huge)
+        pub.send_multipart(long_frame)
+        assert out.wait_for('"frame": 1000', 30, publish=lambda: pub.send_multipart(good_message(1000)))
+        peak = peak_rss_mb(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        pub.close(0)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    skipped = [line for line in err.splitlines() if "skipping a message" in line]
+    assert any("16384x16384 map is over 33177600 pixels" in line for line in skipped), err
+    assert any("frame number out of range" in line for line in skipped), err
+    assert (tmp_path / "maps" / "001000.png").exists()
+    assert peak < 250, f"peak RSS {peak:.0f} MB"
+
+
+@pytest.mark.slow
+def test_classes_of_a_large_allowed_map_are_counted_without_widening():
+    """Allowed with --max-pixels, a 16384x16384 map costs about its own 256 MiB once or twice, not the 2 GiB of an
+    int64 copy for np.bincount."""
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    proc, out = subscribe_to(port, "--max-pixels", str(16384 * 16384), "--timeout", "60")
+    huge = declared_map(16384, 16384, frame=7)
+    try:
+        assert out.wait_for('"frame": 0', 30, publish=lambda: pub.send_multipart(good_message(0))), "never attached"
+        pub.send_multipart(huge)
+        assert out.wait_for('"frame": 7', 60)
+        peak = peak_rss_mb(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        pub.close(0)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    print(f"peak RSS {peak:.0f} MB")
+    assert peak < 1000, f"peak RSS {peak:.0f} MB"
