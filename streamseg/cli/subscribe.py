@@ -76,10 +76,9 @@ def subscribe(
                 click.echo(f"streamseg: skipping a message: {err}", err=True)
                 continue
             received += 1
-            fractions = class_fractions(labels)
-            click.echo(_describe(header, fractions, as_json))
-            if folder is not None:
+            if folder is not None:  # saved before its line: a reader that saw frame N finds its PNG
                 _save_png(folder / f"{header['frame']:06d}.png", labels)
+            click.echo(_describe(header, class_fractions(labels), as_json))
     except KeyboardInterrupt:
         pass
     finally:
