@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamseg.backends import create_backend
-from streamseg.batching import BatchWorker
+from streamseg.collector import FrameCollector
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError
@@ -21,17 +21,17 @@ from streamseg.events import EventBus
 from streamseg.lane import SourceLane
 from streamseg.models import ModelHandle, open_model
 from streamseg.models.spec import ModelSpec
-from streamseg.outputs import SourceOutputs
+from streamseg.outputs import Sink
+from streamseg.outputs.naming import SourceOutputs
 from streamseg.queues import FillPolicy, StageQueue
-from streamseg.sinks import Sink
 from streamseg.sources import is_live
 from streamseg.stages import LanePlugin, LaneSteps, Stages, make_stages
 from streamseg.temporal.steps import TemporalPlugin
 
 if TYPE_CHECKING:
     from streamseg.backends.base import Backend
-    from streamseg.observe import MetricsServer, PreviewServer
-    from streamseg.publish import LabelPublisher
+    from streamseg.outputs.messages.zmq_pub import LabelPublisher
+    from streamseg.outputs.servers import MetricsServer, PreviewServer
 
 Plan = tuple[SourceSpec, str, SourceOutputs]  # a source, its name and its outputs (``streamseg.lanes``)
 
@@ -57,7 +57,7 @@ class RunParts:
         self.sinks: list[Sink] = []  # every sink all sources write to
         self.events = EventBus()  # event starts and ends: .subscribe(callback), .listen() (streamseg.events)
         self.results: StageQueue | None = None
-        self.batcher: BatchWorker | None = None
+        self.collector: FrameCollector | None = None
         self.arrived = threading.Event()  # set by every lane's prepared queue: the infer stage waits on it
 
     def build(
@@ -102,7 +102,7 @@ class RunParts:
         self._attach_events()
         size = max(cfg.queue_size or (4 if any_file else 1), len(sources))  # lanes make room for what they hold
         self.results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
-        self.batcher = BatchWorker(
+        self.collector = FrameCollector(
             stages.infer,
             prepare=stages.prepare,
             max_batch=min(wanted, backend.max_batch or wanted),
@@ -134,17 +134,17 @@ class RunParts:
         cfg, sinks = self.config, list[Sink]()
         try:
             if cfg.publish:
-                from streamseg.publish import LabelPublisher
+                from streamseg.outputs.messages.zmq_pub import LabelPublisher
 
                 self.publisher = LabelPublisher(cfg.publish, spec.classes)
                 sinks.append(self.publisher)
             if cfg.preview_port is not None:
-                from streamseg.observe import PreviewServer
+                from streamseg.outputs.servers import PreviewServer
 
                 self.preview = PreviewServer(owner, cfg.preview_port, spec.classes, spec.colors, cfg.serve_host)
                 sinks.append(self.preview)
             if cfg.mcap or cfg.foxglove_port is not None or cfg.mqtt or cfg.kafka:  # one of each serves all sources
-                from streamseg.downstream.factory import open_downstream_sinks
+                from streamseg.outputs.messages.factory import open_downstream_sinks
 
                 self.downstream = open_downstream_sinks(cfg, spec, live=live)
                 sinks.extend(self.downstream)

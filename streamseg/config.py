@@ -15,7 +15,7 @@ from streamseg.errors import ConfigError
 from streamseg.events.regions import Region, regions_from
 from streamseg.events.rules import Rule, rules_from
 from streamseg.models.spec import ModelSpec
-from streamseg.options import EncoderOptions, SourceOptions
+from streamseg.stage_options import EncoderOptions, SourceOptions
 from streamseg.yamlfile import describe_validation_error, load_yaml
 
 DAY = 86400.0  # seconds: the longest wait a source may ask for

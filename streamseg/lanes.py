@@ -18,8 +18,8 @@ from streamseg.errors import ConfigError, SinkError
 from streamseg.frames import StreamInfo
 from streamseg.lane import SourceLane
 from streamseg.logs import redact
-from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
-from streamseg.sinks.paths import OutputPath, check_output_paths
+from streamseg.outputs.naming import SourceOutputs, check_name, expand, source_name, unique_names
+from streamseg.outputs.paths import OutputPath, check_output_paths
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class LaneRegistry:
         """Make the lane, ``join`` it to the shared infer stage (raises ``Closed`` once the run ended), start it."""
         lane = make(spec, name, self.ever, outputs)
         with self.lock:
-            join(lane.batch_lane)
+            join(lane.collector_input)
             self.lanes[name] = lane
             self.running += 1
             self.ever += 1

@@ -5,7 +5,7 @@
     source N: decode -> preprocess ─┘                 └─> composite -> outputs ─┘
 
 Each source is a ``SourceLane`` with its own threads and bounded queues (files
-lossless, live sources drop oldest); one ``BatchWorker`` runs the model for all
+lossless, live sources drop oldest); one ``FrameCollector`` runs the model for all
 of them, batched. Sources can be added and removed while it runs.
 
 The shared parts are built once (``streamseg.build``: model, backend, stage set,
@@ -29,16 +29,16 @@ from streamseg.frames import Result
 from streamseg.lane import SourceLane
 from streamseg.lanes import Admit, LaneRegistry, SourceLike
 from streamseg.models import ModelHandle
-from streamseg.outputs import SourceOutputs
+from streamseg.outputs import Sink
+from streamseg.outputs.naming import SourceOutputs
 from streamseg.queues import END, Closed
 from streamseg.report import RunFigures, RunSummary, elapsed_since, run_state
-from streamseg.sinks import Sink
 
 if TYPE_CHECKING:
     from streamseg.backends.base import Backend
     from streamseg.models.spec import ModelSpec
-    from streamseg.observe import MetricsServer, PreviewServer
-    from streamseg.publish import LabelPublisher
+    from streamseg.outputs.messages.zmq_pub import LabelPublisher
+    from streamseg.outputs.servers import MetricsServer, PreviewServer
 
 __all__ = ["Pipeline", "RunSummary", "SourcesFailed"]
 
@@ -87,14 +87,14 @@ class Pipeline:
     # -- set-up: the diagram, left to right ----------------------------------------------------
     def start(self) -> Pipeline:
         if self.config.metrics_port is not None:  # first, so /health says "starting" while the model loads
-            from streamseg.observe import MetricsServer
+            from streamseg.outputs.servers import MetricsServer
 
             self.parts.metrics = MetricsServer(self, self.config.metrics_port, self.config.serve_host)
         try:
             plans = self._lanes.plan(self.config.sources)  # before anything opens: no output replaces an input
             plans = self.parts.build(self, plans, stopping=self._stopping, on_error=self._fail)
             self._started_at = time.perf_counter()
-            self._batcher.start()
+            self._collector.start()
             self._started = True
             for spec, name, outputs in plans:
                 self._add_lane(spec, name, outputs)
@@ -105,7 +105,7 @@ class Pipeline:
 
     def _add_lane(self, spec: SourceSpec, name: str, outputs: SourceOutputs) -> None:
         make = functools.partial(self.parts.new_lane, on_error=self._lanes.failed)
-        self._lanes.add(spec, name, outputs, make, join=self._batcher.add)
+        self._lanes.add(spec, name, outputs, make, join=self._collector.add)
 
     # -- sources come and go ---------------------------------------------------------------
     def add_source(
@@ -148,12 +148,12 @@ class Pipeline:
     def __iter__(self) -> Iterator[Result]:
         if not self._started:
             self.start()
-        batcher, results = self._batcher, self.parts.results
+        collector, results = self._collector, self.parts.results
         assert results is not None
         while True:
             with self._lanes.lock:
                 if self._lanes.running == 0:
-                    batcher.seal()  # every source has ended: no more can join
+                    collector.seal()  # every source has ended: no more can join
                     break
             result = results.get()
             if result is END:
@@ -187,11 +187,11 @@ class Pipeline:
         parts = self.parts
         if parts.results is not None:
             parts.results.close()  # nobody reads results any more
-        if parts.batcher is not None:
-            parts.batcher.seal()
+        if parts.collector is not None:
+            parts.collector.seal()
         self._lanes.join()
-        if parts.batcher is not None:
-            parts.batcher.join()
+        if parts.collector is not None:
+            parts.collector.join()
         if not self._finished_at:
             self._finished_at = time.perf_counter()
         # audio beyond the last frame, and the like, only when every source went through whole
@@ -211,9 +211,9 @@ class Pipeline:
 
     # -- what it has and how it goes --------------------------------------------------------------
     @property
-    def _batcher(self):
-        assert self.parts.batcher is not None, "built by start()"
-        return self.parts.batcher
+    def _collector(self):
+        assert self.parts.collector is not None, "built by start()"
+        return self.parts.collector
 
     @property
     def lanes(self) -> dict[str, SourceLane]:
@@ -266,7 +266,7 @@ class Pipeline:
 
     def _figures(self) -> RunFigures:
         parts = self.parts
-        return RunFigures(list(self.lanes.values()), parts.batcher, parts.results, parts.sinks, parts.downstream)
+        return RunFigures(list(self.lanes.values()), parts.collector, parts.results, parts.sinks, parts.downstream)
 
     def state(self) -> str:
         stopping = self._closed or self._stopping.is_set()

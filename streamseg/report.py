@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamseg.batching import BatchWorker
+from streamseg.collector import FrameCollector
 from streamseg.lane import SourceLane
+from streamseg.outputs import Sink, delivery_counts, output_links
 from streamseg.queues import StageQueue
-from streamseg.sinks import Sink, delivery_counts, output_links
-from streamseg.workers import StageStats
+from streamseg.stage_stats import StageStats
 
 
 @dataclass
@@ -48,7 +48,7 @@ class RunFigures:
     """The parts of a run the figures come from."""
 
     lanes: Sequence[SourceLane]
-    batcher: BatchWorker | None
+    collector: FrameCollector | None
     results: StageQueue | None
     shared: Sequence[Sink]  # the sinks every source writes to, counted once
     downstream: Sequence[Sink] = ()  # of those, MCAP, Foxglove, MQTT, Kafka: brokers count frames acknowledged
@@ -60,8 +60,8 @@ class RunFigures:
             name: StageStats.merged(name, [lane.workers[name].stats for lane in lanes])
             for name in ("decode", "preprocess")
         }
-        if self.batcher is not None:
-            stages["infer"] = self.batcher.stats
+        if self.collector is not None:
+            stages["infer"] = self.collector.stats
         for name in ("composite", "output"):
             stages[name] = StageStats.merged(name, [lane.workers[name].stats for lane in lanes])
         stages["output"].items = sum(lane.latency.items for lane in lanes)  # written, not handed over
@@ -86,7 +86,7 @@ class RunFigures:
         return summed([*(lane.link_counts() for lane in self.lanes), output_links(self.shared)])
 
     def batches(self) -> dict[int, int]:
-        return dict(sorted(self.batcher.batch_sizes.items())) if self.batcher is not None else {}
+        return dict(sorted(self.collector.batch_sizes.items())) if self.collector is not None else {}
 
     def snapshot(self, state: str, elapsed: float) -> dict[str, Any]:
         """Live counters for metrics pages: totals, and per source its state, stages, queues and links."""
@@ -96,7 +96,7 @@ class RunFigures:
             "elapsed": elapsed,
             "state": state,
             "extra": self.links(),
-            "batches": dict(self.batcher.batch_sizes) if self.batcher is not None else {},
+            "batches": dict(self.collector.batch_sizes) if self.collector is not None else {},
             "sources": {lane.name: {
                 "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
                 "written": lane.latency.items, "latency": lane.latency,

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from streamseg.cli.command import Command, examples
+from streamseg.cli.flags import BitRate, config_option, output_option
 from streamseg.cli.model_hint import no_model_error
-from streamseg.cli.options import BitRate, config_option, output_option
 from streamseg.config import RunConfig
 from streamseg.errors import ConfigError, StreamsegError
 

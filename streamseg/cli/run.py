@@ -10,11 +10,12 @@ from typing import Any
 import click
 
 from streamseg.cli.command import Command, examples
+from streamseg.cli.flags import BitRate, config_option
 from streamseg.cli.model_hint import no_model_error
-from streamseg.cli.options import BitRate, config_option
 from streamseg.config import RunConfig, nest_options
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
+from streamseg.uris import scheme_of
 
 
 @click.command(
@@ -253,7 +254,7 @@ def _written(pipeline) -> list[str]:
             if os.path.exists(place.path) and shown not in found:
                 found.append(shown)
         if pipeline.config.encoder.segment_seconds is not None:  # new files per segment: the pattern says where
-            found.extend(f"segments {uri}" for uri in lane.outputs.videos if "://" not in uri)
+            found.extend(f"segments {uri}" for uri in lane.outputs.videos if scheme_of(uri).writes == "file")
     if pipeline.config.mcap and os.path.exists(pipeline.config.mcap):
         found.append(pipeline.config.mcap)
     if pipeline.config.events_dir and os.path.isdir(pipeline.config.events_dir):

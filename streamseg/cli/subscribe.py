@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 
 from streamseg.cli.command import Command, examples
-from streamseg.cli.options import output_option
+from streamseg.cli.flags import output_option
 from streamseg.errors import SinkError, SourceError
 from streamseg.logs import redact
-from streamseg.options import MAX_PIXELS
+from streamseg.stage_options import MAX_PIXELS
 
 TOP = 3  # classes named per line
 
@@ -43,8 +43,8 @@ def subscribe(
     endpoint: str, count: int | None, timeout: float | None, as_json: bool, save: str | None, max_pixels: int
 ) -> None:
     """Connect to ENDPOINT (e.g. tcp://127.0.0.1:5555) and describe each label map received."""
-    from streamseg.publish.wire import TOPIC, decode, max_message_bytes
-    from streamseg.publish.zmq_pub import require_zmq
+    from streamseg.outputs.messages.wire import TOPIC, decode, max_message_bytes
+    from streamseg.outputs.messages.zmq_pub import require_zmq
 
     zmq = require_zmq()
     folder = Path(save) if save else None
@@ -76,10 +76,9 @@ def subscribe(
                 click.echo(f"streamseg: skipping a message: {err}", err=True)
                 continue
             received += 1
-            fractions = class_fractions(labels)
-            click.echo(_describe(header, fractions, as_json))
-            if folder is not None:
+            if folder is not None:  # saved before its line: a reader that saw frame N finds its PNG
                 _save_png(folder / f"{header['frame']:06d}.png", labels)
+            click.echo(_describe(header, class_fractions(labels), as_json))
     except KeyboardInterrupt:
         pass
     finally:

@@ -29,10 +29,10 @@ from streamseg.backoff import Backoff
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
 from streamseg.logs import redact
-from streamseg.options import SourceOptions
 from streamseg.sources.file import to_rgb
 from streamseg.sources.limits import FrameTooLargeError, check_frame, check_stream, guard_stream
 from streamseg.sources.no_answer import no_answer
+from streamseg.stage_options import SourceOptions
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,15 @@ makes that fallback an error instead, ``--decode cpu`` never tries.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from streamseg.errors import ConfigError, SourceError
-from streamseg.frames import Frame, StreamInfo
-from streamseg.options import MAX_PIXELS, SourceOptions
 from streamseg.sources.base import Source
-from streamseg.sources.limits import FrameTooLargeError, check_frame, check_stream
+from streamseg.sources.file import DecodedFile, decode_reason
+from streamseg.sources.limits import FrameTooLargeError, check_stream
+from streamseg.stage_options import MAX_PIXELS, SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,7 @@ def nvdec_unavailable(codec: str | None = None) -> str | None:
     """Why NVDEC cannot decode ``codec`` (any codec when None) here; None when it can."""
     from av.codec.hwaccel import hwdevices_available
 
-    from streamseg.backends import cuda_present
+    from streamseg.devices import cuda_present
 
     if "cuda" not in hwdevices_available():
         return "this FFmpeg (PyAV) build has no CUDA device support"
@@ -73,7 +70,7 @@ def device_rgb(frame: av.VideoFrame, torch, stream=None):
     The planes cross by DLPack, with no copy; only the converted picture is new memory,
     so the decoder's surface goes back to its pool as soon as this returns.
     """
-    from streamseg.preprocess.gpu import rgb_from_nv12
+    from streamseg.colorspace import rgb_from_nv12
 
     layout = frame.sw_format.name if frame.sw_format is not None else frame.format.name
     if layout != "nv12":
@@ -94,14 +91,15 @@ def device_rgb(frame: av.VideoFrame, torch, stream=None):
     return image.contiguous()
 
 
-class NvdecSource:
+class NvdecSource(DecodedFile):
     """The first video stream of a file, decoded by NVDEC; ``Frame.image`` is a torch CUDA tensor.
 
     Opening decodes the first frame, so a file NVDEC cannot take fails here
     (``SourceError``), before the pipeline starts.
     """
 
-    live = False
+    decode_errors = (av.FFmpegError, NotImplementedError)
+    decoder = " on the GPU"
 
     def __init__(
         self, path: str | Path, *, max_frames: int | None = None, device_index: int = 0, max_pixels: int = MAX_PIXELS
@@ -118,7 +116,7 @@ class NvdecSource:
         try:
             self._container = av.open(self.path, hwaccel=accel)
         except (av.FFmpegError, NotImplementedError, ValueError) as err:
-            raise SourceError(f"{self.path}: NVDEC cannot open it: {_reason(err)}") from None
+            raise SourceError(f"{self.path}: NVDEC cannot open it: {decode_reason(err)}") from None
         try:
             if not self._container.streams.video:
                 raise SourceError(f"{self.path} has no video stream")
@@ -138,13 +136,9 @@ class NvdecSource:
             raise
         self.info = self._describe()
 
-    def _next_decoded(self) -> av.VideoFrame | None:
-        try:
-            return next(self._decoded)
-        except StopIteration:
-            return None
-        except (av.FFmpegError, NotImplementedError) as err:
-            raise SourceError(f"cannot decode {self.path} on the GPU: {_reason(err)}") from None
+    @property
+    def codec(self) -> str:
+        return self._stream.codec_context.name
 
     def _convert(self, frame: av.VideoFrame):
         torch = self._torch
@@ -154,50 +148,6 @@ class NvdecSource:
             image = device_rgb(frame, torch)
         self._convert_stream.synchronize()  # the next stage reads it from another thread and stream
         return image
-
-    def _describe(self) -> StreamInfo:
-        stream = self._stream
-        height, width = self._first_image.shape[:2]
-        return StreamInfo(
-            name=self.path,
-            width=width,
-            height=height,
-            time_base=stream.time_base or Fraction(1, 90000),
-            rate=stream.average_rate or stream.guessed_rate,
-            frames=stream.frames or None,
-            live=False,
-            audio_from=self.path if self._container.streams.audio else None,
-        )
-
-    def frames(self) -> Iterator[Frame]:
-        tb, rate = self.info.time_base, self.info.rate
-        step = max(1, round(1 / (rate * tb))) if rate else 1
-        index, last_pts = 0, None
-        decoded: av.VideoFrame | None = self._first
-        image = self._first_image
-        while decoded is not None:
-            pts = decoded.pts if decoded.pts is not None else (0 if last_pts is None else last_pts + step)
-            last_pts = pts
-            yield Frame(self.info.name, index, image, pts, tb, time.time())
-            index += 1
-            if self.max_frames is not None and index >= self.max_frames:
-                return
-            try:
-                decoded = next(self._decoded, None)
-            except (av.FFmpegError, NotImplementedError) as err:  # truncated or corrupt: keep what decoded
-                log.warning("%s: stopped after %d frames: %s", self.path, index, _reason(err))
-                return
-            if decoded is None:
-                break
-            check_frame(decoded, self.path, self.max_pixels)
-            image = self._convert(decoded)
-
-    def close(self) -> None:
-        self._container.close()
-        # the stream owns the codec context, whose threads FFmpeg stops only when it is freed, not on close
-        self._decoded = iter(())
-        vars(self).pop("_first", None)
-        vars(self).pop("_stream", None)
 
 
 def open_device_source(
@@ -251,7 +201,7 @@ def open_input(
     else:
         source, reason = open_device_source(uri, max_frames=max_frames, max_pixels=options.max_pixels)
     if source is not None:
-        log.info("decode: NVDEC (%s on %s), frames stay on the GPU", source._stream.codec_context.name, source.device)
+        log.info("decode: NVDEC (%s on %s), frames stay on the GPU", source.codec, source.device)
         return source
     if decode == "gpu":
         raise SourceError(f"--decode gpu: {reason}")
@@ -266,7 +216,3 @@ def _codec_of(path: str | Path) -> str | None:
             return streams[0].codec_context.name if streams else None
     except av.FFmpegError:
         return None
-
-
-def _reason(err: BaseException) -> str:
-    return getattr(err, "strerror", None) or str(err)

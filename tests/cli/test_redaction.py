@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from streamseg.logs import RedactingFilter, redact
-from streamseg.outputs import source_name
+from streamseg.outputs.naming import source_name
 from tests.support.cli import run_cli
 from tests.support.videos import make_video
 

@@ -74,7 +74,7 @@ def test_a_full_disk_names_the_file(tmp_path, clip, duc_onnx, what, args, path):
 @pytest.mark.parametrize("limit", [100, 60_000])  # while opening (its header), and after some frames
 def test_a_full_disk_while_writing_mcap_names_the_file(tmp_path, clip, duc_onnx, limit):
     """It ended in "internal error ... exit 70"; now as the video and CSV outputs do, and what it holds reads back."""
-    from streamseg.downstream.mcap_read import read_class_fractions
+    from streamseg.outputs.messages.mcap_read import read_class_fractions
 
     mcap = tmp_path / "run.mcap"
     proc = run_with_file_limit(limit, str(clip), "--model", str(duc_onnx), "--mcap", str(mcap))

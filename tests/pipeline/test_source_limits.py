@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from streamseg import Pipeline
-from streamseg.options import SourceOptions
 from streamseg.sources import open_source
 from streamseg.sources.limits import FrameTooLargeError
+from streamseg.stage_options import SourceOptions
 from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.videos import make_video, moving_scene, read_video
 
