@@ -106,8 +106,13 @@ def test_smoothed_run_carries_and_smooths(fcn_onnx, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_latency_budget_picks_the_input_size_that_keeps_the_camera_rate(fcn_onnx, tmp_path):
-    """FCN-ResNet50 at a 224 px input takes seconds here, at 32 px tens of ms: the budget takes 32 and every frame."""
+@pytest.mark.timing
+@pytest.mark.export
+def test_a_latency_budget_keeps_the_camera_rate_at_the_input_size_it_picks(fcn_onnx, tmp_path):
+    """FCN-ResNet50 at a 224 or a 32 px input: which one fits 400 ms depends on the CPU (a slow one takes 32, a
+    fast one 224), so this asserts the budget's promise at whatever size it picked: every frame out, at the
+    camera's rate, no mask older than the budget, and the size it runs at reported in /metrics and the summary.
+    Which size given stage times is the policy's unit test, tests/temporal/test_temporal.py."""
     clip = make_video(tmp_path / "cam.mp4", width=320, height=180, frames=50, fps=25)
     arrived, metrics = [], ""
     with Pipeline(
@@ -128,18 +133,21 @@ def test_a_latency_budget_picks_the_input_size_that_keeps_the_camera_rate(fcn_on
                     metrics = page.read().decode()
     summary = pipeline.summary()
     assert len(results) == 50 and not summary.results_dropped, (len(results), summary.results_dropped)
-    assert 'streamseg_source_input_size{source="cam"} 32.0' in metrics
-    interval = re.search(r'streamseg_source_inference_interval\{source="cam"\} (\d+)', metrics)
-    assert interval and int(interval.group(1)) >= 1
-    assert re.search(r'streamseg_source_setting_frames_total\{[^}]*input_size="32"[^}]*\} \d', metrics)
     assert summary.frames_in == summary.frames_out == 50 and not summary.dropped
+    size = re.search(r'streamseg_source_input_size\{source="cam"\} (\d+)', metrics)
+    assert size and int(size.group(1)) in (224, 32), metrics
+    chosen = int(size.group(1))
+    interval = re.search(r'streamseg_source_inference_interval\{source="cam"\} (\d+)', metrics)
+    assert interval and 1 <= int(interval.group(1)) <= 10  # 10 frames at 25 fps: a carried mask's age <= 400 ms
+    assert re.search(rf'streamseg_source_setting_frames_total\{{[^}}]*input_size="{chosen}"[^}}]*\}} \d', metrics)
     captured = [r.capture_time for r in results]
     assert 0.8 * 49 / 25 <= captured[-1] - captured[0] <= 1.5 * 49 / 25
     assert 0.8 * 49 / 25 <= arrived[-1] - arrived[0] <= 1.5 * 49 / 25  # out at the camera's rate too
     assert all(r.labels.shape == (180, 320) for r in results)  # at the frame's size, whatever the input size
     assert max(r.age_ms for r in results) <= 400
     settings = summary.sources[0]["settings"]  # "7 inferred, 43 propagated; interval 5, size 32: 100%"
-    assert "size 32" in settings and "size 224" not in settings, settings
+    print(f"latency budget 400 ms picked input size {chosen}: {settings}")
+    assert f"size {chosen}" in settings, settings
     inferred = [r for r in results if r.origin == "inferred"]
     assert len(inferred) == summary.sources[0]["inferred"] >= 2
 
