@@ -66,6 +66,7 @@ def test_message_is_a_small_header_and_a_compressed_label_map():
         decode([b"other", header_bytes, payload])
 
 
+@pytest.mark.timing
 def test_subscriber_process_receives_label_maps_while_run_serves_metrics(car_video, duc_onnx, tmp_path):
     """A separate subscriber process gets the label maps while /metrics and /health answer."""
     endpoint, metrics_port = f"tcp://127.0.0.1:{free_port()}", free_port()

@@ -41,6 +41,7 @@ class SlowSink:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_slow_sink_drops_oldest_frames_and_stays_bounded(duc_onnx, tmp_path: Path):
     video = make_video(tmp_path / "cam.mp4", width=320, height=192, frames=25, fps=25)
     sink = SlowSink()

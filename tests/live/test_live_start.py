@@ -258,6 +258,7 @@ class GarbageServer(threading.Thread):
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_undecodable_stream_is_reconnected_and_reported_in_health(tiny_model, tmp_path):
     pytest.importorskip("prometheus_client", reason="--metrics-port needs the observe extra (prometheus-client)")
     server = GarbageServer(*garbage_stream())

@@ -44,6 +44,7 @@ def status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
 
 
+@pytest.mark.timing
 def test_connections_beyond_the_cap_get_a_quick_503_and_no_thread(preview):
     baseline = threading.active_count()
     streams = []
@@ -67,6 +68,7 @@ def test_connections_beyond_the_cap_get_a_quick_503_and_no_thread(preview):
             sock.close()
 
 
+@pytest.mark.timing
 def test_viewers_that_leave_a_frameless_stream_free_their_slots(preview):
     for _ in range(2):  # twice the cap in all: the first four must have given their slots back
         streams = [request(preview.port, "/stream.mjpg")[0] for _ in range(4)]
@@ -87,6 +89,7 @@ def served_again(port: int, timeout: float = 30) -> bool:
     return False
 
 
+@pytest.mark.timing
 def test_idle_connections_are_closed_after_the_handler_timeout(preview):
     baseline = threading.active_count()
     started = time.monotonic()

@@ -68,6 +68,7 @@ def test_held_labels_are_the_last_inferred_ones(duc_onnx, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_a_latency_budget_keeps_the_camera_rate(duc_onnx, tmp_path):
     """A paced 25 fps source: every frame comes out (none dropped), at the camera's rate, within the budget."""
     clip = make_video(tmp_path / "cam.mp4", width=320, height=180, frames=50, fps=25)
