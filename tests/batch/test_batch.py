@@ -314,8 +314,8 @@ def test_rerun_skips_done_videos_and_an_option_change_redoes_them(first_run, cli
 def test_ctrl_c_finishes_running_video_and_twice_aborts_it(duc_onnx, tmp_path):
     """The signals go in once the video to interrupt has started (its output file is open), not after a sleep.
     That video is long: even at 1000 frames/s (this model runs at about 20 on one core here) its 100 frames take
-    10 times the 10 ms the test takes to see it start, so "mid-video" holds on any CPU; a slow one takes longer. (Not --realtime: a paced source
-    drops frames on a busy core, and a whole output is part of the promise.)"""
+    10 times the 10 ms the test takes to see it start, so "mid-video" holds on any CPU; a slow one takes longer.
+    (Not --realtime: a paced source drops frames on a busy core, and a whole output is part of the promise.)"""
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     frames = {"clip0.mp4": 6, "clip1.mp4": 100, "clip2.mp4": 6, "clip3.mp4": 100}

@@ -207,7 +207,11 @@ def test_smoothing_starts_over_on_a_cut_and_on_reset(media):
 @pytest.mark.slow
 def test_smoothing_lowers_a_trained_models_flicker_on_real_footage(trained_model, car_video):
     """fcn_tiny trained on synthetic streets, run on the real dashcam (a stretch with cars passing): its own
-    flicker, no added noise."""
+    flicker, no added noise.
+
+    How much the model flickers depends on its training run, and so on the machine: the seeds are fixed, but the
+    order of the sums (threads, SIMD width) is not, and 14 epochs amplify it (0.0045 on a Xeon with AMX). So the
+    promise is relative: smoothing lowers the same model's flicker on the same frames by at least 10 %."""
     from streamseg.backends import create_backend
     from streamseg.models import spec_from_onnx
     from streamseg.preprocess import CpuPreprocessor
@@ -230,7 +234,9 @@ def test_smoothing_lowers_a_trained_models_flicker_on_real_footage(trained_model
     before, after = flicker(raw, static), flicker(smoothed, static)
     agreement = np.mean([(a == b).mean() for a, b in zip(raw, smoothed)])
     print(f"trained fcn_tiny on car-detection: flicker {before:.4f} -> {after:.4f}, agreement {agreement:.4f}")
-    assert before > 0.005 and after < 0.9 * before
+    flickers = sum(int((a != b)[s].sum()) for a, b, s in zip(raw, raw[1:], static))
+    assert flickers >= 200  # enough label changes on static pixels for a ratio to mean something
+    assert after < 0.9 * before
     assert agreement > 0.9
 
 
