@@ -28,13 +28,14 @@ class FrameSizedCompositor:
     """The compositor as it was: merge, LUT, a full-frame blend, a frame copy, a mask LUT, copyTo."""
 
     def __init__(self, new: Compositor):
-        self.alpha, self._color_table, self._drawn_table = new.alpha, new._color_table, new._drawn_table
+        self.alpha, self.drawn_table = new.alpha, new.drawn_table
+        self.color_table = np.ascontiguousarray(new.lut.reshape(256, 1, 3))
 
     def __call__(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        color = cv2.LUT(cv2.merge((labels, labels, labels)), self._color_table)
+        color = cv2.LUT(cv2.merge((labels, labels, labels)), self.color_table)
         blended = cv2.addWeighted(image, 1.0 - self.alpha, color, self.alpha, 0.0)
         overlay = image.copy()
-        cv2.copyTo(blended, cv2.LUT(labels, self._drawn_table), overlay)
+        cv2.copyTo(blended, cv2.LUT(labels, self.drawn_table), overlay)
         return overlay
 
 

@@ -83,7 +83,7 @@ def main() -> None:
     }
     if args.clip:
         from streamseg.events.clips import ClipEncoder
-        from streamseg.options import EncoderOptions
+        from streamseg.stage_options import EncoderOptions
 
         encoder = ClipEncoder(Fraction(1, 90000), 25.0, EncoderOptions())
         picture = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), dtype=np.uint8)

@@ -18,16 +18,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from streamseg.batching import BatchLane, WarmUp
+from streamseg.collector import CollectorInput, WarmUp
 from streamseg.config import RunConfig
 from streamseg.frames import Frame, Result, StreamInfo
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
-from streamseg.options import SourceOptions
-from streamseg.outputs import SourceOutputs
-from streamseg.preprocess import plan_geometry
-from streamseg.queues import FillPolicy, StageQueue
-from streamseg.sinks import (
+from streamseg.outputs import (
     NpzLabelSink,
     PngLabelSink,
     Sink,
@@ -36,11 +32,16 @@ from streamseg.sinks import (
     open_video_sink,
     output_links,
 )
+from streamseg.outputs.naming import SourceOutputs
+from streamseg.preprocess import plan_geometry
+from streamseg.queues import FillPolicy, StageQueue
 from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
+from streamseg.stage_options import SourceOptions
+from streamseg.stage_stats import StageStats
 from streamseg.stages import LaneStages
 from streamseg.stages.temporal import TemporalLane, held_frames, make_policy
-from streamseg.workers import StageStats, Worker
+from streamseg.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class SourceLane:
                 **common,
             ),
         }
-        self.batch_lane = BatchLane(name, q["prepared"], q["inferred"], self.stopping)
+        self.batch_lane = CollectorInput(name, q["prepared"], q["inferred"], self.stopping)
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamseg
-from streamseg.batch.job import ABORTED, FAILED, Job, run_job
+from streamseg.batch.job import ABORTED, FAILED, Job, run_job, unfinished_record
 from streamseg.batch.manifest import file_sha256
 from streamseg.errors import ConfigError, MissingExtraError
 
@@ -181,21 +181,8 @@ class RayExecutor:
                 finished.append((job, ray.get(ref)))
             except Exception as err:  # noqa: BLE001 - the task or its worker died: that video failed
                 status = ABORTED if self._cancelled else FAILED
-                finished.append(
-                    (
-                        job,
-                        {
-                            "key": job.key,
-                            "status": status,
-                            "frames": 0,
-                            "expected_frames": None,
-                            "fps": 0.0,
-                            "wall_s": 0.0,
-                            "error": f"Ray task: {_first_line(err)}",
-                            "retryable": True,
-                        },
-                    )
-                )
+                error = f"Ray task: {_first_line(err)}"
+                finished.append((job, unfinished_record(job.key, status=status, error=error, retryable=True)))
         return finished
 
     def abort(self) -> None:

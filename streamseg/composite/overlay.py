@@ -46,11 +46,11 @@ class Compositor:
         lut = np.zeros((256, 3), np.uint8)
         lut[: spec.num_classes] = spec.colors
         lut[~drawn] = 0
-        self._lut = lut
-        self._drawn = drawn
+        self.lut = lut
+        self.drawn = drawn
         # OpenCV table lookups: ~10x faster than numpy fancy indexing per frame
         self._color_table = np.ascontiguousarray(lut.reshape(256, 1, 3))
-        self._drawn_table = np.where(drawn, 255, 0).astype(np.uint8)
+        self.drawn_table = np.where(drawn, 255, 0).astype(np.uint8)
         self._undrawn_table = np.where(drawn, 0, 255).astype(np.uint8)
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ B-frames, no encoder delay) and keeps the packets of the last seconds in ``Packe
 starts at a keyframe and never holds more than its byte cap. When an event starts, a ``Clip`` opens and
 takes the ring's packets from the last keyframe at or before the pre-roll, then every new packet until
 the post-roll after the last of its events has passed. Nothing is encoded twice. Clips are fragmented MP4
-while written, like recordings (``streamseg.sinks.recording``): a killed run leaves them playable; a
+while written, like recordings (``streamseg.outputs.files.recording``): a killed run leaves them playable; a
 clean close rewrites them seekable.
 """
 
@@ -24,9 +24,9 @@ from av.packet import Packet
 from av.video.stream import VideoStream
 
 from streamseg.errors import SinkError
-from streamseg.options import EncoderOptions
-from streamseg.sinks.encoder import configure
-from streamseg.sinks.recording import PeriodicSync, faststart, muxer_options
+from streamseg.outputs.encoder import configure
+from streamseg.outputs.files.recording import PeriodicSync, faststart, muxer_options
+from streamseg.stage_options import EncoderOptions
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from streamseg.events.regions import Region
 from streamseg.events.rules import Rule
 from streamseg.events.tracker import Change, Event, RuleTracker
 from streamseg.frames import Result, StreamInfo
-from streamseg.options import EncoderOptions
+from streamseg.stage_options import EncoderOptions
 
 log = logging.getLogger(__name__)
 

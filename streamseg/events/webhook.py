@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from streamseg.backoff import Backoff
-from streamseg.downstream.events import Event, EventQueue
 from streamseg.errors import ConfigError
 from streamseg.logs import redact
+from streamseg.outputs.messages.events import Event, EventQueue
 
 log = logging.getLogger(__name__)
 

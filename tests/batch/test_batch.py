@@ -127,10 +127,57 @@ def test_inputs_mirror_paths_from_folders_globs_and_lists(tmp_path, monkeypatch)
         ("other/w.mkv", "w.mkv"),
     }
     (tmp_path / "in/deep/x.mp4").write_bytes(b"")
-    with pytest.raises(ConfigError, match="x.mp4 and .* would write the same outputs"):
-        collect_inputs(["in/x.mp4", "in/deep/x.mp4"], tmp_path / "o")
+    first, second = collect_inputs(["in/x.mp4", "in/deep/x.mp4"], tmp_path / "o")
+    assert first.problem is None  # the second fails alone, and says how to keep their outputs apart
+    assert second.problem == (
+        f"its outputs (x.*) would be those of {tmp_path / 'in/x.mp4'}: give their common parent folder instead, "
+        "so their outputs keep their folders apart"
+    )
     with pytest.raises(SourceError, match="input not found: nope.mp4"):
         collect_inputs(["nope.mp4"], tmp_path / "o")
+
+
+def test_inputs_leave_out_links_into_outdir_keep_broken_links_and_mark_name_clashes(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    (out / "old").mkdir(parents=True)
+    folder.mkdir()
+    (out / "old" / "result.mp4").write_bytes(b"an output")
+    for name in ("x.mp4", "x.mkv", "y.mp4"):
+        (folder / name).write_bytes(b"")
+    (folder / "into-out.mp4").symlink_to(out / "old" / "result.mp4")  # OUTDIR is never read, not even this way
+    (folder / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")  # dangling: kept, to fail as one video
+    found = {item.key: item for item in collect_inputs([str(folder)], out)}
+    assert sorted(found) == ["gone.mp4", "x.mkv", "x.mp4", "y.mp4"]
+    assert [key for key, item in found.items() if item.problem] == ["x.mp4"]  # sorted: x.mkv came first
+    assert found["x.mp4"].problem == (
+        f"its outputs (x.*) would be those of {folder / 'x.mkv'}: two videos with one name in one folder: "
+        "rename one of them"
+    )
+    with pytest.raises(
+        ConfigError, match=r"no videos found in .* outside OUTDIR: every one found \(1\) lies in .*give -o a folder"
+    ):
+        collect_inputs([str(out)], out)  # -o equal to the input folder (here with one video in a subfolder)
+
+
+def test_a_tampered_manifest_line_means_not_done(tmp_path):
+    video, out = tmp_path / "a.mp4", tmp_path / "out"
+    video.write_bytes(b"x" * 1000)
+    out.mkdir()
+    (out / "a.mp4").write_bytes(b"segmented")
+    outside = tmp_path / "elsewhere.mp4"
+    outside.write_bytes(b"not this batch's")
+    base = {"key": "a.mp4", "status": "done", **input_identity(video, False), "model_sha256": "m", "options": {}}
+    args = ("a.mp4", input_identity(video, False), "m", {}, out)
+    for outputs, done in (
+        ({"video": "a.mp4"}, True),
+        (["a.mp4"], False),  # a list, not a mapping: exit 70 before
+        ({"video": str(outside)}, False),  # present, but outside OUTDIR: counted as done before
+        ({"video": "../elsewhere.mp4"}, False),
+        ({"video": 3}, False),
+    ):
+        Manifest(out).append({**base, "outputs": outputs})
+        assert Manifest(out).is_done(*args) is done, outputs
+        assert Manifest(out).is_done(*args, outputs={"video": "a.mp4"}) is done, outputs
 
 
 def test_manifest_skips_only_unchanged_inputs_options_and_present_outputs(tmp_path):
@@ -488,3 +535,35 @@ def test_ray_refuses_local_outdir_on_two_nodes(ray_cluster, clips, duc_onnx, tmp
     assert proc.returncode == 2
     assert "on a local filesystem" in proc.stderr and "the Ray cluster has 2 nodes" in proc.stderr
     assert not (tmp_path / "out" / MANIFEST).exists()
+
+
+@pytest.mark.slow
+def test_batch_edge_cases_fail_one_video_or_redo_it_never_exit_70(duc_onnx, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    make_video(folder / "x.mp4", width=64, height=48, frames=3)
+    make_video(folder / "x.mkv", width=64, height=48, frames=3)
+    (folder / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+
+    def batch() -> subprocess.CompletedProcess:
+        return run_cli("batch", str(folder), "-o", str(out), "--model", str(duc_onnx), "--labels-out", "--no-progress")
+
+    first = batch()
+    assert first.returncode == 1, first.stderr
+    assert "done before" not in first.stderr  # the broken link is not "done before, skipped"
+    rows = {line.split()[0]: line.split(None, 5)[1:] for line in first.stderr.splitlines() if line.startswith("  ")}
+    assert rows["gone.mp4"][0] == "failed" and rows["gone.mp4"][4].startswith("broken symbolic link to")
+    assert rows["x.mp4"][0] == "failed" and rows["x.mp4"][4].endswith("one name in one folder: rename one of them")
+    assert len(read_video(out / "x.mkv")[0]) == 3 and len(list((out / "x.labels").glob("*.png"))) == 3
+    done = latest(out)["x.mkv"]
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for tampered in ({**done, "outputs": ["x.mkv"]}, {**done, "outputs": {"video": str(outside)}}):
+        with open(out / MANIFEST, "a") as file:
+            file.write(json.dumps(tampered) + "\n")
+        again = batch()
+        assert again.returncode == 1 and "internal error" not in again.stderr, again.stderr
+        assert "x.mkv: done (3 frames" in again.stderr  # redone, not skipped
+        assert latest(out)["x.mkv"]["outputs"] == done["outputs"]
+    same = run_cli("batch", str(out), "-o", str(out), "--model", str(duc_onnx), "--no-progress")
+    assert same.returncode == 2 and "outside OUTDIR" in same.stderr.splitlines()[-1]

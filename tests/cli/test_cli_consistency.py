@@ -20,7 +20,7 @@ from PIL import Image
 from streamseg.choices import BACKENDS, PRECISIONS
 from streamseg.cli import cli
 from streamseg.cli.command import Command
-from streamseg.cli.options import BitRate, literal_choices
+from streamseg.cli.flags import BitRate, literal_choices
 from streamseg.cli.run import build_config, run
 from streamseg.config import CONFIG_LEAVES, RunConfig, config_field, flag_names
 from streamseg.errors import ConfigError

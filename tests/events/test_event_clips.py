@@ -179,11 +179,12 @@ def test_metrics_preview_and_mcap_see_coverage_and_the_active_region(red_wins, o
     assert b'"kind": "start"' in events[0].data and b'"start": 1.5' in events[0].data
 
 
-def test_a_source_added_over_rest_brings_its_own_regions_and_rules(red_wins, one_visit, tmp_path):
+def test_a_source_added_over_rest_brings_its_own_regions_and_rules(red_wins, one_visit, tmp_path, monkeypatch):
     model, spec = red_wins
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # the API token's file goes there
     p = Pipeline(
         str(one_visit), model=model, spec=yaml.safe_load(spec.read_text()), metrics_port=0,
-        events_dir=str(tmp_path / "ev"), pre_roll=0.5, post_roll=0.2,
+        events_dir=str(tmp_path / "ev"), pre_roll=0.5, post_roll=0.2, input_root=str(one_visit.parent),
     )  # fmt: skip
     heard = p.events.listen()
     added = {}
@@ -191,9 +192,8 @@ def test_a_source_added_over_rest_brings_its_own_regions_and_rules(red_wins, one
         for result in p:
             if result.index == 0 and not added:
                 body = {"uri": str(one_visit), "name": "added", "rois": [CROSSWALK], "events": [RULE]}
-                request = urllib.request.Request(
-                    f"{p.metrics.url}sources", json.dumps(body).encode(), {"Content-Type": "application/json"}
-                )
+                headers = {"Content-Type": "application/json", "Authorization": f"Bearer {p.api_token}"}
+                request = urllib.request.Request(f"{p.metrics.url}sources", json.dumps(body).encode(), headers)
                 added = json.loads(urllib.request.urlopen(request, timeout=10).read())
                 bad = {"uri": str(one_visit), "name": "bad", "events": ["class7 in nowhere > 0.1"]}
                 with pytest.raises(ConfigError, match="no region 'nowhere'"):
