@@ -1,9 +1,10 @@
-"""``streamseg eval``: accuracy against ground truth, or agreement between two models.
+"""``streamseg eval``: accuracy against ground truth, agreement between two models, or temporal consistency.
 
-Three modes, chosen by the options given:
+Four modes, chosen by the options given:
   --model M --dataset DIR --format voc|cityscapes     the model on a labeled dataset
   --predictions DIR --ground-truth DIR                label PNGs against label PNGs
   --reference REF.onnx --candidate CAND --video V     a candidate against the FP32 reference
+  --consistency --model M --video V [--video V2 ...]  TC per video (VSPW's, no ground truth)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from streamseg.errors import ConfigError
         "streamseg eval -m runs/synth/model.onnx --dataset synth/ --size 240",
         "streamseg eval --predictions labels/ --ground-truth synth/heldout/labels",
         "streamseg eval --reference model.onnx --candidate model-int8.onnx --video street.mp4 --frames 16",
+        "streamseg eval --consistency -m fcn_resnet50 --video street.mp4 --video park.mp4 --frames 50",
     ),
 )
 @model_option(help="Model to evaluate on --dataset; or where --predictions take class names from.")
@@ -50,8 +52,14 @@ from streamseg.errors import ConfigError
     dest="candidate_backend",
     help="Backend that runs the candidate: onnxruntime, tensorrt or torch.",
 )
-@click.option("--video", help="Video whose frames agreement mode compares on.")
-@click.option("--frames", type=int, default=16, show_default=True, help="Frames spread over --video.")
+@click.option(
+    "--consistency",
+    is_flag=True,
+    help="Temporal consistency of --model on each --video: its labels of frame t+1 warped back to t by "
+    "optical flow, mIoU with those of t.",
+)
+@click.option("--video", multiple=True, help="Video whose frames agreement mode compares on (repeat for TC).")
+@click.option("--frames", type=int, default=16, show_default=True, help="Frames spread over --video (TC: the first N).")
 @size_option()
 @backend_option(default="onnxruntime", help="Backend for --dataset mode.")
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
@@ -68,6 +76,7 @@ def eval_command(
     reference,
     candidate,
     candidate_backend,
+    consistency,
     video,
     frames,
     input_size,
@@ -75,16 +84,17 @@ def eval_command(
     threads,
     as_json,
 ) -> None:
-    """Accuracy (PA, MPA, mIoU, FWIoU; ignore index 255) or INT8/backend agreement with speed."""
-    modes = [
-        name for name, on in (("--dataset", dataset), ("--predictions", predictions), ("--reference", reference)) if on
-    ]
+    """Accuracy (PA, MPA, mIoU, FWIoU; ignore index 255), INT8/backend agreement with speed, or TC."""
+    given = (("--dataset", dataset), ("--predictions", predictions), ("--reference", reference))
+    modes = [name for name, on in (*given, ("--consistency", consistency)) if on]
     if len(modes) != 1:
         raise click.UsageError(
-            "give exactly one of --dataset (with --model), --predictions (with --ground-truth) "
-            "or --reference (with --candidate and --video)"
+            "give exactly one of --dataset (with --model), --predictions (with --ground-truth), "
+            "--reference (with --candidate and --video) or --consistency (with --model and --video)"
         )
-    if dataset:
+    if consistency:
+        _print_consistency(model, video, frames, input_size, backend, threads, as_json)
+    elif dataset:
         if not model:
             raise click.UsageError("--dataset needs --model")
         from streamseg.evaluation.dataset import evaluate_dataset
@@ -113,8 +123,8 @@ def eval_command(
         metrics, images = evaluate_label_folders(predictions, ground_truth, len(classes))
         _print_metrics(metrics, classes, f"{images} label maps of {predictions} against {ground_truth}", as_json)
     else:
-        if not candidate or not video:
-            raise click.UsageError("--reference needs --candidate and --video")
+        if not candidate or len(video) != 1:
+            raise click.UsageError("--reference needs --candidate and one --video")
         if frames < 1:
             raise ConfigError(f"frames: must be at least 1, got {frames}")
         from streamseg.evaluation.agreement import compare
@@ -122,7 +132,7 @@ def eval_command(
         report = compare(
             reference,
             candidate,
-            video,
+            video[0],
             frames=frames,
             input_size=input_size,
             candidate_backend=candidate_backend,
@@ -142,6 +152,24 @@ def eval_command(
             f"speed               reference {report.reference_fps:.3f} fps, candidate "
             f"{report.candidate_fps:.3f} fps ({report.speedup:.2f}x)"
         )
+
+
+def _print_consistency(model, videos, frames, input_size, backend, threads, as_json) -> None:
+    if not model or not videos:
+        raise click.UsageError("--consistency needs --model and --video")
+    if frames < 2:
+        raise ConfigError(f"frames: TC needs at least 2, got {frames}")
+    from streamseg.evaluation.consistency import model_consistency
+
+    reports, name = model_consistency(
+        model, videos, frames=frames, input_size=input_size, backend=backend, threads=threads
+    )
+    if as_json:
+        click.echo(json.dumps(_finite({"model": name, "videos": [r.as_dict() for r in reports]})))
+        return
+    click.echo(f"temporal consistency of {name} (labels of t+1 warped back to t, mIoU)")
+    for r in reports:
+        click.echo(f"{r.video}: TC {_pct(r.tc)} over {r.pairs} frame pairs")
 
 
 def _classes(model: str | None, classes_file: str | None, ground_truth: Path) -> tuple[str, ...] | None:

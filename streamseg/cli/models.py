@@ -60,12 +60,18 @@ def list_models() -> None:
 )
 @output_option("ONNX file to write.", required=True, type=click.Path(dir_okay=False))
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
-def export_model(name: str, weights: str, output: str, seed: int) -> None:
+@click.option(
+    "--labels/--no-labels",
+    default=False,
+    show_default=True,
+    help="Also output uint8 labels (ArgMax over the classes, in the engine) beside the scores.",
+)
+def export_model(name: str, weights: str, output: str, seed: int, labels: bool) -> None:
     """Write NAME as ONNX (dynamic H/W for the torchvision models) with its spec embedded."""
     from streamseg.models.export import export
 
-    path = export(name, output, weights=weights, seed=seed)
-    click.echo(f"wrote {path} ({name}, weights {weights})")
+    path = export(name, output, weights=weights, seed=seed, labels=labels)
+    click.echo(f"wrote {path} ({name}, weights {weights}{', labels output' if labels else ''})")
 
 
 @models.command(

@@ -40,8 +40,11 @@ def embed_spec(path: str | Path, spec: ModelSpec) -> None:
     onnx.save(model, str(path))
 
 
-def export(name: str, output: str | Path, *, weights: str = "none", seed: int = 0) -> Path:
-    """Export zoo model ``name`` to ``output``; ``weights`` is ``none`` (random) or ``pretrained``."""
+def export(name: str, output: str | Path, *, weights: str = "none", seed: int = 0, labels: bool = False) -> Path:
+    """Export zoo model ``name`` to ``output``; ``weights`` is ``none`` (random) or ``pretrained``.
+
+    ``labels``: also output uint8 labels, the argmax over the classes (``streamseg.models.argmax``).
+    """
     if name not in ZOO:
         raise ModelError(f"unknown model {name!r} (built-in: {', '.join(ZOO)})")
     if weights not in WEIGHTS:
@@ -62,6 +65,10 @@ def export(name: str, output: str | Path, *, weights: str = "none", seed: int = 
             seed=seed,
         )
         export_torch_module(module, output)
+    if labels:
+        from streamseg.models.argmax import add_labels_output
+
+        add_labels_output(output, entry.spec.output_name)
     embed_spec(output, entry.spec)
     return output
 

@@ -41,13 +41,16 @@ class SlowSink:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_slow_sink_drops_oldest_frames_and_stays_bounded(duc_onnx, tmp_path: Path):
     video = make_video(tmp_path / "cam.mp4", width=320, height=192, frames=25, fps=25)
     sink = SlowSink()
     pipeline = Pipeline(
         str(video), duc_onnx, sinks=[sink], queue_size=2, max_frames=75, live={"realtime": True, "loop": True}
     )
+    started = time.monotonic()
     summary = pipeline.run()
+    took = time.monotonic() - started  # at least 75 x 0.15 s in the sink
 
     assert summary.frames_out == 75  # a live source's --max-frames counts frames written
     dropped = sum(summary.dropped.values())
@@ -56,8 +59,10 @@ def test_slow_sink_drops_oldest_frames_and_stays_bounded(duc_onnx, tmp_path: Pat
     assert 0 <= in_flight <= 8  # every frame is either written, counted as dropped, or was in a stage
     assert all(peak <= 2 for peak in summary.queue_peaks.values())
     assert all(b > a for a, b in zip(sink.pts, sink.pts[1:]))  # capture-clock pts, monotonic
-    # bounded: what the sink sees is never older than the queues can hold, and memory does not grow
-    assert max(sink.ages) < 2.5, max(sink.ages)
+    # bounded: what the sink sees is never older than the queues can hold, and memory does not grow. Relative to
+    # the run's length, which grows on a slower CPU: a backlog (no dropping) would make the last frames nearly as
+    # old as the run is long (8 of 11 s), bounded queues keep every frame a few sink writes old (about 0.5 s)
+    assert max(sink.ages) < took / 4, (max(sink.ages), took)
     half = len(sink.rss) // 2
     assert max(sink.rss[half:]) - max(sink.rss[:half]) < 40 * 2**20
 

@@ -17,11 +17,12 @@ def test_block_policy_is_lossless_and_ordered():
     def consume():
         while (item := q.get()) is not END:
             received.append(item)
-            time.sleep(0.001)
 
+    q.put(0)  # full before the consumer starts: the peak does not depend on which thread runs faster
+    q.put(1)
     t = threading.Thread(target=consume)
     t.start()
-    for i in range(200):
+    for i in range(2, 200):
         q.put(i)
         assert len(q) <= 2
     q.put(END)

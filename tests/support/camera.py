@@ -83,6 +83,11 @@ def latency_ms(stamp: int) -> int:
     return (now_millis() - stamp) % 2**BITS
 
 
+def taken_since(stamp: int, moment: int) -> bool:
+    """Whether capture time ``stamp`` is at or after ``moment`` (both ``now_millis()`` values, mod 2**32)."""
+    return (stamp - moment) % 2**BITS < 2 ** (BITS - 1)
+
+
 def publish(url: str, fps: int, width: int, height: int, gop: int) -> None:
     """Publish until killed; on any error wait a little and publish again."""
     index = 0

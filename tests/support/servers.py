@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from tests.support.camera import latency_ms, read_stamp, stamp_white_level
+from tests.support.camera import latency_ms, now_millis, read_stamp, stamp_white_level, taken_since
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -157,8 +157,10 @@ class StreamReader(threading.Thread):
         self.images: list[np.ndarray] = []
         self.keep_images = keep_images
         self.on_frame = None  # optional callback(image) in the reader thread
-        # with read_stamps, per frame: ms from the capture stamp tests/support/camera.py drew to its decoding here, and
-        # how white the stamp's white blocks still are (255 from the camera; an overlay tints them)
+        # with read_stamps, per frame: the capture stamp tests/support/camera.py drew (now_millis() then), ms from it
+        # to its decoding here, and how white the stamp's white blocks still are (255 from the camera; an overlay
+        # tints them)
+        self.stamps: list[int] = []
         self.ages: list[int] = []
         self.whites: list[float] = []
         self.read_stamps = read_stamps
@@ -191,7 +193,9 @@ class StreamReader(threading.Thread):
                 if len(self.images) < self.keep_images or self.on_frame is not None or self.read_stamps:
                     image = frame.to_ndarray(format="rgb24")
                     if self.read_stamps:
-                        self.ages.append(latency_ms(read_stamp(image)))
+                        stamp = read_stamp(image)
+                        self.stamps.append(stamp)
+                        self.ages.append(latency_ms(stamp))
                         self.whites.append(stamp_white_level(image))
                     if len(self.images) < self.keep_images:
                         self.images.append(image)
@@ -205,6 +209,17 @@ class StreamReader(threading.Thread):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.frames_since(since) >= count:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def wait_for_pictures_taken_since(self, moment: int, *, timeout: float = 20.0) -> bool:
+        """Wait for a decoded frame captured at or after ``moment`` (a ``now_millis()`` value), and not in the future:
+        a stamp read wrong lands in that window about never."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = now_millis()
+            if any(taken_since(stamp, moment) and taken_since(now, stamp) for stamp in list(self.stamps)):
                 return True
             time.sleep(0.1)
         return False

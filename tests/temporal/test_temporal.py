@@ -208,7 +208,11 @@ def test_smoothing_starts_over_on_a_cut_and_on_reset(media):
 @pytest.mark.slow
 def test_smoothing_lowers_a_trained_models_flicker_on_real_footage(trained_model, car_video):
     """fcn_tiny trained on synthetic streets, run on the real dashcam (a stretch with cars passing): its own
-    flicker, no added noise."""
+    flicker, no added noise.
+
+    How much the model flickers depends on its training run, and so on the machine: the seeds are fixed, but the
+    order of the sums (threads, SIMD width) is not, and 14 epochs amplify it (0.0045 on a Xeon with AMX). So the
+    promise is relative: smoothing lowers the same model's flicker on the same frames by at least 10 %."""
     from streamseg.backends import create_backend
     from streamseg.models import spec_from_onnx
     from streamseg.preprocess import CpuPreprocessor
@@ -231,7 +235,9 @@ def test_smoothing_lowers_a_trained_models_flicker_on_real_footage(trained_model
     before, after = flicker(raw, static), flicker(smoothed, static)
     agreement = np.mean([(a == b).mean() for a, b in zip(raw, smoothed)])
     print(f"trained fcn_tiny on car-detection: flicker {before:.4f} -> {after:.4f}, agreement {agreement:.4f}")
-    assert before > 0.005 and after < 0.9 * before
+    flickers = sum(int((a != b)[s].sum()) for a, b, s in zip(raw, raw[1:], static))
+    assert flickers >= 200  # enough label changes on static pixels for a ratio to mean something
+    assert after < 0.9 * before
     assert agreement > 0.9
 
 
@@ -316,6 +322,48 @@ def test_latency_budget_prefers_detail_or_fresh_masks_as_asked(prefer):
         assert policy.inferred / (policy.inferred + policy.propagated) > 0.9
     with pytest.raises(ConfigError, match="latency_prefer"):  # checked once, by the config
         RunConfig.build({"latency_budget": 300, "latency_prefer": "newest"})
+
+
+def _calibrated_run(calibrated: dict[int, float], frames: int = 100) -> LatencyBudget:
+    """A 400 ms budget at 25 fps over sizes 224 and 32, as the pipeline drives it: the sizes timed smallest first
+    before frames flow (a size is only timed while the smaller ones fit the budget), then each inference at the
+    size in use reports its time (scaled from the calibration: the machine's speed does not change), 5 ms per
+    propagated frame."""
+    policy = LatencyBudget(400, 40, sizes=(224, 32))
+    for size in sorted(calibrated):
+        policy.calibrate(size, calibrated[size])
+        if calibrated[size] > policy.budget_ms:
+            break
+    for i in range(frames):
+        if policy.decide(i):
+            policy.observe_infer(calibrated[policy.current.size], policy.current.size)
+        else:
+            policy.observe_propagate(5.0)
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("calibrated", "expected"),
+    [
+        ({224: 3000.0, 32: 60.0}, Setting(2, 32)),  # a slow CPU: FCN-ResNet50 at 224 takes seconds
+        ({224: 180.0, 32: 8.0}, Setting(7, 224)),  # a fast one: 224 every 7th frame keeps up at 85 % load
+        ({224: 420.0, 32: 12.0}, Setting(1, 32)),  # 224 alone is over the budget: never chosen
+        ({224: 60.0, 32: 3.0}, Setting(2, 224)),
+    ],
+)
+def test_latency_budget_picks_the_input_size_from_stage_times(calibrated, expected):
+    """The size choice the pipeline test cannot pin (it depends on the CPU), from stage times given here."""
+    policy = _calibrated_run(calibrated)
+    assert policy.current == expected and not policy.over_budget
+    infer = calibrated[expected.size]
+    assert infer <= policy.budget_ms and expected.interval * policy.frame_ms <= policy.budget_ms  # the promise
+    assert (infer + (expected.interval - 1) * 5.0) / (expected.interval * 40) <= 0.85  # keeps the camera rate
+    assert policy.histogram()[str(expected)] > 0.9  # chosen at the first report, kept
+
+
+def test_latency_budget_says_when_no_size_keeps_up():
+    policy = _calibrated_run({224: 9000.0, 32: 600.0})  # even 32 px misses the 400 ms budget
+    assert policy.over_budget and policy.current.size == 32  # the cheapest there is, flagged
 
 
 def test_latency_budget_does_not_flap_at_the_boundary():
