@@ -113,13 +113,14 @@ def model_consistency(
 
     from streamseg.backends import create_backend
     from streamseg.frames import Frame
-    from streamseg.models import resolve_model
+    from streamseg.models import open_model
     from streamseg.postprocess.cpu import CpuPostprocessor
     from streamseg.preprocess.cpu import CpuPreprocessor
 
-    model_path, spec = resolve_model(model)
-    spec = spec.with_short_side(input_size)
-    runner = create_backend(backend, model_path, spec, threads=threads)
+    handle = open_model(model)
+    handle = handle.with_spec(handle.spec.with_short_side(input_size))
+    spec = handle.spec
+    runner = create_backend(backend, handle, threads=threads)
     prepare, decode = CpuPreprocessor(spec), CpuPostprocessor(spec)
 
     def segment(image: np.ndarray) -> np.ndarray:
