@@ -12,6 +12,7 @@ node has GPUs); Ray does not restart it (``max_restarts=0``): the controller doe
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ class NodeLink:
     def busy(self) -> bool:
         return False
 
+    def waited(self) -> float:
+        return 0.0
+
     def send(self, method: str, *args: Any) -> None:
         try:
             self._result = ("done", getattr(self.pipeline, method)(*args))
@@ -82,6 +86,8 @@ class LocalNodes:
     def store(self) -> Store:
         return Store(self.state, remote=False)
 
+    head = frozenset({"local"})
+
     def alive(self) -> dict[str, str]:
         return {"local": "127.0.0.1"}
 
@@ -101,14 +107,20 @@ class RayNodeLink:
 
         self.unit, self.handle, self._ray = unit, handle, ray
         self._pending: Any = None
+        self.sent_at = 0.0  # time.monotonic() of the call in flight
 
     @property
     def busy(self) -> bool:
         return self._pending is not None
 
+    def waited(self) -> float:
+        """Seconds the call in flight has waited for its answer (0 with none)."""
+        return time.monotonic() - self.sent_at if self._pending is not None else 0.0
+
     def send(self, method: str, *args: Any) -> None:
         if self._pending is None:
             self._pending = getattr(self.handle, method).remote(*args)
+            self.sent_at = time.monotonic()
 
     def poll(self) -> tuple[str, Any]:
         ray = self._ray
@@ -146,6 +158,7 @@ class RayNodes:
         except ImportError:
             raise MissingExtraError("--ray", "ray") from None
         self._ray = ray
+        self.head: frozenset[str] = frozenset()  # the head node's node pipelines
         package = str(Path(streamseg.__file__).parent)
         try:
             ray.init(
@@ -177,16 +190,18 @@ class RayNodes:
 
     def alive(self) -> dict[str, str]:
         """Each node pipeline that could run now -> its node's address: a node's id, or ``ID-gpuN`` per GPU."""
-        units = {}
+        units, head = {}, set()
         for node in self._ray.nodes():
             if not node.get("Alive"):
                 continue
             node_id, address = node["NodeID"], node.get("NodeManagerAddress", "")
-            gpus = int(node.get("Resources", {}).get("GPU", 0))
-            if gpus:
-                units.update({f"{node_id}-gpu{i}": address for i in range(gpus)})
-            else:
-                units[node_id] = address
+            resources = node.get("Resources", {})
+            gpus = int(resources.get("GPU", 0))
+            mine = [f"{node_id}-gpu{i}" for i in range(gpus)] if gpus else [node_id]
+            units.update(dict.fromkeys(mine, address))
+            if "node:__internal_head__" in resources:
+                head.update(mine)
+        self.head = frozenset(head)
         return units
 
     def link(self, unit: str, address: str, store: Store, capacity: int | None, camera_fps: float) -> RayNodeLink:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 PERIOD = 0.5  # seconds between reconcile passes
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # back-off, in seconds, for a node pipeline that failed to start or died
+SILENCE = 5.0  # seconds a ready node pipeline may leave a call unanswered before it counts as lost
+START_GRACE = 60.0  # seconds a fresh fleet waits for every node pipeline to be ready before its first placement
 
 
 class Controller:
@@ -50,6 +52,7 @@ class Controller:
         self.retry: dict[str, tuple[float, float]] = {}  # node pipeline id -> (not before, next delay)
         self.records: dict[str, dict[str, Any]] = {}
         self.moves = 0
+        self.started = time.monotonic()
         self._refresh()
         self.run = RunConfig.build(self.store.call("read")["config"], "the fleet's options")
 
@@ -82,6 +85,10 @@ class Controller:
                     self._lost(unit, value)
                 elif kind == "error":
                     log.warning("fleet: node %s: %s", short(unit), value)
+                elif unit in self.views and link.waited() > SILENCE:
+                    # Ray notices a dead node by missed health checks, ~30 s by default; a node pipeline answers
+                    # a sync in milliseconds, so a long silence is the faster sign of its node's death
+                    self._lost(unit, f"no answer for {SILENCE:g} s")
             now = time.monotonic()
             for unit, address in alive.items():
                 if unit not in self.links and now >= self.retry.get(unit, (0.0, 0.0))[0]:
@@ -101,6 +108,8 @@ class Controller:
         """Unplaced and moving cameras onto ready node pipelines, spread evenly, never over capacity."""
         waiting = [name for name, r in self.records.items() if r["node"] is None]
         ready = self._capacities()
+        if len(ready) < len(self.links) and time.monotonic() - self.started < START_GRACE:
+            waiting = [name for name in waiting if name in self.moving]  # spread over every node, once all are up
         if not waiting or not ready:
             return
         placed, _ = spread(waiting, rooms(self._assigned(), ready))
@@ -193,7 +202,8 @@ class Controller:
             for unit in self.links:
                 view = self.views.get(unit, {})
                 rows.append({
-                    "node": unit, "address": self.addresses.get(unit, ""), "capacity": view.get("capacity"),
+                    "node": unit, "address": self.addresses.get(unit, ""), "head": unit in self.nodes.head,
+                    "capacity": view.get("capacity"),
                     "cameras": sorted(n for n, u in assigned.items() if u == unit),
                     "state": "ready" if view else "starting", "metrics": view.get("metrics"),
                 })  # fmt: skip

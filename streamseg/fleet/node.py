@@ -58,30 +58,45 @@ class NodePipeline:
         self.final: dict[str, dict[str, Any]] = {}  # cameras whose pipeline ended: their last row
         self.errors: dict[str, str] = {}  # cameras that could not start here: why
         self.seen: dict[str, float] = {}  # lane name -> time.monotonic() of its last frame written
-        self.version = -1  # the newest map a sync() applied
         self._live: Any = None
+        self._wanted: tuple[float, list[dict[str, Any]]] = (-1.0, [])  # the newest map sync() was given
+        self._changed = threading.Event()
+        self._stopping = threading.Event()
         for record in store.call("restarting", node):
             self._add(record)
+        # cameras start off the caller's thread: a first camera loads the model, and sync() answers at once
+        self._applier = threading.Thread(target=self._apply_changes, name="node-sync", daemon=True)
+        self._applier.start()
 
     # -- the controller's calls ------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        with self._lock:
-            metrics = self.pipeline.metrics if self.pipeline is not None else None
-            host = self.config.serve_host
-            host = self.address if host in ("0.0.0.0", "::") else host  # listening everywhere: the node's own
-            return {
-                "node": self.node,
-                "address": self.address,
-                "capacity": self.capacity,
-                "metrics": f"{host}:{metrics.port}" if metrics is not None else None,
-                "pid": os.getpid(),
-            }
+        pipeline = self.pipeline
+        metrics = pipeline.metrics if pipeline is not None else None
+        host = self.config.serve_host
+        host = self.address if host in ("0.0.0.0", "::") else host  # listening everywhere: the node's own
+        return {
+            "node": self.node,
+            "address": self.address,
+            "capacity": self.capacity,
+            "metrics": f"{host}:{metrics.port}" if metrics is not None else None,
+            "pid": os.getpid(),
+        }
 
-    def sync(self, version: int, wanted: list[dict[str, Any]]) -> dict[str, Any]:
-        """Make the cameras running here the ``wanted`` records (start the missing, stop the others)."""
-        with self._lock:
-            if version >= self.version:
-                self.version = version
+    def sync(self, version: float, wanted: list[dict[str, Any]]) -> dict[str, Any]:
+        """Run the ``wanted`` records here (the missing start, the others stop, soon); returns info and status."""
+        if version >= self._wanted[0]:  # an older map (from a controller before this one) never wins
+            self._wanted = (version, wanted)
+            self._changed.set()
+        return {**self.info(), "cameras": self.status()}
+
+    def _apply_changes(self) -> None:
+        while not self._stopping.is_set():
+            self._changed.wait()
+            self._changed.clear()
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                wanted = self._wanted[1]
                 names = {r["name"] for r in wanted}
                 for name in [n for n in self.lanes if n not in names]:
                     self._remove(name)
@@ -90,35 +105,36 @@ class NodePipeline:
                         self._add(record)
                 for name in [n for n in self.errors if n not in names]:
                     del self.errors[name]
-            return {**self.info(), "cameras": self.status()}
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Each camera here: state, fps, frames dropped, seconds since its last frame was written."""
-        with self._lock:
-            rows: dict[str, dict[str, Any]] = {n: {"state": "failed", "error": why} for n, why in self.errors.items()}
-            rows.update(self.final)
-            if self.pipeline is None or self._live is None:
-                return rows
-            sources = self._live.read()["sources"]
-            failures = self.pipeline.failures
-            now = time.monotonic()
-            for name, lane in self.lanes.items():
-                one = sources.get(lane)
-                if one is None:
-                    continue
-                seen = self.seen.get(lane)
-                rows[name] = {
-                    "state": STATES.get(one["state"], one["state"]),
-                    "fps": round(one["fps"], 3),
-                    "frames": one["frames_out"],
-                    "dropped": one["dropped"],
-                    "last_frame_age_s": round(now - seen, 3) if seen is not None else None,
-                    **({"error": failures[lane]} if lane in failures else {}),
-                }
+        pipeline, live, lanes = self.pipeline, self._live, dict(self.lanes)  # read as they are: no lock
+        rows: dict[str, dict[str, Any]] = {n: {"state": "failed", "error": why} for n, why in dict(self.errors).items()}
+        rows.update(dict(self.final))
+        if pipeline is None or live is None:
             return rows
+        sources = live.read()["sources"]
+        failures = pipeline.failures
+        now = time.monotonic()
+        for name, lane in lanes.items():
+            one = sources.get(lane)
+            if one is None:
+                continue
+            seen = self.seen.get(lane)
+            rows[name] = {
+                "state": STATES.get(one["state"], one["state"]),
+                "fps": round(one["fps"], 3),
+                "frames": one["frames_out"],
+                "dropped": one["dropped"],
+                "last_frame_age_s": round(now - seen, 3) if seen is not None else None,
+                **({"error": failures[lane]} if lane in failures else {}),
+            }
+        return rows
 
     def stop(self) -> dict[str, dict[str, Any]]:
         """Stop every camera and finalize its outputs; returns the last status."""
+        self._stopping.set()
+        self._changed.set()
         with self._lock:
             rows = self.status()
             pipeline, runner = self.pipeline, self._runner
