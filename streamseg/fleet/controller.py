@@ -21,6 +21,7 @@ from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError
 from streamseg.fleet.config import Fleet, check_outputs, parse_camera
 from streamseg.fleet.placement import most_room, orphans, rooms, spread
+from streamseg.fleet.state import LEASE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,7 @@ class Controller:
         self.nodes, self.capacity, self.camera_fps = nodes, capacity, camera_fps
         self.store = nodes.store()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        holder = self.store.call("claim", self.id)
-        if holder is not None:
-            raise ConfigError(f"this cluster's fleet is served already, by {holder}: stop that `streamseg serve` first")
+        self._claim()
         model = fleet.run.model
         data = open(model, "rb").read() if nodes.remote and model and os.path.isfile(model) else None
         cameras = [c.model_dump(exclude_none=True) for c in fleet.cameras]
@@ -55,6 +54,14 @@ class Controller:
         self.started = time.monotonic()
         self._refresh()
         self.run = RunConfig.build(self.store.call("read")["config"], "the fleet's options")
+
+    def _claim(self) -> None:
+        """The fleet's lease; a ``serve`` that died leaves it to lapse, so a restarted one waits that long."""
+        deadline = time.monotonic() + LEASE_SECONDS + 1
+        while (holder := self.store.call("claim", self.id)) is not None:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"this cluster's fleet is served already, by {holder}: stop that `serve` first")
+            time.sleep(0.5)
 
     # -- the loop --------------------------------------------------------------------------------
     def serve(self, stopping: threading.Event) -> None:

@@ -106,11 +106,9 @@ def test_cameras_move_to_the_head_when_the_second_node_dies(cluster, tmp_path):
     config.write_text(yaml.safe_dump(options))
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "streamseg", "serve", str(config), "--ray", address, "--api-port", str(port),
-         "--cameras-per-node", "4"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "streamseg", "serve", str(config), "--ray", address, "--api-port", str(port),
+               "--cameras-per-node", "4"]  # fmt: skip
+    serve = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         rows = wait_for(
             "four cameras running on two nodes",
@@ -123,7 +121,20 @@ def test_cameras_move_to_the_head_when_the_second_node_dies(cluster, tmp_path):
             ),
             timeout=150,
         )
-        nodes = {r["node"]: r for r in get(port, "/nodes")}
+        # the service dies; started again, it re-attaches to the cameras running on the nodes, not twice
+        serve.kill()
+        serve.wait()
+        serve = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        again = wait_for("the API again", lambda: _listening(port) and get(port, "/cameras"), timeout=60)
+        assert {(r["name"], r["node"], r["segment"]) for r in again} == {(r["name"], r["node"], 1) for r in rows}
+        assert "re-attached to the running fleet" in (tmp_path / "serve.log").read_text()
+        nodes = wait_for(
+            "both node pipelines reporting",
+            lambda: (lambda n: n if len(n) == 2 and all(r["state"] == "ready" for r in n.values()) else None)(
+                {r["node"]: r for r in get(port, "/nodes")}
+            ),
+            timeout=30,
+        )
         assert sorted(len(n["cameras"]) for n in nodes.values()) == [2, 2], nodes
         assert all(n["capacity"] == 4 for n in nodes.values())
         assert len(get(port, "/sd")) == 2  # each node pipeline's own /metrics
