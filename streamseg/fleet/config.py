@@ -18,6 +18,7 @@ from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError
 from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
 from streamseg.sinks.paths import OutputPath, check_output_paths
+from streamseg.yamlfile import describe_validation_error
 
 NODE_FOR_CHECKS = "node"  # {node} while checking that cameras' outputs don't collide
 
@@ -57,7 +58,7 @@ def parse_camera(body: Any, taken: list[str]) -> SourceSpec:
     try:
         spec = SourceSpec.model_validate(body)
     except ValidationError as err:
-        raise ConfigError(f"camera: {str(err).splitlines()[0]}: {err.errors()[0]['msg']}") from None
+        raise ConfigError(describe_validation_error(err, "camera")) from None
     (named,) = name_cameras([spec], taken)
     return named
 

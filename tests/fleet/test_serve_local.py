@@ -1,0 +1,79 @@
+"""``streamseg serve`` without --ray: one multi-source pipeline on this machine, with the fleet API on."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import av
+import pytest
+import yaml
+
+from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.onnx_models import SPEC_21, conv_model
+from tests.support.servers import free_port
+from tests.support.videos import make_video
+
+
+def cameras_yaml(tmp_path, sources, **options):
+    values = yaml.safe_load(SPEC_21.read_text())
+    values.update(model=str(conv_model(tmp_path / "conv21.onnx", 21)), input_size=64, sources=sources, **options)
+    path = tmp_path / "cams.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+@pytest.mark.slow
+def test_one_machine_runs_every_camera_and_sigterm_finalizes_them(tmp_path):
+    clip = make_video(tmp_path / "clip.mp4", width=96, height=64, frames=20, fps=10)
+    out = tmp_path / "out"
+    sources = [{"uri": str(clip), "name": name, "realtime": True, "loop": True} for name in ("a", "b")]
+    config = cameras_yaml(tmp_path, sources, outputs=[str(out / "{node}" / "{name}.mp4")])
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "streamseg", "serve", str(config), "--api-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        rows: list = []
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/cameras", timeout=5) as response:
+                    rows = json.loads(response.read())
+            except OSError:
+                rows = []
+            if len(rows) == 2 and all(r["state"] == "running" and r["last_frame_age_s"] is not None for r in rows):
+                break
+            time.sleep(0.25)
+        assert [(r["name"], r["node"], r["state"]) for r in rows] == [("a", "local", "running"), ("b", "local", "running")]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/nodes", timeout=5) as response:
+            (node,) = json.loads(response.read())
+        assert node["node"] == "local" and node["capacity"] is None and node["cameras"] == ["a", "b"]
+        serve.send_signal(signal.SIGTERM)
+        _, stderr = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.communicate()
+    assert serve.returncode == 0, stderr
+    assert "streamseg: stopped" in stderr and "Traceback" not in stderr
+    for name in ("a", "b"):  # {node} is this machine's "local"; each file finalized, decodable to its end
+        with av.open(str(out / "local" / f"{name}.mp4")) as container:
+            assert sum(1 for _ in container.decode(video=0)) > 0
+
+
+def test_a_file_without_cameras_is_one_line(tmp_path):
+    config = cameras_yaml(tmp_path, [])
+    assert_one_line_error(run_cli("serve", str(config)), "no cameras")
+
+
+def test_unknown_key_is_one_line(tmp_path):
+    config = cameras_yaml(tmp_path, ["rtsp://127.0.0.1:1/x"], fleet_size=3)
+    assert_one_line_error(run_cli("serve", str(config)), "fleet_size: unknown key")
