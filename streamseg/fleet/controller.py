@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PERIOD = 0.5  # seconds between reconcile passes
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # back-off, in seconds, for a node pipeline that failed to start or died
 SILENCE = 5.0  # seconds a ready node pipeline may leave a call unanswered before it counts as lost
+BUSY_SILENCE = 60.0  # the same while it starts cameras (a first camera loads the model, which may hold the GIL)
 START_GRACE = 60.0  # seconds a fresh fleet waits for every node pipeline to be ready before its first placement
 
 
@@ -92,10 +93,10 @@ class Controller:
                     self._lost(unit, value)
                 elif kind == "error":
                     log.warning("fleet: node %s: %s", short(unit), value)
-                elif unit in self.views and link.waited() > SILENCE:
+                elif unit in self.views and link.waited() > (limit := self._silence(unit)):
                     # Ray notices a dead node by missed health checks, ~30 s by default; a node pipeline answers
                     # a sync in milliseconds, so a long silence is the faster sign of its node's death
-                    self._lost(unit, f"no answer for {SILENCE:g} s")
+                    self._lost(unit, f"no answer for {limit:g} s")
             now = time.monotonic()
             for unit, address in alive.items():
                 if unit not in self.links and now >= self.retry.get(unit, (0.0, 0.0))[0]:
@@ -110,6 +111,9 @@ class Controller:
             for unit, link in self.links.items():
                 if not link.busy:
                     link.send("sync", version, [r for r in self.records.values() if r["node"] == unit])
+
+    def _silence(self, unit: str) -> float:
+        return BUSY_SILENCE if self.views[unit].get("busy") else SILENCE
 
     def _place(self) -> None:
         """Unplaced and moving cameras onto ready node pipelines, spread evenly, never over capacity."""

@@ -61,6 +61,7 @@ class NodePipeline:
         self._live: Any = None
         self._wanted: tuple[float, list[dict[str, Any]]] = (-1.0, [])  # the newest map sync() was given
         self._changed = threading.Event()
+        self.busy = False  # cameras are being started or stopped
         self._stopping = threading.Event()
         for record in store.call("restarting", node):
             self._add(record)
@@ -86,8 +87,10 @@ class NodePipeline:
         """Run the ``wanted`` records here (the missing start, the others stop, soon); returns info and status."""
         if version >= self._wanted[0]:  # an older map (from a controller before this one) never wins
             self._wanted = (version, wanted)
-            self._changed.set()
-        return {**self.info(), "cameras": self.status()}
+            if {r["name"] for r in wanted} != set(self.lanes) | set(self.errors):
+                self.busy = True  # starting a first camera loads the model: this node may answer late for a while
+                self._changed.set()
+        return {**self.info(), "cameras": self.status(), "busy": self.busy}
 
     def _apply_changes(self) -> None:
         while not self._stopping.is_set():
@@ -105,6 +108,7 @@ class NodePipeline:
                         self._add(record)
                 for name in [n for n in self.errors if n not in names]:
                     del self.errors[name]
+                self.busy = self._changed.is_set()  # a newer map came meanwhile: still busy
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Each camera here: state, fps, frames dropped, seconds since its last frame was written."""

@@ -29,6 +29,8 @@ class FleetState:
         self.holder: str | None = None
         self.renewed = 0.0
         self.next_index = 0
+        self.segments: dict[str, int] = {}  # name -> its last segment, kept after a DELETE: a camera added again
+        # under the same name goes on numbering, so it never overwrites what it wrote before
 
     # -- the controller's lease ------------------------------------------------------------------
     def claim(self, holder: str) -> str | None:
@@ -61,7 +63,8 @@ class FleetState:
 
     # -- changes ---------------------------------------------------------------------------------
     def add(self, source: dict[str, Any]) -> dict[str, Any]:
-        record = {"name": source["name"], "index": self.next_index, "source": source, "node": None, "segment": 0}
+        segment = self.segments.get(source["name"], 0)
+        record = {"name": source["name"], "index": self.next_index, "source": source, "node": None, "segment": segment}
         self.cameras[source["name"]] = record
         self.next_index += 1
         return record
@@ -78,6 +81,7 @@ class FleetState:
             record["node"] = node
             if node is not None:
                 record["segment"] += 1
+                self.segments[name] = record["segment"]
         self.moves += moved
 
     def restarting(self, node: str) -> list[dict[str, Any]]:
@@ -85,4 +89,5 @@ class FleetState:
         mine = [r for r in self.cameras.values() if r["node"] == node]
         for record in mine:
             record["segment"] += 1
+            self.segments[record["name"]] = record["segment"]
         return [dict(r) for r in mine]
