@@ -12,6 +12,7 @@ node has GPUs); Ray does not restart it (``max_restarts=0``): the controller doe
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,7 @@ class RayNodes:
             raise MissingExtraError("--ray", "ray") from None
         self._ray = ray
         self.head: frozenset[str] = frozenset()  # the head node's node pipelines
+        _check_reachable(address)
         package = str(Path(streamseg.__file__).parent)
         try:
             ray.init(
@@ -238,6 +240,20 @@ class RayNodes:
         except Exception:  # noqa: BLE001 - already gone
             pass
         self._ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT nobody listens on fails at once, in one line (Ray itself retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", a Ray client URL: Ray finds it
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ConfigError(
+            f"--ray {address}: no Ray cluster there ({err.strerror or err}); start one with "
+            "`ray start --head`, or give its address"
+        ) from None
 
 
 def _first_line(err: BaseException) -> str:

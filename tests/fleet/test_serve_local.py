@@ -52,7 +52,10 @@ def test_one_machine_runs_every_camera_and_sigterm_finalizes_them(tmp_path):
             if len(rows) == 2 and all(r["state"] == "running" and r["last_frame_age_s"] is not None for r in rows):
                 break
             time.sleep(0.25)
-        assert [(r["name"], r["node"], r["state"]) for r in rows] == [("a", "local", "running"), ("b", "local", "running")]
+        assert [(r["name"], r["node"], r["state"]) for r in rows] == [
+            ("a", "local", "running"),
+            ("b", "local", "running"),
+        ]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/nodes", timeout=5) as response:
             (node,) = json.loads(response.read())
         assert node["node"] == "local" and node["capacity"] is None and node["cameras"] == ["a", "b"]
@@ -77,3 +80,10 @@ def test_a_file_without_cameras_is_one_line(tmp_path):
 def test_unknown_key_is_one_line(tmp_path):
     config = cameras_yaml(tmp_path, ["rtsp://127.0.0.1:1/x"], fleet_size=3)
     assert_one_line_error(run_cli("serve", str(config)), "fleet_size: unknown key")
+
+
+def test_a_ray_address_nobody_listens_on_is_one_line(tmp_path):
+    pytest.importorskip("ray")
+    config = cameras_yaml(tmp_path, ["rtsp://127.0.0.1:1/x"])
+    proc = run_cli("serve", str(config), "--ray", f"127.0.0.1:{free_port()}", timeout=60)
+    assert_one_line_error(proc, "no Ray cluster there", "ray start --head")
