@@ -84,10 +84,16 @@ def serve(
     controller = Controller(nodes, fleet, capacity=cameras_per_node, camera_fps=camera_fps)
     if not controller.fresh:
         click.echo("streamseg: re-attached to the running fleet (its cameras, not the file's)", err=True)
-    stopping = threading.Event()
-    server = None
     try:
         server = FleetServer(controller, api_port, fleet.run.serve_host)
+    except BaseException:
+        if controller.fresh:
+            controller.shutdown()
+        else:  # the port is taken: the fleet this serve re-attached to keeps running
+            controller.detach()
+        raise
+    stopping = threading.Event()
+    try:
         click.echo(f"streamseg: fleet API at {server.url} (cameras, nodes, metrics, sd)", err=True)
         click.echo(f"streamseg: API token in {server.access.path}", err=True)
         _stop_on_signals(stopping)
@@ -95,8 +101,7 @@ def serve(
     finally:
         click.echo("streamseg: stopping every camera, finalizing outputs", err=True)
         controller.shutdown()
-        if server is not None:
-            server.close()
+        server.close()
     click.echo("streamseg: stopped", err=True)
 
 

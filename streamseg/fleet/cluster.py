@@ -96,7 +96,7 @@ class LocalNodes:
         pipeline = NodePipeline(unit, address, store, capacity=capacity, measure=False, camera_fps=camera_fps)
         return NodeLink(unit, pipeline)
 
-    def close(self, store: Store) -> None:
+    def close(self, store: Store, *, keep: bool = False) -> None:
         pass
 
 
@@ -233,12 +233,13 @@ class RayNodes:
         )
         return RayNodeLink(unit, handle)
 
-    def close(self, store: Store) -> None:
-        """The fleet is over: the map goes too, then this driver leaves the cluster."""
-        try:
-            self._ray.kill(store.target, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+    def close(self, store: Store, *, keep: bool = False) -> None:
+        """The fleet is over: the map goes too (unless ``keep``), then this driver leaves the cluster."""
+        if not keep:
+            try:
+                self._ray.kill(store.target, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
         self._ray.shutdown()
 
 

@@ -52,7 +52,9 @@ def name_cameras(specs: list[SourceSpec], taken: list[str] | tuple[str, ...] = (
 
 
 def parse_camera(body: Any, taken: list[str]) -> SourceSpec:
-    """A ``POST /cameras`` body (one ``sources:`` entry, a mapping) as a named camera."""
+    """A ``POST /cameras`` body (one ``sources:`` entry: a mapping, or a URI) as a named camera."""
+    if isinstance(body, str):
+        body = {"uri": body}
     if not isinstance(body, dict):
         raise ConfigError("the body must be a JSON object: one `sources:` entry (uri, name, outputs…)")
     try:

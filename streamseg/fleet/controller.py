@@ -236,6 +236,11 @@ class Controller:
         self.store.call("release", self.id)
         self.nodes.close(self.store)
 
+    def detach(self) -> None:
+        """Leave the fleet running as it is (its cameras, its map) for another ``serve`` to re-attach to."""
+        self.store.call("release", self.id)
+        self.nodes.close(self.store, keep=True)
+
 
 def _stop(link: Any) -> None:
     try:

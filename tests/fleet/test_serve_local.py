@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,3 +88,13 @@ def test_a_ray_address_nobody_listens_on_is_one_line(tmp_path):
     config = cameras_yaml(tmp_path, ["rtsp://127.0.0.1:1/x"])
     proc = run_cli("serve", str(config), "--ray", f"127.0.0.1:{free_port()}", timeout=60)
     assert_one_line_error(proc, "no Ray cluster there", "ray start --head")
+
+
+def test_an_api_port_in_use_is_one_line(tmp_path):
+    config = cameras_yaml(tmp_path, ["rtsp://127.0.0.1:1/x"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli("serve", str(config), "--api-port", str(port), timeout=60)
+    assert_one_line_error(proc, f"--api-port {port}: cannot listen on 127.0.0.1:{port}")
