@@ -4,7 +4,8 @@
   outputs filled in for the node it runs on;
 - ``placement``: where cameras go (pure functions);
 - ``state``: the camera->node map, kept where a restarted ``serve`` finds it;
-- ``node``: the node pipeline, one ordinary multi-source ``Pipeline`` per node (or GPU);
+- ``node``: the node pipeline, one ordinary multi-source ``Pipeline`` per node (or GPU); ``capacity``: how many
+  cameras it holds, measured at its start;
 - ``cluster``: nodes on Ray, or this machine alone;
 - ``controller``: desired against actual, every half second; moves the cameras of a node that died;
 - ``api``: ``/cameras``, ``/nodes``, ``/metrics``, ``/sd`` on ``--api-port``; ``access``: its token.

@@ -148,9 +148,6 @@ class NodePipeline:
             runner.join()
         return rows
 
-    def ping(self) -> int:
-        return os.getpid()
-
     # -- cameras ---------------------------------------------------------------------------------
     def _add(self, record: dict[str, Any]) -> None:
         camera = SourceSpec.model_validate(record["source"])
