@@ -34,6 +34,10 @@ NAMES = ("c1", "c2", "c3", "c4")
 def cluster(tmp_path):
     if importlib.util.find_spec("ray") is None:
         pytest.skip("needs the ray extra (pip install streamseg[ray])")
+    pytest.importorskip("onnx")
+    reason = relay_missing()
+    if reason:
+        pytest.skip(reason)
     short = Path(tempfile.mkdtemp(prefix="ssfleet"))  # Ray's socket paths must stay short
     port = free_port()
     head = RayNode(tmp_path / "head.log", port=port, temp_dir=short)
@@ -83,9 +87,6 @@ def label_maps(root: Path, name: str) -> int:
 
 
 def test_cameras_move_to_the_head_when_the_second_node_dies(cluster, tmp_path):
-    reason = relay_missing()
-    if reason:
-        pytest.skip(reason)
     address, _head, second = cluster
     model = conv_model(tmp_path / "conv21.onnx", 21)
     out, labels = tmp_path / "out", tmp_path / "labels"

@@ -21,6 +21,7 @@ from tests.support.videos import make_video
 
 
 def cameras_yaml(tmp_path, sources, **options):
+    pytest.importorskip("onnx")
     values = yaml.safe_load(SPEC_21.read_text())
     values.update(model=str(conv_model(tmp_path / "conv21.onnx", 21)), input_size=64, sources=sources, **options)
     path = tmp_path / "cams.yaml"
@@ -83,6 +84,7 @@ def test_unknown_key_is_one_line(tmp_path):
     assert_one_line_error(run_cli("serve", str(config)), "fleet_size: unknown key")
 
 
+@pytest.mark.slow
 def test_a_ray_address_nobody_listens_on_is_one_line(tmp_path):
     pytest.importorskip("ray")
     config = cameras_yaml(tmp_path, ["rtsp://127.0.0.1:1/x"])
