@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -97,7 +98,8 @@ def failover(model: str, size: int, kills: int, work: Path) -> dict:
     (work / "cams.yaml").write_text(yaml.safe_dump(config))
     port, api_port = free_port(), free_port()
     address = f"127.0.0.1:{port}"
-    head = RayNode(work / "head.log", port=port, temp_dir=Path(tempfile.mkdtemp(prefix="ssfleet")))
+    ray_dir = Path(tempfile.mkdtemp(prefix="ssfleet"))  # Ray's socket paths must stay short
+    head = RayNode(work / "head.log", port=port, temp_dir=ray_dir)
     second = RayNode(work / "second-0.log", address=address)
     log = (work / "serve.log").open("w")
     serve = subprocess.Popen(
@@ -140,6 +142,7 @@ def failover(model: str, size: int, kills: int, work: Path) -> dict:
         log.close()
         second.stop()
         head.stop()
+        shutil.rmtree(ray_dir, ignore_errors=True)
     return {
         "kills": len(times),
         "to_frames_s": [round(t, 2) for t in times],

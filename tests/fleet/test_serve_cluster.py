@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +50,7 @@ def cluster(tmp_path):
     finally:
         for node in reversed(nodes):
             node.stop()
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def get(port: int, path: str):
