@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from streamseg.sinks.recording import faststart  # noqa: E402
+from streamseg.outputs.files.recording import faststart  # noqa: E402
 from tests.support.mp4_fragments import complete_fragment_frames, playable_frames  # noqa: E402
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import zmq
 
 MAX_SIDE = 16384  # no label map is taller or wider
+MAX_PIXELS = 7680 * 4320  # nor larger than the largest picture a run reads by default (--max-pixels)
 
 
 def parse(header_bytes: bytes, payload: bytes) -> tuple[dict, np.ndarray]:
@@ -31,10 +32,14 @@ def parse(header_bytes: bytes, payload: bytes) -> tuple[dict, np.ndarray]:
     shape, classes = header.get("shape"), header.get("classes")
     if not (isinstance(shape, list) and len(shape) == 2 and all(type(n) is int and 0 < n <= MAX_SIDE for n in shape)):
         raise ValueError(f"bad shape {str(shape)[:40]}")
+    if shape[0] * shape[1] > MAX_PIXELS:
+        raise ValueError(f"a {shape[1]}x{shape[0]} map is over {MAX_PIXELS} pixels")
     if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
         raise ValueError("classes missing or not a list of names")
     if type(header.get("frame")) is not int or type(header.get("capture_time")) not in (int, float):
         raise ValueError("frame or capture_time missing")
+    if not 0 <= header["frame"] < 2**63 or not abs(header["capture_time"]) < 1e12:
+        raise ValueError("frame or capture_time out of range")
     size = shape[0] * shape[1]
     inflater = zlib.decompressobj()
     try:
@@ -55,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
 
     socket = zmq.Context.instance().socket(zmq.SUB)
-    socket.setsockopt(zmq.MAXMSGSIZE, MAX_SIDE * MAX_SIDE * 2)  # a bigger message drops the publisher, not us
+    socket.setsockopt(zmq.MAXMSGSIZE, MAX_PIXELS * 2)  # a bigger message drops the publisher, not us
     socket.connect(args.endpoint)
     socket.setsockopt(zmq.SUBSCRIBE, b"labels")
     received = 0
@@ -71,7 +76,8 @@ def main() -> None:
                 continue
             received += 1
             # e.g. hand `labels` to a perception module; here: how much of the picture is road and car
-            counts = np.bincount(labels.ravel(), minlength=len(header["classes"]))
+            # row by row: np.bincount widens what it counts to int64, 8 bytes a pixel; a row at a time stays small
+            counts = sum(np.bincount(row, minlength=256) for row in labels)
             shares = {
                 name: counts[i] / labels.size for i, name in enumerate(header["classes"]) if name in ("road", "car")
             }

@@ -11,9 +11,13 @@ from pydantic.fields import FieldInfo
 
 from streamseg.choices import Backend, Precision
 from streamseg.errors import ConfigError
+from streamseg.events.regions import Region, regions_from
+from streamseg.events.rules import Rule, rules_from
 from streamseg.models.spec import ModelSpec
-from streamseg.options import EncoderOptions, SourceOptions
+from streamseg.stage_options import EncoderOptions, SourceOptions
 from streamseg.yamlfile import describe_validation_error, load_yaml
+
+DAY = 86400.0  # seconds: the longest wait a source may ask for
 
 
 def flags(*names: str) -> dict[str, Any]:
@@ -27,7 +31,7 @@ class SourceSpec(BaseModel):
     Live-input options given here win over the run's; outputs given here win over the run's templates.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     uri: str = Field(min_length=1)
     name: str | None = None  # default: the file's stem, or the URL's host and path
@@ -37,15 +41,20 @@ class SourceSpec(BaseModel):
     transport: Literal["tcp", "udp"] | None = None
     realtime: bool | None = None
     loop: bool | None = None
-    read_timeout: float | None = Field(None, gt=0)
-    reconnect_delay: float | None = Field(None, gt=0)
-    reconnect_max_delay: float | None = Field(None, gt=0)
-    reconnect_give_up: int | None = Field(None, ge=0)
+    read_timeout: float | None = Field(None, gt=0, le=DAY)
+    reconnect_delay: float | None = Field(None, gt=0, le=DAY)
+    reconnect_max_delay: float | None = Field(None, gt=0, le=DAY)
+    reconnect_give_up: int | None = Field(None, ge=0, le=1_000_000)
+    rois: tuple[Region, ...] | None = None  # this source's regions, besides the run's (`rois:`)
+    events: tuple[Rule, ...] | None = None  # this source's rules, besides the run's (`events:`)
 
     @field_validator("outputs", mode="before")
     @classmethod
     def _one_output(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
+
+    _regions = field_validator("rois", mode="before")(lambda value: regions_from(value))
+    _rules = field_validator("events", mode="before")(lambda value: rules_from(value))
 
     def live_options(self, defaults: SourceOptions) -> SourceOptions:
         """The run's live-input options with this source's own on top."""
@@ -86,6 +95,15 @@ class RunConfig(BaseModel):
     metrics_port: int | None = Field(None, ge=0, le=65535)  # --metrics-port: Prometheus /metrics and /health
     preview_port: int | None = Field(None, ge=0, le=65535, json_schema_extra=flags("--preview"))  # preview page
     serve_host: str = "127.0.0.1"  # --serve-host: interface the metrics, preview and Foxglove servers listen on
+    api: Literal["off", "read-only", "on"] = "on"  # --api: /sources on --metrics-port; "on" changes need the token
+    api_token_file: str | None = None  # --api-token-file: the bearer token from this file, not a new one
+    output_root: str | None = None  # --output-root: POSTed outputs write under it [default: the run's output folders]
+    input_root: str | None = None  # --input-root: POSTed file sources lie under it [default: none allowed]
+    allow_loopback_sources: bool = False  # --allow-loopback-sources: POSTed http(s)/tcp sources on this machine
+    max_sources: int = Field(64, ge=1)  # --max-sources: sources running at once
+    foxglove_origins: tuple[str, ...] = Field(  # --foxglove-origin: web pages that may open the Foxglove server
+        ("https://app.foxglove.dev",), json_schema_extra=flags("--foxglove-origin")
+    )
     mcap: str | None = None  # --mcap (or -o FILE.mcap): ROS 2 messages in an MCAP file
     foxglove_port: int | None = Field(None, ge=0, le=65535, json_schema_extra=flags("--foxglove"))  # WebSocket server
     mqtt: str | None = None  # --mqtt: mqtt://host[:port]/topic for per-frame JSON summaries
@@ -103,6 +121,18 @@ class RunConfig(BaseModel):
     batch_timeout: float = Field(5.0, ge=0)  # --batch-timeout: ms to wait for a full batch before running a partial one
     encoder: EncoderOptions = EncoderOptions.model_validate({})  # --codec, --bitrate, --gop, --segment-seconds, …
     live: SourceOptions = SourceOptions.model_validate({})  # --transport, --realtime, --loop, --read-timeout, …
+    # events (streamseg.events, docs/events.md): regions, rules on their coverage, clips and alerts
+    rois: tuple[Region, ...] = Field((), json_schema_extra=flags("--roi"))  # every source's; NAME=x1,y1;x2,y2;...
+    events: tuple[Rule, ...] = Field((), json_schema_extra=flags("--event"))  # 'person in crosswalk > 0.02 for 0.5s'
+    coverage: Literal["rules", "all"] = "rules"  # --coverage: columns for the rules' classes, or every class
+    events_dir: str | None = None  # --events-dir: a clip, JSON sidecar and thumbnail per event
+    pre_roll: float = Field(5.0, ge=0)  # --pre-roll: seconds of a clip before its event's start
+    post_roll: float = Field(5.0, ge=0)  # --post-roll: seconds of a clip after its event's end
+    pre_roll_megabytes: float = Field(64.0, gt=0)  # --pre-roll-megabytes: cap on each source's packet ring
+    webhook: str | None = None  # --webhook URL: each event's start and end POSTed as JSON
+
+    _regions = field_validator("rois", mode="before")(lambda value: regions_from(value))
+    _rules = field_validator("events", mode="before")(lambda value: rules_from(value))
 
     @field_validator("sources", mode="before")
     @classmethod

@@ -90,7 +90,7 @@ def _pyav() -> dict:
     import av
     from av.codec.hwaccel import hwdevices_available
 
-    from streamseg.sinks.encoder import encoder_works
+    from streamseg.outputs.encoder import encoder_works
     from streamseg.sources.nvdec import nvdec_unavailable
 
     available = av.codecs_available

@@ -78,6 +78,7 @@ class Result:
     origin: str = "inferred"  # "inferred", or carried from an earlier inferred frame: "flow" (warped) or "held"
     age_frames: int = 0  # frames since the inferred frame these labels come from
     age_ms: float = 0.0  # capture-time difference to that frame
+    coverage: dict[str, dict[str, float]] | None = None  # with regions: region -> class -> share of its pixels
 
     @property
     def time(self) -> float | None:

@@ -18,16 +18,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from streamseg.batching import BatchLane, WarmUp
+from streamseg.collector import CollectorInput, WarmUp
 from streamseg.config import RunConfig
 from streamseg.frames import Frame, Result, StreamInfo
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
-from streamseg.options import SourceOptions
-from streamseg.outputs import SourceOutputs
-from streamseg.preprocess import plan_geometry
-from streamseg.queues import FillPolicy, StageQueue
-from streamseg.sinks import (
+from streamseg.outputs import (
     NpzLabelSink,
     PngLabelSink,
     Sink,
@@ -36,11 +32,16 @@ from streamseg.sinks import (
     open_video_sink,
     output_links,
 )
+from streamseg.outputs.naming import SourceOutputs
+from streamseg.preprocess import plan_geometry
+from streamseg.queues import FillPolicy, StageQueue
 from streamseg.sources import is_live
 from streamseg.sources.nvdec import open_input
+from streamseg.stage_options import SourceOptions
+from streamseg.stage_stats import StageStats
 from streamseg.stages import LaneStages
 from streamseg.stages.temporal import TemporalLane, held_frames, make_policy
-from streamseg.workers import StageStats, Worker
+from streamseg.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class SourceLane:
                 **common,
             ),
         }
-        self.batch_lane = BatchLane(name, q["prepared"], q["inferred"], self.stopping)
+        self.batch_lane = CollectorInput(name, q["prepared"], q["inferred"], self.stopping)
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -221,6 +222,7 @@ class SourceLane:
 
     def _open_sinks(self) -> list[Sink]:
         cfg, spec, out, sinks = self.config, self.spec, self.outputs, []
+        columns = out.events.columns if out.events is not None else ()  # coverage: (region, class) per column
         assert self.info is not None, "sinks open once the source has"
         try:
             for uri in out.videos:
@@ -232,9 +234,13 @@ class SourceLane:
                 else:
                     sinks.append(PngLabelSink(folder, spec.colors))
                 if out.summary is None:
-                    sinks.append(SummarySink(f"{folder}/summary.csv", spec.classes, origin=cfg.temporal))
+                    summary = f"{folder}/summary.csv"
+                    sinks.append(SummarySink(summary, spec.classes, origin=cfg.temporal, coverage=columns))
             if out.summary:
-                sinks.append(SummarySink(out.summary, spec.classes, origin=cfg.temporal))
+                sinks.append(SummarySink(out.summary, spec.classes, origin=cfg.temporal, coverage=columns))
+            events = out.events.open_sink(self.info) if out.events is not None else None
+            if events is not None:
+                sinks.append(events)
         except BaseException:
             for sink in sinks:
                 sink.close(complete=False)
@@ -246,6 +252,8 @@ class SourceLane:
         limit = self.config.max_frames
         if self.written_limit_hit:
             return None  # a live source past --max-frames: frames still in flight are not written
+        if self.outputs.events is not None:  # regions' coverage, on the result for every output
+            result = self.outputs.events.measure(result)
         for sink in self.sinks:
             sink.write(result)
         for sink in self._shared_sinks:

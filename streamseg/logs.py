@@ -12,11 +12,15 @@ _SECRET_PARAMS = re.compile(
     r"""(?P<key>[?&;][^=&;#\s]*(?:pass|pwd|token|key|secret|auth|sig|credential)[^=&;#\s]*=)[^&;#\s'"]*""",
     re.IGNORECASE,
 )
+# an RTMP URL is rtmp://host/APP/STREAM-KEY: whoever has the key may publish (or watch) as this stream
+_RTMP_KEY = re.compile(r"""(?P<head>\brtmps?://[^/\s'"]+/[^/\s?#'"]+/)[^\s?#'"]+""", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x``; secret query values -> ``***``; anything else unchanged."""
-    return _SECRET_PARAMS.sub(r"\g<key>***", _CREDENTIALS.sub(r"\g<scheme>***@", text))
+    """``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x``; secret query values -> ``***``; an RTMP stream key
+    (``rtmp://host/live/KEY``) -> ``rtmp://host/live/***``; anything else unchanged."""
+    text = _CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _RTMP_KEY.sub(r"\g<head>***", _SECRET_PARAMS.sub(r"\g<key>***", text))
 
 
 class RedactingFilter(logging.Filter):

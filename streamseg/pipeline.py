@@ -5,12 +5,13 @@
     source N: decode -> preprocess ─┘                 └─> composite -> outputs ─┘
 
 Each source is a ``SourceLane`` with its own threads and bounded queues (files
-lossless, live sources drop oldest); one ``BatchWorker`` runs the model for all
+lossless, live sources drop oldest); one ``FrameCollector`` runs the model for all
 of them, batched. Sources can be added and removed while it runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -20,31 +21,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamseg.backends import create_backend
-from streamseg.batching import BatchWorker
+from streamseg.collector import FrameCollector
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError, SinkError, StreamsegError
+from streamseg.events import EventBus
 from streamseg.frames import Result
 from streamseg.lane import SourceLane
 from streamseg.logs import redact
 from streamseg.models import resolve_model
 from streamseg.models.spec import ModelSpec
-from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
+from streamseg.outputs import Sink, delivery_counts, output_links
+from streamseg.outputs.naming import SourceOutputs, check_name, expand, source_name, unique_names
+from streamseg.outputs.paths import OutputPath, check_output_paths
 from streamseg.preprocess import CpuPreprocessor
 from streamseg.queues import END, Closed, FillPolicy, StageQueue
-from streamseg.sinks import Sink, delivery_counts, output_links
-from streamseg.sinks.paths import OutputPath, check_output_paths
 from streamseg.sources import is_live
+from streamseg.stage_stats import StageStats
 from streamseg.stages import make_stages
 from streamseg.stages.cpu import CpuLane
 from streamseg.stages.temporal import TemporalLane, budget_sizes, held_frames
 from streamseg.temporal import FixedInterval, ScoreSmoother
-from streamseg.workers import StageStats
 
 if TYPE_CHECKING:
     from streamseg.backends.base import Backend
-    from streamseg.observe import MetricsServer, PreviewServer
-    from streamseg.publish import LabelPublisher
+    from streamseg.outputs.messages.zmq_pub import LabelPublisher
+    from streamseg.outputs.servers import MetricsServer, PreviewServer
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +119,14 @@ class Pipeline:
         self.preview: PreviewServer | None = None  # the preview page server, with --preview
         self.publisher: LabelPublisher | None = None  # the label-map publisher, with --publish
         self.downstream: list[Sink] = []  # MCAP, Foxglove, MQTT, Kafka sinks, each serving every source
+        self.events = EventBus()  # event starts and ends: .subscribe(callback), .listen() (streamseg.events)
         self._extra_sinks = list(sinks)  # caller-made sinks (publishers, previews), closed with ours
         self._shared: list[Sink] = []  # sinks every source writes to
         self._stopping = threading.Event()
         self._errors: list[BaseException] = []  # pipeline-wide: the model failed, not one source
         self._lock = threading.Lock()
         self._arrived = threading.Event()
-        self._batcher: BatchWorker | None = None
+        self._batcher: FrameCollector | None = None
         self._results: StageQueue | None = None
         self._running = 0  # lanes whose END has not come out of the results queue yet
         self._ever = 0  # lanes ever added (for {index})
@@ -134,7 +137,7 @@ class Pipeline:
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> Pipeline:
         if self.config.metrics_port is not None:  # first, so /health says "starting" while the model loads
-            from streamseg.observe import MetricsServer
+            from streamseg.outputs.servers import MetricsServer
 
             self.metrics = MetricsServer(self, self.config.metrics_port, self.config.serve_host)
         try:
@@ -146,6 +149,8 @@ class Pipeline:
     def _start(self) -> Pipeline:
         cfg = self.config
         specs = list(cfg.sources)
+        if len(specs) > cfg.max_sources:
+            raise ConfigError(f"{len(specs)} sources given, more than --max-sources {cfg.max_sources}")
         names = self._names(specs)
         plans = [(name, self._outputs_for(spec, name, i)) for i, (spec, name) in enumerate(zip(specs, names))]
         owner = len(plans) > 1
@@ -158,6 +163,11 @@ class Pipeline:
         assert cfg.model is not None, "checked in __init__"
         model_path, spec = resolve_model(cfg.model, cfg.spec)
         self.spec = spec = spec.with_short_side(cfg.input_size)
+        plans = [(name, self._with_events(out, s, name)) for (name, out), s in zip(plans, specs)]  # checked now
+        if cfg.webhook:
+            from streamseg.events.webhook import check_webhook_url
+
+            check_webhook_url(cfg.webhook)
         self._budget_specs = self._latency_budget_specs(spec)
         wanted = cfg.batch or len(specs)
         self.backend = backend = create_backend(
@@ -176,11 +186,12 @@ class Pipeline:
         # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in specs)
         self._shared = self._open_shared_sinks(spec, live=not any_file) + self._extra_sinks
+        self._attach_events()
         size = max(cfg.queue_size or (4 if any_file else 1), len(specs))
         if cfg.temporal:  # the frames carried behind a key frame come out together: room for all of them
             size = max(size, held_frames(cfg.interval, cfg.latency_budget) + 1)
         self._results = StageQueue("results", size, FillPolicy.BLOCK if any_file else FillPolicy.DROP_OLDEST)
-        self._batcher = BatchWorker(
+        self._batcher = FrameCollector(
             self.stages.infer,
             prepare=self.stages.prepare,
             max_batch=batch,
@@ -214,21 +225,38 @@ class Pipeline:
             summary=expand(summary, name, index) if summary else None,
         )
 
+    def _with_events(self, outputs: SourceOutputs, spec: SourceSpec, name: str) -> SourceOutputs:
+        """``outputs`` with the source's regions and rules, checked against the model's classes."""
+        from streamseg.events.source import plan_source_events
+
+        assert self.spec is not None, "the model is resolved first"
+        events = plan_source_events(self.config, spec, name, self.spec.classes, self.events)
+        return outputs if events is None else dataclasses.replace(outputs, events=events)
+
+    def _attach_events(self) -> None:
+        """Event messages go to the shared sinks that take them (MQTT, Kafka, MCAP) and the webhook."""
+        webhook = None
+        if self.config.webhook:
+            from streamseg.events.webhook import Webhook
+
+            webhook = Webhook(self.config.webhook)
+        self.events.attach(self._shared, webhook)
+
     def _open_shared_sinks(self, spec: ModelSpec, live: bool) -> list[Sink]:
         cfg, sinks = self.config, list[Sink]()
         try:
             if cfg.publish:
-                from streamseg.publish import LabelPublisher
+                from streamseg.outputs.messages.zmq_pub import LabelPublisher
 
                 self.publisher = LabelPublisher(cfg.publish, spec.classes)
                 sinks.append(self.publisher)
             if cfg.preview_port is not None:
-                from streamseg.observe import PreviewServer
+                from streamseg.outputs.servers import PreviewServer
 
                 self.preview = PreviewServer(self, cfg.preview_port, spec.classes, spec.colors, cfg.serve_host)
                 sinks.append(self.preview)
             if cfg.mcap or cfg.foxglove_port is not None or cfg.mqtt or cfg.kafka:  # one of each serves all sources
-                from streamseg.downstream.factory import open_downstream_sinks
+                from streamseg.outputs.messages.factory import open_downstream_sinks
 
                 self.downstream = open_downstream_sinks(cfg, spec, live=live)
                 sinks.extend(self.downstream)
@@ -298,12 +326,25 @@ class Pipeline:
             run=self.backend.run,
         )
 
+    @property
+    def api_token(self) -> str | None:
+        """The bearer token ``POST``/``DELETE /sources`` need (``--metrics-port``, ``--api on``); None without."""
+        return self.metrics.access.token.value if self.metrics and self.metrics.access.token else None
+
     # -- sources come and go ---------------------------------------------------------------
-    def add_source(self, uri: str | Path | SourceSpec | dict, *, name: str | None = None, **options: Any) -> str:
+    def add_source(
+        self,
+        uri: str | Path | SourceSpec | dict,
+        *,
+        name: str | None = None,
+        admit: Callable[[SourceSpec, SourceOutputs], None] | None = None,
+        **options: Any,
+    ) -> str:
         """Start one more source while the pipeline runs; returns its name.
 
         ``options``: ``outputs``, ``labels_out``, ``summary`` (templates, default
-        the run's) and live-input options (``transport``, ``realtime`` …).
+        the run's) and live-input options (``transport``, ``realtime`` …). ``admit``
+        may refuse the source (raise) once its outputs are known (the REST API's confinement).
         """
         if isinstance(uri, SourceSpec):
             spec = uri
@@ -319,13 +360,20 @@ class Pipeline:
         if self._batcher is None or self._closed or self._stopping.is_set():
             raise ConfigError("the pipeline is not running")
         with self._lock:
-            running = [lane for lane in self.lanes.values() if not lane.done]
+            running = sum(not lane.done for lane in self.lanes.values())
+            if running >= self.config.max_sources:
+                raise ConfigError(f"{running} sources are running, the most --max-sources allows")
             (new_name,) = self._names([spec], taken=list(self.lanes))
-            outputs = self._outputs_for(spec, new_name, self._ever)
-            paths = [p for lane in running for p in lane.outputs.paths(self.config, lane.name)]
+            outputs = self._with_events(self._outputs_for(spec, new_name, self._ever), spec, new_name)
+            if admit is not None:
+                admit(spec, outputs)
+            # everything the run holds, ended sources too: their files, and the one MCAP every source writes
+            held = [p for lane in self.lanes.values() for p in lane.outputs.paths(self.config, lane.name)]
+            shared = [OutputPath("--mcap", self.config.mcap)] if self.config.mcap else []
             try:
                 check_output_paths(
-                    [spec.uri, *(lane.uri for lane in running)], [*paths, *outputs.paths(self.config, new_name)]
+                    [spec.uri, *(lane.uri for lane in self.lanes.values())],
+                    [*shared, *held, *outputs.paths(self.config, new_name)],
                 )
             except SinkError as err:
                 raise ConfigError(str(err)) from None
@@ -422,6 +470,7 @@ class Pipeline:
 
     def _close_shared(self, complete: bool) -> list[Exception]:
         errors = []
+        self.events.close()  # listeners end; the webhook sends what it can
         for sink in self._shared or ([self.metrics] if self.metrics is not None else []):
             try:
                 sink.close(complete=complete)
@@ -542,7 +591,10 @@ class Pipeline:
             batches=dict(sorted(self._batcher.batch_sizes.items())) if self._batcher is not None else {},
             results_dropped=results["dropped"],
             failed=self.failures,
-            delivered={name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
+            delivered={
+                **{name: n for lane in lanes for name, n in delivery_counts(lane.sinks).items()},
+                **delivery_counts(self.downstream),  # MQTT, Kafka: frames their broker acknowledged
+            },
         )
 
 

@@ -9,20 +9,19 @@ runs its pre- and postprocessing there too (``streamseg.stages``).
 
 from __future__ import annotations
 
-import ctypes.util
 import importlib.util
 import logging
-import os
 from pathlib import Path
 
 from streamseg.backends.base import Backend
 from streamseg.choices import BACKENDS, PRECISIONS
+from streamseg.devices import cuda_present
 from streamseg.errors import BackendError, ConfigError, MissingExtraError, ModelError
 from streamseg.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "cuda_present", "file_precision", "plan_auto"]
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "create_backend", "file_precision", "plan_auto"]
 
 
 def create_backend(
@@ -76,17 +75,6 @@ def create_backend(
         backend = _onnxruntime(model_path, spec, threads, precision, strict=True, winograd=winograd)
     check_fixed_size(spec, backend.fixed_input_size, where)
     return backend
-
-
-def cuda_present() -> bool:
-    """Whether a CUDA GPU is usable; looks for the driver before paying for ``import torch``."""
-    if not (os.path.exists("/proc/driver/nvidia/version") or ctypes.util.find_library("cuda")):
-        return False
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def plan_auto(precision: str | None = None, spec: ModelSpec | None = None) -> tuple[str, list[str]]:

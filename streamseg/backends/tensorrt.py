@@ -1,8 +1,8 @@
 """TensorRT: a cached engine run with ``execute_async_v3`` on its own CUDA stream.
 
 I/O buffers are torch CUDA tensors whose addresses go straight to the
-execution context, so a tensor made on the GPU (``preprocess.gpu``) is read in
-place and the output stays on the GPU for ``postprocess.gpu``. Host numpy
+execution context, so a tensor made on the GPU (``preprocess.cuda``) is read in
+place and the output stays on the GPU for ``postprocess.cuda``. Host numpy
 input works too (uploaded, and the output copied back), so the CPU stages and
 benchmarks can drive this backend unchanged.
 

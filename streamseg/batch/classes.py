@@ -10,6 +10,7 @@ import numpy as np
 
 from streamseg.batch.manifest import Manifest
 from streamseg.errors import ConfigError, MissingExtraError, SinkError
+from streamseg.outputs.files.summary import read_summary
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,6 @@ class BatchClasses:
 
 def read_batch(outdir: Path) -> BatchClasses:
     """Every finished video's summary (``--summary`` or ``--labels-out``), averaged over its frames."""
-    from streamseg.cli.report import read_summary
-
     records = [r for r in Manifest(outdir).latest.values() if r.get("status") in ("done", "partial")]
     rows = []
     for record in sorted(records, key=lambda r: r["key"]):

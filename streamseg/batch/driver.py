@@ -7,6 +7,7 @@ Ray tasks): each finished video's record comes back to it and is appended as one
 from __future__ import annotations
 
 import datetime
+import os
 import signal
 import sys
 import threading
@@ -135,24 +136,29 @@ class BatchRun:
         options = output_options(self.config, labels=self.settings.labels, summary=self.settings.summary)
         pending, outcomes = [], []
         for item in self.inputs:
+            if item.problem is not None:
+                outcomes.append(Outcome(item.key, str(item.path), FAILED, error=item.problem))
+                continue
             try:
                 identity = input_identity(item.path, self.settings.verify)
             except OSError as err:
-                outcomes.append(Outcome(item.key, str(item.path), FAILED, error=f"cannot read: {err.strerror}"))
+                outcomes.append(Outcome(item.key, str(item.path), FAILED, error=_unreadable(item.path, err)))
                 continue
+            expected = _recorded_outputs(self._outputs(item))
             if not self.settings.force and manifest.is_done(
-                item.key, identity, self.model_sha256, options, self.outdir
+                item.key, identity, self.model_sha256, options, self.outdir, expected
             ):
-                last = manifest.latest[item.key]
+                last = manifest.latest[item.key]  # its figures as numbers, whatever the line holds
+                frames, expected_frames = _number(last.get("frames"), 0), _number(last.get("expected_frames"), None)
                 outcomes.append(
                     Outcome(
                         item.key,
                         str(item.path),
                         SKIPPED,
-                        last.get("frames", 0),
-                        last.get("expected_frames"),
-                        last.get("fps", 0.0),
-                        last.get("wall_s", 0.0),
+                        int(frames or 0),
+                        None if expected_frames is None else int(expected_frames),
+                        float(_number(last.get("fps"), 0.0) or 0.0),
+                        float(_number(last.get("wall_s"), 0.0) or 0.0),
                     )
                 )
             else:
@@ -169,7 +175,7 @@ class BatchRun:
                     **identity,
                     **model,
                     "options": options,
-                    "outputs": {k: v for k, v in asdict(outputs).items() if v},
+                    "outputs": _recorded_outputs(outputs),
                 }
         return jobs, outcomes, base
 
@@ -208,7 +214,7 @@ class BatchRun:
         self.outdir.mkdir(parents=True, exist_ok=True)
         manifest = Manifest(self.outdir)
         jobs, outcomes, base = self.plan(manifest)
-        skipped = len(outcomes)
+        skipped = sum(o.status == SKIPPED for o in outcomes)  # not the unreadable ones, failed already
         if skipped:
             self._say(f"streamseg: {skipped} of {len(self.inputs)} videos done before, skipped (--force redoes them)")
         expected = {job.key: _frame_count(job) for job in jobs}
@@ -365,6 +371,24 @@ class BatchRun:
                 signal.signal(sig, old)
 
         return restore
+
+
+def _number(value: Any, default: float | None) -> float | None:
+    """A manifest figure, if it is a finite number (the file is data, not trusted)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e15:
+        return value
+    return default
+
+
+def _recorded_outputs(outputs: JobOutputs) -> dict[str, str]:
+    """A job's outputs as its manifest line holds them."""
+    return {k: v for k, v in asdict(outputs).items() if v}
+
+
+def _unreadable(path: Path, err: OSError) -> str:
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link to {os.readlink(path)}"
+    return f"cannot read: {err.strerror or err}"
 
 
 def _frame_count(job: Job) -> int:

@@ -6,6 +6,7 @@ root is the folder before its first wildcard, and a file named directly (or in a
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ _WILDCARDS = frozenset("*?[")
 class VideoInput:
     path: Path  # absolute
     relative: Path  # under its root: where its outputs go under OUTDIR
+    problem: str | None = None  # why this video cannot be done (its outputs clash with another's): it fails alone
 
     @property
     def key(self) -> str:
@@ -34,16 +36,26 @@ class VideoInput:
 
 
 def collect_inputs(specs: tuple[str, ...] | list[str], outdir: Path) -> list[VideoInput]:
-    """Every video ``specs`` name, once each, in a stable order; files under ``outdir`` are left out."""
+    """Every video ``specs`` name, once each, in a stable order.
+
+    Files under ``outdir`` are left out, symbolic links that lead there too: OUTDIR holds outputs and is never
+    read. A video whose outputs would be another's comes back with a ``problem`` (it fails alone).
+    """
     outdir = outdir.resolve()
     found: dict[Path, VideoInput] = {}
+    inside = 0
     for spec in specs:
         for item in _expand(spec):
-            if item.path not in found and not item.path.is_relative_to(outdir):
+            if item.path.is_relative_to(outdir) or item.path.resolve().is_relative_to(outdir):
+                inside += 1
+            elif item.path not in found:
                 found[item.path] = item
-    items = list(found.values())
-    _refuse_clashes(items)
-    return items
+    if not found and inside:
+        raise ConfigError(
+            f"no videos found in {', '.join(specs)} outside OUTDIR: every one found ({inside}) lies in {outdir}, "
+            "where a batch writes its outputs and never reads; give -o a folder outside the inputs"
+        )
+    return _mark_clashes(list(found.values()))
 
 
 def _expand(spec: str) -> list[VideoInput]:
@@ -97,17 +109,23 @@ def _from_list(listing: Path) -> list[VideoInput]:
     return items
 
 
-def _refuse_clashes(items: list[VideoInput]) -> None:
-    """Two inputs whose outputs would land on one path (e.g. ``a/x.mp4`` and ``b/x.mp4`` from two folders)."""
+def _mark_clashes(items: list[VideoInput]) -> list[VideoInput]:
+    """A video whose outputs would land on another's path fails alone, the first one keeping them: ``x.mp4`` and
+    ``x.mkv`` in one folder (``x.labels/``, ``x.summary.csv``), or ``a/x.mp4`` and ``b/x.mp4`` named separately."""
     seen: dict[Path, Path] = {}
+    marked = []
     for item in items:
         target = output_stem(item.relative)
-        if target in seen:
-            raise ConfigError(
-                f"{seen[target]} and {item.path} would write the same outputs ({target.as_posix()}.*);"
-                " give their common parent folder instead"
-            )
-        seen[target] = item.path
+        first = seen.setdefault(target, item.path)
+        if first != item.path:
+            if first.parent == item.path.parent:
+                advice = "two videos with one name in one folder: rename one of them"
+            else:
+                advice = "give their common parent folder instead, so their outputs keep their folders apart"
+            problem = f"its outputs ({target.as_posix()}.*) would be those of {first}: {advice}"
+            item = dataclasses.replace(item, problem=problem)
+        marked.append(item)
+    return marked
 
 
 def output_stem(relative: Path) -> Path:

@@ -67,6 +67,21 @@ def remove_paths(paths: list[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
+def unfinished_record(key: str, *, status: str = FAILED, error: str | None = None, retryable: bool = False) -> dict:
+    """A video's manifest record with nothing written: the start of ``run_job``'s, or a job that never returned."""
+    return {
+        "key": key,
+        "status": status,
+        "frames": 0,
+        "expected_frames": None,
+        "fps": 0.0,
+        "wall_s": 0.0,
+        "error": error,
+        "retryable": retryable,
+        "fatal": False,
+    }
+
+
 def run_job(
     job: Job, on_frame: Callable[[], None] | None = None, should_abort: Callable[[], bool] | None = None
 ) -> dict:
@@ -76,17 +91,7 @@ def run_job(
     outdir = Path(job.outdir)
     finals, temps = job.outputs.final_paths(outdir), job.outputs.temp_paths(outdir)
     started = time.perf_counter()
-    record = {
-        "key": job.key,
-        "status": FAILED,
-        "frames": 0,
-        "expected_frames": None,
-        "fps": 0.0,
-        "wall_s": 0.0,
-        "error": None,
-        "retryable": False,
-        "fatal": False,
-    }
+    record = unfinished_record(job.key)
     remove_paths(temps)  # leftovers of a crashed run
     aborted, written, pipeline = False, 0, None
     try:

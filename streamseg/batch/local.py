@@ -22,7 +22,7 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 
 from streamseg import logs
-from streamseg.batch.job import FAILED, Job, run_job
+from streamseg.batch.job import Job, run_job, unfinished_record
 
 
 def cpu_count() -> int:
@@ -149,10 +149,10 @@ class ProcessExecutor:
                 finished.append((job, future.result()))
             except BrokenProcessPool:  # a worker died (out of memory, killed): every video it held failed
                 broken = True
-                finished.append((job, _crashed(job, "a worker process died")))
+                finished.append((job, unfinished_record(job.key, error="a worker process died", retryable=True)))
         if broken:
             for job in list(self._futures.values()):
-                finished.append((job, _crashed(job, "a worker process died")))
+                finished.append((job, unfinished_record(job.key, error="a worker process died", retryable=True)))
             self._futures.clear()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool(self._context)
@@ -166,16 +166,3 @@ class ProcessExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._closing.set()
         self._drainer.join()
-
-
-def _crashed(job: Job, reason: str) -> dict:
-    return {
-        "key": job.key,
-        "status": FAILED,
-        "frames": 0,
-        "expected_frames": None,
-        "fps": 0.0,
-        "wall_s": 0.0,
-        "error": reason,
-        "retryable": True,
-    }

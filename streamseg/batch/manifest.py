@@ -3,7 +3,9 @@
 Only the driver writes it, a whole line at a time, flushed and fsynced, so a crash loses at most the line
 being written; a torn last line is skipped on reading. A re-run skips a video whose last line says ``done``
 for the same input (size and mtime, or sha256 with ``--verify``), the same model file (sha256) and the same
-output-changing options, and whose outputs are all still there.
+output-changing options, and whose outputs are all still there, where this run would write them. The file
+is data from disk, not trusted: a line whose fields have the wrong shape, or whose outputs lie outside OUTDIR,
+means "not done" (the video is redone), never a crash or a false "done".
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ def input_identity(path: Path, verify: bool) -> dict[str, Any]:
     return identity
 
 
+def _present_inside(outputs: Any, outdir: Path) -> bool:
+    """A line's ``outputs``: a mapping of relative paths, every one inside ``outdir`` and there."""
+    if not isinstance(outputs, dict) or not all(isinstance(p, str) and p for p in outputs.values()):
+        return False
+    root = outdir.resolve()
+    for path in outputs.values():
+        target = (outdir / path).resolve()
+        if not target.is_relative_to(root) or target == root or not target.exists():
+            return False
+    return True
+
+
 def same_input(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Same size, and the same sha256 when ``new`` has one (else the same mtime)."""
     if old.get("size") != new["size"]:
@@ -92,16 +106,27 @@ class Manifest:
                         log.warning("%s:%d: unreadable line skipped (a run stopped mid-write?)", self.path, number)
 
     def is_done(
-        self, key: str, identity: dict[str, Any], model_sha256: str, options: dict[str, Any], outdir: Path
+        self,
+        key: str,
+        identity: dict[str, Any],
+        model_sha256: str,
+        options: dict[str, Any],
+        outdir: Path,
+        outputs: dict[str, str] | None = None,
     ) -> bool:
+        """Whether ``key``'s last line says done for this input, model and options, with its outputs present
+        inside ``outdir`` (and, when given, exactly the ``outputs`` this run would write)."""
         last = self.latest.get(key)
+        if not isinstance(last, dict) or last.get("status") != "done":
+            return False
+        recorded = last.get("outputs")
+        if outputs is not None and recorded != outputs:
+            return False
         return (
-            last is not None
-            and last.get("status") == "done"
-            and same_input(last, identity)
+            same_input(last, identity)
             and last.get("model_sha256") == model_sha256
             and last.get("options") == options
-            and all((outdir / path).exists() for path in (last.get("outputs") or {}).values() if path)
+            and _present_inside(recorded, outdir)
         )
 
     def model_sha256(self, model: dict[str, Any]) -> str | None:

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from streamseg.cli.command import Command, examples
+from streamseg.cli.flags import BitRate, config_option, output_option
 from streamseg.cli.model_hint import no_model_error
-from streamseg.cli.options import BitRate, config_option, output_option
 from streamseg.config import RunConfig
 from streamseg.errors import ConfigError, StreamsegError
 
@@ -58,6 +58,11 @@ class BatchIncomplete(StreamsegError):
 @config_option("labels_format", help="Indexed PNGs or one labels.npz.")
 @click.option("--summary", is_flag=True, help="Also write per-frame class fractions to NAME.summary.csv.")
 @config_option("max_frames", type=click.IntRange(min=1), help="Stop each video after N frames.")
+@config_option(
+    "max_pixels",
+    type=click.IntRange(min=1),
+    help="Fail a video whose pictures have more pixels than N [default: 7680x4320].",
+)
 @config_option("codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @config_option("bitrate", type=BitRate(), help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
 @config_option("gop", type=int, help="Keyframe interval in frames.")

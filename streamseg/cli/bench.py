@@ -9,7 +9,7 @@ import click
 
 from streamseg.bench import MODES
 from streamseg.cli.command import examples
-from streamseg.cli.options import backend_option, model_option, output_option, precision_option, size_option
+from streamseg.cli.flags import backend_option, model_option, output_option, precision_option, size_option
 
 
 @click.command(

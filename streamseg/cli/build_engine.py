@@ -7,7 +7,7 @@ import shutil
 import click
 
 from streamseg.cli.command import examples
-from streamseg.cli.options import model_option, output_option, precision_option, size_option
+from streamseg.cli.flags import model_option, output_option, precision_option, size_option
 
 
 @click.command(

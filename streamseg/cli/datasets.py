@@ -7,7 +7,7 @@ import re
 import click
 
 from streamseg.cli.command import Command, examples
-from streamseg.cli.options import output_option
+from streamseg.cli.flags import output_option
 from streamseg.datasets.folders import FORMATS
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from streamseg.cli.command import examples
-from streamseg.cli.options import backend_option, model_option, size_option
+from streamseg.cli.flags import backend_option, model_option, size_option
 from streamseg.errors import ConfigError
 
 

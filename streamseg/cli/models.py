@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from streamseg.cli.command import examples
+from streamseg.cli.flags import output_option
 from streamseg.cli.model_hint import FIRST_MODEL
-from streamseg.cli.options import output_option
 from streamseg.models import ZOO
 from streamseg.models.fetch import cached_path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from streamseg.cli.command import examples
-from streamseg.cli.options import model_option, output_option, size_option
+from streamseg.cli.flags import model_option, output_option, size_option
 
 
 @click.command(

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import csv
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
 
 from streamseg.cli.command import examples
-from streamseg.cli.options import output_option
-from streamseg.errors import ConfigError, MissingExtraError, SinkError, SourceError
+from streamseg.cli.flags import output_option
+from streamseg.errors import ConfigError, MissingExtraError, SinkError
+from streamseg.outputs.files.summary import ClassSeries, read_summary
 
 OTHER = "other"
-
-
-@dataclass(frozen=True)
-class ClassSeries:
-    """Per-frame class area fractions of one processed video."""
-
-    index: np.ndarray  # (N,) frame indices
-    time: np.ndarray  # (N,) seconds; NaN where the stream gave no time
-    classes: tuple[str, ...]
-    fractions: np.ndarray  # (N, C)
-
-    @property
-    def x(self) -> tuple[np.ndarray, str]:
-        if len(self.time) and not np.isnan(self.time).any():
-            return self.time, "time (s)"
-        return self.index.astype(float), "frame"
 
 
 @click.command(
@@ -101,45 +84,9 @@ def _report_batch(outdir: Path, output: str | None, csv_path: str | None, top: i
         )
 
 
-def read_summary(path: Path) -> ClassSeries:
-    """A summary CSV (``index,pts,time,latency_ms,<class>...``) or JSON Lines file."""
-    if not path.exists():
-        raise SourceError(f"{path}: not found (give a --summary file or a --labels-out folder)")
-    try:
-        with open(path, newline="") as file:
-            if path.suffix.lower() in (".jsonl", ".json"):
-                rows = [json.loads(line) for line in file if line.strip()]
-                classes = tuple(dict.fromkeys(c for row in rows for c in row["classes"]))
-                fractions = [[row["classes"].get(c, 0.0) for c in classes] for row in rows]
-            else:
-                reader = csv.reader(file)
-                head = next(reader, None)
-                if not head or head[:4] != ["index", "pts", "time", "latency_ms"]:
-                    raise ConfigError(f"{path}: not a streamseg summary (expected columns index,pts,time,latency_ms)")
-                classes = tuple(head[4:])
-                parsed = list(reader)
-                rows = [dict(zip(["index", "pts", "time"], r[:3], strict=False)) for r in parsed]
-                fractions = [[float(v) for v in r[4:]] for r in parsed]
-    except ConfigError:
-        raise
-    except (OSError, UnicodeDecodeError) as err:
-        raise SourceError(f"{path}: cannot read: {err}") from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"{path}: not a streamseg summary ({err})") from None
-    if not rows:
-        raise ConfigError(f"{path}: no frames in this summary")
-    times = [np.nan if row["time"] in ("", None) else float(row["time"]) for row in rows]
-    return ClassSeries(
-        np.array([int(row["index"]) for row in rows]),
-        np.array(times),
-        classes,
-        np.array(fractions, dtype=float).reshape(len(rows), len(classes)),
-    )
-
-
 def read_mcap(path: Path, source: str | None) -> ClassSeries:
     """The ``class_fractions`` channel of one source in a streamseg MCAP file."""
-    from streamseg.downstream.mcap_read import read_class_fractions
+    from streamseg.outputs.messages.mcap_read import read_class_fractions
 
     data = read_class_fractions(path, source)
     stamps = np.array(data.stamps, dtype=float) / 1e9

@@ -10,11 +10,12 @@ from typing import Any
 import click
 
 from streamseg.cli.command import Command, examples
+from streamseg.cli.flags import BitRate, config_option
 from streamseg.cli.model_hint import no_model_error
-from streamseg.cli.options import BitRate, config_option
 from streamseg.config import RunConfig, nest_options
 from streamseg.logs import redact
 from streamseg.models.spec import ModelSpec
+from streamseg.uris import scheme_of
 
 
 @click.command(
@@ -75,8 +76,27 @@ from streamseg.models.spec import ModelSpec
 @config_option("metrics_port", type=int, help="Serve Prometheus /metrics and /health on this port.")
 @config_option("preview_port", type=int, help="Serve a live preview page on this port.")
 @config_option("serve_host", help="Interface for --metrics-port, --preview and --foxglove [default: 127.0.0.1].")
+@config_option(
+    "api",
+    help="The /sources API on --metrics-port: on (changes need the token), read-only, or off [default: on].",
+)
+@config_option(
+    "api_token_file", help="Take the /sources API token from this file [default: a new one; its path is printed]."
+)
+@config_option(
+    "output_root", help="POSTed outputs must lie under this folder [default: the folders of the run's outputs]."
+)
+@config_option("input_root", help="POSTed file sources must lie under this folder [default: none are allowed].")
+@config_option("allow_loopback_sources", help="Let POSTed http(s):// and tcp:// sources reach this machine.")
+@config_option("max_sources", type=click.IntRange(min=1), help="Sources running at once [default: 64].")
 @config_option("mcap", help="ROS 2 messages (images, label maps, class fractions) in this MCAP file; also -o X.mcap.")
 @config_option("foxglove_port", type=int, help="Serve the MCAP channels live to Foxglove on this port.")
+@config_option(
+    "foxglove_origins",
+    multiple=True,
+    default=(),
+    help="A web page origin that may open --foxglove; repeat for several [default: https://app.foxglove.dev].",
+)
 @config_option("mqtt", help="Publish per-frame JSON summaries to mqtt://HOST[:PORT]/TOPIC.")
 @config_option("mqtt_labels", help="With --mqtt/--kafka: also publish label maps (PNG).")
 @config_option("kafka", help="Publish the --mqtt events to kafka://HOST:PORT/TOPIC.")
@@ -95,6 +115,11 @@ from streamseg.models.spec import ModelSpec
     "undecodable_timeout",
     type=float,
     help="Reconnect a live input that sends nothing decodable for this many seconds [default: 10].",
+)
+@config_option(
+    "max_pixels",
+    type=click.IntRange(min=1),
+    help="Fail a source whose pictures have more pixels than N, before decoding them [default: 33177600, 7680x4320].",
 )
 @config_option("codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @config_option("bitrate", type=BitRate(), help="Video bitrate, e.g. 2M or 800k [default: quality-based].")
@@ -136,6 +161,30 @@ from streamseg.models.spec import ModelSpec
     help="Record file outputs in N-second segments; -o is a strftime pattern, e.g. rec/%Y%m%d-%H%M%S.mp4.",
 )
 @config_option("keep_gigabytes", type=float, help="With --segment-seconds: delete the oldest segments past N GB.")
+@config_option(
+    "rois",
+    multiple=True,
+    default=(),
+    metavar="NAME=X1,Y1;X2,Y2;...",
+    help="A region of interest for every source: a polygon in fractions of the frame (0..1); repeat for several.",
+)
+@config_option(
+    "events",
+    multiple=True,
+    default=(),
+    metavar="RULE",
+    help="An event rule, e.g. 'person in crosswalk > 0.02 for 0.5s [cooldown 10s]'; repeat for several.",
+)
+@config_option("coverage", help="Coverage columns and messages: the rules' classes, or every class [default: rules].")
+@config_option("events_dir", help="Write a clip, a JSON sidecar and a thumbnail per event into this folder.")
+@config_option("pre_roll", type=click.FloatRange(min=0), help="Seconds of an event clip before the event [default: 5].")
+@config_option("post_roll", type=click.FloatRange(min=0), help="Seconds of an event clip after the event [default: 5].")
+@config_option(
+    "pre_roll_megabytes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Cap on each source's buffer of encoded video kept for the pre-roll [default: 64].",
+)
+@config_option("webhook", help="POST each event's start and end as JSON to this http(s) URL.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(
     sources: tuple[str, ...], spec_path: str | None, config_path: str | None, no_progress: bool, **flags: Any
@@ -157,11 +206,14 @@ def run(
         or config.foxglove_port is not None
         or config.mqtt
         or config.kafka
+        or config.events_dir
+        or config.webhook
         or any(s.outputs or s.labels_out or s.summary for s in config.sources)
     ):
         raise click.UsageError(
             "nothing to write: give -o OUTPUT, --labels-out DIR, --summary FILE, --publish "
-            "ENDPOINT, --preview PORT, --mcap FILE, --foxglove PORT, --mqtt URL or --kafka URL"
+            "ENDPOINT, --preview PORT, --mcap FILE, --foxglove PORT, --mqtt URL, --kafka URL, --events-dir DIR "
+            "or --webhook URL"
         )
     if config.model is None:
         raise no_model_error()
@@ -202,9 +254,11 @@ def _written(pipeline) -> list[str]:
             if os.path.exists(place.path) and shown not in found:
                 found.append(shown)
         if pipeline.config.encoder.segment_seconds is not None:  # new files per segment: the pattern says where
-            found.extend(f"segments {uri}" for uri in lane.outputs.videos if "://" not in uri)
+            found.extend(f"segments {uri}" for uri in lane.outputs.videos if scheme_of(uri).writes == "file")
     if pipeline.config.mcap and os.path.exists(pipeline.config.mcap):
         found.append(pipeline.config.mcap)
+    if pipeline.config.events_dir and os.path.isdir(pipeline.config.events_dir):
+        found.append(pipeline.config.events_dir.rstrip("/") + "/")
     return found
 
 
@@ -225,6 +279,11 @@ def _announce_servers(pipeline) -> None:
         click.echo(
             f"streamseg: metrics at {pipeline.metrics.url}metrics, health at {pipeline.metrics.url}health", err=True
         )
+        token = pipeline.metrics.access.token
+        if token is not None:  # the path only: the token stays out of logs and terminals
+            click.echo(
+                f"streamseg: API token in {token.path} (POST/DELETE /sources: Authorization: Bearer TOKEN)", err=True
+            )
     if pipeline.preview is not None:
         click.echo(f"streamseg: preview at {pipeline.preview.url}", err=True)
     if pipeline.publisher is not None:

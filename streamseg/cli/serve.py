@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from streamseg.cli.command import Command, examples
-from streamseg.cli.options import config_option
+from streamseg.cli.flags import config_option
 from streamseg.cli.run import build_config
 
 DEFAULT_API_PORT = 8585
@@ -59,6 +59,9 @@ DEFAULT_API_PORT = 8585
 @config_option("summary", help="Per-frame summary file template.")
 @config_option("segment_seconds", type=float, help="Record file outputs in N-second segments.")
 @config_option("serve_host", help="Interface for the API and each node's /metrics [default: 127.0.0.1].")
+@config_option(
+    "api_token_file", help="Take the fleet API token from this file [default: a new one; its path is printed]."
+)
 def serve(
     cameras: str,
     ray_address: str | None,
@@ -85,7 +88,7 @@ def serve(
     if not controller.fresh:
         click.echo("streamseg: re-attached to the running fleet (its cameras, not the file's)", err=True)
     try:
-        server = FleetServer(controller, api_port, fleet.run.serve_host)
+        server = FleetServer(controller, api_port, fleet.run.serve_host, fleet.run.api_token_file)
     except BaseException:
         if controller.fresh:
             controller.shutdown()
@@ -95,7 +98,9 @@ def serve(
     stopping = threading.Event()
     try:
         click.echo(f"streamseg: fleet API at {server.url} (cameras, nodes, metrics, sd)", err=True)
-        click.echo(f"streamseg: API token in {server.access.path}", err=True)
+        click.echo(
+            f"streamseg: API token in {server.token.path} (POST/DELETE /cameras: Authorization: Bearer TOKEN)", err=True
+        )
         _stop_on_signals(stopping)
         controller.serve(stopping)
     finally:

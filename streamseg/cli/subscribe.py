@@ -7,12 +7,14 @@ import time
 from pathlib import Path
 
 import click
+import cv2
 import numpy as np
 
 from streamseg.cli.command import Command, examples
-from streamseg.cli.options import output_option
-from streamseg.errors import SourceError
+from streamseg.cli.flags import output_option
+from streamseg.errors import SinkError, SourceError
 from streamseg.logs import redact
+from streamseg.stage_options import MAX_PIXELS
 
 TOP = 3  # classes named per line
 
@@ -31,10 +33,18 @@ TOP = 3  # classes named per line
 @output_option(
     "Also save each label map as DIR/NNNNNN.png.", dest="save", type=click.Path(file_okay=False), metavar="DIR"
 )
-def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: bool, save: str | None) -> None:
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=MAX_PIXELS,
+    help="Skip label maps larger than N pixels, before inflating them [default: 33177600, 7680x4320].",
+)
+def subscribe(
+    endpoint: str, count: int | None, timeout: float | None, as_json: bool, save: str | None, max_pixels: int
+) -> None:
     """Connect to ENDPOINT (e.g. tcp://127.0.0.1:5555) and describe each label map received."""
-    from streamseg.publish.wire import MAX_MESSAGE_BYTES, TOPIC, decode
-    from streamseg.publish.zmq_pub import require_zmq
+    from streamseg.outputs.messages.wire import TOPIC, decode, max_message_bytes
+    from streamseg.outputs.messages.zmq_pub import require_zmq
 
     zmq = require_zmq()
     folder = Path(save) if save else None
@@ -44,7 +54,7 @@ def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: 
     socket = context.socket(zmq.SUB)
     # retry every 10 ms (not 100): a subscriber started before the run attaches in time for its first frames
     socket.setsockopt(zmq.RECONNECT_IVL, 10)
-    socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # a bigger message drops that publisher, not us
+    socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes(max_pixels))  # a bigger one drops that publisher, not us
     try:
         socket.connect(endpoint)
     except zmq.ZMQError as err:
@@ -61,20 +71,26 @@ def subscribe(endpoint: str, count: int | None, timeout: float | None, as_json: 
                     raise SourceError(f"no label maps from {redact(endpoint)} within {timeout:g} s")
                 break  # the stream went quiet: done
             try:
-                header, labels = decode(socket.recv_multipart())
+                header, labels = decode(socket.recv_multipart(), max_pixels)
             except ValueError as err:  # a malformed header, a zlib bomb: one warning, then the next message
                 click.echo(f"streamseg: skipping a message: {err}", err=True)
                 continue
             received += 1
-            fractions = np.bincount(labels.ravel(), minlength=len(header["classes"])) / max(1, labels.size)
-            click.echo(_describe(header, fractions, as_json))
-            if folder is not None:
+            if folder is not None:  # saved before its line: a reader that saw frame N finds its PNG
                 _save_png(folder / f"{header['frame']:06d}.png", labels)
+            click.echo(_describe(header, class_fractions(labels), as_json))
     except KeyboardInterrupt:
         pass
     finally:
         socket.close(0)
     click.echo(f"streamseg: received {received} label maps", err=True)
+
+
+def class_fractions(labels: np.ndarray) -> np.ndarray:
+    """The share of each class id 0..255, counted on the uint8 map itself (np.bincount would first widen every
+    pixel to int64: 8 bytes a pixel)."""
+    counts = cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+    return counts / max(1, labels.size)
 
 
 def _describe(header: dict, fractions: np.ndarray, as_json: bool) -> str:
@@ -93,4 +109,7 @@ def _describe(header: dict, fractions: np.ndarray, as_json: bool) -> str:
 def _save_png(path: Path, labels: np.ndarray) -> None:
     from PIL import Image
 
-    Image.fromarray(labels).save(path, compress_level=1)
+    try:
+        Image.fromarray(labels).save(path, compress_level=1)
+    except OSError as err:
+        raise SinkError(f"cannot write {path}: {err.strerror or err}") from None

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from streamseg.cli.command import Command, examples
-from streamseg.cli.options import model_option, size_option
+from streamseg.cli.flags import model_option, size_option
 from streamseg.datasets.folders import FORMATS
 
 MODEL_NAMES = (

@@ -45,11 +45,11 @@ class Compositor:
         lut = np.zeros((256, 3), np.uint8)
         lut[: spec.num_classes] = spec.colors
         lut[~drawn] = 0
-        self._lut = lut
-        self._drawn = drawn
+        self.lut = lut
+        self.drawn = drawn
         # OpenCV table lookups: ~10x faster than numpy fancy indexing per frame
         self._color_table = np.ascontiguousarray(lut.reshape(256, 1, 3))
-        self._drawn_table = np.where(drawn, 255, 0).astype(np.uint8)
+        self.drawn_table = np.where(drawn, 255, 0).astype(np.uint8)
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """RGB picture of the drawn classes; the rest is black."""
@@ -61,7 +61,7 @@ class Compositor:
             return color
         blended = cv2.addWeighted(image, 1.0 - self.alpha, color, self.alpha, 0.0)
         overlay = image.copy()  # undrawn classes keep the frame's pixels
-        cv2.copyTo(blended, cv2.LUT(labels, self._drawn_table), overlay)
+        cv2.copyTo(blended, cv2.LUT(labels, self.drawn_table), overlay)
         if self.mode == "overlay":
             return overlay
         return np.hstack([overlay, color])

@@ -56,7 +56,7 @@ def _candidate_backend(path: Path, spec: ModelSpec, backend: str, threads: int |
     if path.suffix.lower() in ENGINE_SUFFIXES:
         import importlib.util
 
-        from streamseg.backends import cuda_present
+        from streamseg.devices import cuda_present
 
         if importlib.util.find_spec("tensorrt") is None or not cuda_present():
             raise BackendError(

@@ -8,5 +8,6 @@
   cameras it holds, measured at its start;
 - ``cluster``: nodes on Ray, or this machine alone;
 - ``controller``: desired against actual, every half second; moves the cameras of a node that died;
-- ``api``: ``/cameras``, ``/nodes``, ``/metrics``, ``/sd`` on ``--api-port``; ``access``: its token.
+- ``api``: ``/cameras``, ``/nodes``, ``/metrics``, ``/sd`` on ``--api-port``, changed under the run API's rules
+  (``streamseg.outputs.servers.access``).
 """

@@ -1,4 +1,5 @@
-"""The fleet API on ``--api-port``: cameras and nodes, changed with a token (``access``), and fleet metrics.
+"""The fleet API on ``--api-port``: cameras and nodes, changed under the run API's rules
+(``streamseg.outputs.servers.access``: a bearer token, JSON bodies, the server's own Origin), and fleet metrics.
 
 - ``GET /cameras``: name, node, state, fps, dropped, last_frame_age_s of every camera;
 - ``GET /nodes``: node, address, capacity and cameras of every node pipeline;
@@ -10,14 +11,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote
 
 from streamseg.errors import StreamsegError
-from streamseg.fleet.access import Access
 from streamseg.logs import redact
-from streamseg.observe.http import BackgroundServer, QuietHandler
+from streamseg.outputs.servers.access import AccessRules, ApiToken, parse_json_body
+from streamseg.outputs.servers.http import BackgroundServer, QuietHandler
 
 MAX_BODY = 64 * 1024  # bytes of a POST /cameras body
 STATES = ("unplaced", "opening", "running", "reconnecting", "moving", "ended", "failed")
@@ -25,14 +25,21 @@ PATHS = ["/cameras", "/nodes", "/metrics", "/sd"]
 
 
 class FleetServer:
-    """Serves ``controller`` (``streamseg.fleet.controller.Controller``) on ``host:port``."""
+    """Serves ``controller`` (``streamseg.fleet.controller.Controller``) on ``host:port``.
 
-    def __init__(self, controller: Any, port: int, host: str = "127.0.0.1"):
+    Changes need ``token``: the caller's own (``--api-token-file``), else a new one in the user's runtime folder.
+    """
+
+    def __init__(self, controller: Any, port: int, host: str = "127.0.0.1", token_file: str | None = None):
         self.controller = controller
-        self._server = BackgroundServer("fleet API", "--api-port", _FleetHandler, self, port, host)
+        self.token = ApiToken.from_file(token_file) if token_file else ApiToken.create()
+        self.access = AccessRules("on", self.token)
+        try:
+            self._server = BackgroundServer("fleet API", "--api-port", _FleetHandler, self, port, host)
+        except BaseException:
+            self.token.close()
+            raise
         self.port, self.url = self._server.port, self._server.url
-        self.access = Access(self.port)
-        self.origins = tuple(f"http://{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]", host))
 
     def metrics(self) -> str:
         """Prometheus text: the fleet's own gauges (each node pipeline serves its own /metrics, see /sd)."""
@@ -69,7 +76,7 @@ class FleetServer:
 
     def close(self) -> None:
         self._server.close()
-        self.access.close()
+        self.token.close()
 
 
 class _FleetHandler(QuietHandler):
@@ -91,12 +98,13 @@ class _FleetHandler(QuietHandler):
             self.send_json({"error": "not found", "paths": PATHS}, 404)
 
     def authorized(self) -> bool:
-        """The one check every state-changing request passes first; answers the refusal itself."""
-        refused = self.fleet.access.refusal(self.command, self.headers, self.fleet.origins)
-        if refused is not None:
-            self.send_json({"error": refused[1]}, refused[0])
-            return False
-        return True
+        """The run API's check (Origin, token, Content-Type), passed first by every change; answers a refusal."""
+        refusal = self.fleet.access.refuse(self.command, self.headers)
+        if refusal is None:
+            return True
+        self.close_connection = True  # its body, if any, is not read
+        self.send_json({"error": refusal.reason}, refusal.status, headers=refusal.headers)
+        return False
 
     def do_POST(self) -> None:
         """``POST /cameras`` with one ``sources:`` entry as JSON."""
@@ -109,7 +117,7 @@ class _FleetHandler(QuietHandler):
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 < length <= MAX_BODY:
                 raise ValueError(f"a JSON body of 1..{MAX_BODY} bytes is needed")
-            placed = self.fleet.controller.add_camera(json.loads(self.rfile.read(length)))
+            placed = self.fleet.controller.add_camera(parse_json_body(self.rfile.read(length)))
         except (ValueError, StreamsegError) as err:
             self.send_json({"error": redact(str(err))}, 400)
             return

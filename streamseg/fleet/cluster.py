@@ -14,13 +14,11 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
-import streamseg
-from streamseg.errors import ConfigError, MissingExtraError
 from streamseg.fleet.node import NodePipeline
 from streamseg.fleet.state import FleetState
+from streamseg.ray_join import first_line, import_ray, join, no_cluster
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +132,9 @@ class RayNodeLink:
         try:
             return "done", ray.get(ref)
         except ray.exceptions.RayActorError as err:
-            return "dead", _first_line(err)
+            return "dead", first_line(err)
         except ray.exceptions.RayError as err:
-            return "error", _first_line(err)
+            return "error", first_line(err)
 
     def call(self, method: str, *args: Any, timeout: float = CALL_TIMEOUT) -> Any:
         return self._ray.get(getattr(self.handle, method).remote(*args), timeout=timeout)
@@ -154,28 +152,10 @@ class RayNodes:
     remote = True
 
     def __init__(self, address: str):
-        try:
-            import ray
-        except ImportError:
-            raise MissingExtraError("--ray", "ray") from None
-        self._ray = ray
+        import_ray()
         self.head: frozenset[str] = frozenset()  # the head node's node pipelines
         _check_reachable(address)
-        package = str(Path(streamseg.__file__).parent)
-        try:
-            ray.init(
-                address=address,
-                namespace=NAMESPACE,
-                runtime_env={"py_modules": [package]},
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        except ConnectionError as err:
-            raise ConfigError(
-                f"--ray {address}: no Ray cluster there ({_first_line(err)}); start one with "
-                "`ray start --head`, or give its address"
-            ) from None
+        self._ray = join(address, namespace=NAMESPACE)
 
     def store(self) -> Store:
         ray = self._ray
@@ -251,12 +231,4 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as err:
-        raise ConfigError(
-            f"--ray {address}: no Ray cluster there ({err.strerror or err}); start one with "
-            "`ray start --head`, or give its address"
-        ) from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+        raise no_cluster(address, str(err.strerror or err)) from None

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError
-from streamseg.outputs import SourceOutputs, check_name, expand, source_name, unique_names
-from streamseg.sinks.paths import OutputPath, check_output_paths
+from streamseg.outputs.naming import SourceOutputs, check_name, expand, source_name, unique_names
+from streamseg.outputs.paths import OutputPath, check_output_paths
 from streamseg.yamlfile import describe_validation_error
 
 NODE_FOR_CHECKS = "node"  # {node} while checking that cameras' outputs don't collide

@@ -47,7 +47,9 @@ class NodePipeline:
         self.node, self.address, self.store = node, address, store
         shared = store.call("read")
         self.config = RunConfig.build(shared["config"], "the fleet's options")
-        self.config = self.config.model_copy(update={"model": self._model_here(), "metrics_port": _metrics_port()})
+        # its /metrics is read-only: cameras change through the fleet API alone, which keeps the map
+        here = {"model": self._model_here(), "metrics_port": _metrics_port(), "api": "read-only"}
+        self.config = self.config.model_copy(update=here)
         self.capacity = capacity
         if capacity is None and measure:
             self.capacity = cameras_held(engine_seconds(self.config), camera_fps, self.config.interval)
@@ -188,7 +190,7 @@ class NodePipeline:
                 pass  # it had ended already
 
     def _open(self, spec: SourceSpec) -> None:
-        from streamseg.observe.live import LiveStats
+        from streamseg.outputs.servers.live import LiveStats
 
         pipeline = Pipeline(config=self.config, source=[spec.model_dump(exclude_none=True)], on_result=self._saw)
         pipeline.start()

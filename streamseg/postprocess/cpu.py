@@ -79,7 +79,7 @@ def duc_labels(
     """
     packed = _duc_packed(output, g.input_size, cell, subpixels)
     classes, r, fh, fw = packed.shape[0], subpixels, packed.shape[3], packed.shape[4]
-    rows, cols = _content_rows_cols(g, fh * r, fw * r)
+    rows, cols = content_rows_cols(g, fh * r, fw * r)
     runs = [[int(c) for c in run] for run in np.array_split(np.arange(classes), max(1, min(workers, classes)))]
 
     def fold(run: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +122,7 @@ def _duc_running_max(
     return best, labels
 
 
-def _content_rows_cols(g: Geometry, out_h: int, out_w: int) -> tuple[int, int]:
+def content_rows_cols(g: Geometry, out_h: int, out_w: int) -> tuple[int, int]:
     """The part of an output map that covers the frame, not the padding."""
     ih, iw = g.input_size
     ch, cw = g.content_size
@@ -165,12 +165,12 @@ class CpuPostprocessor:
         if kind == "labels":
             out_h, out_w = output.shape[-2:]
             labels = output.reshape(out_h, out_w)
-            rows, cols = _content_rows_cols(g, out_h, out_w)
+            rows, cols = content_rows_cols(g, out_h, out_w)
             labels = labels[:rows, :cols].astype(np.uint8)
         else:
             if output.ndim != 4 or output.shape[0] != 1:
                 raise ModelError(f"expected (1, C, H, W) scores, got {tuple(output.shape)}")
-            rows, cols = _content_rows_cols(g, output.shape[2], output.shape[3])
+            rows, cols = content_rows_cols(g, output.shape[2], output.shape[3])
             labels = argmax_labels(output[0, :, :rows, :cols])
         if labels.shape != (fh, fw):
             labels = cv2.resize(labels, (fw, fh), interpolation=cv2.INTER_NEAREST)
@@ -189,5 +189,5 @@ class CpuPostprocessor:
             scores = duc_unpack(output, g.input_size, self.decode.cell, self.decode.subpixels)
         else:
             scores = output[0]
-        rows, cols = _content_rows_cols(g, *scores.shape[1:])
+        rows, cols = content_rows_cols(g, *scores.shape[1:])
         return np.ascontiguousarray(scores[:, :rows, :cols], dtype=np.float32)

@@ -1,22 +1,31 @@
-"""Sources: one factory picks the implementation from the input's URI."""
+"""Sources: one factory picks the implementation from the input's URI (the scheme table in ``streamseg.uris``)."""
 
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from pathlib import Path
 
+from streamseg.errors import SourceError
 from streamseg.frames import StreamInfo
-from streamseg.options import SourceOptions
+from streamseg.logs import redact
 from streamseg.sources.base import Source
 from streamseg.sources.file import FileSource
 from streamseg.sources.live import LiveSource
+from streamseg.stage_options import SourceOptions
+from streamseg.uris import local_path, scheme_of
 
 __all__ = ["Source", "SourceOptions", "StreamInfo", "is_live", "open_source"]
 
-_DEVICE = re.compile(r"^/dev/video\d+$")
-_NETWORK = ("http", "https", "srt", "tcp")
+# FFmpeg options per scheme of a live input
+_CONTAINER_OPTIONS: dict[str, dict[str, str]] = {
+    # the RTMP client announces audio and video, so FFmpeg's FLV probing waits its whole 5 s default for an
+    # audio stream that may never come; 1 s opens in ~1.3 s instead of ~5.6 s, with a smaller backlog to drop
+    "rtmp": {"analyzeduration": "1000000"},
+    "rtmps": {"analyzeduration": "1000000"},
+    # a big socket FIFO, overruns skipped instead of fatal: a slow reader loses packets, not the stream
+    "udp": {"fifo_size": "1000000", "overrun_nonfatal": "1"},
+}
 
 
 def open_source(
@@ -26,39 +35,35 @@ def open_source(
     options: SourceOptions = SourceOptions(),
     interrupted: threading.Event | None = None,
 ) -> Source:
-    """Open ``uri`` by its form.
+    """Open ``uri`` by its scheme.
 
     ``rtsp://`` / ``rtsps://`` (``options.transport``), ``udp://`` MPEG-TS, ``http(s)://``
     (HLS playlists and other HTTP streams), ``rtmp://``, ``srt://``, ``/dev/videoN`` (V4L2),
-    else a file: decoded as fast as it goes, or paced as a camera with ``options.realtime``.
-    ``interrupted``, once set, stops a live source, even while it still waits for its first connection.
+    else a file (a path or ``file:`` URI): decoded as fast as it goes, or paced as a camera with
+    ``options.realtime``. ``interrupted``, once set, stops a live source, even while it still waits
+    for its first connection.
     """
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    scheme = scheme_of(uri)
     live = functools.partial(LiveSource, options=options, max_frames=max_frames, interrupted=interrupted)
-    if scheme in ("rtsp", "rtsps"):
-        return live(uri, container_options=_rtsp_options(options))
-    if scheme in ("rtmp", "rtmps"):
-        # the RTMP client announces audio and video, so FFmpeg's FLV probing waits its whole 5 s default for an
-        # audio stream that may never come; 1 s opens in ~1.3 s instead of ~5.6 s, with a smaller backlog to drop
-        return live(uri, container_options={"analyzeduration": "1000000"})
-    if scheme == "udp":
-        # a big socket FIFO, overruns skipped instead of fatal: a slow reader loses packets, not the stream
-        return live(uri, container_options={"fifo_size": "1000000", "overrun_nonfatal": "1"})
-    if scheme in _NETWORK:
-        return live(uri)
-    if _DEVICE.match(uri):
+    if scheme.reads == "live":
+        extra = _rtsp_options(options) if scheme.name in ("rtsp", "rtsps") else _CONTAINER_OPTIONS.get(scheme.name)
+        return live(uri, container_options=extra)
+    if scheme.reads == "device":
         return live(uri, format="v4l2")
-    if options.realtime and Path(uri).is_file():
-        return live(uri, paced=True)
-    return FileSource(uri, max_frames=max_frames)
+    if scheme.reads != "file":
+        raise SourceError(f"input {redact(uri)}: no source reads {scheme.name}{scheme.prefix} URIs")
+    path = local_path(uri)
+    if options.realtime and Path(path).is_file():
+        return live(path, paced=True)
+    return FileSource(path, max_frames=max_frames, max_pixels=options.max_pixels)
 
 
 def is_live(uri: str, options: SourceOptions = SourceOptions()) -> bool:
     """Whether ``open_source`` reads ``uri`` as a live input (drop-oldest) rather than a file (lossless)."""
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    if scheme in ("rtsp", "rtsps", "rtmp", "rtmps", "udp", *_NETWORK) or _DEVICE.match(uri):
+    scheme = scheme_of(uri)
+    if scheme.reads in ("live", "device"):
         return True
-    return options.realtime and Path(uri).is_file()
+    return options.realtime and scheme.reads == "file" and Path(local_path(uri)).is_file()
 
 
 def _rtsp_options(options: SourceOptions) -> dict[str, str]:

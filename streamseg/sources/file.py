@@ -7,12 +7,15 @@ import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
+from streamseg.sources.limits import check_frame, check_stream, guard_stream
+from streamseg.stage_options import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -24,46 +27,41 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-class FileSource:
-    """Decodes the first video stream of a file; audio is left for sinks to copy.
+class DecodedFile:
+    """What the file sources share once a file is open and its first frame decoded: its description and frames.
 
-    The first frame is decoded on open, so a file that is not a video fails
-    here, and the upright frame size (after any rotation) is known up front.
+    A subclass opens ``_container`` and ``_stream``, starts ``_decoded``, decodes ``_first`` (converted:
+    ``_first_image``), and says how a decoded frame becomes an image (``_convert``) and which errors
+    its decoder raises (``decode_errors``). Pictures over ``max_pixels`` fail it (``streamseg.sources.limits``):
+    the subclass checks the stream's header before the first decode, this class every decoded frame.
     """
 
     live = False
+    decode_errors: tuple[type[BaseException], ...] = (av.FFmpegError,)
+    decoder = ""  # where it decodes, for messages: " on the GPU"
+    path: str
+    max_frames: int | None
+    max_pixels: int
+    info: StreamInfo
+    _container: av.container.InputContainer
+    _stream: av.video.stream.VideoStream
+    _decoded: Iterator[av.VideoFrame]
+    _first: av.VideoFrame
+    _first_image: Any
 
-    def __init__(self, path: str | Path, *, max_frames: int | None = None):
-        self.path = str(path)
-        self.max_frames = max_frames
-        if not Path(self.path).is_file():
-            raise SourceError(f"input not found: {self.path}")
-        try:
-            self._container = av.open(self.path)
-        except av.FFmpegError as err:
-            raise SourceError(f"{self.path} is not a readable video: {_reason(err)}") from None
-        try:
-            if not self._container.streams.video:
-                raise SourceError(f"{self.path} has no video stream")
-            self._stream = self._container.streams.video[0]
-            self._stream.thread_type = "AUTO"
-            self._decoded = self._container.decode(self._stream)
-            self._first = self._next_decoded()
-            if self._first is None:
-                raise SourceError(f"{self.path}: no decodable video frames")
-            self._first_image = to_rgb(self._first)
-        except BaseException:
-            self._container.close()
-            raise
-        self.info = self._describe()
+    def _convert(self, frame: av.VideoFrame) -> Any:
+        raise NotImplementedError
 
     def _next_decoded(self) -> av.VideoFrame | None:
         try:
-            return next(self._decoded)
+            frame = next(self._decoded)
         except StopIteration:
             return None
-        except av.FFmpegError as err:
-            raise SourceError(f"cannot decode {self.path}: {_reason(err)}") from None
+        except self.decode_errors as err:
+            check_stream(self._stream, self.path, self.max_pixels)  # FFmpeg's own guard refused a huge picture
+            raise SourceError(f"cannot decode {self.path}{self.decoder}: {decode_reason(err)}") from None
+        check_frame(frame, self.path, self.max_pixels)
+        return frame
 
     def _describe(self) -> StreamInfo:
         stream = self._stream
@@ -84,7 +82,8 @@ class FileSource:
         rate = self.info.rate
         step = max(1, round(1 / (rate * tb))) if rate else 1
         index, last_pts = 0, None
-        decoded, image = self._first, self._first_image
+        decoded: av.VideoFrame | None = self._first
+        image = self._first_image
         while decoded is not None:
             pts = decoded.pts
             if pts is None:  # some streams omit pts: continue the nominal cadence
@@ -96,19 +95,65 @@ class FileSource:
                 return
             try:
                 decoded = next(self._decoded, None)
-            except av.FFmpegError as err:  # truncated or corrupt: keep what decoded
-                log.warning("%s: stopped after %d frames: %s", self.path, index, _reason(err))
+            except self.decode_errors as err:  # truncated or corrupt: keep what decoded
+                check_stream(self._stream, self.path, self.max_pixels)  # unless FFmpeg's guard refused a picture
+                log.warning("%s: stopped after %d frames: %s", self.path, index, decode_reason(err))
                 return
             if decoded is None:
                 break
-            image = to_rgb(decoded)
+            check_frame(decoded, self.path, self.max_pixels)
+            image = self._convert(decoded)
         expected = self.info.frames
         if expected and index < expected:
             log.warning("%s: ended after %d of %d frames (truncated?)", self.path, index, expected)
 
     def close(self) -> None:
         self._container.close()
+        # the stream owns the codec context, whose threads FFmpeg stops only when it is freed, not on close:
+        # drop it now, or a closed source that stays referenced (a lane's record) keeps them
+        self._decoded = iter(())
+        vars(self).pop("_first", None)
+        vars(self).pop("_stream", None)
 
 
-def _reason(err: av.FFmpegError) -> str:
+class FileSource(DecodedFile):
+    """Decodes the first video stream of a file; audio is left for sinks to copy.
+
+    The first frame is decoded on open, so a file that is not a video fails
+    here, and the upright frame size (after any rotation) is known up front.
+    """
+
+    def __init__(self, path: str | Path, *, max_frames: int | None = None, max_pixels: int = MAX_PIXELS):
+        self.path = str(path)
+        self.max_frames = max_frames
+        self.max_pixels = max_pixels
+        if not Path(self.path).is_file():
+            raise SourceError(f"input not found: {self.path}")
+        try:
+            self._container = av.open(self.path)
+        except av.FFmpegError as err:
+            raise SourceError(f"{self.path} is not a readable video: {decode_reason(err)}") from None
+        try:
+            if not self._container.streams.video:
+                raise SourceError(f"{self.path} has no video stream")
+            self._stream = self._container.streams.video[0]
+            guard_stream(self._stream, self.path, max_pixels)  # before the decoder allocates a picture
+            self._stream.thread_type = "AUTO"
+            self._decoded = self._container.decode(self._stream)
+            first = self._next_decoded()
+            if first is None:
+                raise SourceError(f"{self.path}: no decodable video frames")
+            self._first = first
+            self._first_image = to_rgb(first)
+        except BaseException:
+            self._container.close()
+            raise
+        self.info = self._describe()
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        return to_rgb(frame)
+
+
+def decode_reason(err: BaseException) -> str:
+    """FFmpeg's own words for an error (its strerror), else the exception's text."""
     return getattr(err, "strerror", None) or str(err)

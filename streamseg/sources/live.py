@@ -29,8 +29,10 @@ from streamseg.backoff import Backoff
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
 from streamseg.logs import redact
-from streamseg.options import SourceOptions
 from streamseg.sources.file import to_rgb
+from streamseg.sources.limits import FrameTooLargeError, check_frame, check_stream, guard_stream
+from streamseg.sources.no_answer import no_answer
+from streamseg.stage_options import SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +134,24 @@ class LiveSource:
     # -- connection ------------------------------------------------------------------------
     def _open(self) -> av.container.InputContainer:
         timeout = self.options.read_timeout
+        open_timeout, started = max(timeout, 5.0), time.monotonic()
         try:
             container = av.open(
-                self.url, format=self._format, options=self._container_options, timeout=(max(timeout, 5.0), timeout)
+                self.url, format=self._format, options=self._container_options, timeout=(open_timeout, timeout)
             )
         except (av.FFmpegError, OSError) as err:
             transient = not isinstance(err, PERMANENT)
-            raise OpenError(f"cannot open {self.name}: {_reason(err)}", transient=transient) from None
+            silent = None if self.paced else no_answer(self.url, err, time.monotonic() - started, timeout, open_timeout)
+            raise OpenError(f"cannot open {self.name}: {silent or _reason(err)}", transient=transient) from None
         if not container.streams.video:
             container.close()
             raise OpenError(f"{self.name} has no video stream", transient=True)  # a relay may not have it yet
         stream = container.streams.video[0]
+        try:
+            guard_stream(stream, self.name, self.options.max_pixels)  # before the decoder allocates a picture
+        except FrameTooLargeError:
+            container.close()
+            raise
         stream.thread_type = "AUTO" if self.paced else "SLICE"  # frame threads would add frames of delay
         self._stream = stream
         return container
@@ -170,6 +179,9 @@ class LiveSource:
         try:
             self._pictures = self._decode()  # kept: frames() goes on where the first picture left off
             first = next(self._pictures, None)
+        except FrameTooLargeError:
+            self._close_container()
+            raise
         except (av.FFmpegError, OSError) as err:
             self._close_container()
             raise OpenError(f"cannot read {self.name}: {_reason(err)}", transient=True) from None
@@ -207,6 +219,9 @@ class LiveSource:
                 decoded = packet.decode()
             except av.InvalidDataError:  # e.g. slices before the first keyframe of a joined stream
                 decoded = []
+            except av.FFmpegError:
+                check_stream(stream, self.name, self.options.max_pixels)  # FFmpeg's guard refused a huge picture
+                raise
             if not decoded:  # tolerated a while (a joined stream waits for a keyframe), not forever
                 now = time.monotonic()
                 bad_since = bad_since or now
@@ -215,6 +230,7 @@ class LiveSource:
                 continue
             bad_since = None
             for frame in decoded:
+                check_frame(frame, self.name, self.options.max_pixels)
                 if self.paced:
                     offset = 0.0
                     if frame.pts is not None:
@@ -256,6 +272,8 @@ class LiveSource:
                     if self.max_frames is not None and index >= self.max_frames:
                         return
                 reason = "end of stream"
+            except FrameTooLargeError:
+                raise  # no reconnect brings a smaller picture
             except (av.FFmpegError, OSError) as err:
                 reason = _reason(err)
             self._close_container()
@@ -281,6 +299,8 @@ class LiveSource:
                 return False
             try:
                 self._container = self._open()
+            except FrameTooLargeError:
+                raise
             except SourceError as err:
                 log.warning("%s", err)
                 continue
@@ -302,6 +322,9 @@ class LiveSource:
     def close(self) -> None:
         self._interrupted.set()
         self._close_container()
+        # the stream owns the codec context, whose threads FFmpeg stops only when it is freed, not on close
+        self._pictures = iter(())
+        vars(self).pop("_stream", None)
 
 
 def _check_url(url: str, name: str) -> None:

@@ -16,17 +16,15 @@ makes that fallback an error instead, ``--decode cpu`` never tries.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from streamseg.errors import ConfigError, SourceError
-from streamseg.frames import Frame, StreamInfo
-from streamseg.options import SourceOptions
 from streamseg.sources.base import Source
+from streamseg.sources.file import DecodedFile, decode_reason
+from streamseg.sources.limits import FrameTooLargeError, check_stream
+from streamseg.stage_options import MAX_PIXELS, SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ def nvdec_unavailable(codec: str | None = None) -> str | None:
     """Why NVDEC cannot decode ``codec`` (any codec when None) here; None when it can."""
     from av.codec.hwaccel import hwdevices_available
 
-    from streamseg.backends import cuda_present
+    from streamseg.devices import cuda_present
 
     if "cuda" not in hwdevices_available():
         return "this FFmpeg (PyAV) build has no CUDA device support"
@@ -72,7 +70,7 @@ def device_rgb(frame: av.VideoFrame, torch, stream=None):
     The planes cross by DLPack, with no copy; only the converted picture is new memory,
     so the decoder's surface goes back to its pool as soon as this returns.
     """
-    from streamseg.preprocess.gpu import rgb_from_nv12
+    from streamseg.colorspace import rgb_from_nv12
 
     layout = frame.sw_format.name if frame.sw_format is not None else frame.format.name
     if layout != "nv12":
@@ -93,32 +91,37 @@ def device_rgb(frame: av.VideoFrame, torch, stream=None):
     return image.contiguous()
 
 
-class NvdecSource:
+class NvdecSource(DecodedFile):
     """The first video stream of a file, decoded by NVDEC; ``Frame.image`` is a torch CUDA tensor.
 
     Opening decodes the first frame, so a file NVDEC cannot take fails here
     (``SourceError``), before the pipeline starts.
     """
 
-    live = False
+    decode_errors = (av.FFmpegError, NotImplementedError)
+    decoder = " on the GPU"
 
-    def __init__(self, path: str | Path, *, max_frames: int | None = None, device_index: int = 0):
+    def __init__(
+        self, path: str | Path, *, max_frames: int | None = None, device_index: int = 0, max_pixels: int = MAX_PIXELS
+    ):
         import torch
         from av.codec.hwaccel import HWAccel
 
         self._torch = torch
         self.path = str(path)
         self.max_frames = max_frames
+        self.max_pixels = max_pixels
         self.device = torch.device("cuda", device_index)
         accel = HWAccel("cuda", device=str(device_index), allow_software_fallback=False, is_hw_owned=True)
         try:
             self._container = av.open(self.path, hwaccel=accel)
         except (av.FFmpegError, NotImplementedError, ValueError) as err:
-            raise SourceError(f"{self.path}: NVDEC cannot open it: {_reason(err)}") from None
+            raise SourceError(f"{self.path}: NVDEC cannot open it: {decode_reason(err)}") from None
         try:
             if not self._container.streams.video:
                 raise SourceError(f"{self.path} has no video stream")
             self._stream = self._container.streams.video[0]
+            check_stream(self._stream, self.path, max_pixels)  # before the decoder allocates a picture
             self._convert_stream = torch.cuda.Stream(self.device)
             self._decoded = self._container.decode(self._stream)
             first = self._next_decoded()
@@ -133,13 +136,9 @@ class NvdecSource:
             raise
         self.info = self._describe()
 
-    def _next_decoded(self) -> av.VideoFrame | None:
-        try:
-            return next(self._decoded)
-        except StopIteration:
-            return None
-        except (av.FFmpegError, NotImplementedError) as err:
-            raise SourceError(f"cannot decode {self.path} on the GPU: {_reason(err)}") from None
+    @property
+    def codec(self) -> str:
+        return self._stream.codec_context.name
 
     def _convert(self, frame: av.VideoFrame):
         torch = self._torch
@@ -150,47 +149,10 @@ class NvdecSource:
         self._convert_stream.synchronize()  # the next stage reads it from another thread and stream
         return image
 
-    def _describe(self) -> StreamInfo:
-        stream = self._stream
-        height, width = self._first_image.shape[:2]
-        return StreamInfo(
-            name=self.path,
-            width=width,
-            height=height,
-            time_base=stream.time_base or Fraction(1, 90000),
-            rate=stream.average_rate or stream.guessed_rate,
-            frames=stream.frames or None,
-            live=False,
-            audio_from=self.path if self._container.streams.audio else None,
-        )
 
-    def frames(self) -> Iterator[Frame]:
-        tb, rate = self.info.time_base, self.info.rate
-        step = max(1, round(1 / (rate * tb))) if rate else 1
-        index, last_pts = 0, None
-        decoded: av.VideoFrame | None = self._first
-        image = self._first_image
-        while decoded is not None:
-            pts = decoded.pts if decoded.pts is not None else (0 if last_pts is None else last_pts + step)
-            last_pts = pts
-            yield Frame(self.info.name, index, image, pts, tb, time.time())
-            index += 1
-            if self.max_frames is not None and index >= self.max_frames:
-                return
-            try:
-                decoded = next(self._decoded, None)
-            except (av.FFmpegError, NotImplementedError) as err:  # truncated or corrupt: keep what decoded
-                log.warning("%s: stopped after %d frames: %s", self.path, index, _reason(err))
-                return
-            if decoded is None:
-                break
-            image = self._convert(decoded)
-
-    def close(self) -> None:
-        self._container.close()
-
-
-def open_device_source(path: str | Path, *, max_frames: int | None = None) -> tuple[NvdecSource | None, str | None]:
+def open_device_source(
+    path: str | Path, *, max_frames: int | None = None, max_pixels: int = MAX_PIXELS
+) -> tuple[NvdecSource | None, str | None]:
     """(an NVDEC source, None), or (None, why not) when this file cannot be decoded on the GPU here."""
     if not Path(path).is_file():
         return None, "NVDEC input covers video files; other inputs decode on the CPU"
@@ -202,7 +164,9 @@ def open_device_source(path: str | Path, *, max_frames: int | None = None) -> tu
     if reason is not None:
         return None, reason
     try:
-        return NvdecSource(path, max_frames=max_frames), None
+        return NvdecSource(path, max_frames=max_frames, max_pixels=max_pixels), None
+    except FrameTooLargeError:
+        raise  # the CPU decoder would refuse it too
     except SourceError as err:
         return None, str(err)
 
@@ -235,9 +199,9 @@ def open_input(
         reason = "--realtime paces the CPU decoder"
         source = None
     else:
-        source, reason = open_device_source(uri, max_frames=max_frames)
+        source, reason = open_device_source(uri, max_frames=max_frames, max_pixels=options.max_pixels)
     if source is not None:
-        log.info("decode: NVDEC (%s on %s), frames stay on the GPU", source._stream.codec_context.name, source.device)
+        log.info("decode: NVDEC (%s on %s), frames stay on the GPU", source.codec, source.device)
         return source
     if decode == "gpu":
         raise SourceError(f"--decode gpu: {reason}")
@@ -252,7 +216,3 @@ def _codec_of(path: str | Path) -> str | None:
             return streams[0].codec_context.name if streams else None
     except av.FFmpegError:
         return None
-
-
-def _reason(err: BaseException) -> str:
-    return getattr(err, "strerror", None) or str(err)

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from streamseg.composite.gpu import TorchCompositor
+from streamseg.composite.cuda import TorchCompositor
 from streamseg.composite.overlay import Compositor
 from streamseg.frames import Frame, Geometry, Result
 from streamseg.models.spec import ModelSpec
 from streamseg.postprocess.cpu import CpuPostprocessor
-from streamseg.postprocess.gpu import TorchPostprocessor
-from streamseg.preprocess.gpu import TorchPreprocessor
+from streamseg.postprocess.cuda import TorchPostprocessor
+from streamseg.preprocess.cuda import TorchPreprocessor
 
 if TYPE_CHECKING:
     from torch import Tensor

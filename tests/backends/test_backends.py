@@ -8,7 +8,8 @@ import logging
 import numpy as np
 import pytest
 
-from streamseg.backends import create_backend, cuda_present
+from streamseg.backends import create_backend
+from streamseg.devices import cuda_present
 from streamseg.errors import BackendError, ConfigError
 from streamseg.models import ZOO, spec_from_onnx
 from streamseg.sources import open_source

@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from streamseg.backends import create_backend, cuda_present
+from streamseg.backends import create_backend
+from streamseg.devices import cuda_present
 from streamseg.models import spec_from_onnx
 
 pytestmark = pytest.mark.export  # skipped without torch, saying so (tests/conftest.py)

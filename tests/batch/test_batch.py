@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,8 @@ from streamseg.batch.inputs import collect_inputs
 from streamseg.batch.manifest import Manifest, input_identity
 from streamseg.errors import ConfigError, SourceError
 from tests.support.cli import run_cli
-from tests.support.paths import ROOT
+from tests.support.ray_nodes import RayNode
+from tests.support.servers import free_port
 from tests.support.videos import make_video, read_video
 
 MANIFEST = "streamseg-batch.jsonl"
@@ -127,10 +127,57 @@ def test_inputs_mirror_paths_from_folders_globs_and_lists(tmp_path, monkeypatch)
         ("other/w.mkv", "w.mkv"),
     }
     (tmp_path / "in/deep/x.mp4").write_bytes(b"")
-    with pytest.raises(ConfigError, match="x.mp4 and .* would write the same outputs"):
-        collect_inputs(["in/x.mp4", "in/deep/x.mp4"], tmp_path / "o")
+    first, second = collect_inputs(["in/x.mp4", "in/deep/x.mp4"], tmp_path / "o")
+    assert first.problem is None  # the second fails alone, and says how to keep their outputs apart
+    assert second.problem == (
+        f"its outputs (x.*) would be those of {tmp_path / 'in/x.mp4'}: give their common parent folder instead, "
+        "so their outputs keep their folders apart"
+    )
     with pytest.raises(SourceError, match="input not found: nope.mp4"):
         collect_inputs(["nope.mp4"], tmp_path / "o")
+
+
+def test_inputs_leave_out_links_into_outdir_keep_broken_links_and_mark_name_clashes(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    (out / "old").mkdir(parents=True)
+    folder.mkdir()
+    (out / "old" / "result.mp4").write_bytes(b"an output")
+    for name in ("x.mp4", "x.mkv", "y.mp4"):
+        (folder / name).write_bytes(b"")
+    (folder / "into-out.mp4").symlink_to(out / "old" / "result.mp4")  # OUTDIR is never read, not even this way
+    (folder / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")  # dangling: kept, to fail as one video
+    found = {item.key: item for item in collect_inputs([str(folder)], out)}
+    assert sorted(found) == ["gone.mp4", "x.mkv", "x.mp4", "y.mp4"]
+    assert [key for key, item in found.items() if item.problem] == ["x.mp4"]  # sorted: x.mkv came first
+    assert found["x.mp4"].problem == (
+        f"its outputs (x.*) would be those of {folder / 'x.mkv'}: two videos with one name in one folder: "
+        "rename one of them"
+    )
+    with pytest.raises(
+        ConfigError, match=r"no videos found in .* outside OUTDIR: every one found \(1\) lies in .*give -o a folder"
+    ):
+        collect_inputs([str(out)], out)  # -o equal to the input folder (here with one video in a subfolder)
+
+
+def test_a_tampered_manifest_line_means_not_done(tmp_path):
+    video, out = tmp_path / "a.mp4", tmp_path / "out"
+    video.write_bytes(b"x" * 1000)
+    out.mkdir()
+    (out / "a.mp4").write_bytes(b"segmented")
+    outside = tmp_path / "elsewhere.mp4"
+    outside.write_bytes(b"not this batch's")
+    base = {"key": "a.mp4", "status": "done", **input_identity(video, False), "model_sha256": "m", "options": {}}
+    args = ("a.mp4", input_identity(video, False), "m", {}, out)
+    for outputs, done in (
+        ({"video": "a.mp4"}, True),
+        (["a.mp4"], False),  # a list, not a mapping: exit 70 before
+        ({"video": str(outside)}, False),  # present, but outside OUTDIR: counted as done before
+        ({"video": "../elsewhere.mp4"}, False),
+        ({"video": 3}, False),
+    ):
+        Manifest(out).append({**base, "outputs": outputs})
+        assert Manifest(out).is_done(*args) is done, outputs
+        assert Manifest(out).is_done(*args, outputs={"video": "a.mp4"}) is done, outputs
 
 
 def test_manifest_skips_only_unchanged_inputs_options_and_present_outputs(tmp_path):
@@ -370,63 +417,15 @@ def test_ctrl_c_finishes_running_video_and_twice_aborts_it(duc_onnx, tmp_path):
 
 
 # -- Ray -------------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_ray_node(args: list[str], log: Path) -> subprocess.Popen:
-    """``ray start --block``: SIGTERM to it stops that node's processes, and no one else's."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ray = Path(sys.executable).with_name("ray")
-    proc = subprocess.Popen(
-        [str(ray), "start", "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1", *args],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while "Ray runtime started" not in log.read_text():
-        assert proc.poll() is None, log.read_text()[-2000:]
-        assert time.monotonic() < deadline, "ray start took over 90 s"
-        time.sleep(0.3)
-    return proc
-
-
-def stop_ray_node(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     if not HAS_RAY:
         pytest.skip("needs the ray extra (pip install streamseg[ray])")
     root = tmp_path_factory.mktemp("ray", numbered=True)
     port = free_port()
-    head = start_ray_node(
-        [
-            "--head",
-            "--port",
-            str(port),
-            "--num-cpus",
-            "2",
-            "--include-dashboard=false",
-            "--object-store-memory",
-            "200000000",
-            "--temp-dir",
-            str(root / "t"),
-        ],
-        root / "head.log",
-    )
+    head = RayNode(root / "head.log", port=port, temp_dir=root / "t", cpus=2, object_store=200_000_000)
     yield f"127.0.0.1:{port}", root
-    stop_ray_node(head)
+    head.stop()
 
 
 @pytest.mark.live
@@ -468,9 +467,7 @@ def test_ray_gives_the_local_executors_label_maps(ray_cluster, clips, first_run,
 @pytest.mark.slow
 def test_ray_refuses_local_outdir_on_two_nodes(ray_cluster, clips, duc_onnx, tmp_path):
     address, root = ray_cluster
-    worker = start_ray_node(
-        ["--address", address, "--num-cpus", "1", "--object-store-memory", "100000000"], root / "worker.log"
-    )
+    worker = RayNode(root / "worker.log", address=address)
     try:
         proc = run_cli(
             "batch",
@@ -484,7 +481,39 @@ def test_ray_refuses_local_outdir_on_two_nodes(ray_cluster, clips, duc_onnx, tmp
             address,
         )
     finally:
-        stop_ray_node(worker)
+        worker.stop()
     assert proc.returncode == 2
     assert "on a local filesystem" in proc.stderr and "the Ray cluster has 2 nodes" in proc.stderr
     assert not (tmp_path / "out" / MANIFEST).exists()
+
+
+@pytest.mark.slow
+def test_batch_edge_cases_fail_one_video_or_redo_it_never_exit_70(duc_onnx, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    make_video(folder / "x.mp4", width=64, height=48, frames=3)
+    make_video(folder / "x.mkv", width=64, height=48, frames=3)
+    (folder / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+
+    def batch() -> subprocess.CompletedProcess:
+        return run_cli("batch", str(folder), "-o", str(out), "--model", str(duc_onnx), "--labels-out", "--no-progress")
+
+    first = batch()
+    assert first.returncode == 1, first.stderr
+    assert "done before" not in first.stderr  # the broken link is not "done before, skipped"
+    rows = {line.split()[0]: line.split(None, 5)[1:] for line in first.stderr.splitlines() if line.startswith("  ")}
+    assert rows["gone.mp4"][0] == "failed" and rows["gone.mp4"][4].startswith("broken symbolic link to")
+    assert rows["x.mp4"][0] == "failed" and rows["x.mp4"][4].endswith("one name in one folder: rename one of them")
+    assert len(read_video(out / "x.mkv")[0]) == 3 and len(list((out / "x.labels").glob("*.png"))) == 3
+    done = latest(out)["x.mkv"]
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for tampered in ({**done, "outputs": ["x.mkv"]}, {**done, "outputs": {"video": str(outside)}}):
+        with open(out / MANIFEST, "a") as file:
+            file.write(json.dumps(tampered) + "\n")
+        again = batch()
+        assert again.returncode == 1 and "internal error" not in again.stderr, again.stderr
+        assert "x.mkv: done (3 frames" in again.stderr  # redone, not skipped
+        assert latest(out)["x.mkv"]["outputs"] == done["outputs"]
+    same = run_cli("batch", str(out), "-o", str(out), "--model", str(duc_onnx), "--no-progress")
+    assert same.returncode == 2 and "outside OUTDIR" in same.stderr.splitlines()[-1]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from streamseg.backends import cuda_present
 from streamseg.bench.flops import count_macs
+from streamseg.devices import cuda_present
 from streamseg.models.spec import Resize
 from streamseg.preprocess import plan_geometry
 from tests.support.cli import run_cli

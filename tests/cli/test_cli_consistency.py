@@ -20,7 +20,7 @@ from PIL import Image
 from streamseg.choices import BACKENDS, PRECISIONS
 from streamseg.cli import cli
 from streamseg.cli.command import Command
-from streamseg.cli.options import BitRate, literal_choices
+from streamseg.cli.flags import BitRate, literal_choices
 from streamseg.cli.run import build_config, run
 from streamseg.config import CONFIG_LEAVES, RunConfig, config_field, flag_names
 from streamseg.errors import ConfigError
@@ -270,9 +270,14 @@ def test_every_help_ends_with_examples_of_itself_that_parse(path, command):
 CHANGED = object()  # a value whose parsed form only the option's own validator knows: check it left the default
 
 
+STRUCTURED = {"rois": "r=0,0;1,0;0,1", "events": "c in r > 0.1"}  # flags whose one word is parsed into a model
+
+
 def config_value(option: click.Option, leaf: str) -> tuple[list[str], Any]:
     """Words that set ``leaf`` through ``option``, and the value RunConfig should then hold."""
     field = config_field(leaf)
+    if leaf in STRUCTURED:
+        return [option.opts[-1], STRUCTURED[leaf]], CHANGED
     if option.is_flag and not option.secondary_opts:
         return [option.opts[-1]], True
     if option.secondary_opts:  # --winograd/--no-winograd: the other one than the default

@@ -9,7 +9,8 @@ import sys
 import av
 import pytest
 
-from streamseg.backends import cuda_present, plan_auto
+from streamseg.backends import plan_auto
+from streamseg.devices import cuda_present
 from streamseg.doctor import as_text, gather
 from tests.support.cli import run_cli
 

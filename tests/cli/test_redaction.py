@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 
 import pytest
 
 from streamseg.logs import RedactingFilter, redact
+from streamseg.outputs.naming import source_name
 from tests.support.cli import run_cli
+from tests.support.videos import make_video
 
 
 @pytest.mark.parametrize(
@@ -22,6 +25,9 @@ from tests.support.cli import run_cli
         ("srt://h:9000?mode=caller&passphrase=hunter22", "srt://h:9000?mode=caller&passphrase=***"),
         ("https://h/a?auth=xyz&Secret=1", "https://h/a?auth=***&Secret=***"),
         ("cannot open 'rtmp://u:p@h/live?token=t0k' now", "cannot open 'rtmp://***@h/live?token=***' now"),
+        ("rtmp://host/live/SECRETKEY", "rtmp://host/live/***"),  # a stream key is a secret like a password
+        ("to RTMPS://u:p@h:443/app/inst/k3y?x=1 (down)", "to RTMPS://***@h:443/app/***?x=1 (down)"),
+        ("'rtmp://h/live/k3y' and rtmp://h/live/***", "'rtmp://h/live/***' and rtmp://h/live/***"),
     ],
 )
 def test_redact_each_form(text: str, expected: str):
@@ -29,7 +35,15 @@ def test_redact_each_form(text: str, expected: str):
 
 
 @pytest.mark.parametrize(
-    "text", ["rtsp://host/x", "rtsp://host/x mail a@b.c", "http://h/x?fps=3&size=64", "car-detection.mp4"]
+    "text",
+    [
+        "rtsp://host/x",
+        "rtsp://host/x mail a@b.c",
+        "http://h/x?fps=3&size=64",
+        "car-detection.mp4",
+        "rtmp://host/live",  # an application, no key
+        "rtsp://host/live/cam1",  # only RTMP paths carry keys
+    ],
 )
 def test_redact_leaves_plain_text_alone(text: str):
     assert redact(text) == text
@@ -66,3 +80,31 @@ def test_click_usage_error_is_redacted(tmp_path):
         "streamseg: error: Invalid value for '--transport': 'rtsp://***@127.0.0.1:8554/x?password=***"
     ), lines[0]
     assert "p@ss" not in proc.stderr and "hunter2" not in proc.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nobody listens once it is closed
+
+
+def test_rtmp_stream_keys_never_reach_a_log_line_or_a_name(tmp_path, duc_onnx):
+    url = f"rtmp://127.0.0.1:{closed_port()}/live/SECRETKEY"
+    assert source_name(url) == f"127.0.0.1-{url.split(':')[2].split('/')[0]}-live"
+    clip = make_video(tmp_path / "clip.mp4", width=64, height=48, frames=3)
+    as_output = run_cli("-v", "run", str(clip), "--model", str(duc_onnx), "-o", url, timeout=120)
+    as_input = run_cli(
+        "-v",
+        "run",
+        url,
+        "--model",
+        str(duc_onnx),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--reconnect-give-up",
+        "0",
+        timeout=120,
+    )
+    for proc in (as_output, as_input):
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "SECRETKEY" not in proc.stderr and "/live/***" in proc.stderr.splitlines()[-1], proc.stderr

@@ -1,17 +1,13 @@
-"""CAMERAS.yaml, {node} templates, segments of a moved camera, the API token: no cluster needed."""
+"""CAMERAS.yaml, {node} templates, segments of a moved camera: no cluster needed."""
 
 from __future__ import annotations
-
-import os
-import stat
 
 import pytest
 
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError, SinkError
-from streamseg.fleet.access import Access
 from streamseg.fleet.config import fleet_from, parse_camera, placed_source, segment_path
-from streamseg.outputs import expand
+from streamseg.outputs.naming import expand
 
 
 def config(**values) -> RunConfig:
@@ -33,6 +29,12 @@ def test_node_fills_templates_under_serve_and_is_refused_elsewhere():
     assert expand("rec/{node}/{name}.mp4", "gate", 0, "n1") == "rec/n1/gate.mp4"
     with pytest.raises(ConfigError, match=r"unknown field \{node\} \(only under streamseg serve\)"):
         expand("rec/{node}/{name}.mp4", "gate", 0)
+
+
+@pytest.mark.parametrize("template", ["rec/{node:>99999}/{name}.mp4", "rec/{node!r}/{name}.mp4"])
+def test_node_takes_no_format_spec_or_conversion(template):
+    with pytest.raises(ConfigError, match="no format specs"):
+        expand(template, "gate", 0, "n1")
 
 
 def test_a_moved_camera_writes_new_segments_and_keeps_its_streams():
@@ -58,19 +60,3 @@ def test_posted_camera_needs_a_uri_and_a_free_name():
         parse_camera({"name": "x"}, [])
     with pytest.raises(ConfigError, match="JSON object"):
         parse_camera(["rtsp://cam/9"], [])
-
-
-def test_token_file_is_private_and_state_changes_need_it(tmp_path):
-    access = Access(8585, tmp_path / "run")
-    assert stat.S_IMODE(os.stat(tmp_path / "run").st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(access.path).st_mode) == 0o600
-    token = access.path.read_text().strip()
-    good = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    origins = ("http://127.0.0.1:8585",)
-    assert access.refusal("POST", good, origins) is None
-    assert access.refusal("POST", {**good, "Authorization": "Bearer nope"}, origins)[0] == 401
-    assert access.refusal("POST", {**good, "Content-Type": "text/plain"}, origins)[0] == 415
-    assert access.refusal("DELETE", {**good, "Origin": "http://evil.example"}, origins)[0] == 403
-    assert access.refusal("DELETE", {**good, "Origin": "http://127.0.0.1:8585"}, origins) is None
-    access.close()
-    assert not access.path.exists()

@@ -1,4 +1,5 @@
-"""``streamseg serve`` without --ray: one multi-source pipeline on this machine, with the fleet API on."""
+"""``streamseg serve`` without --ray: one multi-source pipeline on this machine, with the fleet API on (under the
+run API's token, JSON and Origin rules)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import av
@@ -29,15 +31,30 @@ def cameras_yaml(tmp_path, sources, **options):
     return path
 
 
+def send(port: int, method: str, path: str, body: bytes | None, **headers: str) -> tuple[int, dict, dict]:
+    """(status, JSON answer, headers) of one request to the fleet API."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), dict(err.headers)
+
+
 @pytest.mark.slow
 def test_one_machine_runs_every_camera_and_sigterm_finalizes_them(tmp_path):
     clip = make_video(tmp_path / "clip.mp4", width=96, height=64, frames=20, fps=10)
     out = tmp_path / "out"
     sources = [{"uri": str(clip), "name": name, "realtime": True, "loop": True} for name in ("a", "b")]
     config = cameras_yaml(tmp_path, sources, outputs=[str(out / "{node}" / "{name}.mp4")])
+    token_file = tmp_path / "token"
+    token = "fleet-token-of-the-caller-0123456789"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     port = free_port()
     serve = subprocess.Popen(
-        [sys.executable, "-m", "streamseg", "serve", str(config), "--api-port", str(port)],
+        [sys.executable, "-m", "streamseg", "serve", str(config), "--api-port", str(port)]
+        + ["--api-token-file", str(token_file)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -61,6 +78,22 @@ def test_one_machine_runs_every_camera_and_sigterm_finalizes_them(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/nodes", timeout=5) as response:
             (node,) = json.loads(response.read())
         assert node["node"] == "local" and node["capacity"] is None and node["cameras"] == ["a", "b"]
+        # the run API's rules, from the same code: token, then Origin and body type; bad JSON is a 400
+        good = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = json.dumps({"uri": str(clip), "name": "c"}).encode()
+        status, answer, headers = send(port, "POST", "/cameras", body, **{**good, "Authorization": "Bearer wrong"})
+        assert status == 401 and headers.get("WWW-Authenticate", "").startswith("Bearer"), answer
+        status, answer, _ = send(port, "POST", "/cameras", body, **good, Origin="http://evil.example")
+        assert status == 403 and "origin" in answer["error"], answer
+        status, answer, _ = send(port, "POST", "/cameras", body, **{**good, "Content-Type": "text/plain"})
+        assert status == 403 and "application/json" in answer["error"], answer
+        status, answer, _ = send(port, "POST", "/cameras", b"[" * 40 + b"]" * 40, **good)
+        assert status == 400 and "nested deeper" in answer["error"], answer
+        assert [r["name"] for r in send(port, "GET", "/cameras", None)[1]] == ["a", "b"]  # nothing refused ran
+        removed = send(
+            port, "DELETE", "/cameras/b", None, Authorization=f"Bearer {token}", Origin=f"http://127.0.0.1:{port}"
+        )
+        assert removed[:2] == (200, {"removed": "b"})
         serve.send_signal(signal.SIGTERM)
         _, stderr = serve.communicate(timeout=60)
     finally:
@@ -69,6 +102,8 @@ def test_one_machine_runs_every_camera_and_sigterm_finalizes_them(tmp_path):
             serve.communicate()
     assert serve.returncode == 0, stderr
     assert "streamseg: stopped" in stderr and "Traceback" not in stderr
+    assert f"API token in {token_file}" in stderr and token not in stderr
+    assert token_file.read_text() == token + "\n"  # the caller's own file: read, never removed
     for name in ("a", "b"):  # {node} is this machine's "local"; each file finalized, decodable to its end
         with av.open(str(out / "local" / f"{name}.mp4")) as container:
             assert sum(1 for _ in container.decode(video=0)) > 0

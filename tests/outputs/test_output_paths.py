@@ -9,7 +9,7 @@ import pytest
 
 from streamseg import Pipeline
 from streamseg.errors import SinkError
-from streamseg.sinks.paths import OutputPath, check_output_paths
+from streamseg.outputs.paths import OutputPath, check_output_paths
 from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.videos import make_video
 
@@ -94,7 +94,7 @@ def test_size_capped_recording_must_not_match_the_input(tmp_path, clip):
     )
     # without a size cap it only ever writes new names: nothing to refuse
     from streamseg.config import RunConfig
-    from streamseg.sinks.paths import check_run_outputs
+    from streamseg.outputs.paths import check_run_outputs
 
     check_run_outputs(
         str(old),
@@ -108,3 +108,34 @@ def test_check_output_paths_skips_network_inputs_and_streams(tmp_path):
         check_output_paths(
             [], [OutputPath("-o", str(tmp_path / "a.mp4")), OutputPath("-o", str(tmp_path / "x" / ".." / "a.mp4"))]
         )
+
+
+def test_file_protocol_spellings_of_the_input_are_refused(tmp_path, clip, duc_onnx, monkeypatch):
+    """``-o file:in.mp4`` is FFmpeg's spelling of ``in.mp4``: it was written over the input, exit 0."""
+    refused(tmp_path, clip, duc_onnx, "-o", f"file:{clip}", fragments=("overwrite the input", str(clip)))
+    monkeypatch.chdir(tmp_path)
+    refused_in_process(Path("clip.mp4"), "overwrite the input", outputs=["file:clip.mp4"])
+    refused_in_process(Path("clip.mp4"), "overwrite the input", outputs=["file:./sub/../clip.mp4"])
+    refused_in_process(Path("clip.mp4"), "overwrite the input", outputs=[f"file:{tmp_path}/clip.mp4"])
+    refused_in_process(Path("clip.mp4"), "overwrite the input", outputs=[f"file://{tmp_path}/clip.mp4"])
+    # the input spelled file:… is the same file as the plain output path
+    before = clip.read_bytes()
+    with pytest.raises(SinkError, match="overwrite the input"):
+        Pipeline("file:clip.mp4", model=tmp_path / "none.onnx", outputs=["clip.mp4"]).start()
+    assert clip.read_bytes() == before
+
+
+@pytest.mark.parametrize("output", ["md5:{clip}", "tee:{clip}", "crypto:{clip}", "pipe:1"])
+def test_outputs_through_other_ffmpeg_protocols_are_refused(tmp_path, clip, duc_onnx, output):
+    refused(tmp_path, clip, duc_onnx, "-o", output.format(clip=clip), fragments=("no output writes",))
+
+
+def test_a_format_spec_in_a_template_is_refused_at_once(tmp_path, clip, duc_onnx):
+    refused(
+        tmp_path,
+        clip,
+        duc_onnx,
+        "-o",
+        str(tmp_path / "{name:>300000000}.mp4"),
+        fragments=("no format specs",),
+    )

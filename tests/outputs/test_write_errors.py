@@ -7,6 +7,8 @@ to the writer: EFBIG/ENOSPC on write), a file where a folder should be, and /pro
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import resource
 import socket
 import subprocess
@@ -29,13 +31,17 @@ def clip(tmp_path) -> Path:
 
 
 def run_with_file_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
-    """``streamseg run ARGS`` unable to grow any file past ``limit`` bytes (writes fail with EFBIG)."""
+    """``streamseg run ARGS`` unable to grow any file past ``limit`` bytes (writes fail with EFBIG).
+
+    No bytecode written: Python would leave its .pyc files cut at the limit (a short write is no error to it).
+    """
     return subprocess.run(
         [sys.executable, "-m", "streamseg", "run", *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
     )
 
@@ -60,6 +66,24 @@ def test_a_full_disk_names_the_file(tmp_path, clip, duc_onnx, what, args, path):
     proc = run_with_file_limit(limit, str(clip), "--model", str(duc_onnx), *(a.format(tmp=tmp_path) for a in args))
     assert proc.returncode == 2
     assert_one_line_error(proc, f"cannot write {path.format(tmp=tmp_path)}", "File too large")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mcap_ros2") is None, reason='needs the ros extra: pip install "streamseg[ros]"'
+)
+@pytest.mark.parametrize("limit", [100, 60_000])  # while opening (its header), and after some frames
+def test_a_full_disk_while_writing_mcap_names_the_file(tmp_path, clip, duc_onnx, limit):
+    """It ended in "internal error ... exit 70"; now as the video and CSV outputs do, and what it holds reads back."""
+    from streamseg.outputs.messages.mcap_read import read_class_fractions
+
+    mcap = tmp_path / "run.mcap"
+    proc = run_with_file_limit(limit, str(clip), "--model", str(duc_onnx), "--mcap", str(mcap))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]  # after the "writing ... to" line
+    assert errors == [f"streamseg: error: cannot write {mcap}: File too large"], proc.stderr
+    if limit > 100:
+        written = read_class_fractions(mcap)
+        assert 0 < len(written.index) < 30 and written.index == list(range(len(written.index)))
 
 
 def test_a_full_disk_while_writing_label_pngs_names_the_png(tmp_path, clip, duc_onnx):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from streamseg import Pipeline, Result
-from tests.support.cli import run_cli
+from tests.support.cli import run_segment
 
 FRAMES = 5
 
@@ -35,19 +35,7 @@ def test_iteration_yields_every_frame_with_labels_and_timing(api_results, car_vi
 @pytest.mark.slow
 def test_api_labels_match_the_cli(api_results, car_video, duc_onnx, tmp_path):
     """'Runs the same stages as the CLI': identical label maps, frame by frame."""
-    run_cli(
-        "run",
-        str(car_video),
-        "--model",
-        str(duc_onnx),
-        "--max-frames",
-        str(FRAMES),
-        "--labels-out",
-        str(tmp_path),
-        "--labels-format",
-        "npz",
-        check=True,
-    )
+    run_segment(car_video, duc_onnx, max_frames=FRAMES, labels_out=tmp_path, labels_format="npz", check=True)
     with np.load(tmp_path / "labels.npz") as archive:
         for r in api_results:
             np.testing.assert_array_equal(archive[f"f{r.index:06d}"], r.labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -135,9 +136,12 @@ def _get(url: str):
         return json.loads(response.read())
 
 
-def _send(url: str, method: str, body: dict | None = None) -> tuple[int, dict]:
+def _send(url: str, method: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -185,20 +189,30 @@ def test_sources_added_and_removed_through_the_rest_api(duc_onnx, tmp_path):
             str(duc_onnx),
             "--metrics-port",
             str(port),
+            "--input-root",
+            str(tmp_path),
             "--no-progress",
         ],
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
     )
     base = f"http://127.0.0.1:{port}"
+    started: list[str] = []
     try:
+        for line in proc.stderr:  # the start-up lines name the token's file, never the token
+            started.append(line)
+            if found := re.search(r"API token in (\S+) ", line):
+                break
+        assert found, "".join(started)
+        token = Path(found.group(1)).read_text().strip()
         _wait(lambda: _get(base + "/health")["status"] == "running", 60, "the camera to run")
-        status, body = _send(
-            base + "/sources", "POST", {"uri": str(clip), "name": "extra", "realtime": False, "loop": False}
-        )
+        source = {"uri": str(clip), "name": "extra", "realtime": False, "loop": False}
+        assert _send(base + "/sources", "POST", source)[0] == 401  # no token
+        status, body = _send(base + "/sources", "POST", source, token)
         assert (status, body) == (201, {"name": "extra"})
-        assert _send(base + "/sources", "POST", {"uri": str(clip), "name": "extra"})[0] == 400  # name taken
-        assert _send(base + "/sources", "POST", {"url": "x"})[0] == 400  # not a source
+        assert _send(base + "/sources", "POST", {"uri": str(clip), "name": "extra"}, token)[0] == 400  # name taken
+        assert _send(base + "/sources", "POST", {"url": "x"}, token)[0] == 400  # not a source
         # the file ends while the camera goes on, and its output is finalized at once
         _wait(lambda: _rows(base)["extra"]["state"] == "ended", 60, "the added file to end")
         rows = _rows(base)
@@ -209,13 +223,15 @@ def test_sources_added_and_removed_through_the_rest_api(duc_onnx, tmp_path):
         assert health["sources"]["cam"]["state"] == "running" and health["sources"]["extra"]["state"] == "ended"
         metrics = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
         assert 'streamseg_source_frames_total{source="extra"} 12.0' in metrics
-        assert _send(base + "/sources/nope", "DELETE")[0] == 404
-        assert _send(base + "/sources/cam", "DELETE") == (200, {"removed": "cam"})
+        assert _send(base + "/sources/nope", "DELETE", token=token)[0] == 404
+        assert _send(base + "/sources/cam", "DELETE")[0] == 401
+        assert _send(base + "/sources/cam", "DELETE", token=token) == (200, {"removed": "cam"})
         _, err = proc.communicate(timeout=60)  # the last source gone: the run ends by itself
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
+    assert token not in "".join(started) + err
     assert re.search(r"cam +removed", err) and re.search(r"extra +ended +12 +12", err)
     assert len(read_video(out / "cam.mp4")[0]) > 0
 

@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, when run as a script
-from streamseg.sinks.nodelay import disable_nagle, socket_fds  # noqa: E402
+from streamseg.outputs.streams.nodelay import disable_nagle, socket_fds  # noqa: E402
 from tests.support.videos import moving_scene  # noqa: E402
 
 BITS = 32

@@ -24,6 +24,29 @@ def run_cli(
     return proc
 
 
+def run_segment(
+    source: Path | str,
+    model: Path | str,
+    *flags: str,
+    max_frames: int | None = None,
+    labels_out: Path | None = None,
+    labels_format: str | None = None,
+    **options,
+) -> subprocess.CompletedProcess:
+    """``streamseg run SOURCE --model MODEL [--max-frames N] [--labels-out DIR [--labels-format F]] FLAGS...``.
+
+    The set-up most end-to-end tests share; ``options`` go to ``run_cli`` (``check=True``, ``timeout``).
+    """
+    args = ["run", str(source), "--model", str(model)]
+    if max_frames is not None:
+        args += ["--max-frames", str(max_frames)]
+    if labels_out is not None:
+        args += ["--labels-out", str(labels_out)]
+    if labels_format is not None:
+        args += ["--labels-format", labels_format]
+    return run_cli(*args, *flags, **options)
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -36,3 +36,39 @@ def conv_model(path: Path, channels: int, *, dynamic_classes: bool = False, seed
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+RED_WINS_SPEC = {
+    "name": "red_wins",
+    "normalize": {"range": 1, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
+    "resize": {"mode": "none"},
+    "classes": ["background", "class1"],
+    "palette": [[0, 0, 0], [255, 0, 0]],
+}
+
+
+def red_wins_model(folder: Path) -> tuple[Path, Path]:
+    """A 1x1 convolution whose class 1 wins exactly where the picture is red, and its spec (YAML).
+
+    Scores on 0..1 pixels: background 0.5 everywhere, class1 ``r - g - b``: pure red scores 1, black 0,
+    white and grey below 0. So the label map is known from the picture alone.
+    """
+    import onnx
+    import yaml
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, -1.0]], np.float32).reshape(2, 3, 1, 1)
+    bias = np.array([0.5, 0.0], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "weight", "bias"], ["out"])],
+        "red_wins",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 2, "height", "width"])],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path, spec = folder / "red_wins.onnx", folder / "red_wins.yaml"
+    onnx.save(model, str(path))
+    spec.write_text(yaml.safe_dump(RED_WINS_SPEC))
+    return path, spec

@@ -1,4 +1,4 @@
-"""Ray nodes on 127.0.0.1 for the fleet tests and benchmarks: ``ray start --block`` processes, each in its own
+"""Ray nodes on 127.0.0.1 for the fleet and batch tests and benchmarks: ``ray start --block`` processes, each in its own
 session, so one node can be stopped, or killed as a machine dies, without touching the others (or anyone's)."""
 
 from __future__ import annotations
@@ -16,8 +16,17 @@ from tests.support.paths import ROOT
 class RayNode:
     """One ``ray start --block``: the head (``head=True``) or a node joining ``address``."""
 
-    def __init__(self, log: Path, *, address: str | None = None, port: int | None = None, temp_dir: Path | None = None):
-        args = ["--num-cpus", "1", "--object-store-memory", "100000000"]
+    def __init__(
+        self,
+        log: Path,
+        *,
+        address: str | None = None,
+        port: int | None = None,
+        temp_dir: Path | None = None,
+        cpus: int = 1,
+        object_store: int = 100_000_000,
+    ):
+        args = ["--num-cpus", str(cpus), "--object-store-memory", str(object_store)]
         if address is None:
             assert port is not None and temp_dir is not None, "the head needs its port and temp folder"
             args += ["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", str(temp_dir)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -110,3 +111,46 @@ def rotate_mp4(source: str | Path, target: str | Path) -> Path:
     data[offset : offset + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
     Path(target).write_bytes(data)
     return Path(target)
+
+
+def red_square_video(
+    path: str | Path,
+    *,
+    seconds: float,
+    fps: int,
+    inside: Sequence[tuple[float, float]],
+    width: int = 160,
+    height: int = 96,
+    gop: int | None = None,
+) -> Path:
+    """A grey scene with a red square: in the centre during each (from, to) of ``inside`` (seconds, frame
+    times ``i / fps``), else left of it before the first visit and right of it after. The centre is
+    x 0.4-0.6, y 0.3-0.7; the square (a fifth of the height) fits in it and, outside, touches none of it."""
+    path = Path(path)
+    side = height // 5
+    top = height // 2 - side // 2
+    places = {"before": int(0.05 * width), "inside": width // 2 - side // 2, "after": int(0.95 * width) - side}
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        tb = Fraction(1, fps * 100)  # the muxer may change the stream's: frames keep this one
+        stream.time_base = stream.codec_context.time_base = tb
+        stream.options = {"preset": "ultrafast", "crf": "10"}
+        if gop:
+            stream.codec_context.gop_size = gop
+        for i in range(round(seconds * fps)):
+            t = i / fps
+            if any(start - 1e-9 <= t < end - 1e-9 for start, end in inside):
+                where = "inside"
+            else:
+                where = "before" if t < inside[0][0] else "after"
+            image = np.full((height, width, 3), 110, np.uint8)
+            x = places[where]
+            image[top : top + side, x : x + side] = (255, 0, 0)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i * 100, tb
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, run_segment
 from tests.support.extras import HAS_TORCH
 
 pytestmark = pytest.mark.export  # skipped without torch, saying so (tests/conftest.py)
@@ -54,16 +54,13 @@ def test_exported_model_segments_the_heldout_video(trained_model, tmp_path):
     from streamseg.evaluation.metrics import ConfusionMatrix
 
     pred = tmp_path / "pred"
-    run_cli(
-        "run",
-        str(trained_model.video),
+    run_segment(
+        trained_model.video,
+        trained_model.onnx,
         "-o",
         str(tmp_path / "out.mp4"),
-        "--model",
-        str(trained_model.onnx),
-        "--labels-out",
-        str(pred),
         "--no-progress",
+        labels_out=pred,
         check=True,
     )
     truth = sorted(trained_model.video_labels.glob("*.png"))
@@ -85,18 +82,7 @@ def test_exported_onnx_reproduces_torch_labels(trained_model, tmp_path):
     spec = spec_from_onnx(trained_model.onnx)
     assert spec.classes == trained_model.classes and spec.resize.size == 240 and spec.background == 0
     pred = tmp_path / "pred"
-    run_cli(
-        "run",
-        str(trained_model.video),
-        "--model",
-        str(trained_model.onnx),
-        "--labels-out",
-        str(pred),
-        "--max-frames",
-        "6",
-        "--no-progress",
-        check=True,
-    )
+    run_segment(trained_model.video, trained_model.onnx, "--no-progress", max_frames=6, labels_out=pred, check=True)
     model = _torch_model(trained_model)
     with av.open(str(trained_model.video)) as container:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(6), container.decode(video=0))]
@@ -220,7 +206,7 @@ def test_train_errors_are_one_line(trained_model, tmp_path):
 
 
 def _cuda() -> bool:
-    from streamseg.backends import cuda_present
+    from streamseg.devices import cuda_present
 
     return cuda_present()
 
