@@ -142,7 +142,8 @@ def test_cameras_move_to_the_head_when_the_second_node_dies(cluster, tmp_path):
         assert all(n["capacity"] == 4 for n in nodes.values())
         assert len(get(port, "/sd")) == 2  # each node pipeline's own /metrics
         text = (tmp_path / "serve.log").read_text()
-        token_path = text.split("API token in ")[1].split()[0]
+        killed_token, token_path = (part.split()[0] for part in text.split("API token in ")[1:])
+        Path(killed_token).unlink()  # the killed serve's; each start makes its own token
         token = Path(token_path).read_text().strip()
         assert token not in text
         status, refused = send(port, "DELETE", "/cameras/c1", token="wrong")
@@ -194,6 +195,7 @@ def test_cameras_move_to_the_head_when_the_second_node_dies(cluster, tmp_path):
 
         serve.send_signal(signal.SIGINT)
         assert serve.wait(timeout=120) == 0, (tmp_path / "serve.log").read_text()[-3000:]
+        assert not Path(token_path).exists()  # a token serve made goes with it
     finally:
         if serve.poll() is None:
             serve.kill()
