@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import streamseg
 from streamseg.batch.job import ABORTED, FAILED, Job, run_job, unfinished_record
 from streamseg.batch.manifest import file_sha256
 from streamseg.errors import ConfigError, MissingExtraError
+from streamseg.ray_join import first_line, import_ray, join
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,6 @@ def require_ray() -> None:
         raise MissingExtraError("--ray", "ray")
 
 
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise MissingExtraError("--ray", "ray") from None
-    return ray
-
-
 @dataclass(frozen=True)
 class RayCluster:
     nodes: int
@@ -83,21 +75,7 @@ class RayCluster:
 
 def connect(address: str, outdir: Path, shared_outdir: bool) -> RayCluster:
     """Join the cluster at ``address`` ("auto": RAY_ADDRESS, else the local ``ray start`` one) and check OUTDIR."""
-    ray = _import_ray()
-    package = str(Path(streamseg.__file__).parent)
-    try:
-        ray.init(
-            address=address,
-            runtime_env={"py_modules": [package]},
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-    except ConnectionError as err:
-        raise ConfigError(
-            f"--ray {address}: no Ray cluster there ({_first_line(err)}); start one with "
-            "`ray start --head`, or give its address"
-        ) from None
+    ray = join(address)
     alive = [node for node in ray.nodes() if node.get("Alive")]
     resources = ray.cluster_resources()
     if len(alive) > 1 and not shared_outdir:
@@ -135,7 +113,7 @@ class RayExecutor:
     """Up to as many videos at once as the cluster has room for, at ``cpus``/``gpus`` per video."""
 
     def __init__(self, cluster: RayCluster, cpus: float, gpus: float, progress: Callable[[int], None]):
-        ray = self._ray = _import_ray()
+        ray = self._ray = import_ray()
         if gpus > 0 and cluster.gpus < gpus:
             raise ConfigError(f"--ray-gpus {gpus}: the Ray cluster has {cluster.gpus:g} GPUs")
         slots = [cluster.cpus / cpus if cpus > 0 else float("inf"), cluster.gpus / gpus if gpus > 0 else float("inf")]
@@ -181,7 +159,7 @@ class RayExecutor:
                 finished.append((job, ray.get(ref)))
             except Exception as err:  # noqa: BLE001 - the task or its worker died: that video failed
                 status = ABORTED if self._cancelled else FAILED
-                error = f"Ray task: {_first_line(err)}"
+                error = f"Ray task: {first_line(err)}"
                 finished.append((job, unfinished_record(job.key, status=status, error=error, retryable=True)))
         return finished
 
@@ -254,8 +232,3 @@ def _file_matches(path: str, sha256: str, mtime_ns: int) -> bool:
         return Path(path).is_file() and file_sha256(path) == sha256
     except OSError:
         return False
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -26,6 +26,7 @@ COMMANDS = {
     "quantize": "streamseg.cli.quantize:quantize",
     "eval": "streamseg.cli.eval:eval_command",
     "doctor": "streamseg.cli.doctor:doctor",
+    "serve": "streamseg.cli.serve:serve",
 }
 
 

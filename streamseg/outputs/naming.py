@@ -2,7 +2,8 @@
 
 Output paths and URLs are templates: ``{name}`` is the source's name (a file's
 stem, or a URL's host and path, made unique with ``-2``, ``-3`` …) and
-``{index}`` its position. One source may use plain paths, as it always could.
+``{index}`` its position; under ``streamseg serve``, ``{node}`` is the node it runs on.
+One source may use plain paths, as it always could.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from streamseg.events.source import SourceEvents
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-FIELDS = ("name", "index")
+FIELDS = ("name", "index", "node")
 
 
 def source_name(uri: str) -> str:
@@ -63,8 +64,8 @@ def check_name(name: str) -> str:
     return name
 
 
-def expand(template: str, name: str, index: int) -> str:
-    """``template`` with ``{name}`` and ``{index}`` filled in; other braces are refused with the field named."""
+def expand(template: str, name: str, index: int, node: str | None = None) -> str:
+    """``template`` with ``{name}``, ``{index}`` (and ``{node}``, given one) filled in; other braces are refused."""
     try:
         parsed = [
             (f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(template) if f is not None
@@ -72,14 +73,15 @@ def expand(template: str, name: str, index: int) -> str:
     except ValueError as err:
         raise ConfigError(f"output template {_shown(template)}: {err}") from None
     fields = [f for f, _, _ in parsed]
-    unknown = sorted({f for f in fields if f not in FIELDS})
+    unknown = sorted({f for f in fields if f not in FIELDS or (f == "node" and node is None)})
     if unknown:
-        raise ConfigError(
-            f"output template {_shown(template)}: unknown field {{{unknown[0][:40]}}} (use {{name}} or {{index}})"
-        )
+        where = "only under streamseg serve" if unknown[0] == "node" else "use {name} or {index}"
+        raise ConfigError(f"output template {_shown(template)}: unknown field {{{unknown[0][:40]}}} ({where})")
     if any(spec or conversion for _, spec, conversion in parsed):  # {name:>300000000} would fill memory
-        raise ConfigError(f"output template {_shown(template)}: plain {{name}} and {{index}} only, no format specs")
-    return template.format(name=name, index=index) if fields else template
+        raise ConfigError(
+            f"output template {_shown(template)}: plain {{name}}, {{index}} and {{node}} only, no format specs"
+        )
+    return template.format(name=name, index=index, node=node) if fields else template
 
 
 def _shown(template: str) -> str:

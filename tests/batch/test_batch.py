@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from streamseg.batch.job import temp_name
 from streamseg.batch.manifest import Manifest, input_identity
 from streamseg.errors import ConfigError, SourceError
 from tests.support.cli import run_cli
-from tests.support.paths import ROOT
+from tests.support.ray_nodes import RayNode
+from tests.support.servers import free_port
 from tests.support.videos import make_video, read_video
 
 MANIFEST = "streamseg-batch.jsonl"
@@ -419,63 +419,15 @@ def test_ctrl_c_finishes_running_video_and_twice_aborts_it(duc_onnx, tmp_path):
 
 
 # -- Ray -------------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_ray_node(args: list[str], log: Path) -> subprocess.Popen:
-    """``ray start --block``: SIGTERM to it stops that node's processes, and no one else's."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ray = Path(sys.executable).with_name("ray")
-    proc = subprocess.Popen(
-        [str(ray), "start", "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1", *args],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while "Ray runtime started" not in log.read_text():
-        assert proc.poll() is None, log.read_text()[-2000:]
-        assert time.monotonic() < deadline, "ray start took over 90 s"
-        time.sleep(0.3)
-    return proc
-
-
-def stop_ray_node(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     if not HAS_RAY:
         pytest.skip("needs the ray extra (pip install streamseg[ray])")
     root = tmp_path_factory.mktemp("ray", numbered=True)
     port = free_port()
-    head = start_ray_node(
-        [
-            "--head",
-            "--port",
-            str(port),
-            "--num-cpus",
-            "2",
-            "--include-dashboard=false",
-            "--object-store-memory",
-            "200000000",
-            "--temp-dir",
-            str(root / "t"),
-        ],
-        root / "head.log",
-    )
+    head = RayNode(root / "head.log", port=port, temp_dir=root / "t", cpus=2, object_store=200_000_000)
     yield f"127.0.0.1:{port}", root
-    stop_ray_node(head)
+    head.stop()
 
 
 @pytest.mark.live
@@ -517,9 +469,7 @@ def test_ray_gives_the_local_executors_label_maps(ray_cluster, clips, first_run,
 @pytest.mark.slow
 def test_ray_refuses_local_outdir_on_two_nodes(ray_cluster, clips, duc_onnx, tmp_path):
     address, root = ray_cluster
-    worker = start_ray_node(
-        ["--address", address, "--num-cpus", "1", "--object-store-memory", "100000000"], root / "worker.log"
-    )
+    worker = RayNode(root / "worker.log", address=address)
     try:
         proc = run_cli(
             "batch",
@@ -533,7 +483,7 @@ def test_ray_refuses_local_outdir_on_two_nodes(ray_cluster, clips, duc_onnx, tmp
             address,
         )
     finally:
-        stop_ray_node(worker)
+        worker.stop()
     assert proc.returncode == 2
     assert "on a local filesystem" in proc.stderr and "the Ray cluster has 2 nodes" in proc.stderr
     assert not (tmp_path / "out" / MANIFEST).exists()

@@ -37,6 +37,7 @@ WRITERS = {
     "quantize",
     "report",
     "subscribe",
+    "serve",
     "train",
 }
 OLD_SPELLINGS = {"--out", "--output-dir", "--outdir", "--save", "--encoder", "--base-size"}

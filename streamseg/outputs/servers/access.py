@@ -28,6 +28,7 @@ import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -50,6 +51,11 @@ class Refusal:
 
     status: int
     reason: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers its answer carries: a 401 names the scheme it wants (RFC 6750)."""
+        return {"WWW-Authenticate": 'Bearer realm="streamseg"'} if self.status == 401 else {}
 
 
 class ApiToken:
@@ -135,8 +141,8 @@ class AccessRules:
             raise ValueError("--api on needs a token")
         self.mode, self.token, self.origins = mode, token, tuple(origins)
 
-    def refuse(self, method: str, headers: Mapping[str, str]) -> Refusal | None:
-        """None if the request may go on, else the answer to give it."""
+    def refuse(self, method: str, headers: Mapping[str, str] | Message) -> Refusal | None:
+        """None if the request may go on, else the answer to give it (``headers``: a handler's, or a mapping)."""
         if method.upper() in READ_METHODS:
             return Refusal(404, "the sources API is off (--api off)") if self.mode == "off" else None
         if self.mode != "on":

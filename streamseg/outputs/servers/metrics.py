@@ -311,8 +311,7 @@ class _MetricsHandler(QuietHandler):
         if refusal is None:
             return False
         self.close_connection = True  # its body, if any, is not read
-        extra = {"WWW-Authenticate": 'Bearer realm="streamseg"'} if refusal.status == 401 else {}
-        self.send_json({"error": refusal.reason}, refusal.status, headers=extra)
+        self.send_json({"error": refusal.reason}, refusal.status, headers=refusal.headers)
         return True
 
 

@@ -1,0 +1,64 @@
+"""How many cameras a node pipeline holds, measured when it starts (or ``--cameras-per-node``).
+
+The engine's time per frame at the cameras' input size, against the frames it must infer each second: a
+camera at ``camera_fps`` inferring every ``interval``-th frame costs ``engine_s * camera_fps / interval``
+seconds of engine time per second. A node holds as many as fit in ``USABLE`` of a second, the rest left to
+decoding, drawing and encoding; at least one, which then drops frames as a lone ``run`` would.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from streamseg.backends import create_backend
+from streamseg.config import RunConfig
+from streamseg.models import resolve_model
+from streamseg.preprocess.cpu import plan_geometry
+
+USABLE = 0.8  # share of the engine's time cameras may fill
+FRAME = (360, 640)  # the camera frame assumed for the input size: 16:9 (the model's short side decides)
+RUNS = 5  # timed inference calls, after one warm-up
+
+
+def engine_seconds(config: RunConfig, model_path: str | None = None) -> float:
+    """Median seconds of one inference call at the cameras' input size, on this node's backend."""
+    assert config.model is not None, "a fleet has a model"
+    path, spec = resolve_model(model_path or config.model, config.spec)
+    spec = spec.with_short_side(config.input_size)
+    height, width = plan_geometry(spec.resize, *FRAME).input_size
+    shape = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
+    engine = create_backend(
+        config.backend,
+        path,
+        spec,
+        threads=config.threads,
+        precision=config.precision,
+        winograd=config.winograd,
+        compile=config.compile,
+    )
+    try:
+        tensor: Any = np.zeros(shape, dtype=spec.dtype)
+        if getattr(engine, "device", "cpu") == "cuda":  # a CUDA engine takes its input on the GPU
+            import torch
+
+            tensor = torch.from_numpy(tensor).cuda()
+        engine.prepare(shape)
+        engine.run(tensor)  # warm-up: first-call allocations and kernel choice
+        times = []
+        for _ in range(RUNS):
+            started = time.perf_counter()
+            engine.run(tensor)
+            times.append(time.perf_counter() - started)
+    finally:
+        engine.close()
+    return statistics.median(times)
+
+
+def cameras_held(engine_s: float, camera_fps: float, interval: int) -> int:
+    """Cameras one engine keeps up with; at least one."""
+    per_camera = engine_s * camera_fps / interval
+    return max(1, int(USABLE / per_camera)) if per_camera > 0 else 1
