@@ -22,6 +22,7 @@ from streamseg.sources import open_source
 from streamseg.sources.limits import FrameTooLargeError
 from streamseg.stage_options import SourceOptions
 from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.memory import wait_with_peak_rss
 from tests.support.videos import make_video, moving_scene, read_video
 
 MEMORY_CAP = 1.5 * 2**30  # bytes: the peak a run refusing a huge clip stays under
@@ -69,19 +70,12 @@ def grows_midway(path: Path) -> Path:
 
 
 def run_measured(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, int]:
-    """``streamseg ARGS`` and the peak resident memory of that process alone, in bytes (``os.wait4``'s rusage is
-    the one child's; RUSAGE_CHILDREN would be the largest child this test session ever had)."""
+    """``streamseg ARGS`` and the peak resident memory of that process alone, in bytes."""
     log = tmp_path / "stderr.txt"
     with log.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "streamseg", *args], stdout=subprocess.DEVNULL, stderr=err)
-    timer = threading.Timer(300, proc.kill)
-    timer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, "", log.read_text()), usage.ru_maxrss * 1024
+    peak = wait_with_peak_rss(proc, timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "", log.read_text()), peak
 
 
 @pytest.mark.slow
