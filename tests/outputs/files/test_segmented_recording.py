@@ -59,10 +59,15 @@ def test_keep_gigabytes_deletes_the_oldest_segments_only(tmp_path, clip, duc_onn
     rec.mkdir()
     pattern = str(rec / "%Y%m%d-%H%M%S.mp4")
     Pipeline(clip, duc_onnx, outputs=[pattern], encoder={"segment_seconds": 1}).run()  # an earlier run, no cap
-    earlier = sorted(rec.glob("*.mp4"))
-    assert len(earlier) == 3 and sorted((rec / INDEX_NAME).read_text().split()) == [p.name for p in earlier]
-    for old in earlier:
-        os.utime(old, (1, 1))  # the oldest of the recording
+    written = sorted(rec.glob("*.mp4"))
+    assert len(written) == 3 and sorted((rec / INDEX_NAME).read_text().split()) == [p.name for p in written]
+    # an earlier day's recording: names the second run cannot make again (in the same second it would reuse a
+    # deleted segment's name, and this test could not tell the old file from the new)
+    earlier = [rec / f"20000101-00000{i}.mp4" for i in range(3)]
+    for old, new in zip(written, earlier):
+        old.rename(new)
+        os.utime(new, (1, 1))  # the oldest of the recording
+    (rec / INDEX_NAME).write_text("".join(p.name + "\n" for p in earlier))
     # the case: a file the recorder never wrote, matching its pattern (*-*.mp4) and older still
     victim = rec / "thesis-defense.mp4"
     victim.write_bytes(b"\0" * 50_000)
