@@ -97,18 +97,9 @@ class _FleetHandler(QuietHandler):
         else:
             self.send_json({"error": "not found", "paths": PATHS}, 404)
 
-    def authorized(self) -> bool:
-        """The run API's check (Origin, token, Content-Type), passed first by every change; answers a refusal."""
-        refusal = self.fleet.access.refuse(self.command, self.headers)
-        if refusal is None:
-            return True
-        self.close_connection = True  # its body, if any, is not read
-        self.send_json({"error": refusal.reason}, refusal.status, headers=refusal.headers)
-        return False
-
     def do_POST(self) -> None:
         """``POST /cameras`` with one ``sources:`` entry as JSON."""
-        if not self.authorized():
+        if self.refused_by(self.fleet.access):  # the run API's rules: Origin, token, Content-Type
             return
         if self.path.split("?", 1)[0] != "/cameras":
             self.send_json({"error": "not found"}, 404)
@@ -125,7 +116,7 @@ class _FleetHandler(QuietHandler):
 
     def do_DELETE(self) -> None:
         """``DELETE /cameras/NAME``: the camera stops wherever it runs; its outputs are finalized."""
-        if not self.authorized():
+        if self.refused_by(self.fleet.access):  # the run API's rules: Origin, token, Content-Type
             return
         path = self.path.split("?", 1)[0]
         if not path.startswith("/cameras/"):

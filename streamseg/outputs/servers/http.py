@@ -81,6 +81,15 @@ class QuietHandler(BaseHTTPRequestHandler):
     def send_json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
         self.send_body(json.dumps(data).encode(), "application/json", status, headers)
 
+    def refused_by(self, rules: Any) -> bool:
+        """Answer the refusal when ``rules`` (an ``access.AccessRules``) refuse this request; True if answered."""
+        refusal = rules.refuse(self.command, self.headers)
+        if refusal is None:
+            return False
+        self.close_connection = True  # its body, if any, is not read
+        self.send_json({"error": refusal.reason}, refusal.status, headers=refusal.headers)
+        return True
+
 
 def is_local_host(header: str | None) -> bool:
     """True for a ``Host`` header naming the loopback (any port), or none at all (not a browser)."""

@@ -252,7 +252,7 @@ class _MetricsHandler(QuietHandler):
         elif path == "/health":
             status, body = metrics.health()
             self.send_json(body, status)
-        elif path == "/sources" and not self._refused():
+        elif path == "/sources" and not self.refused_by(self.app.access):
             self.send_json(sources_list(metrics.pipeline))
         elif path != "/sources":
             self.send_json({"error": "not found", "paths": ["/metrics", "/health", "/sources"]}, 404)
@@ -262,7 +262,7 @@ class _MetricsHandler(QuietHandler):
         if self.path.split("?", 1)[0] != "/sources":
             self.send_json({"error": "not found"}, 404)
             return
-        if self._refused():
+        if self.refused_by(self.app.access):
             return
         metrics: MetricsServer = self.app
         pipeline, confinement = metrics.pipeline, metrics.confinement
@@ -295,7 +295,7 @@ class _MetricsHandler(QuietHandler):
         if not path.startswith("/sources/"):
             self.send_json({"error": "not found"}, 404)
             return
-        if self._refused():
+        if self.refused_by(self.app.access):
             return
         name = unquote(path[len("/sources/") :])
         try:
@@ -304,15 +304,6 @@ class _MetricsHandler(QuietHandler):
             self.send_json({"error": redact(str(err))}, 404)
             return
         self.send_json({"removed": name}, 200)
-
-    def _refused(self) -> bool:
-        """Answer a request the API's rules refuse (mode, Origin, token, Content-Type); True if answered."""
-        refusal = self.app.access.refuse(self.command, self.headers)
-        if refusal is None:
-            return False
-        self.close_connection = True  # its body, if any, is not read
-        self.send_json({"error": refusal.reason}, refusal.status, headers=refusal.headers)
-        return True
 
 
 def sources_list(pipeline: Any) -> list[dict[str, Any]]:

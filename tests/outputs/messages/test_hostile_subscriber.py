@@ -22,6 +22,7 @@ import pytest
 
 from streamseg.frames import Result
 from streamseg.outputs.messages.wire import MessageEncoder, decode
+from tests.support.memory import vm_hwm
 from tests.support.paths import ROOT
 
 zmq = pytest.importorskip("zmq", reason="needs the publish extra (pyzmq)")
@@ -113,11 +114,9 @@ class Lines(threading.Thread):
 
 
 def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
+    peak = vm_hwm(pid)
+    assert peak > 0, "no VmHWM"
+    return peak / 2**20
 
 
 SUBSCRIBERS = {  # endpoint -> argv, and how each prints a received frame
