@@ -92,6 +92,7 @@ class RunParts:
             winograd=cfg.winograd,
             compile=cfg.compile,
             batch=wanted,
+            labels=cfg.labels_from_engine,
         )
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.stages = stages = make_stages(backend, spec, compositor, scores=cfg.scores)

@@ -80,6 +80,7 @@ class RunConfig(BaseModel):
     threads: int | None = Field(None, ge=1)  # --threads: inference threads
     precision: Precision | None = None  # --precision; None: the model file's own
     winograd: bool = True  # --winograd/--no-winograd: ONNX Runtime's big 3x3 convolutions as Winograd F(4x4,3x3)
+    engine_labels: bool = True  # --engine-labels/--no-engine-labels: the CPU engine's own ArgMax gives uint8 labels
     compile: bool = False  # --compile: the torch backend's model through torch.compile (inductor)
     decode: Literal["auto", "cpu", "gpu"] = "auto"  # --decode: NVDEC for files on a CUDA backend
     input_size: int | None = Field(None, ge=16, json_schema_extra=flags("--size"))  # short side (short_side models)
@@ -204,6 +205,11 @@ class RunConfig(BaseModel):
     def temporal(self) -> bool:
         """Whether some frames skip inference or scores are smoothed (``streamseg.temporal.steps``)."""
         return self.interval > 1 or self.smooth is not None or self.latency_budget is not None
+
+    @property
+    def labels_from_engine(self) -> bool:
+        """Whether to ask the engine for labels: allowed, and nothing in the run reads the class scores."""
+        return self.engine_labels and not self.scores and self.smooth is None
 
 
 def _leaves(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...]]]:

@@ -1,10 +1,11 @@
 """Inference backends behind one small interface, chosen by name.
 
-``auto`` picks TensorRT, else torch on CUDA, else ONNX Runtime on the CPU
-(OpenVINO for ``bf16``, which ONNX Runtime cannot run), and logs which one
-it chose and why it passed over the others. Every backend says where it
-computes (``device``); backends on a GPU say ``"cuda"``, and the pipeline then
-runs its pre- and postprocessing there too (``streamseg.stages``).
+``auto`` picks TensorRT, else torch on CUDA, else on the CPU by what the CPU has: OpenVINO for
+``bf16`` (which ONNX Runtime cannot run) and for INT8 where the CPU has VNNI or AMX (its INT8
+kernels use them; ONNX Runtime's Q/DQ path ran slower than its own FP32 on such a CPU,
+docs/benchmarks.md), else ONNX Runtime; it logs which one it chose and why it passed over the others.
+Every backend says where it computes (``device``); backends on a GPU say ``"cuda"``, and the pipeline
+then runs its pre- and postprocessing there too (``streamseg.stages``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from streamseg.backends.base import Backend
 from streamseg.choices import BACKENDS, PRECISIONS
 from streamseg.devices import cuda_present
 from streamseg.errors import BackendError, ConfigError, MissingExtraError, ModelError
+from streamseg.isa import this_cpu_isa
 from streamseg.models.handle import ModelHandle, model_file
 from streamseg.models.spec import ModelSpec
 
@@ -37,6 +39,7 @@ def create_backend(
     winograd: bool = True,
     compile: bool = False,
     batch: int = 1,
+    labels: bool = False,
 ) -> Backend:
     """Load ``model`` (a handle from ``open_model``; or a file and its spec) on the named backend; ``auto``
     picks the fastest present.
@@ -47,6 +50,8 @@ def create_backend(
     convolutions of an FP32 model as Winograd F(4x4, 3x3) (``streamseg.backends.winograd``).
     ``compile`` runs the torch backend's model through ``torch.compile`` (inductor).
     ``batch`` is the most frames the pipeline will hand one run (TensorRT builds its profile for it).
+    ``labels`` asks the CPU engines for uint8 labels from an ArgMax in the graph (argmax models, where
+    nothing needs the scores); ``backend.output`` says what ``run`` returns.
     """
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
@@ -65,32 +70,40 @@ def create_backend(
             winograd=winograd,
             compile=compile,
             batch=batch,
+            labels=labels,
         )
     elif name == "tensorrt":
         backend = _tensorrt(handle, precision, cuda_graphs, engine_dir, batch)
     elif name == "torch":
         backend = _torch(handle, precision, cuda_graphs, threads, compile)
     elif name == "openvino":
-        backend = _openvino(handle, threads, precision)
+        backend = _openvino(handle, threads, precision, labels)
     else:
-        backend = _onnxruntime(handle, threads, precision, strict=True, winograd=winograd)
+        backend = _onnxruntime(handle, threads, precision, strict=True, winograd=winograd, labels=labels)
     check_fixed_size(handle.spec, backend.fixed_input_size, handle.name)
     return backend
 
 
-def plan_auto(precision: str | None = None, spec: ModelSpec | None = None) -> tuple[str, list[str]]:
+def plan_auto(
+    precision: str | None = None, spec: ModelSpec | None = None, file_precision: str | None = None
+) -> tuple[str, list[str]]:
     """Which backend ``auto`` would try first, and why it passes over the others, without loading a model.
 
     Only what can be known up front counts (a CUDA GPU, installed packages, the
     precision, the model's architecture); ``create_backend`` still falls
     through to the next candidate when loading fails (e.g. an engine build).
     """
-    order, passed = auto_candidates(precision, spec)
+    order, passed = auto_candidates(precision, spec, file_precision)
     return order[0], passed
 
 
-def auto_candidates(precision: str | None, spec: ModelSpec | None = None) -> tuple[list[str], list[str]]:
-    """Backends ``auto`` tries, in order (onnxruntime always last), and the reasons it skips the others."""
+def auto_candidates(
+    precision: str | None, spec: ModelSpec | None = None, file_precision: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Backends ``auto`` tries, in order (onnxruntime always last), and the reasons it skips the others.
+
+    ``file_precision`` is what the model file computes in (``ModelHandle.precision``), where known.
+    """
     order: list[str] = []
     passed: list[str] = []
     if precision == "bf16":
@@ -107,13 +120,31 @@ def auto_candidates(precision: str | None, spec: ModelSpec | None = None) -> tup
             passed.append(f"torch ({reason})")
         else:
             order.append("torch")
-    if precision == "bf16":
+    computes = precision or file_precision
+    if precision == "int8" and file_precision not in (None, "int8"):
+        computes = file_precision  # an FP32 file stays FP32 (onnxruntime says so), whatever the flag
+    openvino_why = _openvino_fit(computes, bool(order))
+    if openvino_why is not None:
         if importlib.util.find_spec("openvino") is not None:
             order.append("openvino")
+            passed.append(f"onnxruntime (openvino first: {openvino_why})")
         else:
-            passed.append('openvino (not installed: pip install "streamseg[openvino]")')
+            passed.append(f'openvino ({openvino_why}, but not installed: pip install "streamseg[openvino]")')
+    elif computes == "int8" and not order:
+        passed.append("openvino (this CPU has no VNNI or AMX to run int8 faster)")
     order.append("onnxruntime")
     return order, passed
+
+
+def _openvino_fit(precision: str | None, gpu_first: bool) -> str | None:
+    """Why OpenVINO beats ONNX Runtime on this CPU for ``precision``, or None where it does not."""
+    if precision == "bf16":
+        return "bf16 runs on openvino only"
+    if precision != "int8" or gpu_first:
+        return None
+    isa = this_cpu_isa() or []
+    fast = [name for name in ("AMX", "VNNI") if name in isa]
+    return f"int8 on this CPU's {' and '.join(fast)}" if fast else None
 
 
 def _torch_unfit(precision: str | None, spec: ModelSpec | None) -> str | None:
@@ -132,9 +163,9 @@ def _torch_unfit(precision: str | None, spec: ModelSpec | None) -> str | None:
 
 
 def _auto(
-    model: ModelHandle, *, threads, precision, cuda_graphs, engine_dir, winograd, compile=False, batch=1
+    model: ModelHandle, *, threads, precision, cuda_graphs, engine_dir, winograd, compile=False, batch=1, labels=False
 ) -> Backend:
-    order, passed = auto_candidates(precision, model.spec)
+    order, passed = auto_candidates(precision, model.spec, model.precision)
     for name in order[:-1]:
         try:
             if name == "tensorrt":
@@ -142,13 +173,13 @@ def _auto(
             elif name == "torch":
                 backend = _torch(model, precision, cuda_graphs, threads, compile)
             else:
-                backend = _openvino(model, threads, precision)
+                backend = _openvino(model, threads, precision, labels)
         except (BackendError, MissingExtraError, ModelError) as err:
             passed.append(f"{name} ({err})")
             continue
         log.info("backend auto: chose %s%s", backend.name, f"; passed over {'; '.join(passed)}" if passed else "")
         return backend
-    backend = _onnxruntime(model, threads, precision, strict=False, winograd=winograd)
+    backend = _onnxruntime(model, threads, precision, strict=False, winograd=winograd, labels=labels)
     log.info("backend auto: chose %s; passed over %s", backend.name, "; ".join(passed))
     return backend
 
@@ -175,7 +206,9 @@ def _torch(model: ModelHandle, precision, cuda_graphs, threads, compile=False) -
     return TorchBackend(model, precision=precision or "fp32", cuda_graphs=cuda_graphs, threads=threads, compile=compile)
 
 
-def _onnxruntime(model: ModelHandle, threads, precision, *, strict: bool, winograd: bool = True) -> Backend:
+def _onnxruntime(
+    model: ModelHandle, threads, precision, *, strict: bool, winograd: bool = True, labels: bool = False
+) -> Backend:
     """ONNX Runtime runs the model file as it is: its precision is the file's own."""
     from streamseg.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -190,10 +223,10 @@ def _onnxruntime(model: ModelHandle, threads, precision, *, strict: bool, winogr
             if strict:
                 raise ConfigError(message)
             log.warning("%s: running %s", message, found)
-    return OnnxRuntimeBackend(model, threads=threads, winograd=winograd)
+    return OnnxRuntimeBackend(model, threads=threads, winograd=winograd, labels=labels)
 
 
-def _openvino(model: ModelHandle, threads, precision) -> Backend:
+def _openvino(model: ModelHandle, threads, precision, labels: bool = False) -> Backend:
     """OpenVINO computes an FP32 file in fp32 or bf16; INT8 and FP16 come from the file, as on ONNX Runtime."""
     from streamseg.backends.openvino import OpenVinoBackend
 
@@ -203,7 +236,7 @@ def _openvino(model: ModelHandle, threads, precision) -> Backend:
             f"openvino runs {model.name} as it is ({found}) or in bf16; for --precision "
             f"{precision} pass a {precision} model (NAME:int8, `streamseg quantize`)"
         )
-    return OpenVinoBackend(model, threads=threads, precision="bf16" if precision == "bf16" else found)
+    return OpenVinoBackend(model, threads=threads, precision="bf16" if precision == "bf16" else found, labels=labels)
 
 
 def file_precision(model: ModelHandle | str | Path, spec: ModelSpec | None = None) -> str:

@@ -12,6 +12,8 @@ from streamseg.models.spec import ModelSpec
 
 Device = Literal["cpu", "cuda"]
 InputDtype = Literal["float32", "float16"]
+# what run() returns: the spec's raw output, or uint8 class ids from an ArgMax the engine ran itself
+Output = Literal["scores", "labels"]
 
 
 class Backend(Protocol):
@@ -26,9 +28,11 @@ class Backend(Protocol):
     input_dtype: InputDtype  # what run() wants, whatever the spec's file says
     fixed_input_size: tuple[int, int] | None  # (H, W) when the model's input is static
     max_batch: int | None  # the most frames one run() takes; None: any number
+    output: Output  # "labels" where create_backend(labels=True) found the engine could give them
 
     def run(self, tensor: Any) -> Any:
-        """The spec's output for an (N, ...) preprocessed input, N frames in N out."""
+        """The spec's output for an (N, ...) preprocessed input, N frames in N out; (N, h, w) uint8 labels
+        instead where ``output`` is "labels"."""
         ...
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
@@ -36,6 +40,15 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def engine_labels_wanted(labels: bool, spec: ModelSpec) -> bool:
+    """Whether a backend asked for labels appends the ArgMax: only to argmax-decoded scores.
+
+    DUC models keep their scores: their spec resizes scores before the argmax (bilinear), which
+    labels at model resolution cannot reproduce.
+    """
+    return labels and spec.decode.kind == "argmax"
 
 
 def check_output_classes(shape: Sequence[Any], spec: ModelSpec, where: str) -> bool:

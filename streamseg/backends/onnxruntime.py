@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from streamseg.backends.base import Device, check_output_classes
+from streamseg.backends.base import Device, Output, check_output_classes, engine_labels_wanted
 from streamseg.cores import usable_cores
 from streamseg.errors import BackendError, ModelError
+from streamseg.models.argmax import LABELS_OUTPUT, append_argmax
 from streamseg.models.handle import ModelHandle, model_file
 from streamseg.models.spec import ModelSpec
 
@@ -29,6 +30,9 @@ class OnnxRuntimeBackend:
     Takes batches: a batch runs as one call, except on Winograd sessions, whose
     rewritten layout holds one image, so their batches run frame by frame
     (on a CPU a batch buys no speed anyway, docs/benchmarks.md).
+
+    ``labels`` (argmax models): the graph gets an ArgMax over the class axis (``models.argmax``) and
+    ``run`` returns (N, h, w) uint8 labels, one byte a pixel instead of C float scores.
     """
 
     device: Device = "cpu"
@@ -41,6 +45,7 @@ class OnnxRuntimeBackend:
         threads: int | None = None,
         providers: list[str] | None = None,
         winograd: bool = True,
+        labels: bool = False,
     ):
         import onnxruntime as ort
 
@@ -60,14 +65,15 @@ class OnnxRuntimeBackend:
         options.enable_mem_pattern = False
         self._options, self._providers = options, providers or ["CPUExecutionProvider"]
         self._where = Path(model_path).name
-        session = self._session(str(model_path))
-        self.spec = spec
+        self.output: Output = "labels" if engine_labels_wanted(labels, spec) else "scores"
+        self._handle, self.spec = handle, spec
+        session = self._session(self._graph_bytes() if self.output == "labels" else str(model_path))
         self.input_dtype = spec.dtype
         self.fixed_input_size, self.max_batch = check_io(session, spec, model_path)
         outputs = {o.name: o.shape for o in session.get_outputs()}
         self._classes_checked = check_output_classes(outputs[spec.output_name], spec, self._where)
         self.name = self._direct_name = f"onnxruntime ({session.get_providers()[0]})"
-        self._outputs = [spec.output_name]
+        self._outputs = [LABELS_OUTPUT if self.output == "labels" else spec.output_name]
         self._direct = session  # the model as it is; None while Winograd sessions serve every size
         self._winograd_from: ModelHandle | None = None  # the model, its graph rewritten for each new input size
         self._sessions: dict[tuple[int, ...], Any] = {}  # input (H, W) -> its Winograd session
@@ -88,7 +94,8 @@ class OnnxRuntimeBackend:
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         out = self._run(tensor)
-        if not self._classes_checked:  # the class axis was dynamic in the file: check the first real output
+        # the class axis was dynamic in the file: check the first real output (labels have none)
+        if not self._classes_checked and self.output == "scores":
             self._classes_checked = check_output_classes(out.shape, self.spec, self._where)
         return out
 
@@ -123,7 +130,7 @@ class OnnxRuntimeBackend:
         if source is None:  # the direct session serves every size
             return None
         try:
-            rewritten, count = rewrite(source.graph_copy(), *size)  # in place: a copy, the handle's stays
+            rewritten, count = rewrite(self._graph(), *size)  # in place: a copy, the handle's stays
             serialized = rewritten.SerializeToString()
             del rewritten  # before ONNX Runtime makes its own copy
             session = self._sessions[size] = self._session(serialized)
@@ -134,11 +141,23 @@ class OnnxRuntimeBackend:
                 *size,
                 str(err).splitlines()[0] if str(err) else type(err).__name__,
             )
-            self._direct, self._winograd_from, count, session = self._session(str(source.path)), None, 0, None
+            direct = self._graph_bytes() if self.output == "labels" else str(source.path)
+            self._direct, self._winograd_from, count, session = self._session(direct), None, 0, None
             self._sessions.clear()
         # the count the shapes allowed (candidates() judged from the weights alone)
         self.name = f"{self._direct_name}, Winograd F(4x4,3x3) on {count} convolutions" if count else self._direct_name
         return session
+
+    def _graph(self):
+        """A copy of the model's graph to rewrite, with the ArgMax where ``labels`` asked for it."""
+        graph = self._handle.graph_copy()
+        return append_argmax(graph, self.spec.output_name) if self.output == "labels" else graph
+
+    def _graph_bytes(self) -> bytes:
+        graph = self._graph()
+        serialized = graph.SerializeToString()
+        del graph  # before ONNX Runtime makes its own copy
+        return serialized
 
     def _session(self, model: str | bytes) -> Any:
         import onnxruntime as ort

@@ -9,6 +9,9 @@ runs in INT8 as it is.
 
 The model is compiled for each input shape it meets (the pipeline keeps one),
 because OpenVINO's static-shape kernels are faster than its dynamic ones.
+
+``labels`` (argmax models): a stable TopK(1) over the class axis, cast to uint8, becomes the model's
+only result, so ``run`` returns (N, h, w) class ids and no scores leave the engine.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamseg.backends.base import Device, check_output_classes
+from streamseg.backends.base import Device, Output, check_output_classes, engine_labels_wanted
 from streamseg.cores import usable_cores
 from streamseg.errors import BackendError, MissingExtraError, ModelError
 from streamseg.models.handle import ModelHandle, model_file
@@ -57,6 +60,7 @@ class OpenVinoBackend:
         *,
         threads: int | None = None,
         precision: str = "fp32",
+        labels: bool = False,
     ):
         """``precision``: bf16, or the file's own (fp32, fp16, int8) as ``ModelHandle.precision`` finds it."""
         handle = model_file(model, spec)
@@ -87,6 +91,10 @@ class OpenVinoBackend:
             spec,
             self._where,
         )
+        self.output: Output = "labels" if engine_labels_wanted(labels, spec) else "scores"
+        self._result_name = spec.output_name
+        if self.output == "labels":
+            self.model, self._result_name = labels_model(ov, self.model, spec.output_name), "labels"
         self.config = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",  # one stream, every thread on one request
@@ -107,7 +115,7 @@ class OpenVinoBackend:
             compiled = self.core.compile_model(self.model, "CPU", self.config)
         except Exception as err:  # noqa: BLE001 - as above
             raise BackendError(f"OpenVINO cannot compile the model for input {list(shape)}: {one_line(err)}") from None
-        entry = self._compiled[shape] = (compiled.create_infer_request(), compiled.output(self.spec.output_name))
+        entry = self._compiled[shape] = (compiled.create_infer_request(), compiled.output(self._result_name))
         log.debug("openvino: compiled for %s in %s", shape, self.precision)
         return entry
 
@@ -121,13 +129,26 @@ class OpenVinoBackend:
         # the request's buffer is overwritten by the next run while later stages still read this one
         result = request.infer({self.spec.input_name: tensor}, share_inputs=True, share_outputs=False)
         out = result[output]
-        if not self._classes_checked:  # the class axis was dynamic in the file: check the first real output
+        # the class axis was dynamic in the file: check the first real output (labels have none)
+        if not self._classes_checked and self.output == "scores":
             self._classes_checked = check_output_classes(out.shape, self.spec, self._where)
         return out
 
     def close(self) -> None:
         self._compiled.clear()
         self.model = None
+
+
+def labels_model(ov, model, scores: str):
+    """``model`` with one result, ``labels``: the class of the first maximum (as np.argmax) as uint8."""
+    from openvino import opset13 as ops
+
+    result = next(port for port in model.outputs if scores in port.get_names()).get_node()
+    # k = 1: "sorting" costs nothing, and stable picks the lowest class among equal scores
+    best = ops.topk(result.input_value(0), 1, axis=1, mode="max", sort="value", index_element_type="i32", stable=True)
+    labels = ops.convert(ops.squeeze(best.output(1), [1]), "u8")
+    labels.output(0).get_tensor().set_names({"labels"})
+    return ov.Model([labels], model.get_parameters(), "labels")
 
 
 def check_io(model, spec: ModelSpec, model_path: str | Path) -> tuple[tuple[int, int] | None, int | None]:

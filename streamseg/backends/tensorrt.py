@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamseg.backends.base import Device, InputDtype, check_output_classes
+from streamseg.backends.base import Device, InputDtype, Output, check_output_classes
 from streamseg.backends.engine_cache import EngineCache, Profile
 from streamseg.backends.trt_build import DEFAULT_WORKSPACE, default_profile, ensure_engine, import_tensorrt
 from streamseg.errors import BackendError, ModelError
@@ -37,6 +37,7 @@ def default_engine_dir() -> Path:
 
 class TensorRTBackend:
     device: Device = "cuda"
+    output: Output = "scores"  # the CUDA stages take the argmax on the GPU
 
     def __init__(
         self,

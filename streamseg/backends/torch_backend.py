@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamseg.backends.base import Device, InputDtype
+from streamseg.backends.base import Device, InputDtype, Output
 from streamseg.errors import BackendError, ConfigError, ModelError
 from streamseg.models.handle import ModelHandle, model_file
 from streamseg.models.out_only import WRAPPER_PREFIX
@@ -116,6 +116,8 @@ def load_onnx_weights(module, model: ModelHandle | str | Path):
 
 class TorchBackend:
     """A torchvision model on CUDA (or the CPU), weights from the ONNX file."""
+
+    output: Output = "scores"  # the CUDA stages take the argmax on the GPU
 
     def __init__(
         self,

@@ -11,36 +11,19 @@ from importlib import metadata
 from pathlib import Path
 
 from streamseg.cores import usable_cores
+from streamseg.isa import this_cpu_isa
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-# ISA names and the /proc/cpuinfo flags that show them: figures from different kinds are never to be mixed
-ISA_FLAGS = {
-    "AVX2": ("avx2",),
-    "AVX-512": ("avx512f",),
-    "VNNI": ("avx512_vnni", "avx_vnni"),
-    "BF16": ("avx512_bf16",),
-    "AMX": ("amx_tile",),
-}
-
-
-def cpu_isa(flags: set[str]) -> list[str]:
-    """The ISA names of :data:`ISA_FLAGS` that ``flags`` (a cpuinfo flags line, split) show."""
-    return [name for name, needs in ISA_FLAGS.items() if any(flag in flags for flag in needs)]
-
-
 def machine() -> dict:
     model = platform.processor() or platform.machine()
-    flags: set[str] | None = None
-    named = False
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and not named:
-                model, named = value.strip(), True
-            elif key.strip() == "flags" and flags is None:
-                flags = set(value.split())
+            if key.strip() == "model name":
+                model = value.strip()
+                break
     except OSError:
         pass
     cores = usable_cores()
@@ -53,7 +36,7 @@ def machine() -> dict:
     return {
         "cpu": model,
         "cores": cores,
-        "isa": cpu_isa(flags) if flags is not None else None,  # None: no /proc/cpuinfo flags to read
+        "isa": this_cpu_isa(),  # None: no /proc/cpuinfo flags to read
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "versions": versions,

@@ -43,13 +43,18 @@ from streamseg.uris import scheme_of
 @config_option(
     "precision",
     help="GPU backends: fp16 converts the model; bf16: openvino on CPUs with AMX/AVX512-BF16; "
-    "int8 needs a Q/DQ model [default: the model's own].",
+    "int8 needs a Q/DQ model (auto: openvino where the CPU has VNNI/AMX) [default: the model's own].",
 )
 @config_option("threads", type=click.IntRange(min=1), help="Inference threads [default: all cores].")
 @config_option(
     "winograd",
     negation="--no-winograd",
     help="onnxruntime: big 3x3 convolutions as Winograd F(4x4,3x3), FP32 [default: on].",
+)
+@config_option(
+    "engine_labels",
+    negation="--no-engine-labels",
+    help="CPU engines: the argmax runs in the engine, uint8 labels out (not with --smooth) [default: on].",
 )
 @config_option("compile", help="torch backend: compile the model with torch.compile (inductor); slow first frame.")
 @config_option("decode", help="Decode files on the GPU (NVDEC) for a CUDA backend; auto: when present [default: auto].")
@@ -120,6 +125,16 @@ from streamseg.uris import scheme_of
     "max_pixels",
     type=click.IntRange(min=1),
     help="Fail a source whose pictures have more pixels than N, before decoding them [default: 33177600, 7680x4320].",
+)
+@config_option(
+    "decode_threads",
+    type=click.IntRange(min=1),
+    help="Threads per decoder [default: a quarter of the cores, at least 1: the engine has the rest].",
+)
+@config_option(
+    "encode_threads",
+    type=click.IntRange(min=1),
+    help="Threads per libx264 encoder [default: a quarter of the cores, at least 1].",
 )
 @config_option("codec", help="H.264 encoder: auto | libx264 | h264_nvenc [default: auto].")
 @config_option("bitrate", type=BitRate(), help="Video bitrate, e.g. 2M or 800k [default: quality-based].")

@@ -9,7 +9,7 @@ import numpy as np
 from streamseg.backends import Backend
 from streamseg.composite import Compositor
 from streamseg.frames import Inferred, Prepared, Result
-from streamseg.models.spec import ModelSpec
+from streamseg.models.spec import Decode, ModelSpec
 from streamseg.postprocess import CpuPostprocessor
 from streamseg.preprocess import CpuPreprocessor
 from streamseg.stages.steps import PlainSteps
@@ -42,7 +42,9 @@ class CpuStages:
         self.spec = spec
         self.compositor = compositor
         self.scores = scores
-        self.postprocess = CpuPostprocessor(spec)
+        # an engine that took the argmax hands over class ids: the postprocessor only resizes them
+        decoded = spec if backend.output == "scores" else spec.model_copy(update={"decode": Decode(kind="labels")})
+        self.postprocess = CpuPostprocessor(decoded)
 
     def lane(self) -> CpuLane:
         return CpuLane(self.spec, self.compositor, self.postprocess, self.scores)

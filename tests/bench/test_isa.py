@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streamseg.bench.report import cpu_isa, machine
+from streamseg.bench.report import machine
+from streamseg.isa import cpu_isa
 
 
 def test_isa_names_from_cpuinfo_flags():

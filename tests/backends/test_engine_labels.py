@@ -1,0 +1,130 @@
+"""Labels out of the engine: ONNX Runtime and OpenVINO run the ArgMax, the pipeline only resizes uint8 labels.
+
+A small segmentation head with one Winograd-sized 3x3 convolution (512 x 512 channels) runs on real
+frames; its engine labels must equal the argmax of the same engine's scores, on every path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from streamseg.backends import auto_candidates, create_backend
+from streamseg.bench.modes import decode
+from streamseg.isa import this_cpu_isa
+from streamseg.models.zoo import ZOO
+from streamseg.preprocess import CpuPreprocessor
+from tests.support.cli import run_segment
+
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs the openvino extra")
+SPEC = ZOO["lraspp_mobilenet_v3_large"].spec.model_copy(
+    update={"name": "head", "resize": ZOO["lraspp_mobilenet_v3_large"].spec.resize.model_copy(update={"size": 144})}
+)
+
+
+@pytest.fixture(scope="module")
+def head_onnx(tmp_path_factory):
+    """input -> 8x8 stride-8 conv to 512 -> 3x3 conv 512->512 (Winograd takes it) -> 1x1 conv to 21 classes."""
+    rng = np.random.default_rng(7)
+    weights = {
+        "w1": rng.standard_normal((512, 3, 8, 8)) * 0.05,
+        "w2": rng.standard_normal((512, 512, 3, 3)) * 0.02,
+        "w3": rng.standard_normal((21, 512, 1, 1)) * 0.05,
+    }
+    nodes = [
+        helper.make_node("Conv", ["input", "w1"], ["a"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Relu", ["a"], ["b"]),
+        helper.make_node("Conv", ["b", "w2"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["d"]),
+        helper.make_node("Conv", ["d", "w3"], ["out"], kernel_shape=[1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "head",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 21, "h", "w"])],
+        [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()],
+    )
+    folder = tmp_path_factory.mktemp("head")
+    path = folder / "head.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    (folder / "head.yaml").write_text(yaml.safe_dump(SPEC.model_dump(mode="json")))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tensors(car_video):
+    prepare = CpuPreprocessor(SPEC)
+    return [prepare(frame).tensor for frame in decode(str(car_video), 4)]
+
+
+def engine_pair(backend: str, model, **options):
+    scores = create_backend(backend, model, SPEC, **options)
+    labels = create_backend(backend, model, SPEC, labels=True, **options)
+    assert (scores.output, labels.output) == ("scores", "labels")
+    return scores, labels
+
+
+def agreement(scores_engine, labels_engine, tensors) -> float:
+    equal = []
+    for tensor in tensors:
+        scores, labels = scores_engine.run(tensor), labels_engine.run(tensor)
+        assert labels.dtype == np.uint8 and labels.shape == (1, *scores.shape[2:])
+        equal.append(np.mean(labels == np.argmax(scores, axis=1)))
+    return float(np.mean(equal))
+
+
+@pytest.mark.parametrize("winograd", [False, True])
+def test_onnxruntime_labels_are_the_argmax_of_its_scores(head_onnx, tensors, winograd):
+    scores, labels = engine_pair("onnxruntime", head_onnx, winograd=winograd)
+    assert ("Winograd" in labels.name) is winograd
+    assert agreement(scores, labels, tensors) == 1.0
+
+
+@needs_openvino
+@pytest.mark.parametrize("precision", [None, "bf16"])
+def test_openvino_labels_are_the_argmax_of_its_scores(head_onnx, tensors, precision):
+    import openvino
+
+    if precision == "bf16" and "BF16" not in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU computes no bf16")
+    scores, labels = engine_pair("openvino", head_onnx, precision=precision)
+    # bf16: the TopK reads the last layer's bf16 scores, the scores output is widened first: near-ties may differ
+    assert agreement(scores, labels, tensors) >= (1.0 if precision is None else 0.99)
+
+
+def test_duc_models_keep_their_scores(duc_onnx):
+    backend = create_backend("onnxruntime", duc_onnx, ZOO["duc_resnet101_hdc"].spec, labels=True)
+    assert backend.output == "scores"  # their labels come from scores resized to the frame first
+
+
+def test_run_writes_the_same_label_maps_either_way(head_onnx, car_video, tmp_path):
+    spec = head_onnx.with_suffix(".yaml")
+    maps = {}
+    for flag in ("--engine-labels", "--no-engine-labels"):
+        out = tmp_path / flag.strip("-")
+        run_segment(car_video, head_onnx, "--spec", str(spec), flag, max_frames=6, labels_out=out, check=True)
+        maps[flag] = [np.array(Image.open(p)) for p in sorted(out.glob("*.png"))]  # palette PNGs: class ids
+    assert len(maps["--engine-labels"]) == 6
+    assert len(np.unique(np.stack(maps["--engine-labels"]))) > 1  # a map of one class would prove little
+    for with_engine, without in zip(maps["--engine-labels"], maps["--no-engine-labels"], strict=True):
+        assert with_engine.shape == without.shape == (432, 768)  # the frame's size
+        assert np.array_equal(with_engine, without)
+
+
+def test_auto_runs_int8_on_openvino_where_the_cpu_has_vnni_or_amx():
+    order, passed = auto_candidates(None, None, "int8")
+    fast = bool({"VNNI", "AMX"} & set(this_cpu_isa() or []))
+    if fast and importlib.util.find_spec("openvino") is not None:
+        assert order == ["openvino", "onnxruntime"]
+        assert any("int8 on this CPU's" in why for why in passed)
+    else:
+        assert order == ["onnxruntime"]
+    assert auto_candidates(None, None, "fp32")[0] == ["onnxruntime"]  # FP32 files stay on ONNX Runtime
+    assert auto_candidates("int8", None, "fp32")[0] == ["onnxruntime"]  # no Q/DQ file: nothing for openvino
