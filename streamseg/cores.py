@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+# decode and encode each get this share of the cores by default: the engine's threads use every core, and
+# the stages run side by side, so FFmpeg's own default (a thread per core, plus one) would only queue them
+CODEC_SHARE = 4
+
 
 def usable_cores() -> int:
     """The cores this process may run on (its affinity mask where the OS has one)."""
@@ -11,3 +15,8 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def codec_threads(asked: int | None = None) -> int:
+    """Threads for one decoder or encoder: ``asked`` (a flag), else a quarter of the cores, at least one."""
+    return asked or max(1, usable_cores() // CODEC_SHARE)

@@ -24,6 +24,7 @@ class SourceOptions(BaseModel):
     reconnect_give_up: int | None = Field(None, ge=0)  # --reconnect-give-up: failed attempts in a row; None: never
     undecodable_timeout: float = Field(10.0, gt=0)  # --undecodable-timeout: seconds of data without a picture
     max_pixels: int = Field(MAX_PIXELS, ge=1)  # --max-pixels: larger pictures fail their source (every input)
+    decode_threads: int | None = Field(None, ge=1)  # --decode-threads; None: streamseg.cores.codec_threads()
 
     @model_validator(mode="after")
     def _check(self) -> SourceOptions:
@@ -43,6 +44,7 @@ class EncoderOptions(BaseModel):
     crf: int | None = Field(None, ge=0, le=51)
     bitrate: int | None = Field(None, gt=0)  # bits per second
     gop: int | None = Field(None, ge=1)  # keyframe interval in frames
+    encode_threads: int | None = Field(None, ge=1)  # --encode-threads; None: streamseg.cores.codec_threads()
     # file outputs: a new file every N seconds of video (-o names a strftime pattern), and a cap on their total size
     segment_seconds: float | None = Field(None, gt=0)
     keep_gigabytes: float | None = Field(None, gt=0)  # with segment_seconds: oldest segments deleted past this

@@ -10,6 +10,7 @@ import av
 import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
+from streamseg.cores import codec_threads
 from streamseg.stage_options import EncoderOptions
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def configure(stream: av.VideoStream, options: EncoderOptions, width: int, heigh
     opts: dict[str, object] = {}
     if stream.codec_context.name == "libx264":
         opts["preset"] = options.preset
+        opts["threads"] = str(codec_threads(options.encode_threads))
         if options.tune:
             opts["tune"] = options.tune
         if options.crf is not None and not options.bitrate:

@@ -55,7 +55,7 @@ def open_source(
     path = local_path(uri)
     if options.realtime and Path(path).is_file():
         return live(path, paced=True)
-    return FileSource(path, max_frames=max_frames, max_pixels=options.max_pixels)
+    return FileSource(path, max_frames=max_frames, max_pixels=options.max_pixels, decode_threads=options.decode_threads)
 
 
 def is_live(uri: str, options: SourceOptions = SourceOptions()) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 import av
 import numpy as np
 
+from streamseg.cores import codec_threads
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
 from streamseg.sources.limits import check_frame, check_stream, guard_stream
@@ -123,7 +124,14 @@ class FileSource(DecodedFile):
     here, and the upright frame size (after any rotation) is known up front.
     """
 
-    def __init__(self, path: str | Path, *, max_frames: int | None = None, max_pixels: int = MAX_PIXELS):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_frames: int | None = None,
+        max_pixels: int = MAX_PIXELS,
+        decode_threads: int | None = None,
+    ):
         self.path = str(path)
         self.max_frames = max_frames
         self.max_pixels = max_pixels
@@ -139,6 +147,7 @@ class FileSource(DecodedFile):
             self._stream = self._container.streams.video[0]
             guard_stream(self._stream, self.path, max_pixels)  # before the decoder allocates a picture
             self._stream.thread_type = "AUTO"
+            self._stream.thread_count = codec_threads(decode_threads)
             self._decoded = self._container.decode(self._stream)
             first = self._next_decoded()
             if first is None:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from streamseg.backoff import Backoff
+from streamseg.cores import codec_threads
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
 from streamseg.logs import redact
@@ -153,6 +154,7 @@ class LiveSource:
             container.close()
             raise
         stream.thread_type = "AUTO" if self.paced else "SLICE"  # frame threads would add frames of delay
+        stream.thread_count = codec_threads(self.options.decode_threads)
         self._stream = stream
         return container
 
