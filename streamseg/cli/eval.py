@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from streamseg.cli.command import examples
-from streamseg.cli.flags import backend_option, model_option, size_option
+from streamseg.cli.flags import backend_option, model_option, precision_option, size_option
 from streamseg.errors import ConfigError
 
 
@@ -50,8 +50,9 @@ from streamseg.errors import ConfigError
     default="onnxruntime",
     name="--candidate-backend",
     dest="candidate_backend",
-    help="Backend that runs the candidate: onnxruntime, tensorrt or torch.",
+    help="Backend that runs the candidate: onnxruntime, openvino, tensorrt or torch.",
 )
+@precision_option(help="What the candidate computes in (bf16: openvino) [default: the file's own].")
 @click.option(
     "--consistency",
     is_flag=True,
@@ -76,6 +77,7 @@ def eval_command(
     reference,
     candidate,
     candidate_backend,
+    precision,
     consistency,
     video,
     frames,
@@ -137,6 +139,7 @@ def eval_command(
             input_size=input_size,
             candidate_backend=candidate_backend,
             threads=threads,
+            candidate_precision=precision,
         )
         if as_json:
             click.echo(json.dumps(_finite(report.as_dict())))

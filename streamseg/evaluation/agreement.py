@@ -50,7 +50,7 @@ class AgreementReport:
         return data
 
 
-def _candidate_backend(path: Path, spec: ModelSpec, backend: str, threads: int | None):
+def _candidate_backend(path: Path, spec: ModelSpec, backend: str, threads: int | None, precision: str | None):
     from streamseg.backends import create_backend
 
     if path.suffix.lower() in ENGINE_SUFFIXES:
@@ -67,7 +67,7 @@ def _candidate_backend(path: Path, spec: ModelSpec, backend: str, threads: int |
             f"{path.name}: pass the ONNX it was built from with --candidate-backend tensorrt "
             "(the engine cache finds or builds the engine)"
         )
-    return create_backend(backend, path, spec, threads=threads)
+    return create_backend(backend, path, spec, threads=threads, precision=precision)
 
 
 def compare(
@@ -79,8 +79,12 @@ def compare(
     input_size: int | None = None,
     candidate_backend: str = "onnxruntime",
     threads: int | None = None,
+    candidate_precision: str | None = None,
 ) -> AgreementReport:
-    """Run both models on ``frames`` frames spread over ``video`` and compare labels, logits and speed."""
+    """Run both models on ``frames`` frames spread over ``video`` and compare labels, logits and speed.
+
+    ``candidate_precision`` (e.g. bf16 on openvino) may make the candidate the reference's own file.
+    """
     from streamseg.backends.onnxruntime import OnnxRuntimeBackend
     from streamseg.models import open_model, spec_from_onnx
     from streamseg.postprocess.cpu import CpuPostprocessor
@@ -105,7 +109,7 @@ def compare(
     picked = sample_frames([Path(video)], frames, phase=0.75)  # calibration used phase 0.25
     ref_inputs = preprocess(picked, ref_spec)
     cand_inputs = preprocess(picked, cand_spec) if cand_spec != ref_spec else ref_inputs
-    cand_backend = _candidate_backend(cand_path, cand_spec, candidate_backend, threads)
+    cand_backend = _candidate_backend(cand_path, cand_spec, candidate_backend, threads, candidate_precision)
     try:
         ref_backend = OnnxRuntimeBackend(ref_model, ref_spec, threads=threads)
     except BaseException:
