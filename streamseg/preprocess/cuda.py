@@ -20,7 +20,7 @@ import numpy as np
 from streamseg.colorspace import rgb_from_nv12
 from streamseg.frames import Geometry
 from streamseg.models.spec import ModelSpec
-from streamseg.preprocess.cpu import plan_geometry
+from streamseg.preprocess.cpu import plan_geometry, uses_area
 
 if TYPE_CHECKING:
     import torch
@@ -57,8 +57,7 @@ def linear_matrix(src: int, dst: int) -> np.ndarray:
 def resize_matrices(frame_size: tuple[int, int], content_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) matrices resizing a frame to ``content_size`` the way ``CpuPreprocessor`` does."""
     (fh, fw), (ch, cw) = frame_size, content_size
-    shrink = ch * cw < fh * fw  # the CPU path's choice of interpolation, per whole frame
-    make = area_matrix if shrink else linear_matrix
+    make = area_matrix if uses_area(frame_size, content_size) else linear_matrix  # the CPU path's choice
     return make(fh, ch), make(fw, cw)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from streamseg.datasets.folders import IGNORE_INDEX, SegmentationFolder
 from streamseg.models.torch_compat import import_torch
+from streamseg.preprocess.cpu import uses_area
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -94,6 +95,8 @@ class EvalSet:
     def __getitem__(self, index: int):
         torch = import_torch()
         _, image, mask = self.folder[index]
-        shrink = self.base_size < min(image.shape[:2])
-        image = _resize_short(image, self.base_size, cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)  # as run does
+        height, width = image.shape[:2]
+        scale = self.base_size / min(height, width)
+        area = uses_area((height, width), (round(height * scale), round(width * scale)))
+        image = _resize_short(image, self.base_size, cv2.INTER_AREA if area else cv2.INTER_LINEAR)  # as run does
         return _normalize(image), torch.from_numpy(_limit_classes(mask, self.num_classes)).long()
