@@ -177,10 +177,11 @@ class FrameCollector(threading.Thread):
                 groups.setdefault((tuple(item.tensor.shape), str(item.tensor.dtype)), []).append(item)
         outputs: dict[int, Any] = {}
         for group in groups.values():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             for item, output in zip(group, self.infer(group)):
                 outputs[id(item)] = output
-            self.stats.add(time.perf_counter() - started, items=len(group))
+            # this thread's CPU only: the engine's own threads are in the run's process CPU time
+            self.stats.add(time.perf_counter() - started, items=len(group), cpu=time.thread_time() - cpu_started)
             self.batch_sizes[len(group)] += 1
         for lane, item in batch:
             try:

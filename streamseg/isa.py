@@ -10,7 +10,7 @@ ISA_FLAGS = {
     "AVX2": ("avx2",),
     "AVX-512": ("avx512f",),
     "VNNI": ("avx512_vnni", "avx_vnni"),
-    "BF16": ("avx512_bf16",),
+    "AVX512_BF16": ("avx512_bf16",),  # AMX computes BF16 too: its own entry
     "AMX": ("amx_tile",),
 }
 

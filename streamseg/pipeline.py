@@ -82,6 +82,7 @@ class Pipeline:
         self._errors: list[BaseException] = []  # pipeline-wide: the model failed, not one source
         self._started = False
         self._started_at = self._finished_at = 0.0
+        self._cpu_at_start = self._cpu_at_finish = 0.0  # process CPU seconds, every thread's
         self._closed = False
 
     # -- set-up: the diagram, left to right ----------------------------------------------------
@@ -93,7 +94,7 @@ class Pipeline:
         try:
             plans = self._lanes.plan(self.config.sources)  # before anything opens: no output replaces an input
             plans = self.parts.build(self, plans, stopping=self._stopping, on_error=self._fail)
-            self._started_at = time.perf_counter()
+            self._started_at, self._cpu_at_start = time.perf_counter(), time.process_time()
             self._collector.start()
             self._started = True
             for spec, name, outputs in plans:
@@ -160,7 +161,7 @@ class Pipeline:
                 self._lanes.ended()
                 continue
             yield result
-        self._finished_at = time.perf_counter()
+        self._finished_at, self._cpu_at_finish = time.perf_counter(), time.process_time()
         self._raise_error()
 
     def run(self) -> RunSummary:
@@ -193,7 +194,7 @@ class Pipeline:
         if parts.collector is not None:
             parts.collector.join()
         if not self._finished_at:
-            self._finished_at = time.perf_counter()
+            self._finished_at, self._cpu_at_finish = time.perf_counter(), time.process_time()
         # audio beyond the last frame, and the like, only when every source went through whole
         errors = parts.close_sinks(complete=not self._errors and self._lanes.whole())
         if parts.backend is not None:
@@ -274,12 +275,14 @@ class Pipeline:
 
     def snapshot(self) -> dict[str, Any]:
         """Live counters for metrics pages: totals, and per source its state, stages, queues and links."""
-        return self._figures().snapshot(self.state(), elapsed_since(self._started_at))
+        cpu = time.process_time() - self._cpu_at_start if self._started_at else 0.0
+        return self._figures().snapshot(self.state(), elapsed_since(self._started_at), cpu)
 
     def summary(self) -> RunSummary:
         return self._figures().summary(
             backend=self.backend.name if self.backend else "",
             wall_seconds=(self._finished_at or time.perf_counter()) - self._started_at,
+            cpu_seconds=(self._cpu_at_finish or time.process_time()) - self._cpu_at_start,
             stopped_early=self.stopped_early,
             failed=self.failures,
         )

@@ -37,10 +37,17 @@ class RunSummary:
     results_dropped: int = 0  # written, then dropped before a slow API consumer took them
     failed: dict[str, str] = field(default_factory=dict)  # source name -> why it failed
     delivered: dict[str, int] = field(default_factory=dict)  # frames each output wrote or sent, by output name
+    # process CPU seconds (user + system, every thread: the engine's and the codecs' too) over wall_seconds
+    cpu_seconds: float = 0.0
 
     @property
     def fps(self) -> float:
         return self.frames_out / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        """The whole process's CPU per frame out; a stage's ``cpu_ms`` counts its own thread only."""
+        return 1000 * self.cpu_seconds / self.frames_out if self.frames_out else 0.0
 
 
 @dataclass
@@ -88,12 +95,13 @@ class RunFigures:
     def batches(self) -> dict[int, int]:
         return dict(sorted(self.collector.batch_sizes.items())) if self.collector is not None else {}
 
-    def snapshot(self, state: str, elapsed: float) -> dict[str, Any]:
+    def snapshot(self, state: str, elapsed: float, cpu_seconds: float = 0.0) -> dict[str, Any]:
         """Live counters for metrics pages: totals, and per source its state, stages, queues and links."""
         return {
             "stages": self.stages(),
             "queues": self.queues(),
             "elapsed": elapsed,
+            "cpu_seconds": cpu_seconds,  # the process's, every thread's, since the run started
             "state": state,
             "extra": self.links(),
             "batches": dict(self.collector.batch_sizes) if self.collector is not None else {},
@@ -105,7 +113,9 @@ class RunFigures:
             } for lane in self.lanes},
         }  # fmt: skip
 
-    def summary(self, *, backend: str, wall_seconds: float, stopped_early: bool, failed: dict[str, str]) -> RunSummary:
+    def summary(
+        self, *, backend: str, wall_seconds: float, cpu_seconds: float, stopped_early: bool, failed: dict[str, str]
+    ) -> RunSummary:
         lanes = self.lanes
         queues = self.queues()
         results = queues.get("results", {"dropped": 0})
@@ -118,6 +128,7 @@ class RunFigures:
             stages={name: s.as_dict() for name, s in self.stages().items()},
             queue_peaks={name: q["peak"] for name, q in queues.items()},
             wall_seconds=wall_seconds,
+            cpu_seconds=cpu_seconds,
             stopped_early=stopped_early,
             extra=self.links(),
             latency=StageStats.merged("latency", [lane.latency for lane in lanes]).as_dict(),

@@ -72,14 +72,14 @@ class Worker(threading.Thread):
         inputs = self._inputs()
         try:
             while True:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 item = next(inputs, END)  # a producer's time includes its decode
                 if item is END:
                     break
                 if self.items is None:
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.thread_time()
                 out = self.work(item)
-                self.stats.add(time.perf_counter() - started)
+                self.stats.add(time.perf_counter() - started, cpu=time.thread_time() - cpu_started)
                 if out is not None and self.outbox is not None:
                     self.outbox.put(out)
         except Closed:  # downstream is gone: pass the news upstream

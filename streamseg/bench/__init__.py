@@ -1,4 +1,4 @@
-"""``streamseg bench``: the pipeline against the bare engine and the naive Hub loop, in one run."""
+"""``streamseg bench``: the pipeline against the bare engine, the naive Hub loop and the same-engine loop."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from typing import Any
 from streamseg.bench.floor import floor_report
 from streamseg.bench.flops import count_macs
 from streamseg.bench.modes import decode, measure_bare, measure_end_to_end, measure_naive
-from streamseg.bench.report import commit, machine, now
+from streamseg.bench.report import REPORTED, commit, machine, now
+from streamseg.bench.same_engine import measure_same_engine
 from streamseg.errors import ConfigError, SourceError
 from streamseg.models import ZOO, open_model
 from streamseg.models.spec import ModelSpec
 from streamseg.preprocess import plan_geometry
 
-MODES = ("bare", "end-to-end", "naive")
+MODES = ("bare", "end-to-end", "naive", "same-engine")
 
 __all__ = ["MODES", "run_benchmark"]
 
@@ -137,11 +138,26 @@ def run_benchmark(
                     seed=seed,
                     check=check,
                 )
-    fps = {mode: report[mode]["fps"] if mode in report else None for mode in ("bare", "end_to_end", "naive")}
+        if "same-engine" in modes:
+            progress("same-engine")
+            report["same_engine"] = measure_same_engine(
+                source,
+                model_path,
+                spec,
+                frames=frames,
+                output=Path(scratch) / "same_engine.mp4",
+                backend=backend,
+                threads=threads,
+                precision=precision,
+                winograd=winograd,
+                compile=compile,
+            )
+    fps = {mode: report[mode]["fps"] if mode in report else None for mode in REPORTED}
     report.update({f"{mode}_fps": value for mode, value in fps.items()})
     report["ratios"] = {
         "end_to_end/bare": _divide(fps["end_to_end"], fps["bare"]),
         "end_to_end/naive": _divide(fps["end_to_end"], fps["naive"]),
+        "end_to_end/same_engine": _divide(fps["end_to_end"], fps["same_engine"]),
     }
     report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["warnings"] = _contention(report)

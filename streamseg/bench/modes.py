@@ -1,8 +1,9 @@
-"""The three things ``streamseg bench`` measures, each on the same first N frames of one input.
+"""What ``streamseg bench`` measures, each on the same first N frames of one input.
 
 * ``bare``: the inference engine alone, on input tensors preprocessed beforehand;
 * ``end_to_end``: the whole ``Pipeline``, decode to encoded file;
-* ``naive``: the PyTorch Hub example loop (``benchmarks/naive_hub.py``).
+* ``naive``: the PyTorch Hub example loop (``benchmarks/naive_hub.py``);
+* ``same_engine``: the pipeline's engine in a plain sequential loop (``same_engine.py``).
 
 Every mode's fps is ``(n - 1) / (t_last - t_first)`` over the instants frames
 come out, so the first frame (engine warm-up, pipeline fill) counts in none.
@@ -189,13 +190,17 @@ def measure_end_to_end(
         raise
     with ResourceSampler(probe=queues) as resources:
         summary = pipeline.run()
-    stages = {name: {k: s[k] for k in ("items", "mean_ms", "p50_ms", "p99_ms")} for name, s in summary.stages.items()}
+    stages = {
+        name: {k: s[k] for k in ("items", "mean_ms", "cpu_ms", "p50_ms", "p99_ms")}
+        for name, s in summary.stages.items()
+    }  # cpu_ms: the stage thread's own; infer's leaves out the engine's threads, which process_cpu_ms holds
     return {
         "fps": round(throughput(done), 4),
         "frames": summary.frames_out,
         "wall_fps": round(summary.fps, 4),
         "engine": summary.backend,
         "stages": stages,
+        "process_cpu_ms": round(summary.cpu_ms_per_frame, 2),
         "queue_peaks": summary.queue_peaks,
         "dropped": sum(summary.dropped.values()),
         "dropped_by_queue": summary.dropped,

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from streamseg.bench.report import REPORTED
 from streamseg.errors import MissingExtraError
 
 COLORS = {
@@ -29,7 +30,7 @@ def plot_stages(reports: list[dict], path: Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise MissingExtraError("--plot", "plots") from None  # matplotlib
-    heights = [sum(1 for mode in ("bare", "end_to_end", "naive") if report.get(mode)) for report in reports]
+    heights = [sum(1 for mode in REPORTED if report.get(mode)) for report in reports]
     fig, axes = plt.subplots(
         len(reports),
         1,
@@ -41,7 +42,7 @@ def plot_stages(reports: list[dict], path: Path) -> Path:
     for ax, report in zip(axes[:, 0], reports):  # one panel per run: each model keeps its own scale
         rows = [
             (f"{mode.replace('_', '-')}\n{report[mode]['fps']:.2f} fps", report[mode]["stages"])
-            for mode in ("bare", "end_to_end", "naive")
+            for mode in REPORTED
             if report.get(mode)
         ]
         for y, (_label, stages) in enumerate(rows):

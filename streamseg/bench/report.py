@@ -14,6 +14,8 @@ from streamseg.cores import usable_cores
 from streamseg.isa import this_cpu_isa
 
 REPO = Path(__file__).resolve().parents[2]
+# each mode's key in the report, in the order the summary lists them
+REPORTED = ("bare", "end_to_end", "naive", "same_engine")
 
 
 def machine() -> dict:
@@ -83,16 +85,12 @@ def as_text(report: dict) -> str:
     lines = [
         f"streamseg bench: {report['model']} on {report['input']} ({report['frames']} frames, input "
         f"{report['input_size'][0]}x{report['input_size'][1]}, {report['flops']['gmacs']:.1f} GMACs/frame)",
-        f"  machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; commit {report['commit']}; "
-        f"{report['date']}",
-        "  "
-        + " | ".join(
-            f"{mode.replace('_', '-')} {_fps(report[f'{mode}_fps'])}" for mode in ("bare", "end_to_end", "naive")
-        ),
-        f"  end_to_end/bare {_ratio(report, 'end_to_end/bare')}"
-        f"   end_to_end/naive {_ratio(report, 'end_to_end/naive')}",
+        f"  machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+        f"ISA {' '.join(report['machine'].get('isa') or ['unknown'])}; commit {report['commit']}; {report['date']}",
+        "  " + " | ".join(f"{mode.replace('_', '-')} {_fps(report.get(f'{mode}_fps'))}" for mode in REPORTED),
+        "  " + "   ".join(f"{key} {_ratio(report, key)}" for key in report["ratios"]),
     ]
-    for mode in ("bare", "end_to_end", "naive"):
+    for mode in REPORTED:
         result = report.get(mode)
         if not result:
             continue
@@ -106,7 +104,10 @@ def as_text(report: dict) -> str:
                 f"{result['gpu_device_used_mb']:.0f} MiB used on the {result['gpu']}"
             )
         for stage, s in result["stages"].items():
-            lines.append(f"    {stage:<12} p50 {s['p50_ms']:9.1f} ms  p99 {s['p99_ms']:9.1f} ms")
+            cpu = f"  cpu {s['cpu_ms']:7.1f} ms/frame" if "cpu_ms" in s else ""  # the pipeline's stage threads
+            lines.append(f"    {stage:<12} p50 {s['p50_ms']:9.1f} ms  p99 {s['p99_ms']:9.1f} ms{cpu}")
+        if "process_cpu_ms" in result:
+            lines.append(f"    process CPU {result['process_cpu_ms']:.1f} ms/frame (every thread: engine, codecs)")
         if mode == "end_to_end":
             occupancy = ", ".join(f"{n} {q['mean']:.1f}/{q['maxsize']}" for n, q in result["queue_occupancy"].items())
             lines.append(f"    queues (mean depth/size): {occupancy}; dropped {result['dropped']}")

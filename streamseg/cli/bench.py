@@ -1,4 +1,4 @@
-"""``streamseg bench INPUT --model M``: end-to-end vs. bare engine vs. the naive Hub loop."""
+"""``streamseg bench INPUT --model M``: end-to-end vs. bare engine vs. the naive Hub and same-engine loops."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from streamseg.cli.flags import backend_option, model_option, output_option, pre
 @model_option(required=True)
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="Model spec YAML for a foreign ONNX.")
 @backend_option(default="auto", help="As `run --backend`.")
-@precision_option(help="As `run --precision` [default: the model's own]; the naive loop stays FP32.")
+@precision_option(
+    help="As `run --precision` [default: the model's own]; the naive loop stays FP32, same-engine follows it."
+)
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--winograd/--no-winograd", default=True, show_default=True, help="As `run --winograd`.")
 @click.option("--compile", "compile", is_flag=True, help="torch backend: torch.compile (inductor) the model.")
@@ -85,7 +87,11 @@ def bench(
     as_json: bool,
     plot: str | None,
 ) -> None:
-    """Measure the pipeline on SOURCE against the bare engine and the naive PyTorch Hub loop."""
+    """Measure the pipeline on SOURCE against the bare engine and two loops a user would write.
+
+    naive: the PyTorch Hub example, torchvision eager FP32; same-engine: this run's engine and precision,
+    one frame after the other on one thread (decode, preprocess, infer, argmax, blend, encode).
+    """
     from streamseg.bench import run_benchmark
     from streamseg.bench.report import as_text
     from streamseg.models.spec import ModelSpec

@@ -374,8 +374,11 @@ def _print_summary(summary, written: list[str]) -> None:
     for row in summary.sources:
         if "settings" in row:
             echo(f"streamseg: {row['name']}: {row['settings']}")
-    echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
+    echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'cpu ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
     for name, s in summary.stages.items():
         echo(
-            f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['busy_s']:>9.1f}"
+            f"  {name:<11}{s['items']:>7}{s['mean_ms']:>10.1f}{s['cpu_ms']:>9.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}"
+            f"{s['busy_s']:>9.1f}"
         )
+    # a stage's cpu ms is its own thread's: the engine's threads and FFmpeg's codec threads are only in this one
+    echo(f"  process CPU {summary.cpu_ms_per_frame:.1f} ms per frame (every thread: engine and codecs included)")

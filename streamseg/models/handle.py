@@ -101,6 +101,11 @@ def open_model(model: str | Path | ModelHandle, spec: ModelSpec | None = None) -
     if name in ZOO and not Path(text).exists():
         entry = ZOO[name]
         variant = variant or "fp32"
+        if not entry.files:  # torchvision's light models: published as weights, not as ONNX
+            raise ModelError(
+                f"{name} has no ONNX file to fetch: run `streamseg models export {name} --output {name}.onnx` "
+                f"and pass --model {name}.onnx"
+            )
         if variant not in entry.files:
             raise ModelError(f"{name} has no {variant!r} file (variants: {', '.join(entry.files)})")
         cache_folder("models", create=False)  # a cache others can write is refused, not trusted

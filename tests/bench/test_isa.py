@@ -16,7 +16,7 @@ def test_isa_names_from_cpuinfo_flags():
         "AVX2",
         "AVX-512",
         "VNNI",
-        "BF16",
+        "AVX512_BF16",
         "AMX",
     ]
     assert cpu_isa({"avx2", "avx_vnni"}) == ["AVX2", "VNNI"]  # 256-bit VNNI counts as VNNI

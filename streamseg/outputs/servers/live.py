@@ -44,6 +44,7 @@ class LiveStats:
             "frames_out": frames_out,
             "fps": self._rate(None).fps(frames_out, elapsed),
             "elapsed": elapsed,
+            "cpu_seconds": snap.get("cpu_seconds", 0.0),
             "stages": stages,
             "queues": snap.get("queues", {}),
             "reconnects": int(extra.get("reconnects", 0)),

@@ -62,11 +62,23 @@ class PipelineCollector:
         latency = core.HistogramMetricFamily(
             "streamseg_stage_latency_seconds", "Time a stage spends on a frame", labels=["stage"]
         )
+        cpu = core.CounterMetricFamily(
+            "streamseg_stage_cpu_seconds",
+            "CPU time of a stage's own thread (not the engine's or codecs' threads: see process CPU)",
+            labels=["stage"],
+        )
         for name, stats in s["stages"].items():
             frames.add_metric([name], stats.items)
             latency.add_metric([name], _cumulative(list(stats.bucket_counts)), sum_value=stats.busy)
+            cpu.add_metric([name], stats.cpu)
         yield frames
         yield latency
+        yield cpu
+        yield core.CounterMetricFamily(
+            "streamseg_process_cpu_seconds",
+            "CPU time of the whole process, every thread, since the run started",
+            value=s["cpu_seconds"],
+        )
         end_to_end = core.HistogramMetricFamily(
             "streamseg_frame_latency_seconds", "Capture to label map and picture, per frame"
         )

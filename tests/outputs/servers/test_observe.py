@@ -68,6 +68,8 @@ def test_metrics_and_health_during_a_run(car_video, duc_onnx):
         assert end[("streamseg_stage_latency_seconds_count", key)] == frames
         assert end[("streamseg_stage_latency_seconds_bucket", (("le", "+Inf"), ("stage", stage)))] == frames
         assert end[("streamseg_stage_latency_seconds_sum", key)] > 0
+        assert end[("streamseg_stage_cpu_seconds_total", key)] >= 0  # the stage thread's own CPU time
+    assert end[("streamseg_process_cpu_seconds_total", ())] > 0  # every thread's, the engine's too
     buckets = [
         v
         for (name, labels), v in end.items()
