@@ -33,6 +33,7 @@ def run_benchmark(
     threads: int | None = None,
     precision: str | None = None,
     winograd: bool = True,
+    engine_labels: bool = True,
     size: int | None = None,
     modes: Sequence[str] = MODES,
     naive_weights: str = "none",
@@ -94,6 +95,7 @@ def run_benchmark(
             compile=compile,
             batch=batch,
             cuda_graphs=cuda_graphs,
+            labels=engine_labels,
         )
         check = (tensor, first)
         bare = report["bare"]
@@ -122,6 +124,7 @@ def run_benchmark(
                 size=size,
                 winograd=winograd,
                 compile=compile,
+                engine_labels=engine_labels,
             )
         if "naive" in modes:
             reason = _naive_unavailable(spec.name)

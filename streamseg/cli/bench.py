@@ -28,6 +28,7 @@ from streamseg.cli.flags import backend_option, model_option, output_option, pre
 )
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
 @click.option("--winograd/--no-winograd", default=True, show_default=True, help="As `run --winograd`.")
+@click.option("--engine-labels/--no-engine-labels", default=True, show_default=True, help="As `run --engine-labels`.")
 @click.option("--compile", "compile", is_flag=True, help="torch backend: torch.compile (inductor) the model.")
 @click.option("--cuda-graphs", is_flag=True, help="Bare engine: replay captured CUDA graphs (tensorrt, torch).")
 @click.option(
@@ -73,6 +74,7 @@ def bench(
     precision: str | None,
     threads: int | None,
     winograd: bool,
+    engine_labels: bool,
     compile: bool,
     cuda_graphs: bool,
     batch: int,
@@ -128,6 +130,7 @@ def bench(
         threads=threads,
         precision=precision,
         winograd=winograd,
+        engine_labels=engine_labels,
         size=input_size,
         modes=measured,
         naive_weights=naive_weights,
