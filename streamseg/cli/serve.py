@@ -62,6 +62,11 @@ DEFAULT_API_PORT = 8585
 @config_option(
     "api_token_file", help="Take the fleet API token from this file [default: a new one; its path is printed]."
 )
+@config_option("input_root", help="POST /cameras may read files under this folder only [default: none may].")
+@config_option(
+    "output_root", help="POST /cameras may write under this folder only [default: the outputs' own folders]."
+)
+@config_option("allow_loopback_sources", help="Let POSTed http(s):// and tcp:// cameras reach this machine.")
 def serve(
     cameras: str,
     ray_address: str | None,

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from streamseg.errors import StreamsegError
 from streamseg.logs import redact
 from streamseg.outputs.servers.access import AccessRules, ApiToken, parse_json_body
+from streamseg.outputs.servers.confine import Forbidden
 from streamseg.outputs.servers.http import BackgroundServer, QuietHandler
 
 MAX_BODY = 64 * 1024  # bytes of a POST /cameras body
@@ -109,6 +110,9 @@ class _FleetHandler(QuietHandler):
             if not 0 < length <= MAX_BODY:
                 raise ValueError(f"a JSON body of 1..{MAX_BODY} bytes is needed")
             placed = self.fleet.controller.add_camera(parse_json_body(self.rfile.read(length)))
+        except Forbidden as err:
+            self.send_json({"error": redact(str(err))}, 403)
+            return
         except (ValueError, StreamsegError) as err:
             self.send_json({"error": redact(str(err))}, 400)
             return

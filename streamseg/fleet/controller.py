@@ -19,9 +19,11 @@ from typing import Any
 
 from streamseg.config import RunConfig, SourceSpec
 from streamseg.errors import ConfigError
-from streamseg.fleet.config import Fleet, check_outputs, parse_camera
+from streamseg.fleet.config import NODE_FOR_CHECKS, Fleet, check_outputs, parse_camera, placed_source
 from streamseg.fleet.placement import most_room, orphans, rooms, spread
 from streamseg.fleet.state import LEASE_SECONDS
+from streamseg.outputs.naming import SourceOutputs
+from streamseg.outputs.servers.confine import Confinement
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +160,16 @@ class Controller:
 
     # -- the API's calls -------------------------------------------------------------------------
     def add_camera(self, body: Any) -> dict[str, Any]:
-        """A ``sources:`` entry: named, checked against the other cameras' outputs, put on the node with most room."""
+        """A ``sources:`` entry: named, confined as the run API's POSTs are (``Forbidden``: --input-root,
+        --output-root, loopback URLs), checked against the other cameras' outputs, put on the node with most room."""
         with self.lock:
             camera = parse_camera(body, list(self.records))
             present = tuple(SourceSpec.model_validate(r["source"]) for r in self.records.values())
+            confinement = Confinement.from_config(self.run)
+            confinement.check_source(camera.uri)
+            placed = placed_source(self.run, camera, len(present), NODE_FOR_CHECKS, 1)
+            outputs = SourceOutputs(placed.outputs or (), placed.labels_out, placed.summary)
+            confinement.check_outputs(placed, outputs, self.run)
             check_outputs(self.run, (camera,), present)
             self.store.call("add", camera.model_dump(exclude_none=True))
             self._refresh()

@@ -46,7 +46,9 @@ def test_one_machine_runs_every_camera_and_sigterm_finalizes_them(tmp_path):
     clip = make_video(tmp_path / "clip.mp4", width=96, height=64, frames=20, fps=10)
     out = tmp_path / "out"
     sources = [{"uri": str(clip), "name": name, "realtime": True, "loop": True} for name in ("a", "b")]
-    config = cameras_yaml(tmp_path, sources, outputs=[str(out / "{node}" / "{name}.mp4")])
+    inputs = tmp_path / "inputs"  # POSTed file cameras must be under it; the file's own cameras are trusted
+    inputs.mkdir()
+    config = cameras_yaml(tmp_path, sources, outputs=[str(out / "{node}" / "{name}.mp4")], input_root=str(inputs))
     token_file = tmp_path / "token"
     token = "fleet-token-of-the-caller-0123456789"
     token_file.write_text(token + "\n")
@@ -89,6 +91,15 @@ def test_one_machine_runs_every_camera_and_sigterm_finalizes_them(tmp_path):
         assert status == 403 and "application/json" in answer["error"], answer
         status, answer, _ = send(port, "POST", "/cameras", b"[" * 40 + b"]" * 40, **good)
         assert status == 400 and "nested deeper" in answer["error"], answer
+        # confined as the run API's POSTs: files under --input-root, outputs under the output root, no loopback
+        status, answer, _ = send(port, "POST", "/cameras", body, **good)
+        assert status == 403 and "not under --input-root" in answer["error"], answer
+        loopback = json.dumps({"uri": "http://127.0.0.1:1/live.m3u8", "name": "c"}).encode()
+        status, answer, _ = send(port, "POST", "/cameras", loopback, **good)
+        assert status == 403 and "--allow-loopback-sources" in answer["error"], answer
+        elsewhere = {"uri": "rtsp://192.0.2.1/cam", "name": "c", "outputs": [str(tmp_path / "elsewhere.mp4")]}
+        status, answer, _ = send(port, "POST", "/cameras", json.dumps(elsewhere).encode(), **good)
+        assert status == 403 and "outside the output root" in answer["error"], answer
         assert [r["name"] for r in send(port, "GET", "/cameras", None)[1]] == ["a", "b"]  # nothing refused ran
         removed = send(
             port, "DELETE", "/cameras/b", None, Authorization=f"Bearer {token}", Origin=f"http://127.0.0.1:{port}"
