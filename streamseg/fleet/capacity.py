@@ -16,7 +16,7 @@ import numpy as np
 
 from streamseg.backends import create_backend
 from streamseg.config import RunConfig
-from streamseg.models import resolve_model
+from streamseg.models import open_model
 from streamseg.preprocess.cpu import plan_geometry
 
 USABLE = 0.8  # share of the engine's time cameras may fill
@@ -27,14 +27,13 @@ RUNS = 5  # timed inference calls, after one warm-up
 def engine_seconds(config: RunConfig, model_path: str | None = None) -> float:
     """Median seconds of one inference call at the cameras' input size, on this node's backend."""
     assert config.model is not None, "a fleet has a model"
-    path, spec = resolve_model(model_path or config.model, config.spec)
-    spec = spec.with_short_side(config.input_size)
+    model = open_model(model_path or config.model, config.spec)
+    spec = model.spec.with_short_side(config.input_size)
     height, width = plan_geometry(spec.resize, *FRAME).input_size
     shape = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
     engine = create_backend(
         config.backend,
-        path,
-        spec,
+        model.with_spec(spec),
         threads=config.threads,
         precision=config.precision,
         winograd=config.winograd,

@@ -15,7 +15,6 @@ __all__ = [
     "ModelSpec",
     "ZooEntry",
     "open_model",
-    "resolve_model",
     "spec_from_onnx",
 ]
 
@@ -23,9 +22,3 @@ __all__ = [
 def spec_from_onnx(path: str | Path) -> ModelSpec | None:
     """The spec ``streamseg models export`` embedded in the ONNX metadata, if any."""
     return spec_in_graph(load_graph(path, external_data=False), path)
-
-
-def resolve_model(model: str | Path, spec: ModelSpec | None = None) -> tuple[Path, ModelSpec]:
-    """The ONNX file and spec for ``model`` (``open_model``'s handle, as a pair)."""
-    handle = open_model(model, spec)
-    return handle.path, handle.spec

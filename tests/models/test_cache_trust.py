@@ -17,7 +17,7 @@ import pytest
 
 from streamseg.backends.engine_cache import EngineCache
 from streamseg.errors import ConfigError, ModelError
-from streamseg.models import ZOO, ZooEntry, resolve_model
+from streamseg.models import ZOO, ZooEntry, open_model
 from streamseg.models.fetch import cached_path, fetch
 from streamseg.models.spec import ModelSource
 
@@ -90,7 +90,7 @@ def test_zoo_file_is_rechecked_against_its_pinned_sha256(cache, tiny_entry):
     path.parent.mkdir(parents=True, mode=0o700)
     cache.chmod(0o700)
     path.write_bytes(PAYLOAD)
-    assert resolve_model("tiny_pinned")[0] == path
+    assert open_model("tiny_pinned").path == path
     record = json.loads(path.with_name(path.name + ".sha256.json").read_text())
     assert record == {"size": len(PAYLOAD), "mtime_ns": path.stat().st_mtime_ns, "sha256": SHA}
     # the same size, one byte changed: the mtime moves, so the record no longer vouches for it
@@ -99,7 +99,7 @@ def test_zoo_file_is_rechecked_against_its_pinned_sha256(cache, tiny_entry):
     tampered[1000] ^= 0xFF
     path.write_bytes(bytes(tampered))
     with pytest.raises(ModelError, match="does not match its pinned sha256"):
-        resolve_model("tiny_pinned")
+        open_model("tiny_pinned")
 
 
 class SlowFile(BaseHTTPRequestHandler):

@@ -14,7 +14,7 @@ from streamseg import Pipeline
 from streamseg.config import RunConfig
 from streamseg.errors import ConfigError
 from streamseg.frames import Frame
-from streamseg.models import ZOO, resolve_model, spec_from_onnx
+from streamseg.models import ZOO, open_model, spec_from_onnx
 from streamseg.models.spec import ModelSpec
 from streamseg.postprocess import CpuPostprocessor, duc_unpack
 from streamseg.preprocess import CpuPreprocessor, plan_geometry
@@ -45,7 +45,8 @@ def test_spec_rejects_inconsistent_palette():
 
 def test_export_embeds_the_spec(duc_onnx):
     assert spec_from_onnx(duc_onnx) == ZOO["duc_resnet101_hdc"].spec
-    path, spec = resolve_model(str(duc_onnx))
+    handle = open_model(str(duc_onnx))
+    path, spec = handle.path, handle.spec
     assert path == Path(duc_onnx) and spec.output_name == "seg_loss"
 
 
