@@ -24,7 +24,7 @@ from av.packet import Packet
 from av.video.stream import VideoStream
 
 from streamseg.errors import SinkError
-from streamseg.outputs.encoder import configure
+from streamseg.outputs.encoder import configure, encoder_frame
 from streamseg.outputs.files.recording import PeriodicSync, faststart, muxer_options
 from streamseg.stage_options import EncoderOptions
 
@@ -102,7 +102,7 @@ class ClipEncoder:
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):  # encoders need rising pts
             pts = 0 if self._last_pts is None else self._last_pts + 1
         self._last_pts = pts
-        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frame = encoder_frame(picture, stream)
         frame.pts, frame.time_base = pts, self.time_base
         try:
             return list(stream.encode(frame))

@@ -14,7 +14,7 @@ from av.video.stream import VideoStream
 
 from streamseg.errors import SinkError
 from streamseg.frames import Result, StreamInfo
-from streamseg.outputs.encoder import configure, pick_codec
+from streamseg.outputs.encoder import configure, encoder_frame, pick_codec
 from streamseg.outputs.files.recording import PeriodicSync, faststart, is_fragmented_mp4, muxer_options
 from streamseg.stage_options import EncoderOptions
 
@@ -114,7 +114,7 @@ class VideoFileSink:
                 container, video = self._open(picture.shape[1], picture.shape[0])
             else:
                 container, video = self._container, self._video
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame = encoder_frame(picture, video)
             pts = result.pts
             if pts is None or (self._last_pts is not None and pts <= self._last_pts):  # encoders need rising pts
                 pts = 0 if self._last_pts is None else self._last_pts + 1

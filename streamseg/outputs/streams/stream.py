@@ -22,7 +22,7 @@ from streamseg.backoff import Backoff
 from streamseg.errors import SinkError
 from streamseg.frames import Result, StreamInfo
 from streamseg.logs import redact
-from streamseg.outputs.encoder import configure, pick_codec
+from streamseg.outputs.encoder import configure, encoder_frame, pick_codec
 from streamseg.outputs.files.checked_files import open_checked
 from streamseg.outputs.streams.nodelay import disable_nagle, socket_fds
 from streamseg.stage_options import EncoderOptions
@@ -155,7 +155,7 @@ class StreamSink:
             self._start = result.capture_time
         pts = max(round((result.capture_time - self._start) * 90000), self._last_pts + 1)
         self._last_pts = pts
-        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frame = encoder_frame(picture, video)
         frame.pts, frame.time_base = pts, TIME_BASE
         try:
             for packet in video.encode(frame):
