@@ -2,10 +2,11 @@
 
 Cuts short clips of three sizes from a real video (PyAV), then runs ``streamseg run`` as a child
 process on the first clip alone and on all three at once, reading the child's own VmHWM
-(``tests/support/memory.py``), and the frames per second of each run from its wall time. With
-``--compare-direct`` it also runs the three clips with ``--no-winograd``, the plain model's speed.
+(``tests/support/memory.py``). Then times inference per frame at each of the three sizes, in this
+process, on the Winograd session and on the direct one (``--no-winograd``) in alternation, so that load
+hits both alike: the figure is the ratio of medians.
 
-    python benchmarks/sizes_memory.py --model fcn.onnx [--size 260] [--frames 10] [--json out.json]
+    python benchmarks/sizes_memory.py --model fcn.onnx [--size 260] [--frames 10] [--rounds 4] [--json out.json]
 
 ``fcn.onnx`` from ``streamseg models export fcn_resnet50 --weights none -o fcn.onnx``.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,29 +23,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import av
-
 from streamseg.bench.report import machine
 from tests.support.memory import wait_with_peak_rss
 from tests.support.paths import MEDIA
+from tests.support.videos import cut_clip
 
 SIZES = [(768, 432), (640, 480), (480, 640)]  # width x height: three input sizes at any --size
-
-
-def cut_clip(video: Path, path: Path, width: int, height: int, frames: int) -> Path:
-    """The first ``frames`` pictures of ``video`` scaled to ``width`` x ``height``, as H.264."""
-    with av.open(str(video)) as source, av.open(str(path), "w") as target:
-        stream = target.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for index, frame in enumerate(source.decode(video=0)):
-            if index == frames:
-                break
-            picture = frame.reformat(width=width, height=height, format="yuv420p")
-            picture.pts = index
-            target.mux(stream.encode(picture))
-        target.mux(stream.encode(None))
-    return path
 
 
 def measured_run(model: str, clips: list[Path], out: Path, size: int, *extra: str) -> tuple[int, float]:
@@ -60,34 +45,64 @@ def measured_run(model: str, clips: list[Path], out: Path, size: int, *extra: st
     return peak, seconds
 
 
+def per_frame_ms(model: str, clips: list[Path], size: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Median inference milliseconds per input size, Winograd and direct, timed in alternation."""
+    from streamseg.backends import create_backend
+    from streamseg.models import spec_from_onnx
+    from streamseg.preprocess import CpuPreprocessor
+    from streamseg.sources import open_source
+
+    spec = spec_from_onnx(model)
+    spec = spec.model_copy(update={"resize": spec.resize.model_copy(update={"size": size})})
+    pre = CpuPreprocessor(spec)
+    tensors = []
+    for clip in clips:
+        source = open_source(str(clip), max_frames=1)
+        tensors += [pre(frame).tensor for frame in source.frames()]
+        source.close()
+    backends = {"winograd": create_backend("onnxruntime", model, spec, winograd=True)}
+    backends["direct"] = create_backend("onnxruntime", model, spec, winograd=False)
+    times: dict[str, dict[str, list[float]]] = {}
+    for round_ in range(rounds + 1):  # the first round warms up
+        for tensor in tensors:
+            shape = "x".join(map(str, tensor.shape[2:]))
+            for name in sorted(backends, reverse=round_ % 2 == 1):  # each goes first every other round
+                start = time.perf_counter()
+                backends[name].run(tensor)
+                if round_:
+                    times.setdefault(shape, {}).setdefault(name, []).append(time.perf_counter() - start)
+    for backend in backends.values():
+        backend.close()
+    return {shape: {name: statistics.median(t) * 1e3 for name, t in by.items()} for shape, by in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="an exported fcn_resnet50 (or any) ONNX")
     parser.add_argument("--video", default=str(MEDIA / "car-detection.mp4"))
     parser.add_argument("--size", type=int, default=260)
     parser.add_argument("--frames", type=int, default=10, help="frames per clip")
-    parser.add_argument("--compare-direct", action="store_true", help="also run the 3 clips with --no-winograd")
+    parser.add_argument("--rounds", type=int, default=4, help="timed inferences per size and engine")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         clips = [cut_clip(Path(args.video), root / f"clip_{w}x{h}.mp4", w, h, args.frames) for w, h in SIZES]
-        runs = {"one size": ([clips[0]], ()), "three sizes": (clips, ())}
-        if args.compare_direct:
-            runs["three sizes, --no-winograd"] = (clips, ("--no-winograd",))
         results = {}
-        for name, (inputs, extra) in runs.items():
-            out = root / name.replace(" ", "_").replace(",", "")
+        for name, inputs in {"one size": clips[:1], "three sizes": clips}.items():
+            out = root / name.replace(" ", "_")
             out.mkdir()
-            peak, seconds = measured_run(args.model, inputs, out, args.size, *extra)
-            results[name] = {
-                "peak_mib": round(peak / 2**20),
-                "seconds": round(seconds, 2),
-                "fps": round(len(inputs) * args.frames / seconds, 3),
-            }
-            print(f"{name:28s} peak {peak / 2**20:7.0f} MiB  {seconds:6.1f} s  {results[name]['fps']:.3f} fps")
-    ratio = results["three sizes"]["peak_mib"] / results["one size"]["peak_mib"]
-    print(f"peak memory, three sizes / one: {ratio:.2f}x")
+            peak, seconds = measured_run(args.model, inputs, out, args.size)
+            results[name] = {"peak_mib": round(peak / 2**20), "seconds": round(seconds, 2)}
+            print(f"run, {name:12s} peak {peak / 2**20:6.0f} MiB  ({seconds:.1f} s)")
+        ratio = results["three sizes"]["peak_mib"] / results["one size"]["peak_mib"]
+        print(f"peak memory, three sizes / one: {ratio:.2f}x")
+        speed = per_frame_ms(args.model, clips, args.size, args.rounds)
+    for shape, ms in speed.items():
+        print(
+            f"input {shape:9s} Winograd {ms['winograd']:7.0f} ms  direct {ms['direct']:7.0f} ms  "
+            f"Winograd {ms['direct'] / ms['winograd']:.2f}x as fast"
+        )
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -95,6 +110,7 @@ def main() -> None:
         "frames_per_clip": args.frames,
         "runs": results,
         "three_over_one": round(ratio, 3),
+        "per_frame_ms": {shape: {k: round(v, 1) for k, v in ms.items()} for shape, ms in speed.items()},
     }
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))
