@@ -72,7 +72,9 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
 def test_rewrite_computes_the_same_convolution_at_every_size(dilation, sizes, bias, chunk):
     """One rewritten graph, inputs of several sizes: its shapes come from the input at run time."""
     model = conv_model(40, 48, dilation=dilation, bias=bias)
-    rewritten, count = rewrite(conv_model(40, 48, dilation=dilation, bias=bias), min_channel_product=1, channel_chunk=chunk)
+    rewritten, count = rewrite(
+        conv_model(40, 48, dilation=dilation, bias=bias), min_channel_product=1, channel_chunk=chunk
+    )
     onnx.checker.check_model(rewritten)
     ops = [n.op_type for n in rewritten.graph.node]
     assert count == 1 and ops.count("MatMul") == -(-40 // chunk) + 1  # products per chunk, output transform
