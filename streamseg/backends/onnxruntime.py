@@ -25,10 +25,13 @@ _DISABLED_OPTIMIZERS = ["CommonSubexpressionElimination"]
 
 class OnnxRuntimeBackend:
     """``winograd`` (CPU, FP32 models): run the big 3x3 convolutions as Winograd F(4x4, 3x3)
-    (``streamseg.backends.winograd``), with a session built for each input size as it arrives.
+    (``streamseg.backends.winograd``), in one session for every input size.
 
-    Takes batches: a batch runs as one call, except on Winograd sessions, whose
-    rewritten layout holds one image, so their batches run frame by frame
+    One session, not one per size: sources of three sizes then hold one copy of the weights and one
+    arena, 1.0x the memory of one size where per-size sessions took 1.9x (docs/cpu-speed.md).
+
+    Takes batches: a batch runs as one call, except on the Winograd session, whose
+    rewritten layout holds one image, so its batches run frame by frame
     (on a CPU a batch buys no speed anyway, docs/benchmarks.md).
 
     ``labels`` (argmax models): the graph gets an ArgMax over the class axis (``models.argmax``) and
@@ -67,16 +70,14 @@ class OnnxRuntimeBackend:
         self._where = Path(model_path).name
         self.output: Output = "labels" if engine_labels_wanted(labels, spec) else "scores"
         self._handle, self.spec = handle, spec
-        session = self._session(self._graph_bytes() if self.output == "labels" else str(model_path))
+        self._session = self._open(self._as_is())
         self.input_dtype = spec.dtype
-        self.fixed_input_size, self.max_batch = check_io(session, spec, model_path)
-        outputs = {o.name: o.shape for o in session.get_outputs()}
+        self.fixed_input_size, self.max_batch = check_io(self._session, spec, model_path)
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
         self._classes_checked = check_output_classes(outputs[spec.output_name], spec, self._where)
-        self.name = self._direct_name = f"onnxruntime ({session.get_providers()[0]})"
+        self.name = f"onnxruntime ({self._session.get_providers()[0]})"
         self._outputs = [LABELS_OUTPUT if self.output == "labels" else spec.output_name]
-        self._direct = session  # the model as it is; None while Winograd sessions serve every size
-        self._winograd_from: ModelHandle | None = None  # the model, its graph rewritten for each new input size
-        self._sessions: dict[tuple[int, ...], Any] = {}  # input (H, W) -> its Winograd session
+        self._one_image = False  # the Winograd layout holds one image: batches then run frame by frame
         if (
             winograd
             and self._providers == ["CPUExecutionProvider"]
@@ -85,12 +86,9 @@ class OnnxRuntimeBackend:
         ):
             from streamseg.backends.winograd import candidates
 
-            count = candidates(handle.graph)
-            if count:
-                self._winograd_from, self._direct = handle, None  # the plain session's weights go now
-                self.name += f", Winograd F(4x4,3x3) on {count} convolutions"
-                if self.fixed_input_size is not None:
-                    self._rewrite_for(self.fixed_input_size)
+            if candidates(handle.graph):
+                self._session = None  # the plain session's weights go before the rewritten ones come
+                self._session = self._winograd_session()
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         out = self._run(tensor)
@@ -100,52 +98,38 @@ class OnnxRuntimeBackend:
         return out
 
     def _run(self, tensor: np.ndarray) -> np.ndarray:
-        if self._winograd_from is None:
-            return self._direct.run(self._outputs, {self.spec.input_name: tensor})[0]
-        session = self._sessions.get(tuple(tensor.shape[2:])) or self._rewrite_for(tuple(tensor.shape[2:]))
-        if self._winograd_from is None:  # the rewrite failed: the direct session took over
-            return self._run(tensor)
-        if len(tensor) == 1:
-            return session.run(self._outputs, {self.spec.input_name: tensor})[0]
+        if len(tensor) == 1 or not self._one_image:
+            return self._session.run(self._outputs, {self.spec.input_name: tensor})[0]
         return np.concatenate(
-            [session.run(self._outputs, {self.spec.input_name: tensor[k : k + 1]})[0] for k in range(len(tensor))]
+            [self._session.run(self._outputs, {self.spec.input_name: tensor[k : k + 1]})[0] for k in range(len(tensor))]
         )
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
-        """Rewrite for a new input size now, not at its first frame (2-3 s for FCN-ResNet50)."""
-        size = tuple(input_shape[2:])
-        if self._winograd_from is not None and size not in self._sessions:
-            self._rewrite_for(size)
+        """Nothing: one session serves every input size."""
 
     def close(self) -> None:
-        self._direct = None
-        self._sessions.clear()
-        self._winograd_from = None
+        self._session = None
 
-    def _rewrite_for(self, size: tuple[int, ...]) -> Any:
-        """A Winograd session for ``size``, kept for as long as the backend lives: each source keeps its size."""
+    def _winograd_session(self) -> Any:
+        """The model with its big 3x3 convolutions in Winograd form, or as it is where the rewrite fails."""
         from streamseg.backends.winograd import rewrite
 
-        source = self._winograd_from
-        if source is None:  # the direct session serves every size
-            return None
         try:
-            rewritten, count = rewrite(self._graph(), *size)  # in place: a copy, the handle's stays
+            rewritten, count = rewrite(self._graph())  # in place: a copy, the handle's stays
+            if not count:  # the shapes allowed none (candidates() judged from the weights alone)
+                return self._open(self._as_is())
             serialized = rewritten.SerializeToString()
             del rewritten  # before ONNX Runtime makes its own copy
-            session = self._sessions[size] = self._session(serialized)
+            session = self._open(serialized)
         except Exception as err:  # a graph the rewrite did not foresee still runs, as it is
             log.warning(
-                "%s: no Winograd convolutions at %dx%d (%s); running them directly",
+                "%s: no Winograd convolutions (%s); running them directly",
                 self._where,
-                *size,
                 str(err).splitlines()[0] if str(err) else type(err).__name__,
             )
-            direct = self._graph_bytes() if self.output == "labels" else str(source.path)
-            self._direct, self._winograd_from, count, session = self._session(direct), None, 0, None
-            self._sessions.clear()
-        # the count the shapes allowed (candidates() judged from the weights alone)
-        self.name = f"{self._direct_name}, Winograd F(4x4,3x3) on {count} convolutions" if count else self._direct_name
+            return self._open(self._as_is())
+        self.name += f", Winograd F(4x4,3x3) on {count} convolutions"
+        self._one_image = True
         return session
 
     def _graph(self):
@@ -159,7 +143,11 @@ class OnnxRuntimeBackend:
         del graph  # before ONNX Runtime makes its own copy
         return serialized
 
-    def _session(self, model: str | bytes) -> Any:
+    def _as_is(self) -> str | bytes:
+        """The model without the rewrite: the file, or its graph with the ArgMax."""
+        return self._graph_bytes() if self.output == "labels" else str(self._handle.path)
+
+    def _open(self, model: str | bytes) -> Any:
         import onnxruntime as ort
 
         try:

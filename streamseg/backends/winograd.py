@@ -12,8 +12,8 @@ Dilated convolutions (FCN and DUC run their last stages at dilation 2 and 4)
 first split their input into dilation x dilation interleaved grids, on which
 the convolution is an ordinary 3x3 one (TensorFlow's space-to-batch trick).
 
-The rewrite needs static shapes, so it is applied per input size
-(``rewrite(model, height, width)``), for one image at a time. Results differ from direct convolution by
+One rewritten graph serves every input size, one image at a time: the shapes its layout moves need
+come from the input's shape at run time. Results differ from direct convolution by
 rounding only: about 4e-6 of the output's range per layer (tested).
 """
 
@@ -59,15 +59,13 @@ CHANNEL_CHUNK = 512  # input channels transformed at a time (see _winograd_nodes
 
 def rewrite(
     model: onnx.ModelProto,
-    height: int,
-    width: int,
     *,
     min_channel_product: int = MIN_CHANNEL_PRODUCT,
     channel_chunk: int = CHANNEL_CHUNK,
 ) -> tuple[onnx.ModelProto, int]:
-    """``model`` with its input fixed to ``height`` x ``width`` and its eligible 3x3 convolutions in
-    Winograd form, changed in place (no second copy of the weights); also returns how many were rewritten."""
-    _fix_input_size(model, height, width)
+    """``model`` with its eligible 3x3 convolutions in Winograd form, for one image of any height and
+    width, changed in place (no second copy of the weights); also returns how many were rewritten."""
+    _fix_batch(model)
     shapes = _tensor_shapes(model)
     weights = constants(model.graph)
     nodes, added, count = [], [], 0
@@ -76,7 +74,7 @@ def rewrite(
         if plan is None:
             nodes.append(node)
             continue
-        sub_nodes, sub_inits = _winograd_nodes(node, shapes[node.input[0]], weights, *plan, channel_chunk)
+        sub_nodes, sub_inits = _winograd_nodes(node, weights, *plan, channel_chunk)
         nodes += sub_nodes
         added += sub_inits
         count += 1
@@ -97,19 +95,18 @@ def candidates(model: onnx.ModelProto, *, min_channel_product: int = MIN_CHANNEL
     return sum(_eligible_conv(node, weights, min_channel_product) is not None for node in model.graph.node)
 
 
-def _fix_input_size(model: onnx.ModelProto, height: int, width: int) -> None:
-    """``height`` x ``width``, and one image where the batch axis is dynamic (batches then run frame by frame);
-    a static batch axis stays as it is (and its convolutions direct: the layout moves assume one image)."""
+def _fix_batch(model: onnx.ModelProto) -> None:
+    """One image where the batch axis is dynamic (batches then run frame by frame); a static batch axis
+    stays as it is (and its convolutions direct: the layout moves assume one image)."""
     for value in model.graph.input:
         dims = value.type.tensor_type.shape.dim
-        if len(dims) == 4:
-            batch = [dims[0]] if not dims[0].HasField("dim_value") else []
-            for dim, size in zip((*batch, *dims[2:]), (*([1] if batch else []), height, width)):
-                dim.Clear()
-                dim.dim_value = size
+        if len(dims) == 4 and not dims[0].HasField("dim_value"):
+            dims[0].Clear()
+            dims[0].dim_value = 1
 
 
-def _tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+def _tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
+    """Each tensor's inferred shape, None where an axis is dynamic (height and width, mostly)."""
     # onnx's shape inference serializes the whole model, weights included (130 MB more for FCN):
     # infer on the graph alone, its weights only declared
     graph = model.graph
@@ -122,16 +119,16 @@ def _tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     inferred = shape_inference.infer_shapes(bare, data_prop=True)
     shapes = {}
     for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[value.name] = [d.dim_value for d in dims]
+        if value.type.tensor_type.HasField("shape"):
+            dims = value.type.tensor_type.shape.dim
+            shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     return shapes
 
 
 def _eligible(node, shapes, weights, min_channel_product: int) -> tuple[int] | None:
-    """(dilation,) if ``node`` is a convolution ``_eligible_conv`` takes, on one image of known shape."""
+    """(dilation,) if ``node`` is a convolution ``_eligible_conv`` takes, on one image."""
     plan = _eligible_conv(node, weights, min_channel_product)
-    if plan is None or node.input[0] not in shapes or len(shapes[node.input[0]]) != 4:
+    if plan is None or len(shapes.get(node.input[0], [])) != 4:
         return None
     if shapes[node.input[0]][0] != 1:  # the layout moves below assume one image
         return None
@@ -161,17 +158,18 @@ def _eligible_conv(node, weights, min_channel_product: int) -> tuple[int] | None
     return (dilation[0],)
 
 
-def _winograd_nodes(node, in_shape, weights, dilation: int, channel_chunk: int):
+def _winograd_nodes(node, weights, dilation: int, channel_chunk: int):
     """The ops replacing ``node``: space-to-batch by dilation, input transform, 36 GEMMs,
-    output transform, back to the image layout, crop, bias."""
-    _, channels, height, width = in_shape
+    output transform, back to the image layout, crop, bias.
+
+    Nothing in them depends on the input's height and width but a few integer ops on its shape: one
+    rewritten graph serves every input size, so sources of several sizes share one session and one
+    copy of the transformed filters (per-size graphs cost a session each: 1.9x the memory for three).
+    """
     w = numpy_helper.to_array(weights[node.input[1]])
-    out_channels = w.shape[0]
+    out_channels, channels = w.shape[:2]
     d = dilation
-    tiles_h, tiles_w = _ceil_div(_ceil_div(height, d), TILE), _ceil_div(_ceil_div(width, d), TILE)
-    grid_h, grid_w = TILE * tiles_h + 2, TILE * tiles_w + 2  # per-phase input rows/cols with the halo
     groups = d * d  # grids on which the convolution is undilated
-    tiles = tiles_h * tiles_w
     k2 = SPAN * SPAN
     name = (node.name or node.output[0]) + "_winograd"
     inits: list[onnx.TensorProto] = []
@@ -193,11 +191,17 @@ def _winograd_nodes(node, in_shape, weights, dilation: int, channel_chunk: int):
     input_transform = const("BT", np.einsum("ia,jb->ijab", _BT, _BT).reshape(k2, 1, SPAN, SPAN))
     output_transform = const("AT", np.einsum("pi,qj->pqij", _AT, _AT).reshape(TILE * TILE, k2))
 
-    # the zero halo: one grid step (the conv's own padding) plus whatever fills the last tile
-    pads = [d, d, d * grid_h - height - d, d * grid_w - width - d]
     x = node.input[0]
+    size = op("Gather", [op("Shape", [x], "shape"), const("hw_axes", [2, 3])], "size")  # (height, width)
     if d > 1:
-        x = op("Pad", [x, const("pads", [0, 0, *pads[:2], 0, 0, *pads[2:]])], "pad")
+        # ceil(h / d) rows per grid, in whole tiles, plus the halo: d x that in all, the first d rows of
+        # which are the conv's own padding; the rest pads the last tile (integer ops on the shape)
+        per_grid = op("Div", [op("Add", [size, const("d_less_1", d - 1)], "up_d"), const("d", d)], "per_grid")
+        tiles = op("Div", [op("Add", [per_grid, const("tile_less_1", TILE - 1)], "up_tile"), const("tile", TILE)], "t")
+        grid = op("Add", [op("Mul", [tiles, const("tile_rows", TILE)], "tile_rows"), const("halo", 2)], "grid")
+        end = op("Sub", [op("Mul", [grid, const("d_rows", d)], "rows"), op("Add", [size, const("d_", d)], "hd")], "end")
+        pads = op("Concat", [const("pads_start", [0, 0, d, d, 0, 0]), end], "pads", axis=0)
+        x = op("Pad", [x, pads], "pad")
     # input channels in chunks, each transformed and multiplied before the next: the transformed
     # input is 2.25x the input, and a whole 2048-channel one would make ORT's arena hold it all
     starts = list(range(0, channels, channel_chunk))
@@ -205,52 +209,45 @@ def _winograd_nodes(node, in_shape, weights, dilation: int, channel_chunk: int):
     chunks = [x] if len(sizes) == 1 else [f"{name}_chunk{i}" for i in range(len(sizes))]
     if len(sizes) > 1:
         nodes.append(helper.make_node("Split", [x, const("chunk_sizes", sizes)], chunks, name=f"{name}_split", axis=1))
-    products = []
-    for i, (start, size, chunk) in enumerate(zip(starts, sizes, chunks)):
+    products, tile_grid = [], ""
+    for i, (start, count, chunk) in enumerate(zip(starts, sizes, chunks)):
+        # Reshape's 0 keeps the input's axis: the spatial axes pass through whatever their size
         if d > 1:  # each channel's rows and columns into d x d interleaved grids: planes (c, dy, dx)
-            chunk = op("Reshape", [chunk, const(f"channels{i}", [size, 1, d * grid_h, d * grid_w])], f"channels{i}")
+            chunk = op("Reshape", [chunk, const(f"channels{i}", [count, 1, 0, 0])], f"channels{i}")
             chunk = op("SpaceToDepth", [chunk], f"phases{i}", blocksize=d)
-        plane_h, plane_w = (grid_h, grid_w) if d > 1 else (height, width)
-        planes = op("Reshape", [chunk, const(f"planes{i}", [size * groups, 1, plane_h, plane_w])], f"planes{i}")
+        planes = op("Reshape", [chunk, const(f"planes{i}", [count * groups, 1, 0, 0])], f"planes{i}")
+        # stride 4 over 6x6 windows: 1 row and column of padding before, and up to 4 after, fill the last
+        # tile whatever the size (the Conv takes them for free; extra zero rows make no extra tile)
         v = op(
             "Conv",
             [planes, input_transform],
             f"input_transform{i}",
             strides=[TILE, TILE],
-            pads=[0, 0, 0, 0] if d > 1 else pads,
+            pads=[0, 0, 0, 0] if d > 1 else [1, 1, TILE, TILE],
         )  # (c g, k2, th, tw)
-        v = op("Reshape", [v, const(f"v_shape{i}", [size, groups, k2, tiles])], f"v{i}")
+        if i == 0:
+            tile_grid = op("Gather", [op("Shape", [v], "v_shape"), const("tile_axes", [2, 3])], "tile_grid")
+        v = op("Reshape", [v, const(f"v_shape{i}", [count, groups, k2, -1])], f"v{i}")
         v = op("Transpose", [v], f"v_by_point{i}", perm=[2, 0, 1, 3])  # (k2, c, g, tiles)
-        v = op("Reshape", [v, const(f"v_matrix{i}", [k2, size, groups * tiles])], f"v_matrix{i}")
-        u = const(f"U{i}", filters[:, :, start : start + size])
+        v = op("Reshape", [v, const(f"v_matrix{i}", [k2, count, -1])], f"v_matrix{i}")
+        u = const(f"U{i}", filters[:, :, start : start + count])
         products.append(op("MatMul", [u, v], f"products{i}"))  # (k2, co, g tiles)
     m = products[0] if len(products) == 1 else op("Sum", products, "products")
-    m = op("Reshape", [m, const("m_matrix", [k2, out_channels * groups * tiles])], "m_matrix")
+    m = op("Reshape", [m, const("m_matrix", [k2, -1])], "m_matrix")
     y = op("MatMul", [output_transform, m], "output_transform")  # ((py, px), co g tiles)
     # channels (py, px, co, dy, dx): DepthToSpace puts each 4x4 block in place on its grid, then,
     # one output channel per image, interleaves the d x d grids; both far faster than a Transpose
-    y = op("Reshape", [y, const("y_blocks", [1, TILE * TILE * out_channels * groups, tiles_h, tiles_w])], "y_blocks")
+    blocks = op("Concat", [const("y_channels", [1, TILE * TILE * out_channels * groups]), tile_grid], "blocks", axis=0)
+    y = op("Reshape", [y, blocks], "y_blocks")
     y = op("DepthToSpace", [y], "y_grids", blocksize=TILE, mode="DCR")
     if d > 1:
-        y = op(
-            "Reshape",
-            [y, const("y_grids_by_channel", [out_channels, groups, TILE * tiles_h, TILE * tiles_w])],
-            "y_grids_by_channel",
-        )
+        y = op("Reshape", [y, const("y_grids_by_channel", [out_channels, groups, 0, 0])], "y_grids_by_channel")
         y = op("DepthToSpace", [y], "y_interleaved", blocksize=d, mode="DCR")
-        y = op("Reshape", [y, const("y_image", [1, out_channels, d * TILE * tiles_h, d * TILE * tiles_w])], "y_image")
-    crop = op(
-        "Slice",
-        [y, const("crop_start", [0, 0]), const("crop_end", [height, width]), const("crop_axes", [2, 3])],
-        "crop",
-    )
+        y = op("Reshape", [y, const("y_image", [1, out_channels, 0, 0])], "y_image")
+    crop = op("Slice", [y, const("crop_start", [0, 0]), size, const("crop_axes", [2, 3])], "crop")
     if len(node.input) > 2 and node.input[2]:
         bias = numpy_helper.to_array(weights[node.input[2]]).reshape(1, out_channels, 1, 1)
         nodes.append(helper.make_node("Add", [crop, const("bias", bias)], [node.output[0]], name=f"{name}_bias"))
     else:
         nodes.append(helper.make_node("Identity", [crop], [node.output[0]], name=f"{name}_out"))
     return nodes, inits
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)

@@ -53,35 +53,39 @@ def conv_model(
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 
 
-def run_model(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})[0]
+def session(model: onnx.ModelProto) -> ort.InferenceSession:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 @pytest.mark.parametrize(
-    "dilation,height,width,bias,chunk",
+    "dilation,sizes,bias,chunk",
     [
-        (1, 17, 23, True, 64),  # neither side a multiple of the 4x4 tile
-        (1, 1, 1, False, 64),  # one pixel: all halo
-        (2, 65, 116, True, 64),  # FCN's layer3 geometry at 520x924
-        (3, 9, 5, True, 64),  # a dilation that divides neither side
-        (4, 30, 31, False, 64),
-        (1, 17, 23, True, 16),  # input channels in chunks of 16, 16 and 8
-        (2, 30, 31, False, 16),
+        (1, [(17, 23), (16, 16), (5, 9)], True, 64),  # sides multiples of the 4x4 tile, and not
+        (1, [(1, 1)], False, 64),  # one pixel: all halo
+        (2, [(65, 116), (33, 59)], True, 64),  # FCN's layer3 geometry at 520x924 and at 260x462
+        (3, [(9, 5), (12, 12)], True, 64),  # a dilation that divides neither side, and both
+        (4, [(30, 31), (7, 3)], False, 64),
+        (1, [(17, 23), (8, 12)], True, 16),  # input channels in chunks of 16, 16 and 8
+        (2, [(30, 31), (17, 8)], False, 16),
     ],
 )
-def test_rewrite_computes_the_same_convolution(dilation, height, width, bias, chunk):
+def test_rewrite_computes_the_same_convolution_at_every_size(dilation, sizes, bias, chunk):
+    """One rewritten graph, inputs of several sizes: its shapes come from the input at run time."""
     model = conv_model(40, 48, dilation=dilation, bias=bias)
-    x = np.random.default_rng(1).random((1, 40, height, width), dtype=np.float32)
-    rewritten, count = rewrite(model, height, width, min_channel_product=1, channel_chunk=chunk)
+    rewritten, count = rewrite(
+        conv_model(40, 48, dilation=dilation, bias=bias), min_channel_product=1, channel_chunk=chunk
+    )
     onnx.checker.check_model(rewritten)
     ops = [n.op_type for n in rewritten.graph.node]
     assert count == 1 and ops.count("MatMul") == -(-40 // chunk) + 1  # products per chunk, output transform
     assert ("Sum" in ops) == (chunk < 40)
-    expected, got = run_model(model, x), run_model(rewritten, x)
-    assert got.shape == expected.shape == (1, 48, height, width)
-    # rounding only: direct FP32 convolution differs from float64 by ~1e-7, Winograd by a few 1e-6
-    assert np.abs(got - expected).max() <= 2e-5 * np.abs(expected).max()
+    direct, winograd = session(model), session(rewritten)
+    for height, width in sizes:
+        x = np.random.default_rng(height).random((1, 40, height, width), dtype=np.float32)
+        expected, got = direct.run(None, {"x": x})[0], winograd.run(None, {"x": x})[0]
+        assert got.shape == expected.shape == (1, 48, height, width)
+        # rounding only: direct FP32 convolution differs from float64 by ~1e-7, Winograd by a few 1e-6
+        assert np.abs(got - expected).max() <= 2e-5 * np.abs(expected).max()
 
 
 @pytest.mark.parametrize("kind", ["stride 2", "grouped", "two images", "few channels"])
@@ -93,7 +97,7 @@ def test_rewrite_leaves_other_convolutions_alone(kind):
         "few channels": lambda: conv_model(32, 32),
     }[kind]()
     threshold = 32 * 32 + 1 if kind == "few channels" else 1
-    rewritten, count = rewrite(model, 12, 12, min_channel_product=threshold)
+    rewritten, count = rewrite(model, min_channel_product=threshold)
     assert count == 0 and [n.op_type for n in rewritten.graph.node] == ["Conv", "Relu"]
     assert candidates(model, min_channel_product=threshold) == (1 if kind == "two images" else 0)
 

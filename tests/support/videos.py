@@ -78,6 +78,23 @@ def make_video(
     return path
 
 
+def cut_clip(video: str | Path, path: str | Path, width: int, height: int, frames: int) -> Path:
+    """The first ``frames`` pictures of a real ``video`` scaled to ``width`` x ``height``, as H.264."""
+    path = Path(path)
+    with av.open(str(video)) as source, av.open(str(path), "w") as target:
+        stream = target.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for index, frame in enumerate(source.decode(video=0)):
+            if index == frames:
+                break
+            picture = frame.reformat(width=width, height=height, format="yuv420p")
+            picture.pts = index
+            target.mux(stream.encode(picture))
+        target.mux(stream.encode(None))
+    return path
+
+
 def read_video(path: str | Path) -> tuple[list[np.ndarray], list[int], Fraction, dict]:
     """Every decoded frame as RGB, their pts, the time base, and stream facts."""
     with av.open(str(path)) as container:
