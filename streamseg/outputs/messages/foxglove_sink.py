@@ -2,7 +2,8 @@
 
 Open Foxglove, "Open connection", ``ws://127.0.0.1:PORT``: the camera, label and overlay images and the
 class fractions (plottable) arrive as they are made. The same ROS 2 messages (CDR, ``ros2msg`` schemas)
-as in the MCAP file; a source's channels are advertised with its first frame. The server has its own
+as in the MCAP file, with a source's ``coverage`` (per frame) and ``events`` (per event start and end) where it
+has regions and rules; a source's channels are advertised with its first frame. The server has its own
 foxglove-sdk context, so nothing else in the process logs to it. foxglove-sdk queues per client and sends
 from its own threads: a slow viewer loses messages, it never slows the pipeline. Clients reach the server
 through ``OriginGate``, which refuses web pages of other origins and foreign ``Host`` names.
@@ -11,13 +12,13 @@ through ``OriginGate``, which refuses web pages of other origins and foreign ``H
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
 from streamseg.outputs.messages.foxglove_gate import OriginGate, hidden_loopback
-from streamseg.outputs.messages.ros_messages import CHANNELS, SCHEMAS, RosEncoder, topic
-from streamseg.outputs.messages.topics import SourceTopics, stamp_ns
+from streamseg.outputs.messages.ros_messages import CHANNELS, EVENT_CHANNELS, SCHEMAS, RosEncoder, topic
+from streamseg.outputs.messages.topics import SourceTopics, coverage_document, event_stamp_ns, stamp_ns
 
 if TYPE_CHECKING:
     from foxglove import Channel
@@ -78,12 +79,22 @@ class FoxgloveSink:
 
     def write(self, result: Result) -> None:
         name = self._topics(result.source)
+        stamp = stamp_ns(result, self.live)
+        if result.coverage is not None:  # a source with regions: its events channel is advertised with it
+            coverage, _ = (self._channel(topic(name, suffix), schema) for suffix, schema in EVENT_CHANNELS.items())
+            if coverage.has_sinks():
+                coverage.log(self.encoder.json("coverage", coverage_document(result)).data, log_time=stamp)
         channels = [self._channel(topic(name, suffix), schema) for suffix, schema in CHANNELS.items()]
         if not any(channel.has_sinks() for channel in channels):
             return  # no sink on these channels: skip the encoding
-        stamp = stamp_ns(result, self.live)
         for message in self.encoder.messages(result, stamp, frame_id=name):
             self._channels[topic(name, message.suffix)].log(message.data, log_time=stamp)
+
+    def publish_event(self, source: str, message: dict[str, Any]) -> None:
+        """An event's start or end on ``/streamseg/<source>/events``, stamped as the MCAP file stamps it."""
+        encoded = self.encoder.json("events", message)
+        channel = self._channel(topic(self._topics(source), encoded.suffix), encoded.schema)
+        channel.log(encoded.data, log_time=event_stamp_ns(message, self.live))
 
     def _channel(self, name: str, schema: str) -> Channel:
         channel = self._channels.get(name)

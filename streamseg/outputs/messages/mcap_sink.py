@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from streamseg.errors import MissingExtraError, SinkError
 from streamseg.frames import Result
 from streamseg.logs import redact
 from streamseg.outputs.messages.ros_messages import PREFIX, SCHEMAS, RosEncoder, topic
-from streamseg.outputs.messages.topics import SourceTopics, stamp_ns
+from streamseg.outputs.messages.topics import SourceTopics, coverage_document, event_stamp_ns, stamp_ns
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +86,7 @@ class McapSink:
 
     def publish_event(self, source: str, message: dict[str, Any]) -> None:
         """An event's start or end on ``/streamseg/<source>/events``, stamped as frames are (media or capture time)."""
-        seconds = message["start"] if message["kind"] == "start" else message["end"]
-        stamp = round(1_000_000_000 * (time.time() if self.live else max(0.0, seconds)))
+        stamp = event_stamp_ns(message, self.live)
         with self._lock, self._writing():
             self._add(self._topics(source), self.encoder.json("events", message), stamp, 0)
             self._writer.flush()
@@ -109,9 +107,7 @@ class McapSink:
             for message in self.encoder.messages(result, stamp, frame_id=name):
                 self._add(name, message, stamp, result.index)
             if result.coverage is not None:
-                value = {"source": redact(result.source), "index": result.index, "time": result.time,
-                         "coverage": result.coverage}  # fmt: skip
-                self._add(name, self.encoder.json("coverage", value), stamp, result.index)
+                self._add(name, self.encoder.json("coverage", coverage_document(result)), stamp, result.index)
             self._writer.flush()  # one chunk per frame, handed to the OS: survives a kill of this process
         self.frames += 1
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import PurePosixPath
+from typing import Any
 
 from streamseg.frames import Result
 from streamseg.logs import redact
@@ -55,3 +57,14 @@ def stamp_ns(result: Result, live: bool) -> int:
     if not live and result.pts is not None and result.time_base is not None:
         return max(0, round(result.pts * result.time_base * 1_000_000_000))
     return round(result.capture_time * 1_000_000_000)
+
+
+def event_stamp_ns(message: dict[str, Any], live: bool) -> int:
+    """When an event started or ended, in nanoseconds, on the clock ``stamp_ns`` uses for frames."""
+    seconds = message["start"] if message["kind"] == "start" else message["end"]
+    return round(1_000_000_000 * (time.time() if live else max(0.0, seconds)))
+
+
+def coverage_document(result: Result) -> dict[str, Any]:
+    """A frame's region coverage as the ``coverage`` channel carries it (JSON)."""
+    return {"source": redact(result.source), "index": result.index, "time": result.time, "coverage": result.coverage}
