@@ -21,8 +21,9 @@ import av
 import numpy as np
 
 from streamseg.bench.report import machine
+from streamseg.sources.vectors import export_vectors, frame_vectors
 from streamseg.temporal.flow import DenseFlow, warp_labels
-from streamseg.temporal.motion_vectors import export_vectors, frame_vectors, vector_field
+from streamseg.temporal.motion_vectors import vector_field
 
 
 def main() -> None:
