@@ -116,3 +116,14 @@ def test_a_stream_without_vectors_falls_back_to_flow_and_says_so_once(colour_mod
     told = [r for r in caplog.records if "without motion vectors" in r.getMessage()]
     assert len(told) == 1 and told[0].levelno == logging.WARNING and "clip" in told[0].getMessage()
     assert row["propagation"] == "flow (mv asked; the stream has no motion vectors)"
+
+
+@pytest.mark.slow
+def test_smoothing_follows_the_vectors_between_key_frames(colour_model, car_video):
+    """With ``smooth``, a key frame's average is pulled along the vectors composed since the last key: every frame out."""
+    spec = ModelSpec.from_yaml(SPEC_21)
+    with Pipeline(car_video, model=colour_model, spec=spec, interval=2, propagate="mv", smooth=0.5, max_frames=8) as p:
+        results = list(p)
+    assert [r.origin for r in results] == ["inferred", "mv"] * 4
+    assert all(r.labels.shape == results[0].frame.shape[:2] for r in results)
+    assert p.summary().sources[0]["propagation"] == "mv"
