@@ -11,11 +11,14 @@ Whole runs (``--model``, repeatable: ``NAME=PATH.onnx`` or ``NAME=PATH.onnx@SHOR
 none | flow | mv x smoothing off / on (``--smooth``). Interval 1 without smoothing infers every frame: the
 reference. With smoothing at interval 1 nothing is carried; ``propagate`` only picks the motion the average
 follows. Per setting: fps from the first result to the last (start-up left out) and its ratio to the
-reference's; pixel agreement and mIoU (pooled over frames, the reference's labels as the truth, so a small
+reference's; the process's CPU time per frame over the same span (all threads: on a shared machine the figure
+load disturbs least); pixel agreement and mIoU (pooled over frames, the reference's labels as the truth, so a small
 class weighs as much as the road) with the reference's labels, over every frame; and TC, the temporal consistency
 of ``streamseg eval --consistency`` (``evaluation/consistency.py``: each frame's labels against the next
-frame's, warped back along DIS flow). Settings run in ``--rounds`` rounds, each setting once per round, and
-keep their best fps, so load that comes and goes hits them alike; labels come from the first round.
+frame's, warped back along DIS flow). Settings run in ``--rounds`` rounds, each setting once per round, in
+turn forward and backward (the order costs: a run right after another pays for its winding down), after one
+unrecorded warm-up run, and keep their best fps, so load that comes and goes hits them alike; labels come from
+the first round.
 
     python benchmarks/motion_vectors.py --video car-detection.mp4 --frames 60 --json out.json \\
         --model lraspp=lraspp.onnx@360 --model fcn_tiny=fcn_tiny/model.onnx --frames-run 90
@@ -24,9 +27,11 @@ keep their best fps, so load that comes and goes hits them alike; labels come fr
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import os
+import resource
 import statistics
 import time
 from datetime import UTC, datetime
@@ -90,21 +95,29 @@ def settings(smooth: float) -> list[tuple[int, str, float | None]]:
     return out
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far, every thread's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def one_run(
     video: str, model: str, size: int | None, frames: int, setting: tuple[int, str, float | None], keep: bool
-) -> tuple[float, list, dict]:
-    """fps from the first result to the last, and (``keep``) each result's picture and labels; the summary row."""
+) -> tuple[float, float, list, dict]:
+    """fps and CPU ms per frame from the first result to the last, (``keep``) each result's picture and labels,
+    and the summary row."""
     interval, propagate, smooth = setting
-    kept, arrived = [], []
+    kept, arrived, cpu = [], [], []
     with Pipeline(
         video, model=model, input_size=size, interval=interval, propagate=propagate, smooth=smooth, max_frames=frames
     ) as pipeline:
         for result in pipeline:
             arrived.append(time.perf_counter())
+            cpu.append(cpu_seconds())
             if keep:
                 kept.append((result.frame, result.labels))
     fps = (len(arrived) - 1) / (arrived[-1] - arrived[0])
-    return fps, kept, pipeline.summary().sources[0]
+    return fps, 1000 * (cpu[-1] - cpu[0]) / (len(cpu) - 1), kept, pipeline.summary().sources[0]
 
 
 def whole_runs(video: str, model: str, size: int | None, frames: int, smooth: float, rounds: int) -> dict:
@@ -112,10 +125,13 @@ def whole_runs(video: str, model: str, size: int | None, frames: int, smooth: fl
     classes = open_model(model).spec.num_classes
     table: dict[str, dict] = {}
     reference: list[np.ndarray] = []
+    one_run(video, model, size, frames, settings(smooth)[0], keep=False)  # warm-up: first-run costs stay out
     for round_ in range(rounds):
-        for setting in settings(smooth):
+        for setting in settings(smooth)[:: -1 if round_ % 2 else 1]:
+            gc.collect()
+            time.sleep(0.5)  # the last run's threads wind down
             key = f"{setting[0]} {setting[1]} {'smooth' if setting[2] else 'plain'}"
-            fps, kept, row = one_run(video, model, size, frames, setting, keep=round_ == 0)
+            fps, cpu_ms, kept, row = one_run(video, model, size, frames, setting, keep=round_ == 0)
             if round_ == 0:
                 images, labels = [k[0] for k in kept], [k[1] for k in kept]
                 reference = reference or labels
@@ -124,6 +140,7 @@ def whole_runs(video: str, model: str, size: int | None, frames: int, smooth: fl
                     versus.update(got, truth)
                 table[key] = {
                     "fps": fps,
+                    "cpu_ms": cpu_ms,
                     "agreement": float(np.mean([(a == b).mean() for a, b in zip(labels, reference, strict=True)])),
                     "miou": versus.compute().miou,
                     "tc": sequence_consistency(images, labels, classes),
@@ -132,7 +149,8 @@ def whole_runs(video: str, model: str, size: int | None, frames: int, smooth: fl
                 }
             else:
                 table[key]["fps"] = max(table[key]["fps"], fps)
-            print(f"{key}: {fps:.2f} fps, load {os.getloadavg()[0]:.1f}", flush=True)
+                table[key]["cpu_ms"] = min(table[key]["cpu_ms"], cpu_ms)
+            print(f"{key}: {fps:.2f} fps, {cpu_ms:.1f} CPU ms/frame, load {os.getloadavg()[0]:.1f}", flush=True)
     base = table["1 none plain"]["fps"]
     for row in table.values():
         row["fps_ratio"] = row["fps"] / base
@@ -140,13 +158,16 @@ def whole_runs(video: str, model: str, size: int | None, frames: int, smooth: fl
 
 
 def print_table(name: str, table: dict) -> None:
-    print(f"\n{name}\n\n| N | propagate | smooth | fps | vs N=1 | agreement | mIoU vs N=1 | TC | carried by |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        f"\n{name}\n\n| N | propagate | smooth | fps | vs N=1 | CPU ms/frame | agreement | mIoU vs N=1 | TC "
+        "| carried by |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for key, r in table.items():
         n, propagate, smooth = key.split()
         print(
             f"| {n} | {propagate} | {'on' if smooth == 'smooth' else 'off'} | {r['fps']:.1f} | {r['fps_ratio']:.2f}x "
-            f"| {r['agreement']:.4f} | {r['miou']:.4f} | {r['tc']:.4f} | {r['propagation']} |"
+            f"| {r['cpu_ms']:.1f} | {r['agreement']:.4f} | {r['miou']:.4f} | {r['tc']:.4f} | {r['propagation']} |"
         )
 
 

@@ -31,5 +31,5 @@ def frame_vectors(frame: av.VideoFrame) -> np.ndarray | None:
     data = frame.side_data.get("MOTION_VECTORS")
     if data is None:
         return None
-    vectors = data.to_ndarray()
-    return vectors if len(vectors) else None
+    vectors = data.to_ndarray()  # a view on the side data, which holds the decoded picture's buffers
+    return vectors.copy() if len(vectors) else None  # a copy (~50 KB) lets the decoder reuse them at once

@@ -13,7 +13,7 @@ from PIL import Image
 
 from streamseg import Pipeline
 from streamseg.models.spec import ModelSpec
-from streamseg.sources import open_source
+from streamseg.sources import SourceOptions, open_source
 from tests.support.cli import run_cli
 from tests.support.onnx_models import SPEC_21, conv_model
 from tests.support.videos import make_video, moving_scene
@@ -65,14 +65,15 @@ def test_interval_three_carries_labels_along_the_motion_vectors_of_real_footage(
     assert mv >= hold - 0.005  # never worse than holding the key frame's labels
 
 
-@pytest.mark.slow
-def test_a_vector_run_exports_vectors_and_a_plain_one_does_not(colour_model, car_video):
-    source = open_source(str(car_video), max_frames=3)
+@pytest.mark.parametrize("realtime", [False, True], ids=["file", "played-as-camera"])
+def test_a_source_asked_for_vectors_puts_them_on_its_frames_and_no_other_does(car_video, realtime):
+    options = SourceOptions(realtime=realtime)
+    source = open_source(str(car_video), max_frames=3, options=options)
     try:
         assert all(frame.vectors is None for frame in source.frames())  # nothing asked of the decoder
     finally:
         source.close()
-    source = open_source(str(car_video), max_frames=3, vectors=True)
+    source = open_source(str(car_video), max_frames=3, options=options, vectors=True)
     try:
         frames = list(source.frames())
     finally:
