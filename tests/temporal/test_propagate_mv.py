@@ -121,10 +121,20 @@ def test_a_stream_without_vectors_falls_back_to_flow_and_says_so_once(colour_mod
 
 @pytest.mark.slow
 def test_smoothing_follows_the_vectors_between_key_frames(colour_model, car_video):
-    """With ``smooth``, a key frame's average is pulled along the vectors composed since the last key: every frame out."""
+    """With ``smooth``, a key frame's average follows the vectors composed since the last key: every frame out."""
     spec = ModelSpec.from_yaml(SPEC_21)
     with Pipeline(car_video, model=colour_model, spec=spec, interval=2, propagate="mv", smooth=0.5, max_frames=8) as p:
         results = list(p)
     assert [r.origin for r in results] == ["inferred", "mv"] * 4
     assert all(r.labels.shape == results[0].frame.shape[:2] for r in results)
     assert p.summary().sources[0]["propagation"] == "mv"
+
+
+def test_an_unknown_propagation_is_refused_with_the_choices(colour_model, tmp_path):
+    clip = make_video(tmp_path / "clip.mp4", frames=2)
+    proc = run_cli(
+        "run", str(clip), "--model", str(colour_model), "--propagate", "vectors", "-o", str(tmp_path / "o.mp4")
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "none" in proc.stderr and "flow" in proc.stderr and "mv" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o.mp4").exists()
