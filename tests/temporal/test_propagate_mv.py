@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import urllib.request
 
 import av
 import numpy as np
@@ -119,15 +120,20 @@ def test_a_stream_without_vectors_falls_back_to_flow_and_says_so_once(colour_mod
     assert row["propagation"] == "flow (mv asked; the stream has no motion vectors)"
 
 
-@pytest.mark.slow
 def test_smoothing_follows_the_vectors_between_key_frames(colour_model, car_video):
-    """With ``smooth``, a key frame's average follows the vectors composed since the last key: every frame out."""
+    """With ``smooth``, a key frame's average follows the vectors composed since the last key: every frame out,
+    and /metrics counts the frames the vectors carried."""
     spec = ModelSpec.from_yaml(SPEC_21)
-    with Pipeline(car_video, model=colour_model, spec=spec, interval=2, propagate="mv", smooth=0.5, max_frames=8) as p:
-        results = list(p)
+    with Pipeline(
+        car_video, model=colour_model, spec=spec, interval=2, propagate="mv", smooth=0.5, max_frames=8, metrics_port=0
+    ) as pipeline:
+        results = list(pipeline)
+        with urllib.request.urlopen(f"{pipeline.metrics.url}metrics", timeout=10) as page:
+            metrics = page.read().decode()
     assert [r.origin for r in results] == ["inferred", "mv"] * 4
     assert all(r.labels.shape == results[0].frame.shape[:2] for r in results)
-    assert p.summary().sources[0]["propagation"] == "mv"
+    assert pipeline.summary().sources[0]["propagation"] == "mv"
+    assert 'streamseg_source_carried_frames_total{by="mv",source="car-detection"} 4.0' in metrics, metrics
 
 
 def test_an_unknown_propagation_is_refused_with_the_choices(colour_model, tmp_path):
