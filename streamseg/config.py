@@ -115,7 +115,8 @@ class RunConfig(BaseModel):
     sources: tuple[SourceSpec, ...] = ()  # SOURCE arguments, or `sources:` in YAML (each a URI or a mapping)
     batch: int | None = Field(None, ge=1)  # --batch: frames per inference call; None: one per source
     interval: int = Field(1, ge=1)  # --interval: infer every Nth frame; the others get carried labels
-    propagate: Literal["none", "flow"] = "flow"  # --propagate: carry labels by optical flow, or hold them
+    # --propagate: carry labels by optical flow, by the decoder's motion vectors (DIS where a frame has none), or hold
+    propagate: Literal["none", "flow", "mv"] = "flow"
     smooth: float | None = Field(None, gt=0, le=1)  # --smooth: weight of the newest scores in their moving average
     latency_budget: float | None = Field(None, gt=0)  # --latency-budget: ms; streamseg picks the interval
     latency_sizes: tuple[int, ...] | None = None  # --latency-sizes: input short sides the budget picks from

@@ -24,6 +24,9 @@ class Frame:
     pts: int | None
     time_base: Fraction | None
     capture_time: float  # time.time() when the decoder produced it
+    # the decoder's motion vectors (MOTION_VECTORS records, ``streamseg.sources.vectors``), when the source was
+    # asked for them and the frame has some; None otherwise (intra frames, codecs that export none)
+    vectors: np.ndarray | None = None
 
     @property
     def on_device(self) -> bool:
@@ -75,7 +78,8 @@ class Result:
     picture: np.ndarray  # the composited picture to encode, RGB uint8
     latency: float  # seconds from capture to the end of compositing
     scores: np.ndarray | None = None  # per-class scores, when asked for
-    origin: str = "inferred"  # "inferred", or carried from an earlier inferred frame: "flow" (warped) or "held"
+    # "inferred", or carried from an earlier inferred frame: warped along "flow" (DIS) or "mv" (motion vectors), "held"
+    origin: str = "inferred"
     age_frames: int = 0  # frames since the inferred frame these labels come from
     age_ms: float = 0.0  # capture-time difference to that frame
     coverage: dict[str, dict[str, float]] | None = None  # with regions: region -> class -> share of its pixels

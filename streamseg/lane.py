@@ -172,6 +172,7 @@ class SourceLane:
             max_frames=None if self.live else cfg.max_frames,
             options=self.options,
             interrupted=self.source_stop,
+            vectors=self.steps.motion_vectors,
         )
         try:  # closed here, in the decoding thread: closing it from another would pull it from under a decode
             if self.stopping.is_set():  # removed or stopped while it opened

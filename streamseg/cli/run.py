@@ -145,7 +145,9 @@ from streamseg.uris import scheme_of
     help="Infer every Nth frame; the others get the last inferred labels, carried forward [default: 1].",
 )
 @config_option(
-    "propagate", help="How labels are carried to frames not inferred: held, or warped by optical flow [default: flow]."
+    "propagate",
+    help="How labels are carried to frames not inferred: none (held), flow (DIS optical flow), or mv (the H.264 "
+    "decoder's motion vectors, DIS flow for frames without them) [default: flow].",
 )
 @config_option(
     "smooth",
@@ -373,7 +375,7 @@ def _print_summary(summary, written: list[str]) -> None:
         )
     for row in summary.sources:
         if "settings" in row:
-            echo(f"streamseg: {row['name']}: {row['settings']}")
+            echo(f"streamseg: {row['name']}: {row['settings']}; labels carried by {row['propagation']}")
     echo(f"  {'stage':<11}{'frames':>7}{'mean ms':>10}{'cpu ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'busy s':>9}")
     for name, s in summary.stages.items():
         echo(

@@ -34,6 +34,7 @@ def open_source(
     max_frames: int | None = None,
     options: SourceOptions = SourceOptions(),
     interrupted: threading.Event | None = None,
+    vectors: bool = False,
 ) -> Source:
     """Open ``uri`` by its scheme.
 
@@ -41,10 +42,13 @@ def open_source(
     (HLS playlists and other HTTP streams), ``rtmp://``, ``srt://``, ``/dev/videoN`` (V4L2),
     else a file (a path or ``file:`` URI): decoded as fast as it goes, or paced as a camera with
     ``options.realtime``. ``interrupted``, once set, stops a live source, even while it still waits
-    for its first connection.
+    for its first connection. ``vectors``: the decoder exports its motion vectors and each ``Frame``
+    carries them (``Frame.vectors``); nothing is asked of the decoder otherwise.
     """
     scheme = scheme_of(uri)
-    live = functools.partial(LiveSource, options=options, max_frames=max_frames, interrupted=interrupted)
+    live = functools.partial(
+        LiveSource, options=options, max_frames=max_frames, interrupted=interrupted, vectors=vectors
+    )
     if scheme.reads == "live":
         extra = _rtsp_options(options) if scheme.name in ("rtsp", "rtsps") else _CONTAINER_OPTIONS.get(scheme.name)
         return live(uri, container_options=extra)
@@ -55,7 +59,13 @@ def open_source(
     path = local_path(uri)
     if options.realtime and Path(path).is_file():
         return live(path, paced=True)
-    return FileSource(path, max_frames=max_frames, max_pixels=options.max_pixels, decode_threads=options.decode_threads)
+    return FileSource(
+        path,
+        max_frames=max_frames,
+        max_pixels=options.max_pixels,
+        decode_threads=options.decode_threads,
+        vectors=vectors,
+    )
 
 
 def is_live(uri: str, options: SourceOptions = SourceOptions()) -> bool:

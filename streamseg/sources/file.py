@@ -16,6 +16,7 @@ from streamseg.cores import codec_threads
 from streamseg.errors import SourceError
 from streamseg.frames import Frame, StreamInfo
 from streamseg.sources.limits import check_frame, check_stream, guard_stream
+from streamseg.sources.vectors import export_vectors, frame_vectors
 from streamseg.stage_options import MAX_PIXELS
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class DecodedFile:
     live = False
     decode_errors: tuple[type[BaseException], ...] = (av.FFmpegError,)
     decoder = ""  # where it decodes, for messages: " on the GPU"
+    vectors = False  # the decoder exports motion vectors, and each Frame carries them
     path: str
     max_frames: int | None
     max_pixels: int
@@ -90,7 +92,8 @@ class DecodedFile:
             if pts is None:  # some streams omit pts: continue the nominal cadence
                 pts = 0 if last_pts is None else last_pts + step
             last_pts = pts
-            yield Frame(self.info.name, index, image, pts, tb, time.time())
+            vectors = frame_vectors(decoded) if self.vectors else None
+            yield Frame(self.info.name, index, image, pts, tb, time.time(), vectors)
             index += 1
             if self.max_frames is not None and index >= self.max_frames:
                 return
@@ -122,6 +125,7 @@ class FileSource(DecodedFile):
 
     The first frame is decoded on open, so a file that is not a video fails
     here, and the upright frame size (after any rotation) is known up front.
+    With ``vectors`` the decoder exports its motion vectors and each frame carries them.
     """
 
     def __init__(
@@ -131,8 +135,10 @@ class FileSource(DecodedFile):
         max_frames: int | None = None,
         max_pixels: int = MAX_PIXELS,
         decode_threads: int | None = None,
+        vectors: bool = False,
     ):
         self.path = str(path)
+        self.vectors = vectors
         self.max_frames = max_frames
         self.max_pixels = max_pixels
         if not Path(self.path).is_file():
@@ -148,6 +154,8 @@ class FileSource(DecodedFile):
             guard_stream(self._stream, self.path, max_pixels)  # before the decoder allocates a picture
             self._stream.thread_type = "AUTO"
             self._stream.thread_count = codec_threads(decode_threads)
+            if vectors:
+                export_vectors(self._stream)
             self._decoded = self._container.decode(self._stream)
             first = self._next_decoded()
             if first is None:

@@ -33,9 +33,12 @@ from streamseg.logs import redact
 from streamseg.sources.file import to_rgb
 from streamseg.sources.limits import FrameTooLargeError, check_frame, check_stream, guard_stream
 from streamseg.sources.no_answer import no_answer
+from streamseg.sources.vectors import export_vectors, frame_vectors
 from streamseg.stage_options import SourceOptions
 
 log = logging.getLogger(__name__)
+
+Picture = tuple[np.ndarray, np.ndarray | None]  # an upright RGB picture and its motion vectors (when asked for)
 
 CLOCK_RATE = 90000  # ticks per second of the capture-clock pts, as RTP video uses
 TIME_BASE = Fraction(1, CLOCK_RATE)
@@ -88,7 +91,8 @@ class LiveSource:
     transient (see the module docstring); once frames have flowed, EOF, read
     timeouts, undecodable data, ExitError and refused connections lead to
     reconnects. ``paced`` plays a file at its own rate; with ``loop`` it starts
-    over at the end instead of stopping.
+    over at the end instead of stopping. With ``vectors`` the decoder exports its
+    motion vectors and each frame carries them.
     """
 
     def __init__(
@@ -101,8 +105,10 @@ class LiveSource:
         paced: bool = False,
         max_frames: int | None = None,
         interrupted: threading.Event | None = None,
+        vectors: bool = False,
     ):
         self.url = url
+        self.vectors = vectors
         self.name = redact(url)
         self.options = options
         self.paced = paced
@@ -120,8 +126,8 @@ class LiveSource:
         if not paced and format is None:
             _check_url(url, self.name)
         first = self._connect()
-        self._first: np.ndarray | None = first
-        height, width = first.shape[:2]
+        self._first: Picture | None = first
+        height, width = first[0].shape[:2]
         self.info = StreamInfo(
             name=self.name,
             width=width,
@@ -155,10 +161,12 @@ class LiveSource:
             raise
         stream.thread_type = "AUTO" if self.paced else "SLICE"  # frame threads would add frames of delay
         stream.thread_count = codec_threads(self.options.decode_threads)
+        if self.vectors:
+            export_vectors(stream)
         self._stream = stream
         return container
 
-    def _connect(self) -> np.ndarray:
+    def _connect(self) -> Picture:
         """Open and decode the first picture; a transient failure is retried with backoff, as a reconnect is."""
         backoff = self._backoff()
         while True:
@@ -176,7 +184,7 @@ class LiveSource:
                 if self._interrupted.wait(delay):
                     raise SourceError(f"{self.name}: stopped while waiting for the stream ({err})") from None
 
-    def _open_first(self) -> np.ndarray:
+    def _open_first(self) -> Picture:
         self._container = self._open()
         try:
             self._pictures = self._decode()  # kept: frames() goes on where the first picture left off
@@ -206,8 +214,8 @@ class LiveSource:
             self._container = None
 
     # -- decoding ------------------------------------------------------------------------
-    def _decode(self) -> Iterator[np.ndarray]:
-        """Upright RGB pictures from the open container, paced when asked; returns at EOF."""
+    def _decode(self) -> Iterator[Picture]:
+        """Upright RGB pictures (with their vectors) from the open container, paced when asked; returns at EOF."""
         if self._container is None:
             return
         stream, started, first_pts = self._stream, None, None
@@ -245,7 +253,7 @@ class LiveSource:
                     wait = started + offset - time.monotonic()
                     if wait > 0 and self._interrupted.wait(wait):
                         return
-                yield to_rgb(frame)
+                yield to_rgb(frame), frame_vectors(frame) if self.vectors else None
 
     def frames(self) -> Iterator[Frame]:
         clock = CaptureClock()
@@ -262,13 +270,14 @@ class LiveSource:
                 if pending is not None:
                     pictures = _prepend(pending, self._pictures)
                     pending = None
-                for image in pictures:
-                    if image.shape[:2] != size:  # a camera that came back at another size
+                for image, vectors in pictures:
+                    if image.shape[:2] != size:  # a camera that came back at another size: its vectors don't fit
                         image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                        vectors = None
                     now = time.monotonic()
                     if not self._flowing:
                         self._flowing, self.problem = True, None
-                    yield Frame(self.name, index, image, clock.pts(now), TIME_BASE, time.time())
+                    yield Frame(self.name, index, image, clock.pts(now), TIME_BASE, time.time(), vectors)
                     index += 1
                     backoff.reset()
                     if self.max_frames is not None and index >= self.max_frames:
@@ -340,7 +349,7 @@ def _check_url(url: str, name: str) -> None:
         raise SourceError(f"malformed URL {name}: no host")
 
 
-def _prepend(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+def _prepend(first: Picture, rest: Iterator[Picture]) -> Iterator[Picture]:
     yield first
     yield from rest
 

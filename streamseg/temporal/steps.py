@@ -4,7 +4,9 @@ It wraps a source's CPU steps (``streamseg.stages.steps``). Its preprocess step 
 frame, or what ``--latency-budget`` allows) whether to infer a frame. A frame
 to infer is preprocessed as usual; any other becomes a ``Carried`` record
 with the optical flow from it back to the last inferred (key) frame, computed
-right there, in the preprocess thread, while the key frame is being inferred.
+right there, in the preprocess thread, while the key frame is being inferred (``--propagate mv``: composed
+from the decoder's motion vectors since the key frame, ``motion_vectors.VectorChain``, DIS where a frame
+has none).
 Carried frames pass the infer stage untouched, in order, and the composite
 step pulls the key frame's labels along their flow (or holds them). A key
 frame is preprocessed at the input size the policy chose (one preprocessor
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +41,7 @@ from streamseg.stages.cpu import CpuLane
 from streamseg.stages.steps import Prepare, input_shape
 from streamseg.temporal.flow import DenseFlow, warp_labels
 from streamseg.temporal.interval import FixedInterval, LatencyBudget
+from streamseg.temporal.motion_vectors import VectorChain
 from streamseg.temporal.smooth import ScoreSmoother
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,7 @@ class Carried:
     flow: np.ndarray | None  # (h, w, 2) small flow from this frame to the key frame
     key_index: int
     key_capture_time: float
+    by: str  # what carried the labels, the result's origin: "flow" (DIS), "mv" (motion vectors) or "held"
 
 
 class TemporalPlugin:
@@ -93,6 +98,9 @@ class TemporalSteps:
         # input short side -> its preprocessor, best first (None: the model's own size, the lane's preprocessor)
         self.inputs: dict[int | None, CpuPreprocessor] = dict(inputs or {None: steps.preprocess})
         self.propagate = plugin.propagate
+        self.motion_vectors = plugin.propagate == "mv"  # the source exports them; on_open makes the chain
+        self.chain: VectorChain | None = None
+        self.carried_by: Counter[str] = Counter()  # carried frames by what carried them (Carried.by)
         self.smoother = ScoreSmoother(plugin.smooth) if plugin.smooth is not None else None
         self.flow = DenseFlow()
         self.reconnects: Callable[[], int] = lambda: 0  # the source's reconnect count, read per frame
@@ -112,6 +120,8 @@ class TemporalSteps:
         self.policy = make_policy(p.interval, p.budget_ms, frame_ms, tuple(self.inputs), p.prefer)
         self._held = held_frames(p.interval, p.budget_ms, frame_ms)
         self.reconnects = reconnects
+        if self.motion_vectors:
+            self.chain = VectorChain(info.name, self.flow)
 
     def room(self) -> int:
         return self._held
@@ -126,15 +136,22 @@ class TemporalSteps:
         return True
 
     def counts(self) -> dict[str, Any]:
-        """Frames inferred and carried, and how often each interval (setting) served."""
+        """Frames inferred and carried, how often each interval (setting) served, and what carried the labels."""
         policy = self.policy
         if policy is None:  # the source never opened
-            return {"inferred": 0, "propagated": 0, "interval": self.plugin.interval, "settings": "not opened"}
+            return {
+                "inferred": 0,
+                "propagated": 0,
+                "interval": self.plugin.interval,
+                "settings": "not opened",
+                "propagation": self.propagate,
+            }
         return {
             "inferred": policy.inferred,
             "propagated": policy.propagated,
             "interval": policy.current.interval,
             "settings": policy.describe(),
+            "propagation": propagation(self.propagate, self.carried_by),
         }
 
     def state(self) -> dict[str, Any]:
@@ -152,6 +169,7 @@ class TemporalSteps:
             "interval": policy.current.interval,
             "input_size": size(policy.current),
             "setting_frames": {(s.interval, size(s)): n for s, n in dict(policy.usage).items()},
+            "carried_by": dict(self.carried_by),
         }
 
     # -- before frames flow ----------------------------------------------------------------
@@ -204,28 +222,38 @@ class TemporalSteps:
             self._seen_reconnects = self.reconnects()
             policy.reset()
             self._key_small = None
+            if self.chain is not None:
+                self.chain.reset()
             self._restart = True
         small = self.flow.prepare(frame.image) if self.propagate == "flow" or self.smoother else None
         if policy.decide(frame.index):  # the first frame always is
-            key, motion = self._key_small, None
-            if (
-                self.smoother is not None
-                and self.propagate == "flow"
-                and small is not None
-                and key is not None
-                and small.shape == key.shape
-            ):
-                motion = self.flow.compute(small, key)
+            motion = self._key_motion(frame, small) if self.smoother is not None else None
+            if self.chain is not None:
+                self.chain.set_key(frame.image, frame.index)
             self._key_small, self._key_index, self._key_time = small, frame.index, frame.capture_time
             size = policy.current.size
             self._motion[frame.index] = (small, motion, time.perf_counter(), self._restart, size)
             self._restart = False
             return self.inputs.get(size, self.steps.preprocess)(frame)
         started = time.perf_counter()
-        key = self._key_small
-        flow = self.flow.compute(small, key) if small is not None and key is not None else None
+        if self.chain is not None:
+            flow, by = self.chain.to_key(frame.image, frame.vectors, frame.index)
+        else:
+            key = self._key_small
+            flow = self.flow.compute(small, key) if small is not None and key is not None else None
+            by = "held" if flow is None else "flow"
         policy.observe_propagate(1000 * (time.perf_counter() - started))
-        return Carried(frame, flow, self._key_index, self._key_time)
+        self.carried_by[by] += 1
+        return Carried(frame, flow, self._key_index, self._key_time, by)
+
+    def _key_motion(self, frame: Frame, small: np.ndarray | None) -> np.ndarray | None:
+        """A new key frame's flow to the last one, for the smoother to pull its average along; None: none."""
+        if self.chain is not None:
+            return self.chain.to_key(frame.image, frame.vectors, frame.index)[0]
+        key = self._key_small
+        if self.propagate != "flow" or small is None or key is None or small.shape != key.shape:
+            return None
+        return self.flow.compute(small, key)
 
     # -- composite thread ------------------------------------------------------------------
     def composite(self, item: Inferred | Carried) -> Result:
@@ -261,7 +289,7 @@ class TemporalSteps:
         return self._result(
             frame,
             labels,
-            "flow" if item.flow is not None else "held",
+            item.by,
             frame.index - item.key_index,
             1000 * (frame.capture_time - item.key_capture_time),
         )
@@ -269,6 +297,16 @@ class TemporalSteps:
     def _result(self, frame: Frame, labels: np.ndarray, origin: str, age_frames: int, age_ms: float) -> Result:
         picture = self.steps.draw(frame.image, labels)
         return Result.of(frame, labels, picture, origin=origin, age_frames=age_frames, age_ms=age_ms)
+
+
+def propagation(asked: str, carried_by: Mapping[str, int]) -> str:
+    """What carried the labels, for the summary: ``asked`` (``--propagate``), or how ``mv`` fell back to DIS."""
+    by_flow, by_vectors = carried_by.get("flow", 0), carried_by.get("mv", 0)
+    if asked != "mv" or not by_flow:
+        return asked
+    if not by_vectors:
+        return "flow (mv asked; the stream has no motion vectors)"
+    return f"mv (flow for {by_flow} of {by_flow + by_vectors} carried frames, which had no motion vectors)"
 
 
 def make_policy(

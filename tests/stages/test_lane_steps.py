@@ -49,15 +49,27 @@ def test_a_latency_budget_is_made_once_the_source_opens_from_its_frame_rate(rate
 
 def test_an_interval_holds_up_its_own_frames():
     steps = TemporalPlugin(RunConfig.build({"interval": 3}), SPEC, never_run).wrap(cpu_lane())
-    assert steps.counts() == {"inferred": 0, "propagated": 0, "interval": 3, "settings": "not opened"}
+    assert steps.counts() == {
+        "inferred": 0,
+        "propagated": 0,
+        "interval": 3,
+        "settings": "not opened",
+        "propagation": "flow",
+    }
     steps.on_open(info(Fraction(25)), reconnects=lambda: 0)
     assert type(steps.policy) is FixedInterval and steps.room() == 3
+    assert not steps.motion_vectors  # the source is asked for vectors only with --propagate mv
+
+
+def test_propagate_mv_asks_the_source_for_motion_vectors():
+    steps = TemporalPlugin(RunConfig.build({"interval": 3, "propagate": "mv"}), SPEC, never_run).wrap(cpu_lane())
+    assert steps.motion_vectors  # read before the lane opens its source
 
 
 def test_plain_steps_hold_nothing_back(duc_onnx):
     lane = CpuStages(create_backend("onnxruntime", duc_onnx), SPEC, Compositor(SPEC)).lane()
     lane.on_open(info(Fraction(25)), reconnects=lambda: 0)
-    assert lane.room() == 0 and lane.counts() == {} and not lane.labels_origin
+    assert lane.room() == 0 and lane.counts() == {} and not lane.labels_origin and not lane.motion_vectors
     shapes: list[tuple[int, ...]] = []
     assert lane.warm_up(96, 160, lambda shape: shapes.append(shape) or True)
     assert shapes == [(1, 3, 800, 800)]  # the model input of a 160x96 frame: letterboxed into 800x800

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from streamseg.sources.vectors import export_vectors, frame_vectors
 from streamseg.temporal.flow import resize_flow, warp_labels
-from streamseg.temporal.motion_vectors import VectorFlow, export_vectors, frame_vectors, vector_field
+from streamseg.temporal.motion_vectors import VectorChain, vector_field
 
 WIDTH, HEIGHT, FRAMES = 160, 96, 6
 DX, DY = 3, 2  # the picture moves left by 3 and up by 2 pixels a frame
@@ -73,15 +74,47 @@ def test_vectors_match_the_shift_and_carry_labels_along_it(clip):
         assert (window(labels, i - 1) == truth).mean() < 0.95  # the shift did move the labels
 
 
+def test_a_chain_composes_each_frames_vectors_into_its_flow_to_the_key_frame(clip):
+    path, labels = clip
+    frames = decode(path, vectors=True)
+    chain = VectorChain("shift")
+    chain.set_key(frames[0][0], 0)
+    for i in range(1, FRAMES):
+        flow, by = chain.to_key(frames[i][0], frames[i][1], i)
+        assert by == "mv" and flow is not None
+        carried = warp_labels(window(labels, 0), flow)
+        truth = window(labels, i)
+        margin = 4 + max(DX, DY) * i  # what came into view since the key frame has no labels to carry
+        assert (carried[margin:-margin, margin:-margin] == truth[margin:-margin, margin:-margin]).mean() > 0.95, i
+    assert (chain.by_vectors, chain.fell_back) == (FRAMES - 1, 0)
+
+
 def test_without_exported_vectors_dis_flow_takes_over_and_says_so_once(clip, caplog):
     path, labels = clip
     frames = decode(path, vectors=False)
     assert all(vectors is None for _, vectors in frames)
-    flow = VectorFlow()
+    chain = VectorChain("shift")
+    assert chain.to_key(frames[1][0], None, 1) == (None, "held")  # no key frame yet
+    chain.set_key(frames[0][0], 0)
     with caplog.at_level(logging.INFO, logger="streamseg.temporal.motion_vectors"):
         for i in range(1, 3):
-            step = flow.step(frames[i][1], frames[i][0], frames[i - 1][0])
-            carried = warp_labels(window(labels, i - 1), step)
-            assert (carried[8:-8, 8:-8] == window(labels, i)[8:-8, 8:-8]).mean() > 0.9
-    assert flow.fell_back == 2
-    assert sum("without motion vectors" in r.getMessage() for r in caplog.records) == 1
+            flow, by = chain.to_key(frames[i][0], frames[i][1], i)
+            assert by == "flow" and flow is not None
+            carried = warp_labels(window(labels, 0), flow)
+            assert (carried[12:-12, 12:-12] == window(labels, i)[12:-12, 12:-12]).mean() > 0.9
+    assert (chain.by_vectors, chain.fell_back) == (0, 2)
+    told = [r for r in caplog.records if "without motion vectors" in r.getMessage()]
+    assert len(told) == 1 and told[0].levelno == logging.WARNING and told[0].getMessage().startswith("shift: ")
+
+
+def test_a_frame_that_does_not_follow_the_last_gets_dis_flow(clip):
+    """A live source that dropped frames: the vectors point at a frame the chain never saw."""
+    path, labels = clip
+    frames = decode(path, vectors=True)
+    chain = VectorChain("shift")
+    chain.set_key(frames[0][0], 0)
+    flow, by = chain.to_key(frames[3][0], frames[3][1], 3)
+    assert by == "flow" and flow is not None
+    carried = warp_labels(window(labels, 0), flow)
+    assert (carried[16:-16, 16:-16] == window(labels, 3)[16:-16, 16:-16]).mean() > 0.9
+    assert chain.to_key(frames[4][0], frames[4][1], 4)[1] == "mv"  # and the chain goes on from there

@@ -165,6 +165,11 @@ def _temporal(core, sources: dict[str, dict]):
         "Frames decided under each setting",
         labels=["source", "interval", "input_size"],
     )
+    carried = core.CounterMetricFamily(
+        "streamseg_source_carried_frames",
+        "Frames whose labels were carried from the last inferred one, by what carried them (flow, mv, held)",
+        labels=["source", "by"],
+    )
     temporal = {name: one["temporal"] for name, one in sources.items() if one.get("temporal")}
     if not temporal:
         return
@@ -173,7 +178,9 @@ def _temporal(core, sources: dict[str, dict]):
         size.add_metric([name], t["input_size"])
         for (n, s), count in sorted(t["setting_frames"].items()):
             frames.add_metric([name, str(n), str(s)], count)
-    yield from (interval, size, frames)
+        for by, count in sorted(t.get("carried_by", {}).items()):
+            carried.add_metric([name, by], count)
+    yield from (interval, size, frames, carried)
 
 
 def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
