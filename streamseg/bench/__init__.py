@@ -140,6 +140,7 @@ def run_benchmark(
                     weights=naive_weights,
                     seed=seed,
                     check=check,
+                    engine_precision=report["bare"]["precision"] if "bare" in report else "fp32",
                 )
         if "same-engine" in modes:
             progress("same-engine")
