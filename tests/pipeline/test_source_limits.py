@@ -216,4 +216,5 @@ def test_thirty_add_and_remove_cycles_leave_the_thread_count_as_it_was(tmp_path,
         after = threads_now()
         pipeline.stop()
     consumer.join(60)
-    assert abs(after - start) <= 5, f"{start} threads before, {after} after 30 cycles"
+    # a leak grows the count; threads of earlier tests in this process may end meanwhile (a full run saw 48 -> 42)
+    assert after - start <= 5, f"{start} threads before, {after} after 30 cycles"
