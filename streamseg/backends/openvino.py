@@ -7,8 +7,10 @@ the convolutions run on AMX tiles: 1.06 s on the same machine, labels 99.95%
 equal to FP32 (docs/benchmarks.md). A Q/DQ (``streamseg quantize``) model
 runs in INT8 as it is.
 
-The model is compiled for each input shape it meets (the pipeline keeps one),
-because OpenVINO's static-shape kernels are faster than its dynamic ones.
+The model is compiled for the first input shape it meets, static. A second shape (sources of other sizes)
+replaces it with one model of dynamic height, width and batch that serves every shape: compiled per shape,
+three sizes held 1.58x the memory of one (FP32; 1.32x BF16), and the dynamic model ran within 0.87-1.07x of
+the static ones' time (fcn_resnet50, LR-ASPP, DeepLabV3; FP32, BF16, INT8; docs/cpu-speed.md).
 
 ``labels`` (argmax models): a stable TopK(1) over the class axis, cast to uint8, becomes the model's
 only result, so ``run`` returns (N, h, w) class ids and no scores leave the engine.
@@ -105,26 +107,37 @@ class OpenVinoBackend:
         self.precision = precision
         self.name = f"openvino (CPU, {self.precision})"
         self._compiled: dict[tuple[int, ...], tuple] = {}  # input shape -> (infer request, output port)
+        self._any_shape: tuple | None = None  # (infer request, output port) of the dynamic model, once it is made
         if self.fixed_input_size is not None:  # compile now, not on a live stream's first frame
             h, w = self.fixed_input_size
             self._compile((1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3))
 
     def _compile(self, shape: tuple[int, ...]) -> tuple:
-        self.model.reshape({self.spec.input_name: list(shape)})
+        if self._compiled and self.fixed_input_size is None:  # a second shape: one model for every shape
+            self._compiled.clear()
+            self._any_shape = self._compiled_for(shape, dynamic=True)
+            return self._any_shape
+        entry = self._compiled[shape] = self._compiled_for(shape, dynamic=False)
+        return entry
+
+    def _compiled_for(self, shape: tuple[int, ...], *, dynamic: bool) -> tuple:
+        """(infer request, output port) of the model compiled for ``shape``, or for any batch and size."""
+        channels = 1 if self.spec.layout == "NCHW" else 3
+        wanted = [d if (k == channels or not dynamic) else -1 for k, d in enumerate(shape)]
+        self.model.reshape({self.spec.input_name: wanted})
         try:
             compiled = self.core.compile_model(self.model, "CPU", self.config)
         except Exception as err:  # noqa: BLE001 - as above
-            raise BackendError(f"OpenVINO cannot compile the model for input {list(shape)}: {one_line(err)}") from None
-        entry = self._compiled[shape] = (compiled.create_infer_request(), compiled.output(self._result_name))
-        log.debug("openvino: compiled for %s in %s", shape, self.precision)
-        return entry
+            raise BackendError(f"OpenVINO cannot compile the model for input {wanted}: {one_line(err)}") from None
+        log.debug("openvino: compiled for %s in %s", wanted, self.precision)
+        return compiled.create_infer_request(), compiled.output(self._result_name)
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
-        if tuple(input_shape) not in self._compiled:
+        if self._any_shape is None and tuple(input_shape) not in self._compiled:
             self._compile(tuple(input_shape))
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
-        request, output = self._compiled.get(tensor.shape) or self._compile(tensor.shape)
+        request, output = self._any_shape or self._compiled.get(tensor.shape) or self._compile(tensor.shape)
         # inputs are read in place (the caller keeps the array until run returns); outputs are copied, since
         # the request's buffer is overwritten by the next run while later stages still read this one
         result = request.infer({self.spec.input_name: tensor}, share_inputs=True, share_outputs=False)
@@ -136,6 +149,7 @@ class OpenVinoBackend:
 
     def close(self) -> None:
         self._compiled.clear()
+        self._any_shape = None
         self.model = None
 
 

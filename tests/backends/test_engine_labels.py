@@ -128,3 +128,18 @@ def test_auto_runs_int8_on_openvino_where_the_cpu_has_vnni_or_amx():
         assert order == ["onnxruntime"]
     assert auto_candidates(None, None, "fp32")[0] == ["onnxruntime"]  # FP32 files stay on ONNX Runtime
     assert auto_candidates("int8", None, "fp32")[0] == ["onnxruntime"]  # no Q/DQ file: nothing for openvino
+
+
+@needs_openvino
+def test_openvino_serves_every_input_size_with_the_same_labels(head_onnx, car_video):
+    """Sources of three sizes, then the first again: the second size makes OpenVINO's one dynamic model."""
+    frames = decode(str(car_video), 1)
+    reference = create_backend("onnxruntime", head_onnx, SPEC, winograd=False)
+    engine = create_backend("openvino", head_onnx, SPEC, labels=True)
+    for short_side in (144, 112, 160, 144):
+        tensor = CpuPreprocessor(SPEC.with_short_side(short_side))(frames[0]).tensor
+        assert tensor.shape[2] == short_side
+        engine.prepare(tensor.shape)
+        labels = engine.run(tensor)
+        assert labels.shape == (1, *reference.run(tensor).shape[2:])
+        assert np.mean(labels == np.argmax(reference.run(tensor), axis=1)) == 1.0
