@@ -30,10 +30,13 @@ def _normalize(image: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-def _resize_short(image: np.ndarray, short: int, interpolation: int) -> np.ndarray:
+def _resize_short(image: np.ndarray, short: int, interpolation: int | None = None) -> np.ndarray:
+    """``image`` with its short side ``short``; ``interpolation`` None: the one ``run`` would use (``uses_area``)."""
     h, w = image.shape[:2]
     scale = short / min(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if uses_area((h, w), (size[1], size[0])) else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interpolation)
 
 
@@ -95,8 +98,5 @@ class EvalSet:
     def __getitem__(self, index: int):
         torch = import_torch()
         _, image, mask = self.folder[index]
-        height, width = image.shape[:2]
-        scale = self.base_size / min(height, width)
-        area = uses_area((height, width), (round(height * scale), round(width * scale)))
-        image = _resize_short(image, self.base_size, cv2.INTER_AREA if area else cv2.INTER_LINEAR)  # as run does
+        image = _resize_short(image, self.base_size)  # as run does
         return _normalize(image), torch.from_numpy(_limit_classes(mask, self.num_classes)).long()
