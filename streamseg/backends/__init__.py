@@ -123,7 +123,7 @@ def auto_candidates(
     computes = precision or file_precision
     if precision == "int8" and file_precision not in (None, "int8"):
         computes = file_precision  # an FP32 file stays FP32 (onnxruntime says so), whatever the flag
-    openvino_why = _openvino_fit(computes, bool(order))
+    openvino_why, native = _openvino_fit(computes, bool(order)), _bf16_native()
     if openvino_why is not None:
         if importlib.util.find_spec("openvino") is not None:
             order.append("openvino")
@@ -132,9 +132,11 @@ def auto_candidates(
             passed.append(f'openvino ({openvino_why}, but not installed: pip install "streamseg[openvino]")')
     elif computes == "int8" and not order:
         passed.append("openvino (this CPU has no VNNI or AMX to run int8 faster)")
-    elif computes in (None, "fp32") and not order and _bf16_native() and importlib.util.find_spec("openvino"):
+    elif (
+        computes in (None, "fp32") and not order and (native := _bf16_native()) and importlib.util.find_spec("openvino")
+    ):
         # the file's precision is the default; say what the user may ask for (docs/benchmarks.md: 1.3-2.7x)
-        passed.append(f"openvino (--precision bf16 would compute on this CPU's {_bf16_native()})")
+        passed.append(f"openvino (--precision bf16 would compute on this CPU's {native})")
     order.append("onnxruntime")
     return order, passed
 
