@@ -38,6 +38,7 @@ def engine_seconds(config: RunConfig, model_path: str | None = None) -> float:
         precision=config.precision,
         winograd=config.winograd,
         compile=config.compile,
+        labels=config.labels_from_engine,  # the engine as the node's pipeline builds it
     )
     try:
         tensor: Any = np.zeros(shape, dtype=spec.dtype)
