@@ -84,6 +84,8 @@ class RunParts:
 
             check_webhook_url(cfg.webhook)
         wanted = cfg.batch or len(sources)
+        # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
+        any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in sources)
         self.backend = backend = create_backend(
             cfg.backend,
             model.with_spec(spec),
@@ -93,12 +95,12 @@ class RunParts:
             compile=cfg.compile,
             batch=wanted,
             labels=cfg.labels_from_engine,
+            # throughput where a file waits for nothing; live frames want each one's lowest latency
+            streams=cfg.engine_streams or (None if any_file else 1),
         )
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.stages = stages = make_stages(backend, spec, compositor, scores=cfg.scores)
         self.plugins = lane_plugins(cfg, stages, spec, backend.run)
-        # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
-        any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in sources)
         self.sinks = self._open_shared_sinks(owner, spec, live=not any_file) + self.extra_sinks
         self._attach_events()
         size = max(cfg.queue_size or (4 if any_file else 1), len(sources))  # lanes make room for what they hold
@@ -111,6 +113,7 @@ class RunParts:
             stopping=stopping,
             on_error=on_error,
             arrived=self.arrived,
+            streams=lambda: backend.streams,
         )
         return plans
 

@@ -12,14 +12,20 @@ Each source ends with its own END: the collector counts ENDs per source, not
 the first one, and passes each on to that source's composite queue after the
 frames before it. Items without a ``tensor`` (frames whose labels are carried
 from an earlier inference) pass through in their source's order, uninferred.
+
+An engine that works on several frames at once (``Backend.streams``, OpenVINO's
+throughput streams) gets that many calls in flight: the collector hands a batch
+to a worker and gathers the next while it runs; outputs still leave in the order
+the frames came, as DeepStream's nvinfer keeps its batches in flight.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +70,10 @@ class FrameCollector(threading.Thread):
         stopping: threading.Event,
         on_error: Callable[[BaseException], None],
         arrived: threading.Event,
+        streams: Callable[[], int] = lambda: 1,
     ):
+        """``streams()``: how many ``infer`` calls may run at once (the backend's ``streams``, read per batch:
+        an engine may choose it on its first compile)."""
         super().__init__(name="streamseg-infer", daemon=True)
         self.stage = "infer"
         self.infer = infer
@@ -76,7 +85,12 @@ class FrameCollector(threading.Thread):
         self.arrived = arrived  # set by every lane's inbox on put
         self.stats = StageStats("infer")  # items: frames; one latency sample per backend call
         self.batch_sizes: Counter[int] = Counter()  # frames per backend call -> how many calls
+        self.streams = streams
         self._lanes: dict[str, CollectorInput] = {}
+        # batches handed to the engine, oldest first: (batch, one future per backend call)
+        self._in_flight: deque[tuple[list[tuple[CollectorInput, Any]], list[Future]]] = deque()
+        self._workers: ThreadPoolExecutor | None = None  # only where the engine takes calls side by side
+        self._stats_lock = threading.Lock()
         self._lock = threading.Lock()
         self._turn = 0
         self._sealed = False
@@ -101,7 +115,9 @@ class FrameCollector(threading.Thread):
             while True:
                 batch, ended = self._gather()
                 if batch:
-                    self._run(batch)
+                    self._submit(batch)
+                if ended:
+                    self._deliver(wait=True)  # a source's END after every frame before it
                 for lane in ended:
                     self._end(lane)
                 if not batch and not ended and self._done():
@@ -109,6 +125,8 @@ class FrameCollector(threading.Thread):
         except BaseException as err:  # noqa: BLE001 - handed to the pipeline, re-raised there
             self.on_error(err)
         finally:
+            if self._workers is not None:  # no engine call outlives the stage
+                self._workers.shutdown(wait=True, cancel_futures=True)
             with self._lock:
                 self._finished = True
                 lanes, self._lanes = list(self._lanes.values()), {}
@@ -119,7 +137,7 @@ class FrameCollector(threading.Thread):
     def _done(self) -> bool:
         with self._lock:
             empty = not self._lanes
-        return self.stopping.is_set() and empty or empty and self._sealed
+        return (self.stopping.is_set() and empty or empty and self._sealed) and not self._in_flight
 
     def _gather(self) -> tuple[list[tuple[CollectorInput, Any]], list[CollectorInput]]:
         """Frames round-robin until the batch is full or the timeout since the first one has passed."""
@@ -128,6 +146,7 @@ class FrameCollector(threading.Thread):
         deadline = None
         while True:
             self.arrived.clear()
+            self._deliver(wait=False)  # outputs that came back while waiting go on now
             self._take(taken, ended)
             if _inferable(taken) >= self.max_batch or ended or (not taken and self._done()):
                 return taken, ended
@@ -169,20 +188,52 @@ class FrameCollector(threading.Thread):
                 elif not lane.stopping.is_set():  # stopping: drain without working, END still comes
                     taken.append((lane, item))
 
-    def _run(self, batch: list[tuple[CollectorInput, Any]]) -> None:
-        """One backend call per input shape in the batch; outputs back to each frame's own lane, in order."""
+    def _submit(self, batch: list[tuple[CollectorInput, Any]]) -> None:
+        """One backend call per input shape in the batch: run here, or on a worker where the engine has streams."""
         groups: dict[tuple, list[Any]] = {}
         for _, item in batch:
             if getattr(item, "tensor", None) is not None:
                 groups.setdefault((tuple(item.tensor.shape), str(item.tensor.dtype)), []).append(item)
-        outputs: dict[int, Any] = {}
+        streams = max(1, self.streams())
+        calls: list[Future] = []
         for group in groups.values():
-            started, cpu_started = time.perf_counter(), time.thread_time()
-            for item, output in zip(group, self.infer(group)):
-                outputs[id(item)] = output
-            # this thread's CPU only: the engine's own threads are in the run's process CPU time
+            while sum(not call.done() for _, pending in self._in_flight for call in pending) >= streams:
+                self._deliver(wait=True, oldest_only=True)  # every stream busy: wait for the oldest batch
+            if streams == 1:
+                calls.append(_done_future(self._call, group))
+            else:
+                if self._workers is None:
+                    self._workers = ThreadPoolExecutor(streams, thread_name_prefix="streamseg-infer")
+                calls.append(self._workers.submit(self._call, group))
+                calls[-1].add_done_callback(lambda _: self.arrived.set())  # wakes _gather to deliver it
+        self._in_flight.append((batch, calls))
+        self._deliver(wait=False)
+
+    def _call(self, group: list[Any]) -> dict[int, Any]:
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        outputs = {id(item): output for item, output in zip(group, self.infer(group))}
+        # the calling thread's CPU only: the engine's own threads are in the run's process CPU time
+        with self._stats_lock:
             self.stats.add(time.perf_counter() - started, items=len(group), cpu=time.thread_time() - cpu_started)
             self.batch_sizes[len(group)] += 1
+        return outputs
+
+    def _deliver(self, *, wait: bool, oldest_only: bool = False) -> None:
+        """Hand finished batches to their lanes, oldest first; ``wait``: for the oldest (or all) to finish."""
+        while self._in_flight:
+            batch, calls = self._in_flight[0]
+            if not wait and not all(call.done() for call in calls):
+                return
+            outputs: dict[int, Any] = {}
+            for call in calls:
+                outputs.update(call.result())  # an engine error is raised here, in the stage's thread
+            self._in_flight.popleft()
+            self._hand_on(batch, outputs)
+            if oldest_only:
+                return
+
+    def _hand_on(self, batch: list[tuple[CollectorInput, Any]], outputs: dict[int, Any]) -> None:
+        """Outputs back to each frame's own lane, in order."""
         for lane, item in batch:
             try:
                 lane.outbox.put(outputs.get(id(item), item))  # a carried frame goes on as it came
@@ -196,6 +247,16 @@ class FrameCollector(threading.Thread):
             lane.outbox.put(END)
         except Closed:
             pass
+
+
+def _done_future(call: Callable[[Any], Any], argument: Any) -> Future:
+    """``call(argument)`` run here and now, as a finished future (its error kept for ``result()``)."""
+    future: Future = Future()
+    try:
+        future.set_result(call(argument))
+    except BaseException as err:  # noqa: BLE001 - raised again by result(), as a worker's would be
+        future.set_exception(err)
+    return future
 
 
 def _inferable(taken: list[tuple[CollectorInput, Any]]) -> int:

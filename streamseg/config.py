@@ -78,6 +78,9 @@ class RunConfig(BaseModel):
     spec: ModelSpec | None = None  # --spec: the model spec (needed for a foreign ONNX)
     backend: Backend = "auto"  # --backend
     threads: int | None = Field(None, ge=1)  # --threads: inference threads
+    # --engine-streams: frames the engine works on at once (OpenVINO); None: its throughput choice where a source
+    # is a file, one (the lowest latency) where all are live
+    engine_streams: int | None = Field(None, ge=1)
     precision: Precision | None = None  # --precision; None: the model file's own
     winograd: bool = True  # --winograd/--no-winograd: ONNX Runtime's big 3x3 convolutions as Winograd F(4x4,3x3)
     engine_labels: bool = True  # --engine-labels/--no-engine-labels: the CPU engine's own ArgMax gives uint8 labels

@@ -40,6 +40,7 @@ def create_backend(
     compile: bool = False,
     batch: int = 1,
     labels: bool = False,
+    streams: int | None = 1,
 ) -> Backend:
     """Load ``model`` (a handle from ``open_model``; or a file and its spec) on the named backend; ``auto``
     picks the fastest present.
@@ -52,6 +53,8 @@ def create_backend(
     ``batch`` is the most frames the pipeline will hand one run (TensorRT builds its profile for it).
     ``labels`` asks the CPU engines for uint8 labels from an ArgMax in the graph (argmax models, where
     nothing needs the scores); ``backend.output`` says what ``run`` returns.
+    ``streams``: frames OpenVINO may work on at once (None: its throughput choice); the other engines
+    run one at a time (``backend.streams``).
     """
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
@@ -71,13 +74,14 @@ def create_backend(
             compile=compile,
             batch=batch,
             labels=labels,
+            streams=streams,
         )
     elif name == "tensorrt":
         backend = _tensorrt(handle, precision, cuda_graphs, engine_dir, batch)
     elif name == "torch":
         backend = _torch(handle, precision, cuda_graphs, threads, compile)
     elif name == "openvino":
-        backend = _openvino(handle, threads, precision, labels)
+        backend = _openvino(handle, threads, precision, labels, streams)
     else:
         backend = _onnxruntime(handle, threads, precision, strict=True, winograd=winograd, labels=labels)
     check_fixed_size(handle.spec, backend.fixed_input_size, handle.name)
@@ -174,7 +178,17 @@ def _torch_unfit(precision: str | None, spec: ModelSpec | None) -> str | None:
 
 
 def _auto(
-    model: ModelHandle, *, threads, precision, cuda_graphs, engine_dir, winograd, compile=False, batch=1, labels=False
+    model: ModelHandle,
+    *,
+    threads,
+    precision,
+    cuda_graphs,
+    engine_dir,
+    winograd,
+    compile=False,
+    batch=1,
+    labels=False,
+    streams: int | None = 1,
 ) -> Backend:
     order, passed = auto_candidates(precision, model.spec, model.precision)
     for name in order[:-1]:
@@ -184,7 +198,7 @@ def _auto(
             elif name == "torch":
                 backend = _torch(model, precision, cuda_graphs, threads, compile)
             else:
-                backend = _openvino(model, threads, precision, labels)
+                backend = _openvino(model, threads, precision, labels, streams)
         except (BackendError, MissingExtraError, ModelError) as err:
             passed.append(f"{name} ({err})")
             continue
@@ -237,7 +251,7 @@ def _onnxruntime(
     return OnnxRuntimeBackend(model, threads=threads, winograd=winograd, labels=labels)
 
 
-def _openvino(model: ModelHandle, threads, precision, labels: bool = False) -> Backend:
+def _openvino(model: ModelHandle, threads, precision, labels: bool = False, streams: int | None = 1) -> Backend:
     """OpenVINO computes an FP32 file in fp32 or bf16; INT8 and FP16 come from the file, as on ONNX Runtime."""
     from streamseg.backends.openvino import OpenVinoBackend
 
@@ -247,7 +261,8 @@ def _openvino(model: ModelHandle, threads, precision, labels: bool = False) -> B
             f"openvino runs {model.name} as it is ({found}) or in bf16; for --precision "
             f"{precision} pass a {precision} model (NAME:int8, `streamseg quantize`)"
         )
-    return OpenVinoBackend(model, threads=threads, precision="bf16" if precision == "bf16" else found, labels=labels)
+    computes = "bf16" if precision == "bf16" else found
+    return OpenVinoBackend(model, threads=threads, precision=computes, labels=labels, streams=streams)
 
 
 def file_precision(model: ModelHandle | str | Path, spec: ModelSpec | None = None) -> str:

@@ -36,9 +36,13 @@ class OnnxRuntimeBackend:
 
     ``labels`` (argmax models): the graph gets an ArgMax over the class axis (``models.argmax``) and
     ``run`` returns (N, h, w) uint8 labels, one byte a pixel instead of C float scores.
+
+    One stream: two 1-thread calls at once ran LR-ASPP slower than one 2-thread call (19.5-20.5 against
+    22.7-26.4 fps on 2 cores), unlike OpenVINO's streams (docs/cpu-speed.md).
     """
 
     device: Device = "cpu"
+    streams = 1
 
     def __init__(
         self,

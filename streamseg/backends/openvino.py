@@ -14,11 +14,20 @@ the static ones' time (fcn_resnet50, LR-ASPP, DeepLabV3; FP32, BF16, INT8; docs/
 
 ``labels`` (argmax models): a stable TopK(1) over the class axis, cast to uint8, becomes the model's
 only result, so ``run`` returns (N, h, w) class ids and no scores leave the engine.
+
+``streams``: how many frames the engine works on at once, each on its share of the cores. One stream
+puts every thread on one frame (the lowest latency); more streams run frames side by side, which light
+models need on a few cores: LR-ASPP at 640x360 in BF16 on 2 cores ran 33-42 fps as one 2-thread stream
+and 54-55 fps as two 1-thread streams, and kept 39-48 fps against 24-29 beside other busy threads;
+fcn_resnet50 ran 0.7 fps either way (docs/cpu-speed.md). ``streams=None`` lets OpenVINO's THROUGHPUT
+hint choose. ``run`` is then safe to call from that many threads at once (one infer request each).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +72,10 @@ class OpenVinoBackend:
         threads: int | None = None,
         precision: str = "fp32",
         labels: bool = False,
+        streams: int | None = 1,
     ):
-        """``precision``: bf16, or the file's own (fp32, fp16, int8) as ``ModelHandle.precision`` finds it."""
+        """``precision``: bf16, or the file's own (fp32, fp16, int8) as ``ModelHandle.precision`` finds it;
+        ``streams``: frames at once (None: as many as OpenVINO finds best for throughput)."""
         handle = model_file(model, spec)
         model_path, spec = handle.path, handle.spec
         ov = import_openvino()
@@ -99,18 +110,28 @@ class OpenVinoBackend:
             self.model, self._result_name = labels_model(ov, self.model, spec.output_name), "labels"
         self.config = {
             "INFERENCE_PRECISION_HINT": hint,
-            "PERFORMANCE_HINT": "LATENCY",  # one stream, every thread on one request
+            # one stream: every thread on one request; more: frames side by side, a share of the threads each
+            "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
             "INFERENCE_NUM_THREADS": threads or usable_cores(),
-            # decoding, compositing and encoding share these cores: pinned threads would fight them
+            # decoding, compositing and encoding share these cores: pinned threads would fight them (measured:
+            # two pinned streams ran LR-ASPP end to end 6-16% slower than unpinned ones)
             "ENABLE_CPU_PINNING": False,
         }
+        if streams is not None and streams > 1:
+            self.config["NUM_STREAMS"] = streams
+        # None: OpenVINO's choice, known once the first model is compiled; one until then
+        self.streams, self._streams_chosen = streams or 1, streams is not None
         self.precision = precision
-        self.name = f"openvino (CPU, {self.precision})"
-        self._compiled: dict[tuple[int, ...], tuple] = {}  # input shape -> (infer request, output port)
-        self._any_shape: tuple | None = None  # (infer request, output port) of the dynamic model, once it is made
+        self.name = self._named()
+        self._compiled: dict[tuple[int, ...], tuple] = {}  # input shape -> (infer requests, output port)
+        self._any_shape: tuple | None = None  # (infer requests, output port) of the dynamic model, once it is made
+        self._compiling = threading.Lock()  # run() may be called from `streams` threads at once
         if self.fixed_input_size is not None:  # compile now, not on a live stream's first frame
             h, w = self.fixed_input_size
             self._compile((1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3))
+
+    def _named(self) -> str:
+        return f"openvino (CPU, {self.precision}" + (f", {self.streams} streams)" if self.streams > 1 else ")")
 
     def _compile(self, shape: tuple[int, ...]) -> tuple:
         if self._compiled and self.fixed_input_size is None:  # a second shape: one model for every shape
@@ -121,7 +142,7 @@ class OpenVinoBackend:
         return entry
 
     def _compiled_for(self, shape: tuple[int, ...], *, dynamic: bool) -> tuple:
-        """(infer request, output port) of the model compiled for ``shape``, or for any batch and size."""
+        """(infer requests, output port) of the model compiled for ``shape``, or for any batch and size."""
         channels = 1 if self.spec.layout == "NCHW" else 3
         wanted = [d if (k == channels or not dynamic) else -1 for k, d in enumerate(shape)]
         self.model.reshape({self.spec.input_name: wanted})
@@ -129,18 +150,31 @@ class OpenVinoBackend:
             compiled = self.core.compile_model(self.model, "CPU", self.config)
         except Exception as err:  # noqa: BLE001 - as above
             raise BackendError(f"OpenVINO cannot compile the model for input {wanted}: {one_line(err)}") from None
-        log.debug("openvino: compiled for %s in %s", wanted, self.precision)
-        return compiled.create_infer_request(), compiled.output(self._result_name)
+        if not self._streams_chosen:
+            self.streams = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            self._streams_chosen, self.name = True, self._named()
+        log.debug("openvino: compiled for %s in %s, %d stream(s)", wanted, self.precision, self.streams)
+        requests: queue.SimpleQueue = queue.SimpleQueue()  # one per stream; a run borrows one
+        for _ in range(self.streams):
+            requests.put(compiled.create_infer_request())
+        return requests, compiled.output(self._result_name)
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
-        if self._any_shape is None and tuple(input_shape) not in self._compiled:
-            self._compile(tuple(input_shape))
+        self._compiled_entry(tuple(input_shape))
+
+    def _compiled_entry(self, shape: tuple[int, ...]) -> tuple:
+        with self._compiling:
+            return self._any_shape or self._compiled.get(shape) or self._compile(shape)
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
-        request, output = self._any_shape or self._compiled.get(tensor.shape) or self._compile(tensor.shape)
-        # inputs are read in place (the caller keeps the array until run returns); outputs are copied, since
-        # the request's buffer is overwritten by the next run while later stages still read this one
-        result = request.infer({self.spec.input_name: tensor}, share_inputs=True, share_outputs=False)
+        requests, output = self._any_shape or self._compiled.get(tensor.shape) or self._compiled_entry(tensor.shape)
+        request = requests.get()
+        try:
+            # inputs are read in place (the caller keeps the array until run returns); outputs are copied, since
+            # the request's buffer is overwritten by the next run while later stages still read this one
+            result = request.infer({self.spec.input_name: tensor}, share_inputs=True, share_outputs=False)
+        finally:
+            requests.put(request)
         out = result[output]
         # the class axis was dynamic in the file: check the first real output (labels have none)
         if not self._classes_checked and self.output == "scores":

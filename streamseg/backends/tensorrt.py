@@ -37,6 +37,7 @@ def default_engine_dir() -> Path:
 
 class TensorRTBackend:
     device: Device = "cuda"
+    streams = 1  # one execution context
     output: Output = "scores"  # the CUDA stages take the argmax on the GPU
 
     def __init__(

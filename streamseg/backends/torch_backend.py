@@ -118,6 +118,7 @@ class TorchBackend:
     """A torchvision model on CUDA (or the CPU), weights from the ONNX file."""
 
     output: Output = "scores"  # the CUDA stages take the argmax on the GPU
+    streams = 1  # one CUDA stream, its graphs captured for it
 
     def __init__(
         self,

@@ -44,13 +44,15 @@ def run_benchmark(
     compile: bool = False,
     batch: int = 1,
     cuda_graphs: bool = False,
+    engine_streams: int | None = None,
     progress: Callable[[str], None] = lambda mode: None,
 ) -> dict:
     """Measure the chosen modes on the first ``frames`` frames of ``source``; returns the report.
 
     ``batch`` > 1 runs the bare engine on batches of that many frames (the floor counts them all);
     ``compile`` runs the torch backend through torch.compile; ``cuda_graphs`` replays the bare engine's
-    captured CUDA graphs (TensorRT, torch).
+    captured CUDA graphs (TensorRT, torch). ``engine_streams``: as ``run --engine-streams`` (None: what a run
+    of a file gets), in bare and end-to-end alike; the same-engine loop runs one frame at a time, one stream.
     """
     unknown = sorted(set(modes) - set(MODES))
     if unknown or not modes:
@@ -96,6 +98,7 @@ def run_benchmark(
             batch=batch,
             cuda_graphs=cuda_graphs,
             labels=engine_labels,
+            streams=engine_streams,
         )
         check = (tensor, first)
         bare = report["bare"]
@@ -125,6 +128,7 @@ def run_benchmark(
                 winograd=winograd,
                 compile=compile,
                 engine_labels=engine_labels,
+                streams=engine_streams,
             )
         if "naive" in modes:
             reason = _naive_unavailable(spec.name)

@@ -1,6 +1,7 @@
 """What ``streamseg bench`` measures, each on the same first N frames of one input.
 
-* ``bare``: the inference engine alone, on input tensors preprocessed beforehand;
+* ``bare``: the inference engine alone, on input tensors preprocessed beforehand, with as many
+  calls in flight as the pipeline keeps (``Backend.streams``);
 * ``end_to_end``: the whole ``Pipeline``, decode to encoded file;
 * ``naive``: the PyTorch Hub example loop (``benchmarks/naive_hub.py``);
 * ``same_engine``: the pipeline's engine in a plain sequential loop (``same_engine.py``).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
@@ -71,11 +73,13 @@ def measure_bare(
     batch: int = 1,
     cuda_graphs: bool = False,
     labels: bool = True,
+    streams: int | None = None,
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Inference alone; also returns the first input tensor and its output (to check other engines).
 
     With ``batch`` > 1 each call runs that many copies of a frame's tensor as one
-    (N, 3, H, W) input, and fps counts frames: ``batch`` per call.
+    (N, 3, H, W) input, and fps counts frames: ``batch`` per call. ``streams`` as the pipeline
+    asks for a file (None: the engine's throughput choice): that many calls run at once, as there.
     """
     prepare = CpuPreprocessor(spec)
     prepared = [prepare(frame) for frame in frames]
@@ -90,34 +94,49 @@ def measure_bare(
         cuda_graphs=cuda_graphs,
         batch=batch,
         labels=labels,  # the engine as the pipeline runs it
+        streams=streams,
     )
+    if not prepared:
+        raise ConfigError("bare engine: no frames to measure")
     done: list[float] = []
     seconds: list[float] = []
-    first: np.ndarray | None = None
     try:
         inputs = [item.tensor if batch == 1 else np.concatenate([item.tensor] * batch) for item in prepared]
         if getattr(engine, "device", "cpu") == "cuda":  # the engine alone: inputs and outputs stay on the GPU
             inputs = _on_device(inputs, getattr(engine, "input_dtype", "float32"))
+
+        def timed(tensor) -> None:
+            started = time.perf_counter()
+            engine.run(tensor)
+            done.append(time.perf_counter())  # list.append is atomic: callers in several threads are fine
+            seconds.append(done[-1] - started)
+
         with ResourceSampler() as resources:
-            for tensor in inputs:
-                started = time.perf_counter()
-                output = engine.run(tensor) if first is not None or batch == 1 else _first_batch(engine, tensor)
-                done.append(time.perf_counter())
-                seconds.append(done[-1] - started)
-                if first is None:
-                    first = output[:1] if isinstance(output, np.ndarray) else output[:1].float().cpu().numpy()
+            started = time.perf_counter()
+            output = engine.run(inputs[0]) if batch == 1 else _first_batch(engine, inputs[0])
+            done.append(time.perf_counter())
+            seconds.append(done[-1] - started)
+            first = output[:1] if isinstance(output, np.ndarray) else output[:1].float().cpu().numpy()
+            # the engine knows its streams once compiled: that many calls at once, as the pipeline keeps them
+            in_flight = getattr(engine, "streams", 1)
+            if in_flight == 1:  # here, as the infer stage's own thread runs it
+                for tensor in inputs[1:]:
+                    timed(tensor)
+            else:
+                with ThreadPoolExecutor(in_flight) as calls:
+                    list(calls.map(timed, inputs[1:]))
+        done.sort()
         name, output_kind = engine.name, getattr(engine, "output", "scores")
         computes = getattr(engine, "precision", None) or model_path.with_spec(spec).precision
         device = getattr(engine, "device", "cpu")
     finally:
         engine.close()
-    if first is None:
-        raise ConfigError("bare engine: no frames to measure")
     geometry = prepared[0].geometry
     report = {
         "fps": round(batch * throughput(done), 4),
         "frames": batch * len(done),
         "batch": batch,
+        "streams": getattr(engine, "streams", 1),
         "engine": name,
         "output": output_kind,
         "precision": computes,
@@ -165,6 +184,7 @@ def measure_end_to_end(
     winograd: bool = True,
     compile: bool = False,
     engine_labels: bool = True,
+    streams: int | None = None,
 ) -> dict:
     from streamseg.pipeline import Pipeline
 
@@ -179,6 +199,7 @@ def measure_end_to_end(
         winograd=winograd,
         compile=compile,
         engine_labels=engine_labels,
+        engine_streams=streams,
         input_size=size,
         outputs=[str(output)],
         max_frames=frames,

@@ -4,7 +4,9 @@ What a user of ONNX Runtime or OpenVINO alone would write around the engine, on 
 PyAV decode → resize and normalize → ``engine.run`` → argmax → palette and ``cv2.addWeighted`` →
 PyAV encode. The engine comes from ``create_backend`` with the pipeline's backend, precision, threads
 and model handle, so ``end_to_end / same_engine`` is what the pipeline's stage threads, queues and
-tuned steps buy with the engine held equal (``end_to_end / naive`` also changes the engine).
+tuned steps buy with the engine held equal (``end_to_end / naive`` also changes the engine). The loop
+takes one frame at a time, so its engine has one stream (OpenVINO's LATENCY hint, every thread on the
+frame), where the pipeline keeps a file's frames in flight on the engine's throughput streams.
 
 Preprocessing is the package's ``CpuPreprocessor``, the bare mode's exact input tensor; labels are
 ``np.argmax`` over the class axis and a nearest-neighbour resize to the frame, as the ONNX Runtime

@@ -27,6 +27,11 @@ from streamseg.cli.flags import backend_option, model_option, output_option, pre
     help="As `run --precision` [default: the model's own]; the naive loop stays FP32, same-engine follows it."
 )
 @click.option("--threads", type=int, help="Inference threads [default: all cores].")
+@click.option(
+    "--engine-streams",
+    type=click.IntRange(min=1),
+    help="As `run --engine-streams`, bare and end-to-end [default: what `run` picks for a file].",
+)
 @click.option("--winograd/--no-winograd", default=True, show_default=True, help="As `run --winograd`.")
 @click.option("--engine-labels/--no-engine-labels", default=True, show_default=True, help="As `run --engine-labels`.")
 @click.option("--compile", "compile", is_flag=True, help="torch backend: torch.compile (inductor) the model.")
@@ -73,6 +78,7 @@ def bench(
     backend: str,
     precision: str | None,
     threads: int | None,
+    engine_streams: int | None,
     winograd: bool,
     engine_labels: bool,
     compile: bool,
@@ -141,6 +147,7 @@ def bench(
         compile=compile,
         batch=batch,
         cuda_graphs=cuda_graphs,
+        engine_streams=engine_streams,
         progress=lambda mode: click.echo(f"streamseg bench: measuring {mode}…", err=True),
     )
     if plot:

@@ -47,6 +47,12 @@ from streamseg.uris import scheme_of
 )
 @config_option("threads", type=click.IntRange(min=1), help="Inference threads [default: all cores].")
 @config_option(
+    "engine_streams",
+    type=click.IntRange(min=1),
+    help="openvino: frames inferred at once, the threads shared among them; 1: lowest latency "
+    "[default: OpenVINO's throughput choice with a file source, 1 with live sources only].",
+)
+@config_option(
     "winograd",
     negation="--no-winograd",
     help="onnxruntime: big 3x3 convolutions as Winograd F(4x4,3x3), FP32 [default: on].",

@@ -9,10 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 import numpy as np
-import onnx
 import pytest
-import yaml
-from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from streamseg.backends import auto_candidates, create_backend
@@ -21,6 +18,7 @@ from streamseg.isa import this_cpu_isa
 from streamseg.models.zoo import ZOO
 from streamseg.preprocess import CpuPreprocessor
 from tests.support.cli import run_segment
+from tests.support.onnx_models import head_model
 
 needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs the openvino extra")
 SPEC = ZOO["lraspp_mobilenet_v3_large"].spec.model_copy(
@@ -30,32 +28,7 @@ SPEC = ZOO["lraspp_mobilenet_v3_large"].spec.model_copy(
 
 @pytest.fixture(scope="module")
 def head_onnx(tmp_path_factory):
-    """input -> 8x8 stride-8 conv to 512 -> 3x3 conv 512->512 (Winograd takes it) -> 1x1 conv to 21 classes."""
-    rng = np.random.default_rng(7)
-    weights = {
-        "w1": rng.standard_normal((512, 3, 8, 8)) * 0.05,
-        "w2": rng.standard_normal((512, 512, 3, 3)) * 0.02,
-        "w3": rng.standard_normal((21, 512, 1, 1)) * 0.05,
-    }
-    nodes = [
-        helper.make_node("Conv", ["input", "w1"], ["a"], kernel_shape=[8, 8], strides=[8, 8]),
-        helper.make_node("Relu", ["a"], ["b"]),
-        helper.make_node("Conv", ["b", "w2"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c"], ["d"]),
-        helper.make_node("Conv", ["d", "w3"], ["out"], kernel_shape=[1, 1]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "head",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 21, "h", "w"])],
-        [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()],
-    )
-    folder = tmp_path_factory.mktemp("head")
-    path = folder / "head.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
-    (folder / "head.yaml").write_text(yaml.safe_dump(SPEC.model_dump(mode="json")))
-    return path
+    return head_model(tmp_path_factory.mktemp("head"), SPEC)
 
 
 @pytest.fixture(scope="module")

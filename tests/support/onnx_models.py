@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
+import yaml
+from onnx import TensorProto, helper, numpy_helper
 
 from tests.support.paths import ROOT
 
@@ -17,8 +20,6 @@ def conv_model(path: Path, channels: int, *, dynamic_classes: bool = False, seed
     With ``dynamic_classes`` the weight is also a graph input of shape
     (classes, 3, 1, 1), so no shape inference can pin the class axis.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     weight = np.random.default_rng(seed).standard_normal((channels, 3, 1, 1)).astype(np.float32)
     classes = "classes" if dynamic_classes else channels
@@ -53,9 +54,6 @@ def red_wins_model(folder: Path) -> tuple[Path, Path]:
     Scores on 0..1 pixels: background 0.5 everywhere, class1 ``r - g - b``: pure red scores 1, black 0,
     white and grey below 0. So the label map is known from the picture alone.
     """
-    import onnx
-    import yaml
-    from onnx import TensorProto, helper, numpy_helper
 
     weight = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, -1.0]], np.float32).reshape(2, 3, 1, 1)
     bias = np.array([0.5, 0.0], np.float32)
@@ -72,3 +70,32 @@ def red_wins_model(folder: Path) -> tuple[Path, Path]:
     onnx.save(model, str(path))
     spec.write_text(yaml.safe_dump(RED_WINS_SPEC))
     return path, spec
+
+
+def head_model(folder: Path, spec) -> Path:
+    """A small segmentation head for ``spec`` (21 classes), its spec beside it: input -> 8x8 stride-8 conv to
+    512 -> 3x3 conv 512->512 (Winograd takes it) -> 1x1 conv to 21 classes."""
+    rng = np.random.default_rng(7)
+    weights = {
+        "w1": rng.standard_normal((512, 3, 8, 8)) * 0.05,
+        "w2": rng.standard_normal((512, 512, 3, 3)) * 0.02,
+        "w3": rng.standard_normal((21, 512, 1, 1)) * 0.05,
+    }
+    nodes = [
+        helper.make_node("Conv", ["input", "w1"], ["a"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Relu", ["a"], ["b"]),
+        helper.make_node("Conv", ["b", "w2"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["d"]),
+        helper.make_node("Conv", ["d", "w3"], ["out"], kernel_shape=[1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "head",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 21, "h", "w"])],
+        [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()],
+    )
+    path = folder / "head.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    (folder / "head.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json")))
+    return path
