@@ -203,3 +203,15 @@ def test_bad_input_is_one_line(tmp_path, duc_onnx):
     assert proc.returncode != 0 and "input not found" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("bench", str(tmp_path / "missing.mp4"), "--model", str(duc_onnx), "--modes", "bare,fast")
     assert proc.returncode != 0 and "modes" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_throughput_with_frames_in_flight_counts_from_the_full_pipe():
+    """Two streams hand frames on in pairs or staggered: 2 frames a second either way, not more."""
+    from streamseg.bench.modes import throughput
+
+    pairs = [float(t) for t in range(10) for _ in range(2)]  # 0, 0, 1, 1, ..., 9, 9
+    staggered = [0.5 * k for k in range(20)]
+    assert throughput(pairs, in_flight=2) == pytest.approx(2.0)
+    assert throughput(staggered, in_flight=2) == pytest.approx(2.0)
+    assert throughput(pairs) == pytest.approx(19 / 9)  # from the first out: the bias the in-flight count removes
+    assert throughput([1.0, 2.0], in_flight=2) == 0.0  # too few frames for a rate
