@@ -18,23 +18,10 @@ from streamseg.isa import this_cpu_isa
 from streamseg.models.zoo import ZOO
 from streamseg.preprocess import CpuPreprocessor
 from tests.support.cli import run_segment
-from tests.support.onnx_models import head_model
+from tests.support.onnx_models import HEAD_SPEC
 
 needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs the openvino extra")
-SPEC = ZOO["lraspp_mobilenet_v3_large"].spec.model_copy(
-    update={"name": "head", "resize": ZOO["lraspp_mobilenet_v3_large"].spec.resize.model_copy(update={"size": 144})}
-)
-
-
-@pytest.fixture(scope="module")
-def head_onnx(tmp_path_factory):
-    return head_model(tmp_path_factory.mktemp("head"), SPEC)
-
-
-@pytest.fixture(scope="module")
-def tensors(car_video):
-    prepare = CpuPreprocessor(SPEC)
-    return [prepare(frame).tensor for frame in decode(str(car_video), 4)]
+SPEC = HEAD_SPEC
 
 
 def engine_pair(backend: str, model, **options):

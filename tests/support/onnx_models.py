@@ -9,9 +9,14 @@ import onnx
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 
+from streamseg.models.zoo import ZOO
 from tests.support.paths import ROOT
 
 SPEC_21 = ROOT / "configs" / "fcn_resnet50.yaml"  # 21 PASCAL VOC classes, input "input", output "out"
+_LRASPP = ZOO["lraspp_mobilenet_v3_large"].spec
+HEAD_SPEC = _LRASPP.model_copy(  # head_model's: LR-ASPP's classes and normalization, a 144 short side
+    update={"name": "head", "resize": _LRASPP.resize.model_copy(update={"size": 144})}
+)
 
 
 def conv_model(path: Path, channels: int, *, dynamic_classes: bool = False, seed: int = 0) -> Path:
