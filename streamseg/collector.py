@@ -104,6 +104,10 @@ class FrameCollector(threading.Thread):
             self._lanes[lane.name] = lane
         self.arrived.set()
 
+    def in_flight(self) -> int:
+        """Backend calls running now (at most ``streams()``); safe to read from any thread."""
+        return sum(not call.done() for _, calls in list(self._in_flight) for call in calls)
+
     def seal(self) -> None:
         """No lane will be added any more: end once the lanes there are have ended."""
         self._sealed = True

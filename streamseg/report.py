@@ -105,6 +105,10 @@ class RunFigures:
             "state": state,
             "extra": self.links(),
             "batches": dict(self.collector.batch_sizes) if self.collector is not None else {},
+            # calls the engine may run at once, and runs now: all streams busy means the engine is the limit
+            "engine": {"streams": self.collector.streams(), "in_flight": self.collector.in_flight()}
+            if self.collector is not None
+            else {},
             "sources": {lane.name: {
                 "state": lane.health(), "uri": lane.display, "stages": lane.stage_stats(),
                 "written": lane.latency.items, "latency": lane.latency,

@@ -112,6 +112,8 @@ def test_a_run_with_two_streams_writes_the_labels_of_one(head_onnx, tmp_path):
             assert pipeline.parts.backend.streams == streams
             for result in pipeline:
                 got.setdefault(result.source, []).append((result.index, result.labels))
+                engine = pipeline.snapshot()["engine"]  # what /metrics reports
+                assert engine["streams"] == streams and 0 <= engine["in_flight"] <= streams
         for frames in got.values():
             assert [index for index, _ in frames] == list(range(len(frames)))  # each source's order
         return {name: [labels for _, labels in frames] for name, frames in got.items()}

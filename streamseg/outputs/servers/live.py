@@ -50,6 +50,7 @@ class LiveStats:
             "reconnects": int(extra.get("reconnects", 0)),
             "output_reconnects": int(extra.get("output_reconnects", 0)),
             "batches": snap.get("batches", {}),
+            "engine": snap.get("engine", {}),
             "sources": sources,
         }
 

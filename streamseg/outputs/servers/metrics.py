@@ -106,6 +106,14 @@ class PipelineCollector:
         for size, count in sorted(s["batches"].items()):
             batches.add_metric([str(size)], count)
         yield batches
+        engine = s.get("engine") or {}
+        if engine:
+            yield core.GaugeMetricFamily(
+                "streamseg_engine_streams", "Inference calls the engine may run at once", value=engine["streams"]
+            )
+            yield core.GaugeMetricFamily(
+                "streamseg_infer_in_flight", "Inference calls running now", value=engine["in_flight"]
+            )
         yield from self._per_source(core, s["sources"])
         bus = getattr(self.live.pipeline, "events", None)
         if bus is not None:

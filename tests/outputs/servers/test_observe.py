@@ -84,6 +84,8 @@ def test_metrics_and_health_during_a_run(car_video, duc_onnx):
         assert end[("streamseg_dropped_frames_total", (("queue", queue),))] == 0  # a file: lossless
     assert end[("streamseg_reconnects_total", ())] == 0
     assert end[("streamseg_output_reconnects_total", ())] == 0
+    assert end[("streamseg_engine_streams", ())] == 1  # ONNX Runtime: one call at a time
+    assert end[("streamseg_infer_in_flight", ())] == 0  # the source has ended
     assert not any(name.startswith("streamseg_gpu") for name, _ in end)  # no GPU here, no invented figure
     with pytest.raises(OSError):  # closed with the pipeline
         urllib.request.urlopen(base + "health", timeout=2)
