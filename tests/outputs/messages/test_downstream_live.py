@@ -239,13 +239,14 @@ def test_the_viewer_example_renders_the_foxglove_channels_in_chromium(car_video,
             try:
                 page = browser.new_page()
                 page.goto(f"{viewer}?ws={pipeline.downstream[0].url}")
-                for image in ("camera", "overlay"):
-                    page.wait_for_function(f"document.getElementById('{image}').naturalWidth > 0", timeout=60_000)
                 page.wait_for_function("document.querySelectorAll('#classes tr').length > 0", timeout=60_000)
-                sizes = page.evaluate(
-                    "['camera', 'overlay'].map(id => [document.getElementById(id).naturalWidth, "
-                    "document.getElementById(id).naturalHeight])"
-                )
+                # both sizes in one script, once both pictures have loaded: the page swaps each picture per
+                # message, and one read between two swaps sees a picture still decoding (0 x 0)
+                sizes = page.wait_for_function(
+                    "() => { const s = ['camera', 'overlay'].map(id => [document.getElementById(id).naturalWidth, "
+                    "document.getElementById(id).naturalHeight]); return s.every(([w]) => w > 0) && s; }",
+                    timeout=60_000,
+                ).json_value()
                 status = page.inner_text("#status")
                 # read in one script: the page rebuilds the table per message, and between two reads a row may
                 # be half built
