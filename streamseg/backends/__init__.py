@@ -127,7 +127,7 @@ def auto_candidates(
     computes = precision or file_precision
     if precision == "int8" and file_precision not in (None, "int8"):
         computes = file_precision  # an FP32 file stays FP32 (onnxruntime says so), whatever the flag
-    openvino_why, native = _openvino_fit(computes, bool(order)), _bf16_native()
+    openvino_why = _openvino_fit(computes, bool(order))
     if openvino_why is not None:
         if importlib.util.find_spec("openvino") is not None:
             order.append("openvino")
