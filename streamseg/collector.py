@@ -201,7 +201,7 @@ class FrameCollector(threading.Thread):
         streams = max(1, self.streams())
         calls: list[Future] = []
         for group in groups.values():
-            while sum(not call.done() for _, pending in self._in_flight for call in pending) >= streams:
+            while self.in_flight() >= streams:
                 self._deliver(wait=True, oldest_only=True)  # every stream busy: wait for the oldest batch
             if streams == 1:
                 calls.append(_done_future(self._call, group))
