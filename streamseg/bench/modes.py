@@ -13,6 +13,7 @@ engine streams, from the k-th frame out (``throughput``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -111,17 +112,15 @@ def measure_bare(
         if getattr(engine, "device", "cpu") == "cuda":  # the engine alone: inputs and outputs stay on the GPU
             inputs = _on_device(inputs, getattr(engine, "input_dtype", "float32"))
 
-        def timed(tensor) -> None:
+        def timed(tensor, run=engine.run):
             started = time.perf_counter()
-            engine.run(tensor)
+            output = run(tensor)
             done.append(time.perf_counter())  # list.append is atomic: callers in several threads are fine
             seconds.append(done[-1] - started)
+            return output
 
         with ResourceSampler() as resources:
-            started = time.perf_counter()
-            output = engine.run(inputs[0]) if batch == 1 else _first_batch(engine, inputs[0])
-            done.append(time.perf_counter())
-            seconds.append(done[-1] - started)
+            output = timed(inputs[0], engine.run if batch == 1 else functools.partial(_first_batch, engine))
             first = output[:1] if isinstance(output, np.ndarray) else output[:1].float().cpu().numpy()
             # the engine knows its streams once compiled: that many calls at once, as the pipeline keeps them
             in_flight = getattr(engine, "streams", 1)
@@ -142,7 +141,7 @@ def measure_bare(
         "fps": round(batch * throughput(done, in_flight), 4),
         "frames": batch * len(done),
         "batch": batch,
-        "streams": getattr(engine, "streams", 1),
+        "streams": in_flight,
         "engine": name,
         "output": output_kind,
         "precision": computes,
@@ -222,17 +221,17 @@ def measure_end_to_end(
         raise
     with ResourceSampler(probe=queues) as resources:
         summary = pipeline.run()
-    streams = pipeline.parts.backend.streams if pipeline.parts.backend is not None else 1
+    in_flight = pipeline.parts.backend.streams if pipeline.parts.backend is not None else 1
     stages = {
         name: {k: s[k] for k in ("items", "mean_ms", "cpu_ms", "p50_ms", "p99_ms")}
         for name, s in summary.stages.items()
     }  # cpu_ms: the stage thread's own; infer's leaves out the engine's threads, which process_cpu_ms holds
     return {
-        "fps": round(throughput(done, streams), 4),
+        "fps": round(throughput(done, in_flight), 4),
         "frames": summary.frames_out,
         "wall_fps": round(summary.fps, 4),
         "engine": summary.backend,
-        "streams": streams,
+        "streams": in_flight,
         "stages": stages,
         "process_cpu_ms": round(summary.cpu_ms_per_frame, 2),
         "queue_peaks": summary.queue_peaks,
