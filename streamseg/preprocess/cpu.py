@@ -24,6 +24,12 @@ def uses_area(frame_size: tuple[int, int], content_size: tuple[int, int]) -> boo
     return ch * AREA_FROM <= fh and cw * AREA_FROM <= fw
 
 
+def resize_as_run(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (height, width) with the interpolation ``uses_area`` picks."""
+    area = uses_area(image.shape[:2], size)
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
+
+
 def plan_geometry(resize: Resize, height: int, width: int) -> Geometry:
     """Where a (height, width) frame lands inside the model input."""
     if resize.mode == "short_side":
@@ -74,8 +80,7 @@ class CpuPreprocessor:
         g = self.geometry(*image.shape[:2])
         ch, cw = g.content_size
         if (ch, cw) != g.frame_size:
-            area = uses_area(g.frame_size, (ch, cw))
-            image = cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
+            image = resize_as_run(image, (ch, cw))
         return Prepared(frame, self.to_tensor(image, g), g)
 
     def to_tensor(self, image: np.ndarray, g: Geometry) -> np.ndarray:

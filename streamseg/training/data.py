@@ -18,7 +18,7 @@ import numpy as np
 
 from streamseg.datasets.folders import IGNORE_INDEX, SegmentationFolder
 from streamseg.models.torch_compat import import_torch
-from streamseg.preprocess.cpu import uses_area
+from streamseg.preprocess.cpu import resize_as_run
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -34,10 +34,10 @@ def _resize_short(image: np.ndarray, short: int, interpolation: int | None = Non
     """``image`` with its short side ``short``; ``interpolation`` None: the one ``run`` would use (``uses_area``)."""
     h, w = image.shape[:2]
     scale = short / min(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
     if interpolation is None:
-        interpolation = cv2.INTER_AREA if uses_area((h, w), (size[1], size[0])) else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=interpolation)
+        return resize_as_run(image, size)
+    return cv2.resize(image, size[::-1], interpolation=interpolation)
 
 
 def _limit_classes(mask: np.ndarray, num_classes: int) -> np.ndarray:
