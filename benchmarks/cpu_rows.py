@@ -3,9 +3,10 @@
 Each row is one `streamseg bench --json` run (bare, end-to-end, naive and same-engine on the same frames), so
 its ratios come from one run under one load. FP32 rows run on ONNX Runtime; BF16 on OpenVINO (where the CPU
 computes it); INT8 rows run the Q/DQ file from `streamseg quantize` on what `--backend auto` picks for it
-(OpenVINO on a CPU with VNNI or AMX). Models with random weights: speed does not depend on them.
+(OpenVINO); `--engines both` adds the engines auto passes over. Models with random weights: speed does not
+depend on them.
 
-    python benchmarks/cpu_rows.py --models DIR [--frames 20] [--json rows.json]
+    python benchmarks/cpu_rows.py --models DIR [--frames 20] [--json rows.json] [--engines both]
 
 DIR holds NAME.onnx and NAME-int8.onnx for each model (made when missing: `streamseg models export NAME
 --weights none` and `streamseg quantize ... --frames 16`; FCN's quantize takes minutes on 2 cores).
@@ -33,6 +34,11 @@ PRECISIONS = {  # row -> (file suffix, bench flags)
     "bf16": ("", ["--backend", "openvino", "--precision", "bf16"]),
     "int8": ("-int8", ["--backend", "auto"]),
 }
+# the engines `auto` passes over, to show its choice was right on this CPU (--engines both)
+OTHER_ENGINE = {
+    "fp32-openvino": ("", ["--backend", "openvino"]),
+    "int8-onnxruntime": ("-int8", ["--backend", "onnxruntime"]),
+}
 
 
 def streamseg(*args: str) -> subprocess.CompletedProcess:
@@ -59,6 +65,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--only", help="Rows to run, e.g. lraspp_mobilenet_v3_large:bf16,fcn_resnet50:int8.")
     parser.add_argument("--json", type=Path, help="Write every row's bench report here.")
+    parser.add_argument(
+        "--engines",
+        choices=("auto", "both"),
+        default="auto",
+        help="both: also FP32 on OpenVINO and INT8 on ONNX Runtime, the engines auto passes over.",
+    )
     args = parser.parse_args()
     args.models.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only.split(",")) if args.only else None
@@ -72,8 +84,10 @@ def main() -> None:
         if wanted is not None and not any(row.startswith(f"{name}:") for row in wanted):
             continue  # not even its files: FCN's quantize takes minutes
         fp32 = model_files(args.models, name, size, args.video)
-        for precision, (suffix, flags) in PRECISIONS.items():
+        for precision, (suffix, flags) in {**PRECISIONS, **OTHER_ENGINE}.items():
             if wanted is not None and f"{name}:{precision}" not in wanted:
+                continue
+            if wanted is None and precision in OTHER_ENGINE and args.engines != "both":
                 continue
             model = fp32.with_name(f"{name}{suffix}.onnx")
             before = os.getloadavg()[0]

@@ -1,9 +1,9 @@
 """Inference backends behind one small interface, chosen by name.
 
-``auto`` picks TensorRT, else torch on CUDA, else on the CPU by what the CPU has: OpenVINO for
-``bf16`` (which ONNX Runtime cannot run) and for INT8 where the CPU has VNNI or AMX (its INT8
-kernels use them; ONNX Runtime's Q/DQ path ran slower than its own FP32 on such a CPU,
-docs/benchmarks.md), else ONNX Runtime; it logs which one it chose and why it passed over the others.
+``auto`` picks TensorRT, else torch on CUDA, else on the CPU: OpenVINO for ``bf16`` (which ONNX
+Runtime cannot run) and for INT8 files (its INT8 kernels ran 1.1-3x ONNX Runtime's on every CPU
+measured, with VNNI/AMX or AVX2 alone; docs/benchmarks.md), else ONNX Runtime; it logs which one it
+chose and why it passed over the others, and warns where a CPU without VNNI or AMX runs INT8.
 Every backend says where it computes (``device``); backends on a GPU say ``"cuda"``, and the pipeline
 then runs its pre- and postprocessing there too (``streamseg.stages``).
 """
@@ -85,6 +85,7 @@ def create_backend(
     else:
         backend = _onnxruntime(handle, threads, precision, strict=True, winograd=winograd, labels=labels)
     check_fixed_size(handle.spec, backend.fixed_input_size, handle.name)
+    warn_slow_int8(handle, backend)
     return backend
 
 
@@ -134,8 +135,6 @@ def auto_candidates(
             passed.append(f"onnxruntime (openvino first: {openvino_why})")
         else:
             passed.append(f'openvino ({openvino_why}, but not installed: pip install "streamseg[openvino]")')
-    elif computes == "int8" and not order:
-        passed.append("openvino (this CPU has no VNNI or AMX to run int8 faster)")
     elif (
         computes in (None, "fp32") and not order and (native := _bf16_native()) and importlib.util.find_spec("openvino")
     ):
@@ -157,9 +156,27 @@ def _openvino_fit(precision: str | None, gpu_first: bool) -> str | None:
         return "bf16 runs on openvino only"
     if precision != "int8" or gpu_first:
         return None
+    fast = _int8_isa()
+    if fast:
+        return f"int8 on this CPU's {' and '.join(fast)}"
+    # AVX2 alone, measured: openvino's int8 1.1-1.6x onnxruntime's on all three zoo models (docs/benchmarks.md)
+    return "its int8 kernels beat onnxruntime's without VNNI or AMX too"
+
+
+def _int8_isa() -> list[str]:
+    """The ISAs this CPU has for int8 dot products (AMX, VNNI); empty on AVX2 alone."""
     isa = this_cpu_isa() or []
-    fast = [name for name in ("AMX", "VNNI") if name in isa]
-    return f"int8 on this CPU's {' and '.join(fast)}" if fast else None
+    return [name for name in ("AMX", "VNNI") if name in isa]
+
+
+def warn_slow_int8(handle: ModelHandle, backend: Backend) -> None:
+    """Warn where an int8 file runs on an x86 CPU without VNNI or AMX: light models ran slower there than in fp32."""
+    isa = this_cpu_isa() or []
+    if handle.precision == "int8" and backend.device == "cpu" and "AVX2" in isa and not _int8_isa():
+        log.warning(
+            "int8 on a CPU without VNNI or AMX: on AVX2 alone the MobileNetV3 models ran at 0.84-0.89x their fp32 "
+            "speed on openvino, fcn_resnet50 at 1.9x (docs/benchmarks.md); compare: streamseg bench -m FILE --json"
+        )
 
 
 def _torch_unfit(precision: str | None, spec: ModelSpec | None) -> str | None:

@@ -43,7 +43,7 @@ from streamseg.uris import scheme_of
 @config_option(
     "precision",
     help="GPU backends: fp16 converts the model; bf16: openvino on CPUs with AMX/AVX512-BF16; "
-    "int8 needs a Q/DQ model (auto: openvino where the CPU has VNNI/AMX) [default: the model's own].",
+    "int8 needs a Q/DQ model (auto runs it on openvino) [default: the model's own].",
 )
 @config_option("threads", type=click.IntRange(min=1), help="Inference threads [default: all cores].")
 @config_option(

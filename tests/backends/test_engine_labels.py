@@ -78,12 +78,12 @@ def test_run_writes_the_same_label_maps_either_way(head_onnx, car_video, tmp_pat
         assert np.array_equal(with_engine, without)
 
 
-def test_auto_runs_int8_on_openvino_where_the_cpu_has_vnni_or_amx():
+def test_auto_runs_int8_on_openvino_and_says_which_isa_it_found():
     order, passed = auto_candidates(None, None, "int8")
     fast = bool({"VNNI", "AMX"} & set(this_cpu_isa() or []))
-    if fast and importlib.util.find_spec("openvino") is not None:
-        assert order == ["openvino", "onnxruntime"]
-        assert any("int8 on this CPU's" in why for why in passed)
+    if importlib.util.find_spec("openvino") is not None:
+        assert order == ["openvino", "onnxruntime"]  # faster than onnxruntime's int8 with VNNI/AMX and on AVX2 alone
+        assert any(("int8 on this CPU's" if fast else "without VNNI or AMX") in why for why in passed)
     else:
         assert order == ["onnxruntime"]
     assert auto_candidates(None, None, "fp32")[0] == ["onnxruntime"]  # FP32 files stay on ONNX Runtime

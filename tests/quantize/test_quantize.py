@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from streamseg.backends import create_backend
+from streamseg.isa import this_cpu_isa
 from streamseg.models import spec_from_onnx
 from streamseg.quantize.static import zero_points
 from tests.support.cli import run_cli
@@ -90,6 +93,15 @@ def test_int8_agrees_with_fp32_on_held_out_frames(int8_model, trained_model):
     # evaluation frames are not the calibration frames
     manifest = json.loads(int8_model.with_name("model-int8.manifest.json").read_text())
     assert not set(report["frame_indices"]) & set(manifest["calibration"]["sources"][0]["frames"])
+
+
+def test_int8_warns_on_a_cpu_without_vnni_or_amx(int8_model, caplog):
+    """On AVX2 alone, INT8 ran slower than FP32 for the light models (docs/benchmarks.md): the user is told."""
+    isa = set(this_cpu_isa() or [])
+    with caplog.at_level(logging.WARNING, logger="streamseg.backends"):
+        create_backend("onnxruntime", int8_model).close()
+    warned = [r.getMessage() for r in caplog.records if "without VNNI or AMX" in r.getMessage()]
+    assert len(warned) == ("AVX2" in isa and not isa & {"VNNI", "AMX"})
 
 
 def test_bad_inputs_give_one_line(tmp_path, trained_model, int8_model):
