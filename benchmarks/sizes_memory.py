@@ -23,10 +23,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streamseg.bench.report import machine
-from tests.support.memory import wait_with_peak_rss
-from tests.support.paths import MEDIA
-from tests.support.videos import cut_clip
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
+
+from streamseg.bench.report import machine  # noqa: E402
+from tests.support.memory import wait_with_peak_rss  # noqa: E402
+from tests.support.paths import MEDIA  # noqa: E402
+from tests.support.videos import cut_clip  # noqa: E402
 
 SIZES = [(768, 432), (640, 480), (480, 640)]  # width x height: three input sizes at any --size
 
