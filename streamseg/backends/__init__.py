@@ -1,7 +1,7 @@
 """Inference backends behind one small interface, chosen by name.
 
 ``auto`` picks TensorRT, else torch on CUDA, else on the CPU: OpenVINO for ``bf16`` (which ONNX
-Runtime cannot run) and for INT8 files (its INT8 kernels ran 1.1-3x ONNX Runtime's on every CPU
+Runtime cannot run) and for INT8 files (its INT8 kernels ran 1.0-2.0x ONNX Runtime's on every CPU
 measured, with VNNI/AMX or AVX2 alone; docs/benchmarks.md), else ONNX Runtime; it logs which one it
 chose and why it passed over the others, and warns where a CPU without VNNI or AMX runs INT8.
 Every backend says where it computes (``device``); backends on a GPU say ``"cuda"``, and the pipeline
@@ -159,7 +159,7 @@ def _openvino_fit(precision: str | None, gpu_first: bool) -> str | None:
     fast = _int8_isa()
     if fast:
         return f"int8 on this CPU's {' and '.join(fast)}"
-    # AVX2 alone, measured: openvino's int8 1.1-1.6x onnxruntime's on all three zoo models (docs/benchmarks.md)
+    # AVX2 alone, measured: openvino's int8 1.0-1.6x onnxruntime's on the three zoo models (docs/benchmarks.md)
     return "its int8 kernels beat onnxruntime's without VNNI or AMX too"
 
 
