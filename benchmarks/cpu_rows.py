@@ -74,6 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     args.models.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only.split(",")) if args.only else None
+    # --only may name any row; otherwise the other engines' rows run with --engines both
+    precisions = PRECISIONS if wanted is None and args.engines == "auto" else {**PRECISIONS, **OTHER_ENGINE}
     rows = []
     print(
         "| model | precision | engine | bare fps | e2e fps | naive fps | same-engine fps | e2e/bare | e2e/naive "
@@ -84,10 +86,8 @@ def main() -> None:
         if wanted is not None and not any(row.startswith(f"{name}:") for row in wanted):
             continue  # not even its files: FCN's quantize takes minutes
         fp32 = model_files(args.models, name, size, args.video)
-        for precision, (suffix, flags) in {**PRECISIONS, **OTHER_ENGINE}.items():
+        for precision, (suffix, flags) in precisions.items():
             if wanted is not None and f"{name}:{precision}" not in wanted:
-                continue
-            if wanted is None and precision in OTHER_ENGINE and args.engines != "both":
                 continue
             model = fp32.with_name(f"{name}{suffix}.onnx")
             before = os.getloadavg()[0]

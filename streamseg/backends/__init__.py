@@ -156,23 +156,25 @@ def _openvino_fit(precision: str | None, gpu_first: bool) -> str | None:
         return "bf16 runs on openvino only"
     if precision != "int8" or gpu_first:
         return None
-    fast = _int8_isa()
+    fast = _int8_isa(this_cpu_isa() or [])
     if fast:
         return f"int8 on this CPU's {' and '.join(fast)}"
     # AVX2 alone, measured: openvino's int8 1.0-1.6x onnxruntime's on the three zoo models (docs/benchmarks.md)
     return "its int8 kernels beat onnxruntime's without VNNI or AMX too"
 
 
-def _int8_isa() -> list[str]:
-    """The ISAs this CPU has for int8 dot products (AMX, VNNI); empty on AVX2 alone."""
-    isa = this_cpu_isa() or []
+def _int8_isa(isa: list[str]) -> list[str]:
+    """The ISAs of ``isa`` for int8 dot products (AMX, VNNI); empty on AVX2 alone."""
     return [name for name in ("AMX", "VNNI") if name in isa]
 
 
 def warn_slow_int8(handle: ModelHandle, backend: Backend) -> None:
     """Warn where an int8 file runs on an x86 CPU without VNNI or AMX: light models ran slower there than in fp32."""
+    if backend.device != "cpu":
+        return
     isa = this_cpu_isa() or []
-    if handle.precision == "int8" and backend.device == "cpu" and "AVX2" in isa and not _int8_isa():
+    # the ISA first: the file's precision may parse the graph, which most CPUs need not pay for here
+    if "AVX2" in isa and not _int8_isa(isa) and handle.precision == "int8":
         log.warning(
             "int8 on a CPU without VNNI or AMX: on AVX2 alone the MobileNetV3 models ran at 0.84-0.89x their fp32 "
             "speed on openvino, fcn_resnet50 at 1.9x (docs/benchmarks.md); compare: streamseg bench -m FILE --json"
