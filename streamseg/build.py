@@ -95,12 +95,13 @@ class RunParts:
             compile=cfg.compile,
             batch=wanted,
             labels=cfg.labels_from_engine,
+            pictures=cfg.engine_normalize,
             # throughput where a file waits for nothing; live frames want each one's lowest latency
             streams=cfg.engine_streams or (None if any_file else 1),
         )
         compositor = Compositor(spec, mode=cfg.overlay, alpha=cfg.alpha, classes=cfg.classes)
         self.stages = stages = make_stages(backend, spec, compositor, scores=cfg.scores)
-        self.plugins = lane_plugins(cfg, stages, spec, backend.run)
+        self.plugins = lane_plugins(cfg, stages, stages.input_spec, backend.run)
         self.sinks = self._open_shared_sinks(owner, spec, live=not any_file) + self.extra_sinks
         self._attach_events()
         size = max(cfg.queue_size or (4 if any_file else 1), len(sources))  # lanes make room for what they hold

@@ -84,6 +84,8 @@ class RunConfig(BaseModel):
     precision: Precision | None = None  # --precision; None: the model file's own
     winograd: bool = True  # --winograd/--no-winograd: ONNX Runtime's big 3x3 convolutions as Winograd F(4x4,3x3)
     engine_labels: bool = True  # --engine-labels/--no-engine-labels: the CPU engine's own ArgMax gives uint8 labels
+    # --engine-normalize/--no-engine-normalize: OpenVINO takes uint8 pictures and normalizes them in its graph
+    engine_normalize: bool = True
     compile: bool = False  # --compile: the torch backend's model through torch.compile (inductor)
     decode: Literal["auto", "cpu", "gpu"] = "auto"  # --decode: NVDEC for files on a CUDA backend
     input_size: int | None = Field(None, ge=16, json_schema_extra=flags("--size"))  # short side (short_side models)

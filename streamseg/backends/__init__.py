@@ -41,6 +41,7 @@ def create_backend(
     batch: int = 1,
     labels: bool = False,
     streams: int | None = 1,
+    pictures: bool = False,
 ) -> Backend:
     """Load ``model`` (a handle from ``open_model``; or a file and its spec) on the named backend; ``auto``
     picks the fastest present.
@@ -52,7 +53,9 @@ def create_backend(
     ``compile`` runs the torch backend's model through ``torch.compile`` (inductor).
     ``batch`` is the most frames the pipeline will hand one run (TensorRT builds its profile for it).
     ``labels`` asks the CPU engines for uint8 labels from an ArgMax in the graph (argmax models, where
-    nothing needs the scores); ``backend.output`` says what ``run`` returns.
+    nothing needs the scores); ``backend.output`` says what ``run`` returns. ``pictures`` lets an engine
+    that can (OpenVINO) take uint8 RGB pictures and normalize them in its graph; ``backend.input_dtype``
+    says what ``run`` takes (``base.input_spec``).
     ``streams``: frames OpenVINO may work on at once (None: its throughput choice); the other engines
     run one at a time (``backend.streams``).
     """
@@ -75,13 +78,14 @@ def create_backend(
             batch=batch,
             labels=labels,
             streams=streams,
+            pictures=pictures,
         )
     elif name == "tensorrt":
         backend = _tensorrt(handle, precision, cuda_graphs, engine_dir, batch)
     elif name == "torch":
         backend = _torch(handle, precision, cuda_graphs, threads, compile)
     elif name == "openvino":
-        backend = _openvino(handle, threads, precision, labels, streams)
+        backend = _openvino(handle, threads, precision, labels, streams, pictures)
     else:
         backend = _onnxruntime(handle, threads, precision, strict=True, winograd=winograd, labels=labels)
     check_fixed_size(handle.spec, backend.fixed_input_size, handle.name)
@@ -208,6 +212,7 @@ def _auto(
     batch=1,
     labels=False,
     streams: int | None = 1,
+    pictures: bool = False,
 ) -> Backend:
     order, passed = auto_candidates(precision, model.spec, model.precision)
     for name in order[:-1]:
@@ -217,7 +222,7 @@ def _auto(
             elif name == "torch":
                 backend = _torch(model, precision, cuda_graphs, threads, compile)
             else:
-                backend = _openvino(model, threads, precision, labels, streams)
+                backend = _openvino(model, threads, precision, labels, streams, pictures)
         except (BackendError, MissingExtraError, ModelError) as err:
             passed.append(f"{name} ({err})")
             continue
@@ -270,7 +275,9 @@ def _onnxruntime(
     return OnnxRuntimeBackend(model, threads=threads, winograd=winograd, labels=labels)
 
 
-def _openvino(model: ModelHandle, threads, precision, labels: bool = False, streams: int | None = 1) -> Backend:
+def _openvino(
+    model: ModelHandle, threads, precision, labels: bool = False, streams: int | None = 1, pictures: bool = False
+) -> Backend:
     """OpenVINO computes an FP32 file in fp32 or bf16; INT8 and FP16 come from the file, as on ONNX Runtime."""
     from streamseg.backends.openvino import OpenVinoBackend
 
@@ -281,7 +288,9 @@ def _openvino(model: ModelHandle, threads, precision, labels: bool = False, stre
             f"{precision} pass a {precision} model (NAME:int8, `streamseg quantize`)"
         )
     computes = "bf16" if precision == "bf16" else found
-    return OpenVinoBackend(model, threads=threads, precision=computes, labels=labels, streams=streams)
+    return OpenVinoBackend(
+        model, threads=threads, precision=computes, labels=labels, streams=streams, pictures=pictures
+    )
 
 
 def file_precision(model: ModelHandle | str | Path, spec: ModelSpec | None = None) -> str:

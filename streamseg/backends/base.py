@@ -11,7 +11,8 @@ from streamseg.errors import ModelError
 from streamseg.models.spec import ModelSpec
 
 Device = Literal["cpu", "cuda"]
-InputDtype = Literal["float32", "float16"]
+# uint8: pictures as they are, NHWC; the engine normalizes them in its own graph (ModelSpec.as_pictures)
+InputDtype = Literal["float32", "float16", "uint8"]
 # what run() returns: the spec's raw output, or uint8 class ids from an ArgMax the engine ran itself
 Output = Literal["scores", "labels"]
 
@@ -44,6 +45,16 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def input_spec(spec: ModelSpec, backend: Backend) -> ModelSpec:
+    """The spec of what ``backend.run`` takes: the model's input in the dtype the backend declares, or, where
+    it normalizes in its own graph (``uint8``), RGB pictures (``ModelSpec.as_pictures``)."""
+    if backend.input_dtype == spec.dtype:
+        return spec
+    if backend.input_dtype == "uint8":
+        return spec.as_pictures()
+    return spec.model_copy(update={"dtype": backend.input_dtype})
 
 
 def engine_labels_wanted(labels: bool, spec: ModelSpec) -> bool:

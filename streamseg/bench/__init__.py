@@ -34,6 +34,7 @@ def run_benchmark(
     precision: str | None = None,
     winograd: bool = True,
     engine_labels: bool = True,
+    engine_normalize: bool = True,
     size: int | None = None,
     modes: Sequence[str] = MODES,
     naive_weights: str = "none",
@@ -99,6 +100,7 @@ def run_benchmark(
             cuda_graphs=cuda_graphs,
             labels=engine_labels,
             streams=engine_streams,
+            pictures=engine_normalize,
         )
         check = (tensor, first)
         bare = report["bare"]
@@ -128,6 +130,7 @@ def run_benchmark(
                 winograd=winograd,
                 compile=compile,
                 engine_labels=engine_labels,
+                engine_normalize=engine_normalize,
                 streams=engine_streams,
             )
         if "naive" in modes:

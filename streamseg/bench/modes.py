@@ -23,6 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from streamseg.backends import create_backend
+from streamseg.backends.base import input_spec
 from streamseg.bench.resources import ResourceSampler
 from streamseg.errors import ConfigError, MissingExtraError, ModelError, StreamsegError
 from streamseg.frames import Frame
@@ -81,6 +82,7 @@ def measure_bare(
     cuda_graphs: bool = False,
     labels: bool = True,
     streams: int | None = None,
+    pictures: bool = True,
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Inference alone; also returns the first input tensor and its output (to check other engines).
 
@@ -88,8 +90,6 @@ def measure_bare(
     (N, 3, H, W) input, and fps counts frames: ``batch`` per call. ``streams`` as the pipeline
     asks for a file (None: the engine's throughput choice): that many calls run at once, as there.
     """
-    prepare = CpuPreprocessor(spec)
-    prepared = [prepare(frame) for frame in frames]
     engine = create_backend(
         backend,
         model_path,
@@ -102,8 +102,12 @@ def measure_bare(
         batch=batch,
         labels=labels,  # the engine as the pipeline runs it
         streams=streams,
+        pictures=pictures,
     )
+    prepare = CpuPreprocessor(input_spec(spec, engine))
+    prepared = [prepare(frame) for frame in frames]
     if not prepared:
+        engine.close()
         raise ConfigError("bare engine: no frames to measure")
     done: list[float] = []
     seconds: list[float] = []
@@ -150,7 +154,9 @@ def measure_bare(
         "stages": {"infer": latency(seconds)},
         **resources.report(),
     }
-    return report, prepared[0].tensor, first
+    # the first frame's model input as a float tensor, for the eager model's check, where the engine took pictures
+    tensor = prepared[0].tensor if prepare.spec.dtype == spec.dtype else CpuPreprocessor(spec)(frames[0]).tensor
+    return report, tensor, first
 
 
 def _first_batch(engine, tensor):
@@ -190,6 +196,7 @@ def measure_end_to_end(
     compile: bool = False,
     engine_labels: bool = True,
     streams: int | None = None,
+    engine_normalize: bool = True,
 ) -> dict:
     from streamseg.pipeline import Pipeline
 
@@ -204,6 +211,7 @@ def measure_end_to_end(
         winograd=winograd,
         compile=compile,
         engine_labels=engine_labels,
+        engine_normalize=engine_normalize,
         engine_streams=streams,
         input_size=size,
         outputs=[str(output)],

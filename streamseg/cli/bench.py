@@ -34,6 +34,9 @@ from streamseg.cli.flags import backend_option, model_option, output_option, pre
 )
 @click.option("--winograd/--no-winograd", default=True, show_default=True, help="As `run --winograd`.")
 @click.option("--engine-labels/--no-engine-labels", default=True, show_default=True, help="As `run --engine-labels`.")
+@click.option(
+    "--engine-normalize/--no-engine-normalize", default=True, show_default=True, help="As `run --engine-normalize`."
+)
 @click.option("--compile", "compile", is_flag=True, help="torch backend: torch.compile (inductor) the model.")
 @click.option("--cuda-graphs", is_flag=True, help="Bare engine: replay captured CUDA graphs (tensorrt, torch).")
 @click.option(
@@ -81,6 +84,7 @@ def bench(
     engine_streams: int | None,
     winograd: bool,
     engine_labels: bool,
+    engine_normalize: bool,
     compile: bool,
     cuda_graphs: bool,
     batch: int,
@@ -137,6 +141,7 @@ def bench(
         precision=precision,
         winograd=winograd,
         engine_labels=engine_labels,
+        engine_normalize=engine_normalize,
         size=input_size,
         modes=measured,
         naive_weights=naive_weights,

@@ -62,6 +62,11 @@ from streamseg.uris import scheme_of
     negation="--no-engine-labels",
     help="CPU engines: the argmax runs in the engine, uint8 labels out (not with --smooth) [default: on].",
 )
+@config_option(
+    "engine_normalize",
+    negation="--no-engine-normalize",
+    help="openvino: the engine takes uint8 pictures and normalizes them in its graph [default: on].",
+)
 @config_option("compile", help="torch backend: compile the model with torch.compile (inductor); slow first frame.")
 @config_option("decode", help="Decode files on the GPU (NVDEC) for a CUDA backend; auto: when present [default: auto].")
 @config_option("input_size", type=click.IntRange(min=16), help="Short side of the model input (FCN: 520).")

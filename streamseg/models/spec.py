@@ -102,7 +102,9 @@ class ModelSpec(_Strict):
     output_name: str = "out"
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     color_order: Literal["RGB", "BGR"] = "RGB"
-    dtype: Literal["float32", "float16"] = "float32"
+    # uint8: the model takes pictures as they are, (N, H, W, 3) in color_order, and normalizes inside
+    # (``normalize`` then says how, and padding takes its mean color): OpenVINO's in-engine preprocessing
+    dtype: Literal["float32", "float16", "uint8"] = "float32"
     normalize: Normalize
     resize: Resize
     decode: Decode = Decode()
@@ -117,6 +119,8 @@ class ModelSpec(_Strict):
             raise ValueError(f"palette has {len(self.palette)} colors for {len(self.classes)} classes")
         if self.background is not None and not 0 <= self.background < len(self.classes):
             raise ValueError(f"background {self.background} is not a class index")
+        if self.dtype == "uint8" and self.layout != "NHWC":
+            raise ValueError("dtype uint8 takes pictures: layout must be NHWC")
         return self
 
     @property
@@ -137,6 +141,10 @@ class ModelSpec(_Strict):
         if self.resize.mode != "short_side":
             raise ConfigError(f"{option}: {self.name} resizes by {self.resize.mode}, not short_side")
         return self.model_copy(update={"resize": self.resize.model_copy(update={"size": size})})
+
+    def as_pictures(self) -> ModelSpec:
+        """This spec's input as an engine that normalizes in its own graph takes it: RGB uint8 pictures, NHWC."""
+        return self.model_copy(update={"dtype": "uint8", "layout": "NHWC", "color_order": "RGB"})
 
     def to_json(self) -> str:
         return self.model_dump_json()  # None values too: background=None means "draw every class"

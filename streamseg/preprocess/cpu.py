@@ -54,7 +54,8 @@ class CpuPreprocessor:
 
     Normalization folds into one multiply-add per channel,
     ``x = pixel * gain + offset``, so padding with 0 equals padding with the
-    mean color (the zoo's DUC border).
+    mean color (the zoo's DUC border). A ``uint8`` spec (an engine that normalizes in its own graph) gets
+    the picture itself, resized, padded with the mean color: no float frame is written.
     """
 
     def __init__(self, spec: ModelSpec):
@@ -67,6 +68,8 @@ class CpuPreprocessor:
         self._gain = [float(g) for g in (norm.range / 255.0) / std]
         self._offset = [float(o) for o in -mean / std]
         self._dtype = np.dtype(spec.dtype)
+        # the pixel that the engine's own normalization turns into 0, in the model's color order
+        self._mean_pixel = np.clip(np.round(mean * 255.0 / norm.range), 0, 255).astype(np.uint8)
         self._geometry: Geometry | None = None  # cached while the frame size holds
 
     def geometry(self, height: int, width: int) -> Geometry:
@@ -85,6 +88,8 @@ class CpuPreprocessor:
 
     def to_tensor(self, image: np.ndarray, g: Geometry) -> np.ndarray:
         """Normalize a resized RGB image into a fresh, zero-padded input tensor."""
+        if self._dtype == np.uint8:
+            return self.to_picture(image, g)
         ih, iw = g.input_size
         ch, cw = image.shape[:2]
         nchw = self.spec.layout == "NCHW"
@@ -112,3 +117,16 @@ class CpuPreprocessor:
                 np.multiply(image[:, :, src], self._gain[dst], out=out, dtype=np.float32)
                 out += self._offset[dst]
         return tensor if self._dtype == np.float32 else tensor.astype(self._dtype)
+
+    def to_picture(self, image: np.ndarray, g: Geometry) -> np.ndarray:
+        """The resized RGB image as a (1, H, W, 3) uint8 input in the spec's color order: a view where it fits."""
+        if self._channels != [0, 1, 2]:
+            image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        ih, iw = g.input_size
+        ch, cw = image.shape[:2]
+        if (ih, iw) == (ch, cw):
+            return np.ascontiguousarray(image)[None]
+        picture = np.empty((1, ih, iw, 3), np.uint8)
+        picture[:] = self._mean_pixel
+        picture[0, :ch, :cw] = image
+        return picture

@@ -8,7 +8,8 @@ picks the matching set: the CPU set (NumPy/OpenCV, the default) or the CUDA set
   ``streamseg.stages.steps.LaneSteps``;
 * ``infer(items)``: a batch of prepared frames from any sources, run as one backend call;
 * ``prepare(shape)``: set the backend up for an input shape before frames of that shape arrive;
-* ``plugins``: the lane plug-ins the set carries (``streamseg.stages.steps``), in one place.
+* ``plugins``: the lane plug-ins the set carries (``streamseg.stages.steps``), in one place;
+* ``input_spec``: the input its preprocess writes, as the backend takes it (``backends.base.input_spec``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class Stages(Protocol):
 
     @property
     def plugins(self) -> frozenset[str]: ...  # the lane plug-ins this set carries
+
+    @property
+    def input_spec(self) -> ModelSpec: ...  # what preprocess writes: the backend's input (backends.base.input_spec)
 
     def lane(self) -> LaneSteps: ...
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamseg.backends import Backend
+from streamseg.backends.base import input_spec
 from streamseg.composite import Compositor
 from streamseg.frames import Inferred, Prepared, Result
 from streamseg.models.spec import Decode, ModelSpec
@@ -19,7 +20,7 @@ class CpuLane(PlainSteps):
     """One source's preprocess and composite: its own geometry cache, so sources of other sizes don't evict it."""
 
     def __init__(self, spec: ModelSpec, compositor: Compositor, postprocess: CpuPostprocessor, scores: bool):
-        self.spec = spec
+        self.spec = spec  # what run() takes: the model's input, or pictures where the engine normalizes
         self.preprocess = CpuPreprocessor(spec)
         self.post = postprocess  # stateless per call: shared by the lanes
         self.draw = compositor
@@ -40,6 +41,7 @@ class CpuStages:
     def __init__(self, backend: Backend, spec: ModelSpec, compositor: Compositor, *, scores: bool = False):
         self.backend = backend
         self.spec = spec
+        self.input_spec = input_spec(spec, backend)
         self.compositor = compositor
         self.scores = scores
         # an engine that took the argmax hands over class ids: the postprocessor only resizes them
@@ -47,7 +49,7 @@ class CpuStages:
         self.postprocess = CpuPostprocessor(decoded)
 
     def lane(self) -> CpuLane:
-        return CpuLane(self.spec, self.compositor, self.postprocess, self.scores)
+        return CpuLane(self.input_spec, self.compositor, self.postprocess, self.scores)
 
     def infer(self, items: Sequence[Prepared]) -> list[Inferred]:
         """One backend call for the whole batch (equal input shapes), split back per frame."""

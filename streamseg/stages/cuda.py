@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from streamseg.backends.base import input_spec
 from streamseg.composite.cuda import TorchCompositor
 from streamseg.composite.overlay import Compositor
 from streamseg.frames import Frame, Geometry, Result
@@ -105,7 +106,7 @@ class CudaStages:
         self.backend = backend
         self.device = torch.device(device)
         # an FP16 engine takes float16 input: preprocess straight into the dtype the backend declares
-        self.input_spec = spec.model_copy(update={"dtype": backend.input_dtype})
+        self.input_spec = input_spec(spec, backend)
         self.post = TorchPostprocessor(spec)
         self.draw = TorchCompositor(compositor, device)
         self.cpu_post = CpuPostprocessor(spec) if scores else None  # Python API's raw scores, rarely asked for
