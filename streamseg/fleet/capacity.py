@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from streamseg.backends import create_backend
+from streamseg.backends.base import input_spec
 from streamseg.config import RunConfig
 from streamseg.models import open_model
 from streamseg.preprocess.cpu import plan_geometry
@@ -30,7 +31,6 @@ def engine_seconds(config: RunConfig, model_path: str | None = None) -> float:
     model = open_model(model_path or config.model, config.spec)
     spec = model.spec.with_short_side(config.input_size)
     height, width = plan_geometry(spec.resize, *FRAME).input_size
-    shape = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
     engine = create_backend(
         config.backend,
         model.with_spec(spec),
@@ -39,9 +39,12 @@ def engine_seconds(config: RunConfig, model_path: str | None = None) -> float:
         winograd=config.winograd,
         compile=config.compile,
         labels=config.labels_from_engine,  # the engine as the node's pipeline builds it
+        pictures=config.engine_normalize,
     )
     try:
-        tensor: Any = np.zeros(shape, dtype=spec.dtype)
+        takes = input_spec(spec, engine)  # pictures where the engine normalizes them itself
+        shape = (1, 3, height, width) if takes.layout == "NCHW" else (1, height, width, 3)
+        tensor: Any = np.zeros(shape, dtype=takes.dtype)
         if getattr(engine, "device", "cpu") == "cuda":  # a CUDA engine takes its input on the GPU
             import torch
 
