@@ -1,9 +1,10 @@
 """Composite cost per frame: the color-map compositor against the two it replaced.
 
 ``Compositor`` (a ``cv2.applyColorMap`` lookup, one blend, one masked copy) against the banded one-pass LUT
-compositor before it and the frame-sized passes before that. All draw the same overlay (within 1 intensity level) of labels made from the picture (hue classes at 1/8
-size, resized with INTER_NEAREST) over decoded frames of a real clip. They are timed in alternation, frame
-by frame, so load hits them alike; the figure is the ratio of the per-frame medians.
+compositor before it and the frame-sized passes before that. All draw the same overlay (within 1 intensity
+level) of labels made from the picture (hue classes at 1/8 size, resized with INTER_NEAREST) over decoded
+frames of a real clip. They are timed in alternation, frame by frame, so load hits them alike; the figures
+are the ratios of the per-frame medians.
 
     python benchmarks/composite.py [--video car-detection.mp4] [--frames 60] [--repeat 5] [--json out.json]
 """
