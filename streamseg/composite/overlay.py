@@ -67,7 +67,7 @@ class Compositor:
         else:  # both halves written in place: no hstack copy
             out = np.empty((height, 2 * width, 3), np.uint8)
             overlay, color = out[:, :width], out[:, width:]
-            color[:] = self.colorize(labels)
+            cv2.applyColorMap(labels, self._color_table, dst=color)
         # whole-frame OpenCV passes: row bands kept the data in cache but cost more in calls (1.05 against
         # 1.37 ms at 768x432) now that each pass is one vectorized loop
         cv2.addWeighted(image, 1.0 - self.alpha, color, self.alpha, 0.0, dst=overlay)

@@ -18,7 +18,7 @@ from streamseg.backends import create_backend
 from streamseg.backends.base import input_spec
 from streamseg.config import RunConfig
 from streamseg.models import open_model
-from streamseg.preprocess.cpu import plan_geometry
+from streamseg.stages.steps import input_shape
 
 USABLE = 0.8  # share of the engine's time cameras may fill
 FRAME = (360, 640)  # the camera frame assumed for the input size: 16:9 (the model's short side decides)
@@ -30,7 +30,6 @@ def engine_seconds(config: RunConfig, model_path: str | None = None) -> float:
     assert config.model is not None, "a fleet has a model"
     model = open_model(model_path or config.model, config.spec)
     spec = model.spec.with_short_side(config.input_size)
-    height, width = plan_geometry(spec.resize, *FRAME).input_size
     engine = create_backend(
         config.backend,
         model.with_spec(spec),
@@ -43,7 +42,7 @@ def engine_seconds(config: RunConfig, model_path: str | None = None) -> float:
     )
     try:
         takes = input_spec(spec, engine)  # pictures where the engine normalizes them itself
-        shape = (1, 3, height, width) if takes.layout == "NCHW" else (1, height, width, 3)
+        shape = input_shape(takes, *FRAME)
         tensor: Any = np.zeros(shape, dtype=takes.dtype)
         if getattr(engine, "device", "cpu") == "cuda":  # a CUDA engine takes its input on the GPU
             import torch
