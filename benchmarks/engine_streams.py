@@ -1,10 +1,11 @@
-"""OpenVINO with one stream against its throughput streams, bare and end to end, side by side.
+"""OpenVINO with one stream against its throughput streams, with and without the queued request, side by side.
 
-Each row alternates `streamseg bench --modes bare,end-to-end --engine-streams 1` with the default (what
-`run` picks for a file: OpenVINO's throughput choice), ``--repeats`` times, so both settings meet the same
-load. Prints a Markdown table and writes every report with ``--json``.
+Each row alternates `streamseg bench --modes bare,end-to-end --engine-streams 1`, the default (what `run`
+picks for a file: OpenVINO's throughput streams and one request queued beside them), and the default
+with no request queued (``QUEUED_WITH_STREAMS`` set to 0 in that bench process only), ``--repeats`` times,
+so the settings meet the same load. Prints a Markdown table and writes every report with ``--json``.
 
-    python benchmarks/engine_streams.py --models DIR [--frames 150] [--repeats 2] [--json runs.json]
+    python benchmarks/engine_streams.py --models DIR [--video clip.mp4] [--frames 150] [--repeats 2] [--json runs.json]
 
 DIR holds NAME.onnx and NAME-int8.onnx as `benchmarks/cpu_rows.py` makes them.
 """
@@ -28,14 +29,22 @@ ROWS = [  # (model, input short side, precision, frames divisor: heavy models ge
 ]
 
 
-def bench(model: Path, size: int, precision: str, frames: int, streams: int | None, video: str) -> dict:
+# the CLI with OpenVINO's queued requests set first: the same bench, only that constant differs
+WITH_QUEUED = (
+    "import sys; import streamseg.backends.openvino as ov; ov.QUEUED_WITH_STREAMS = int(sys.argv.pop(1)); "
+    "from streamseg.cli import entry; sys.argv[0] = 'streamseg'; entry()"
+)
+SETTINGS = ((1, 0), (None, 1), (None, 0))  # (--engine-streams, queued): one stream, the default, none queued
+
+
+def bench(model: Path, size: int, precision: str, frames: int, streams: int | None, queued: int, video: str) -> dict:
     args = ["--modes", "bare,end-to-end", "--frames", str(frames), "--size", str(size), "--backend", "openvino"]
     if precision == "bf16":
         args += ["--precision", "bf16"]
     if streams is not None:
         args += ["--engine-streams", str(streams)]
     proc = subprocess.run(
-        [sys.executable, "-m", "streamseg", "bench", video, "-m", str(model), *args, "--json"],
+        [sys.executable, "-c", WITH_QUEUED, str(queued), "bench", video, "-m", str(model), *args, "--json"],
         capture_output=True,
         text=True,
         check=False,
@@ -58,8 +67,11 @@ def main() -> None:
     args = parser.parse_args()
     wanted = set(args.only.split(",")) if args.only else None
     reports = []
-    print("| model (input) | precision | streams | bare fps | e2e fps | e2e/bare | CPU ms/frame e2e | infer p50 ms |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| model (input) | precision | streams | queued | bare fps | e2e fps | e2e/bare | CPU ms/frame e2e "
+        "| infer p50 ms |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, size, precision, divisor in ROWS:
         if wanted and f"{name}:{precision}" not in wanted:
             continue
@@ -68,14 +80,15 @@ def main() -> None:
             print(f"| {name} | {precision} | skipped: no {model.name} |", flush=True)
             continue
         for _ in range(args.repeats):
-            for streams in (1, None):
-                report = bench(model, size, precision, max(4, args.frames // divisor), streams, args.video)
-                report["row"] = {"model": name, "precision": precision, "streams_asked": streams}
+            for streams, queued in SETTINGS:
+                report = bench(model, size, precision, max(4, args.frames // divisor), streams, queued, args.video)
+                report["row"] = {"model": name, "precision": precision, "streams_asked": streams, "queued": queued}
                 reports.append(report)
                 bare, e2e = report["bare"], report["end_to_end"]
                 print(
                     f"| {name} ({'x'.join(map(str, report['input_size']))}) | {precision} | {bare['streams']} "
-                    f"| {bare['fps']:.1f} | {e2e['fps']:.1f} | {report['ratios']['end_to_end/bare']:.2f} "
+                    f"| {bare.get('queued', 0)} | {bare['fps']:.1f} | {e2e['fps']:.1f} "
+                    f"| {report['ratios']['end_to_end/bare']:.2f} "
                     f"| {e2e['process_cpu_ms']:.1f} | {e2e['stages']['infer']['p50_ms']:.1f} |",
                     flush=True,
                 )

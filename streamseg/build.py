@@ -115,6 +115,7 @@ class RunParts:
             on_error=on_error,
             arrived=self.arrived,
             streams=lambda: backend.streams,
+            queued=lambda: backend.queued,
         )
         return plans
 

@@ -14,9 +14,10 @@ frames before it. Items without a ``tensor`` (frames whose labels are carried
 from an earlier inference) pass through in their source's order, uninferred.
 
 An engine that works on several frames at once (``Backend.streams``, OpenVINO's
-throughput streams) gets that many calls in flight: the collector hands a batch
-to a worker and gathers the next while it runs; outputs still leave in the order
-the frames came, as DeepStream's nvinfer keeps its batches in flight.
+throughput streams) gets that many calls in flight, and the ones it asks to hold
+waiting (``Backend.queued``): the collector hands a batch to a worker and gathers
+the next while it runs; outputs still leave in the order the frames came, as
+DeepStream's nvinfer keeps its batches in flight.
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ class FrameCollector(threading.Thread):
         on_error: Callable[[BaseException], None],
         arrived: threading.Event,
         streams: Callable[[], int] = lambda: 1,
+        queued: Callable[[], int] = lambda: 0,
     ):
         """``streams()``: how many ``infer`` calls may run at once (the backend's ``streams``, read per batch:
-        an engine may choose it on its first compile)."""
+        an engine may choose it on its first compile); ``queued()``: how many more to keep submitted."""
         super().__init__(name="streamseg-infer", daemon=True)
         self.stage = "infer"
         self.infer = infer
@@ -86,6 +88,7 @@ class FrameCollector(threading.Thread):
         self.stats = StageStats("infer")  # items: frames; one latency sample per backend call
         self.batch_sizes: Counter[int] = Counter()  # frames per backend call -> how many calls
         self.streams = streams
+        self.queued = queued
         self._lanes: dict[str, CollectorInput] = {}
         # batches handed to the engine, oldest first: (batch, one future per backend call)
         self._in_flight: deque[tuple[list[tuple[CollectorInput, Any]], list[Future]]] = deque()
@@ -105,7 +108,7 @@ class FrameCollector(threading.Thread):
         self.arrived.set()
 
     def in_flight(self) -> int:
-        """Backend calls running now (at most ``streams()``); safe to read from any thread."""
+        """Backend calls submitted and not done (at most ``streams() + queued()``); safe from any thread."""
         return sum(not call.done() for _, calls in list(self._in_flight) for call in calls)
 
     def seal(self) -> None:
@@ -198,16 +201,16 @@ class FrameCollector(threading.Thread):
         for _, item in batch:
             if getattr(item, "tensor", None) is not None:
                 groups.setdefault((tuple(item.tensor.shape), str(item.tensor.dtype)), []).append(item)
-        streams = max(1, self.streams())
+        limit = max(1, self.streams()) + max(0, self.queued())
         calls: list[Future] = []
         for group in groups.values():
-            while self.in_flight() >= streams:
+            while self.in_flight() >= limit:
                 self._deliver(wait=True, oldest_only=True)  # every stream busy: wait for the oldest batch
-            if streams == 1:
+            if limit == 1:
                 calls.append(_done_future(self._call, group))
             else:
                 if self._workers is None:
-                    self._workers = ThreadPoolExecutor(streams, thread_name_prefix="streamseg-infer")
+                    self._workers = ThreadPoolExecutor(limit, thread_name_prefix="streamseg-infer")
                 calls.append(self._workers.submit(self._call, group))
                 calls[-1].add_done_callback(lambda _: self.arrived.set())  # wakes _gather to deliver it
         self._in_flight.append((batch, calls))

@@ -105,8 +105,13 @@ class RunFigures:
             "state": state,
             "extra": self.links(),
             "batches": dict(self.collector.batch_sizes) if self.collector is not None else {},
-            # calls the engine may run at once, and runs now: all streams busy means the engine is the limit
-            "engine": {"streams": self.collector.streams(), "in_flight": self.collector.in_flight()}
+            # calls the engine may run at once, held waiting besides, and submitted now: all busy means the engine
+            # is the limit
+            "engine": {
+                "streams": self.collector.streams(),
+                "queued": self.collector.queued(),
+                "in_flight": self.collector.in_flight(),
+            }
             if self.collector is not None
             else {},
             "sources": {lane.name: {

@@ -56,8 +56,9 @@ def create_backend(
     nothing needs the scores); ``backend.output`` says what ``run`` returns. ``pictures`` lets an engine
     that can (OpenVINO) take uint8 RGB pictures and normalize them in its graph; ``backend.input_dtype``
     says what ``run`` takes (``base.input_spec``).
-    ``streams``: frames OpenVINO may work on at once (None: its throughput choice); the other engines
-    run one at a time (``backend.streams``).
+    ``streams``: frames OpenVINO may work on at once (None: its throughput choice), with one call more
+    queued where there are several (``backend.queued``); the other engines run one at a time
+    (``backend.streams``).
     """
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown backend {name!r} (choose from {', '.join(BACKENDS)})")

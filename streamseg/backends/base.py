@@ -19,7 +19,7 @@ Output = Literal["scores", "labels"]
 
 class Backend(Protocol):
     """Runs one model on a batch of input tensors; built once, called by the infer stage, from as many
-    threads at once as ``streams`` says.
+    threads at once as ``streams + queued`` says.
 
     Where its inputs live is part of the contract: ``device`` says so, and the
     pipeline picks the matching stage set from it (``streamseg.stages``).
@@ -31,9 +31,15 @@ class Backend(Protocol):
     fixed_input_size: tuple[int, int] | None  # (H, W) when the model's input is static
     max_batch: int | None  # the most frames one run() takes; None: any number
     output: Output  # "labels" where create_backend(labels=True) found the engine could give them
-    # run() calls that may work at once, each on a share of the cores (the infer stage keeps that many in
-    # flight); 1: one at a time, every thread on it. An engine that chooses on its first compile says 1 until then
+    # run() calls that may work at once, each on a share of the cores; 1: one at a time, every thread on it.
+    # An engine that chooses on its first compile says 1 until then
     streams: int
+
+    @property
+    def queued(self) -> int:
+        """Calls the infer stage keeps submitted beyond ``streams``, waiting in the engine: a stream that
+        finishes starts the next frame at once instead of idling until the infer stage's thread gets a core."""
+        ...
 
     def run(self, tensor: Any) -> Any:
         """The spec's output for an (N, ...) preprocessed input, N frames in N out; (N, h, w) uint8 labels

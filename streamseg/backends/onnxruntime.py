@@ -43,6 +43,7 @@ class OnnxRuntimeBackend:
 
     device: Device = "cpu"
     streams = 1
+    queued = 0
 
     def __init__(
         self,

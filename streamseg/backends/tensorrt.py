@@ -38,6 +38,7 @@ def default_engine_dir() -> Path:
 class TensorRTBackend:
     device: Device = "cuda"
     streams = 1  # one execution context
+    queued = 0
     output: Output = "scores"  # the CUDA stages take the argmax on the GPU
 
     def __init__(

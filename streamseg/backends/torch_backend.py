@@ -119,6 +119,7 @@ class TorchBackend:
 
     output: Output = "scores"  # the CUDA stages take the argmax on the GPU
     streams = 1  # one CUDA stream, its graphs captured for it
+    queued = 0
 
     def __init__(
         self,

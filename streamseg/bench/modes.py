@@ -1,7 +1,7 @@
 """What ``streamseg bench`` measures, each on the same first N frames of one input.
 
 * ``bare``: the inference engine alone, on input tensors preprocessed beforehand, with as many
-  calls in flight as the pipeline keeps (``Backend.streams``);
+  calls in flight as the pipeline keeps (``Backend.streams`` and ``Backend.queued``);
 * ``end_to_end``: the whole ``Pipeline``, decode to encoded file;
 * ``naive``: the PyTorch Hub example loop (``benchmarks/naive_hub.py``);
 * ``same_engine``: the pipeline's engine in a plain sequential loop (``same_engine.py``).
@@ -127,7 +127,7 @@ def measure_bare(
             output = timed(inputs[0], engine.run if batch == 1 else functools.partial(_first_batch, engine))
             first = output[:1] if isinstance(output, np.ndarray) else output[:1].float().cpu().numpy()
             # the engine knows its streams once compiled: that many calls at once, as the pipeline keeps them
-            in_flight = getattr(engine, "streams", 1)
+            in_flight = getattr(engine, "streams", 1) + getattr(engine, "queued", 0)
             if in_flight == 1:  # here, as the infer stage's own thread runs it
                 for tensor in inputs[1:]:
                     timed(tensor)
@@ -145,7 +145,8 @@ def measure_bare(
         "fps": round(batch * throughput(done, in_flight), 4),
         "frames": batch * len(done),
         "batch": batch,
-        "streams": in_flight,
+        "streams": getattr(engine, "streams", 1),
+        "queued": getattr(engine, "queued", 0),
         "engine": name,
         "output": output_kind,
         "precision": computes,
@@ -229,7 +230,9 @@ def measure_end_to_end(
         raise
     with ResourceSampler(probe=queues) as resources:
         summary = pipeline.run()
-    in_flight = pipeline.parts.backend.streams if pipeline.parts.backend is not None else 1
+    engine = pipeline.parts.backend
+    streams, queued = (engine.streams, engine.queued) if engine is not None else (1, 0)
+    in_flight = streams + queued
     stages = {
         name: {k: s[k] for k in ("items", "mean_ms", "cpu_ms", "p50_ms", "p99_ms")}
         for name, s in summary.stages.items()
@@ -239,7 +242,8 @@ def measure_end_to_end(
         "frames": summary.frames_out,
         "wall_fps": round(summary.fps, 4),
         "engine": summary.backend,
-        "streams": in_flight,
+        "streams": streams,
+        "queued": queued,
         "stages": stages,
         "process_cpu_ms": round(summary.cpu_ms_per_frame, 2),
         "queue_peaks": summary.queue_peaks,

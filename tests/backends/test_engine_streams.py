@@ -1,4 +1,5 @@
-"""Engine streams: OpenVINO works on several frames at once, and the pipeline keeps that many in flight.
+"""Engine streams: OpenVINO works on several frames at once, and the pipeline keeps that many in flight, plus
+the one it holds queued.
 
 The outputs must be those of one stream, frame for frame and in each source's order, whatever order the
 calls finish in.
@@ -31,11 +32,25 @@ def test_two_streams_run_side_by_side_with_the_outputs_of_one(head_onnx, tensors
     one = create_backend("openvino", head_onnx, SPEC, labels=True)
     two = create_backend("openvino", head_onnx, SPEC, labels=True, streams=2)
     assert (one.streams, two.streams) == (1, 2)
+    assert (one.queued, two.queued) == (0, 1)  # one stream: nothing waits in the engine (a live run's latency)
     assert "2 streams" in two.name and "streams" not in one.name
     expected = [one.run(tensor) for tensor in tensors]
-    with ThreadPoolExecutor(2) as calls:  # two calls at once, each on its own infer request
-        got = list(calls.map(two.run, tensors * 3))
+    started, running, most = threading.Lock(), [0], [0]
+
+    def call(tensor):
+        with started:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return two.run(tensor)
+        finally:
+            with started:
+                running[0] -= 1
+
+    with ThreadPoolExecutor(3) as calls:  # three calls at once, each on its own infer request
+        got = list(calls.map(call, tensors * 4))
     assert all(np.array_equal(g, expected[k % len(tensors)]) for k, g in enumerate(got))
+    assert most[0] == 3  # the queued request's call did not wait for one of the others to end
 
 
 @needs_openvino
@@ -95,6 +110,55 @@ def test_collector_hands_outputs_on_in_order_though_calls_finish_out_of_order():
     assert len(running) == 20
 
 
+def test_collector_keeps_the_queued_calls_submitted_beside_the_running_ones():
+    """Two streams and one queued: three calls are in flight at once (a barrier of three would break after
+    its timeout were the third held back), and never a fourth."""
+    arrived = threading.Event()
+    lane = CollectorInput("a", StageQueue("a", 64), StageQueue("a-out", 64), threading.Event())
+    three = threading.Barrier(3, timeout=10)
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def infer(items):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if items[0] < 3:
+            three.wait()  # the first three calls meet here: all of them submitted together
+        with lock:
+            running[0] -= 1
+        return [-item for item in items]
+
+    class Item(int):
+        tensor = np.zeros((1, 3, 4, 4), np.float32)
+
+    errors: list[BaseException] = []
+    collector = FrameCollector(
+        infer,
+        prepare=lambda shape: None,
+        max_batch=1,
+        timeout=0.0,
+        stopping=threading.Event(),
+        on_error=errors.append,
+        arrived=arrived,
+        streams=lambda: 2,
+        queued=lambda: 1,
+    )
+    collector.add(lane)
+    collector.seal()
+    collector.start()
+    for k in range(9):
+        lane.inbox.put(Item(k))
+    lane.inbox.put(END)
+    arrived.set()
+    collector.join(20)
+    assert not collector.is_alive() and not errors, errors
+    got = []
+    while (item := lane.outbox.get(timeout=1)) is not END:
+        got.append(item)
+    assert got == [-k for k in range(9)]
+    assert most[0] == 3
+
+
 @needs_openvino
 def test_a_run_with_two_streams_writes_the_labels_of_one(head_onnx, tmp_path):
     """Two sources, every second frame carried (uninferred frames pass in order between inferred ones):
@@ -109,11 +173,13 @@ def test_a_run_with_two_streams_writes_the_labels_of_one(head_onnx, tmp_path):
         with Pipeline(
             [str(c) for c in clips], model=head_onnx, spec=SPEC, backend="openvino", engine_streams=streams, interval=2
         ) as pipeline:
-            assert pipeline.parts.backend.streams == streams
+            backend = pipeline.parts.backend
+            assert (backend.streams, backend.queued) == (streams, 1 if streams > 1 else 0)
             for result in pipeline:
                 got.setdefault(result.source, []).append((result.index, result.labels))
                 engine = pipeline.snapshot()["engine"]  # what /metrics reports
-                assert engine["streams"] == streams and 0 <= engine["in_flight"] <= streams
+                assert (engine["streams"], engine["queued"]) == (backend.streams, backend.queued)
+                assert 0 <= engine["in_flight"] <= backend.streams + backend.queued
         for frames in got.values():
             assert [index for index, _ in frames] == list(range(len(frames)))  # each source's order
         return {name: [labels for _, labels in frames] for name, frames in got.items()}

@@ -112,7 +112,12 @@ class PipelineCollector:
                 "streamseg_engine_streams", "Inference calls the engine may run at once", value=engine["streams"]
             )
             yield core.GaugeMetricFamily(
-                "streamseg_infer_in_flight", "Inference calls running now", value=engine["in_flight"]
+                "streamseg_engine_queued",
+                "Inference calls queued beside the running ones",
+                value=engine["queued"],
+            )
+            yield core.GaugeMetricFamily(
+                "streamseg_infer_in_flight", "Inference calls submitted and not done", value=engine["in_flight"]
             )
         yield from self._per_source(core, s["sources"])
         bus = getattr(self.live.pipeline, "events", None)
