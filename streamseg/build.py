@@ -16,6 +16,7 @@ from streamseg.backends import create_backend
 from streamseg.collector import FrameCollector
 from streamseg.composite import Compositor
 from streamseg.config import RunConfig, SourceSpec
+from streamseg.cores import share_opencv_threads
 from streamseg.errors import ConfigError
 from streamseg.events import EventBus
 from streamseg.lane import SourceLane
@@ -84,6 +85,7 @@ class RunParts:
 
             check_webhook_url(cfg.webhook)
         wanted = cfg.batch or len(sources)
+        share_opencv_threads()  # the stages' OpenCV calls run side by side with the engine's threads
         # a file anywhere: results wait for the reader (lossless); live only: the reader gets the newest
         any_file = any(not is_live(s.uri, s.live_options(cfg.live)) for s in sources)
         self.backend = backend = create_backend(

@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from any pixel format, upright per the display matrix."""
-    image = frame.to_ndarray(format="rgb24")
+    """RGB uint8 (H, W, 3) from any pixel format, upright per the display matrix.
+
+    One swscale thread: its default, a slice thread per core, woke two threads a frame for a conversion
+    that took 0.09 ms of CPU on one (640x360), and spent 0.14-0.18 ms of the process's CPU doing it.
+    """
+    image = frame.to_ndarray(format="rgb24", threads=1)
     turns = round((frame.rotation or 0) / 90) % 4  # counterclockwise quarter turns
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
