@@ -62,6 +62,31 @@ def test_openvino_chooses_its_streams_on_the_first_compile(head_onnx, tensors):
     assert engine.run(tensors[0]).shape[1] == 21
 
 
+class Item(int):
+    """A frame the collector infers: it has a tensor."""
+
+    tensor = np.zeros((1, 3, 4, 4), np.float32)
+
+
+def started_collector(infer, lanes, arrived, *, on_error, **engine) -> FrameCollector:
+    """A running infer stage over ``lanes``, one frame a call, sealed; ``engine``: its streams and queued."""
+    collector = FrameCollector(
+        infer,
+        prepare=lambda shape: None,
+        max_batch=1,
+        timeout=0.0,
+        stopping=threading.Event(),
+        on_error=on_error,
+        arrived=arrived,
+        **engine,
+    )
+    for lane in lanes:
+        collector.add(lane)
+    collector.seal()
+    collector.start()
+    return collector
+
+
 def test_collector_hands_outputs_on_in_order_though_calls_finish_out_of_order():
     """Two calls in flight, the first of each pair slower: the lanes still get their frames in order, and
     a source's END after all of them."""
@@ -76,23 +101,9 @@ def test_collector_hands_outputs_on_in_order_though_calls_finish_out_of_order():
         time.sleep(0.03 if items[0] % 2 == 0 else 0.001)  # even frames finish after the odd one behind them
         return [-item for item in items]
 
-    class Item(int):
-        tensor = np.zeros((1, 3, 4, 4), np.float32)
-
-    collector = FrameCollector(
-        infer,
-        prepare=lambda shape: None,
-        max_batch=1,
-        timeout=0.0,
-        stopping=threading.Event(),
-        on_error=lambda err: pytest.fail(f"collector failed: {err!r}"),
-        arrived=arrived,
-        streams=lambda: 2,
+    collector = started_collector(
+        infer, lanes, arrived, on_error=lambda err: pytest.fail(f"collector failed: {err!r}"), streams=lambda: 2
     )
-    for lane in lanes:
-        collector.add(lane)
-    collector.seal()
-    collector.start()
     for k in range(10):
         for lane in lanes:
             lane.inbox.put(Item(k))
@@ -128,24 +139,8 @@ def test_collector_keeps_the_queued_calls_submitted_beside_the_running_ones():
             running[0] -= 1
         return [-item for item in items]
 
-    class Item(int):
-        tensor = np.zeros((1, 3, 4, 4), np.float32)
-
     errors: list[BaseException] = []
-    collector = FrameCollector(
-        infer,
-        prepare=lambda shape: None,
-        max_batch=1,
-        timeout=0.0,
-        stopping=threading.Event(),
-        on_error=errors.append,
-        arrived=arrived,
-        streams=lambda: 2,
-        queued=lambda: 1,
-    )
-    collector.add(lane)
-    collector.seal()
-    collector.start()
+    collector = started_collector(infer, [lane], arrived, on_error=errors.append, streams=lambda: 2, queued=lambda: 1)
     for k in range(9):
         lane.inbox.put(Item(k))
     lane.inbox.put(END)
