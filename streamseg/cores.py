@@ -25,10 +25,11 @@ def codec_threads(asked: int | None = None) -> int:
 def share_opencv_threads() -> int:
     """Let one OpenCV call (resize, colour conversion, compositing) use a codec's share of the cores; returns it.
 
-    OpenCV's own default, a worker per core for every call, split 640x360 frames into slices whose hand-offs
-    cost more than they saved beside a busy engine: composite, I420 conversion and resize took 1.76 ms of the
-    process's CPU a frame on 2 threads against 1.28 ms on one (2-core VM). The setting is OpenCV's, for the
-    whole process.
+    OpenCV's own default, a worker per core for every call, splits a 640x360 frame into slices whose hand-offs
+    cost more CPU than they save: composite, I420 conversion and resize took 1.76 ms of the process's CPU a
+    frame on 2 threads against 1.28 ms on one (2-core VM, nothing else running). Beside the engine, which
+    already keeps every core busy, a run gained within its noise (docs/cpu-speed.md). The setting is
+    OpenCV's, for the whole process.
     """
     import cv2
 
