@@ -127,7 +127,8 @@ def measure_bare(
             output = timed(inputs[0], engine.run if batch == 1 else functools.partial(_first_batch, engine))
             first = output[:1] if isinstance(output, np.ndarray) else output[:1].float().cpu().numpy()
             # the engine knows its streams once compiled: that many calls at once, as the pipeline keeps them
-            in_flight = getattr(engine, "streams", 1) + getattr(engine, "queued", 0)
+            streams, queued = engine.streams, engine.queued
+            in_flight = streams + queued
             if in_flight == 1:  # here, as the infer stage's own thread runs it
                 for tensor in inputs[1:]:
                     timed(tensor)
@@ -145,8 +146,8 @@ def measure_bare(
         "fps": round(batch * throughput(done, in_flight), 4),
         "frames": batch * len(done),
         "batch": batch,
-        "streams": getattr(engine, "streams", 1),
-        "queued": getattr(engine, "queued", 0),
+        "streams": streams,
+        "queued": queued,
         "engine": name,
         "output": output_kind,
         "precision": computes,

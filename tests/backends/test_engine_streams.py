@@ -7,6 +7,7 @@ calls finish in.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 import time
@@ -27,6 +28,25 @@ needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None
 SPEC = HEAD_SPEC
 
 
+class AtOnce:
+    """Counts the calls inside ``during()`` at the same time, and the most there ever were."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.now = self.most = 0
+
+    @contextlib.contextmanager
+    def during(self):
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
 @needs_openvino
 def test_two_streams_run_side_by_side_with_the_outputs_of_one(head_onnx, tensors):
     one = create_backend("openvino", head_onnx, SPEC, labels=True)
@@ -35,22 +55,16 @@ def test_two_streams_run_side_by_side_with_the_outputs_of_one(head_onnx, tensors
     assert (one.queued, two.queued) == (0, 1)  # one stream: nothing waits in the engine (a live run's latency)
     assert "2 streams" in two.name and "streams" not in one.name
     expected = [one.run(tensor) for tensor in tensors]
-    started, running, most = threading.Lock(), [0], [0]
+    at_once = AtOnce()
 
     def call(tensor):
-        with started:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        try:
+        with at_once.during():
             return two.run(tensor)
-        finally:
-            with started:
-                running[0] -= 1
 
     with ThreadPoolExecutor(3) as calls:  # three calls at once, each on its own infer request
         got = list(calls.map(call, tensors * 4))
     assert all(np.array_equal(g, expected[k % len(tensors)]) for k, g in enumerate(got))
-    assert most[0] == 3  # the queued request's call did not wait for one of the others to end
+    assert at_once.most == 3  # three calls were in run() together, and each got one stream's outputs
 
 
 @needs_openvino
@@ -127,16 +141,12 @@ def test_collector_keeps_the_queued_calls_submitted_beside_the_running_ones():
     arrived = threading.Event()
     lane = CollectorInput("a", StageQueue("a", 64), StageQueue("a-out", 64), threading.Event())
     three = threading.Barrier(3, timeout=10)
-    lock, running, most = threading.Lock(), [0], [0]
+    at_once = AtOnce()
 
     def infer(items):
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        if items[0] < 3:
-            three.wait()  # the first three calls meet here: all of them submitted together
-        with lock:
-            running[0] -= 1
+        with at_once.during():
+            if items[0] < 3:
+                three.wait()  # the first three calls meet here: all of them submitted together
         return [-item for item in items]
 
     errors: list[BaseException] = []
@@ -151,7 +161,7 @@ def test_collector_keeps_the_queued_calls_submitted_beside_the_running_ones():
     while (item := lane.outbox.get(timeout=1)) is not END:
         got.append(item)
     assert got == [-k for k in range(9)]
-    assert most[0] == 3
+    assert at_once.most == 3
 
 
 @needs_openvino
