@@ -53,6 +53,13 @@ log = logging.getLogger(__name__)
 # latency-first run would only have frames wait in the engine)
 QUEUED_WITH_STREAMS = 1
 
+# OpenVINO's Python binding fills function-local statics on a process's first inference (its element type ->
+# dtype table) inside a C++ static guard, then takes the GIL; a second first inference holding the GIL waits on
+# that guard: both wait for good. Seen on one core with two or three calls at once (1 and 6 hangs in 30 fresh
+# processes). The process's first inference runs alone; every later one goes straight through.
+_FIRST_INFERENCE = threading.Lock()
+_first_inference_done = threading.Event()
+
 # streamseg's precision names -> OpenVINO's inference precision hint: what the layers that are not
 # quantized compute in (an INT8 Q/DQ model's convolutions run in INT8 whatever the hint)
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
@@ -193,9 +200,7 @@ class OpenVinoBackend:
         requests, output = self._any_shape or self._compiled.get(tensor.shape) or self._compiled_entry(tensor.shape)
         request = requests.get()
         try:
-            # inputs are read in place (the caller keeps the array until run returns); outputs are copied, since
-            # the request's buffer is overwritten by the next run while later stages still read this one
-            result = request.infer({self.spec.input_name: tensor}, share_inputs=True, share_outputs=False)
+            result = self._infer(request, tensor)
         finally:
             requests.put(request)
         out = result[output]
@@ -203,6 +208,17 @@ class OpenVinoBackend:
         if not self._classes_checked and self.output == "scores":
             self._classes_checked = check_output_classes(out.shape, self.spec, self._where)
         return out
+
+    def _infer(self, request, tensor: np.ndarray):
+        # inputs are read in place (the caller keeps the array until run returns); outputs are copied, since
+        # the request's buffer is overwritten by the next run while later stages still read this one
+        inputs = {self.spec.input_name: tensor}
+        if _first_inference_done.is_set():
+            return request.infer(inputs, share_inputs=True, share_outputs=False)
+        with _FIRST_INFERENCE:
+            result = request.infer(inputs, share_inputs=True, share_outputs=False)
+            _first_inference_done.set()
+            return result
 
     def close(self) -> None:
         self._compiled.clear()

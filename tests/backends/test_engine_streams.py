@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +68,41 @@ def test_two_streams_run_side_by_side_with_the_outputs_of_one(head_onnx, tensors
         got = list(calls.map(call, tensors * 4))
     assert all(np.array_equal(g, expected[k % len(tensors)]) for k, g in enumerate(got))
     assert at_once.most == 3  # three calls were in run() together, and each got one stream's outputs
+
+
+# a fresh process on one core whose first three inferences start together (OpenVINO's binding deadlocked here)
+FIRST_CALLS_AT_ONCE = """
+import os, sys, threading
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from streamseg.backends import create_backend
+from tests.support.onnx_models import HEAD_SPEC
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+engine = create_backend("openvino", sys.argv[1], HEAD_SPEC, labels=True, streams=2)
+tensor = np.zeros((1, 3, 108, 192), np.float32)
+engine.prepare(tensor.shape)
+together = threading.Barrier(engine.streams + engine.queued)
+def call(_):
+    together.wait()
+    return engine.run(tensor)
+with ThreadPoolExecutor(together.parties) as calls:
+    print(len(list(calls.map(call, range(together.parties)))))
+"""
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_first_inferences_at_once_on_one_core_do_not_hang(head_onnx):
+    """Before the process's first inference ran alone, 6 in 30 such processes hung for good."""
+    for _ in range(10):
+        proc = subprocess.run(
+            [sys.executable, "-c", FIRST_CALLS_AT_ONCE, str(head_onnx)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        assert proc.returncode == 0 and proc.stdout.strip() == "3", proc.stderr[-2000:]
 
 
 @needs_openvino
