@@ -8,10 +8,21 @@ and composited picture.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
+import av
 import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Yuv420Planes:
+    """A decoded 4:2:0 picture's planes, uint8 views on the decoder's own buffers (no copy, read only):
+    ``y`` (H, W), ``u`` and ``v`` (H / 2, W / 2)."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +38,9 @@ class Frame:
     # the decoder's motion vectors (MOTION_VECTORS records, ``streamseg.sources.vectors``), when the source was
     # asked for them and the frame has some; None otherwise (intra frames, codecs that export none)
     vectors: np.ndarray | None = None
+    # the decoder's own 4:2:0 picture: when the source was asked for it and decoded video-range 4:2:0 at an even
+    # size, upright; None otherwise
+    planes: Yuv420Planes | None = None
 
     @property
     def on_device(self) -> bool:
@@ -75,7 +89,10 @@ class Result:
     capture_time: float
     frame: np.ndarray  # the decoded picture, RGB uint8 (H, W, 3)
     labels: np.ndarray  # class ids, uint8 (H, W)
-    picture: np.ndarray  # the composited picture to encode, RGB uint8
+    # the composited picture as the compositor drew it: RGB uint8 (H, W, 3), or I420 (H * 3 / 2, W: Y's rows, then
+    # U's, then V's, as OpenCV's *_I420 conversions lay them out) where it blended on the decoder's own 4:2:0
+    # picture (``Frame.planes``), which encoders take as it is
+    composited: np.ndarray
     latency: float  # seconds from capture to the end of compositing
     scores: np.ndarray | None = None  # per-class scores, when asked for
     # "inferred", or carried from an earlier inferred frame: warped along "flow" (DIS) or "mv" (motion vectors), "held"
@@ -83,6 +100,7 @@ class Result:
     age_frames: int = 0  # frames since the inferred frame these labels come from
     age_ms: float = 0.0  # capture-time difference to that frame
     coverage: dict[str, dict[str, float]] | None = None  # with regions: region -> class -> share of its pixels
+    _rgb: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def time(self) -> float | None:
@@ -90,12 +108,29 @@ class Result:
             return None
         return float(self.pts * self.time_base)
 
+    @property
+    def picture(self) -> np.ndarray:
+        """The composited picture, RGB uint8 (H, W, 3): converted from I420 on first use where drawn that way."""
+        if self.composited.ndim == 3:
+            return self.composited
+        if self._rgb is None:  # frozen: the cache is the one field set after construction
+            # by the sources' own conversion (swscale), so the pixels left undrawn are the frame's exactly
+            planes = av.VideoFrame.from_numpy_buffer(self.composited, format="yuv420p")
+            object.__setattr__(self, "_rgb", planes.to_ndarray(format="rgb24", threads=1))
+        assert self._rgb is not None
+        return self._rgb
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the composited picture."""
+        return picture_size(self.composited)
+
     @classmethod
     def of(
         cls,
         frame: Frame,
         labels: np.ndarray,
-        picture: np.ndarray,
+        composited: np.ndarray,
         *,
         image: np.ndarray | None = None,
         scores: np.ndarray | None = None,
@@ -113,13 +148,19 @@ class Result:
             frame.capture_time,
             frame.image if image is None else image,
             labels,
-            picture,
+            composited,
             time.time() - frame.capture_time,
             scores,
             origin,
             age_frames,
             age_ms,
         )
+
+
+def picture_size(picture: np.ndarray) -> tuple[int, int]:
+    """(height, width) of a picture: RGB (H, W, 3), or I420 planes (H * 3 / 2, W)."""
+    rows, width = picture.shape[:2]
+    return (rows, width) if picture.ndim == 3 else (rows * 2 // 3, width)
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,6 +173,7 @@ class SourceLane:
             options=self.options,
             interrupted=self.source_stop,
             vectors=self.steps.motion_vectors,
+            planes=self.steps.decoder_planes,
         )
         try:  # closed here, in the decoding thread: closing it from another would pull it from under a decode
             if self.stopping.is_set():  # removed or stopped while it opened

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from streamseg.errors import ConfigError
+from streamseg.frames import Frame, Yuv420Planes
 from streamseg.models.spec import ModelSpec
 
 Mode = Literal["overlay", "mask", "side-by-side"]
@@ -21,6 +22,11 @@ class Compositor:
     Only the drawn classes are colored: the background class and, when a class
     filter is given, every class outside it keep the original pixels (overlay)
     or stay black (mask).
+
+    An overlay blends on the decoder's own 4:2:0 picture where the frame carries it (``Frame.planes``):
+    half the bytes of RGB, no conversion back for the encoder, and the pixels left alone stay exactly
+    as decoded. Blending is linear, so it gives the RGB overlay's colors (within a level), with the
+    class edges at chroma's half resolution, as the encoder would have subsampled them anyway.
     """
 
     def __init__(
@@ -52,6 +58,34 @@ class Compositor:
         self._color_table = np.ascontiguousarray(lut.reshape(256, 1, 3))
         self.drawn_table = np.where(drawn, 255, 0).astype(np.uint8)
         self._undrawn_table = np.where(drawn, 0, 255).astype(np.uint8)
+        self._y_table, self._u_table, self._v_table = _i420_tables(lut)
+
+    @property
+    def takes_planes(self) -> bool:
+        """Whether this mode draws on a frame's 4:2:0 planes when it has them (an overlay does)."""
+        return self.mode == "overlay"
+
+    def draw(self, frame: Frame, labels: np.ndarray) -> np.ndarray:
+        """``frame``'s composited picture: I420 where the frame carries its planes and the mode blends, else RGB."""
+        if frame.planes is not None and self.takes_planes:
+            return self.overlay_planes(frame.planes, labels)
+        return self(frame.image, labels)
+
+    def overlay_planes(self, planes: Yuv420Planes, labels: np.ndarray) -> np.ndarray:
+        """The overlay drawn on 4:2:0 planes, as one new I420 picture (H * 3 / 2, W)."""
+        height, width = labels.shape
+        out = np.empty((height * 3 // 2, width), np.uint8)
+        chroma = out[height:].reshape(2, height // 2, width // 2)  # I420: after Y's rows, U's bytes, then V's
+        # chroma's labels: each 2x2 block's first, as the planes hold one U and V for each block
+        half = cv2.resize(labels, (width // 2, height // 2), interpolation=cv2.INTER_NEAREST)
+        for source, target, plane_labels, table in (
+            (planes.y, out[:height], labels, self._y_table),
+            (planes.u, chroma[0], half, self._u_table),
+            (planes.v, chroma[1], half, self._v_table),
+        ):
+            cv2.addWeighted(source, 1.0 - self.alpha, cv2.LUT(plane_labels, table), self.alpha, 0.0, dst=target)
+            cv2.copyTo(source, cv2.LUT(plane_labels, self._undrawn_table), target)
+        return out
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """RGB picture of the drawn classes; the rest is black."""
@@ -73,3 +107,10 @@ class Compositor:
         cv2.addWeighted(image, 1.0 - self.alpha, color, self.alpha, 0.0, dst=overlay)
         cv2.copyTo(image, cv2.LUT(labels, self._undrawn_table), overlay)  # undrawn keep the frame
         return out
+
+
+def _i420_tables(lut: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U and V of each RGB color in ``lut`` (256, 3), by the conversion encoders get (OpenCV's RGB -> I420)."""
+    blocks = np.repeat(np.repeat(lut[None], 2, axis=0), 2, axis=1)  # each color a 2x2 block: (2, 512, 3)
+    planes = cv2.cvtColor(blocks, cv2.COLOR_RGB2YUV_I420)  # (3, 512): Y's two rows, then U's and V's 256 bytes
+    return np.ascontiguousarray(planes[0, ::2]), planes[2, :256].copy(), planes[2, 256:].copy()

@@ -24,6 +24,7 @@ from av.packet import Packet
 from av.video.stream import VideoStream
 
 from streamseg.errors import SinkError
+from streamseg.frames import picture_size
 from streamseg.outputs.encoder import configure, encoder_frame
 from streamseg.outputs.files.recording import PeriodicSync, faststart, muxer_options
 from streamseg.stage_options import EncoderOptions
@@ -98,7 +99,8 @@ class ClipEncoder:
         self._last_pts: int | None = None
 
     def encode(self, picture: np.ndarray, pts: int | None) -> list[Packet]:
-        stream = self.stream if self.stream is not None else self._open(picture.shape[1], picture.shape[0])
+        """Packets of one composited picture (``Result.composited``: RGB, or I420 planes)."""
+        stream = self.stream if self.stream is not None else self._open(*reversed(picture_size(picture)))
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):  # encoders need rising pts
             pts = 0 if self._last_pts is None else self._last_pts + 1
         self._last_pts = pts

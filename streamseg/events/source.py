@@ -130,7 +130,7 @@ class EventsSink:
     def write(self, result: Result) -> None:
         time = self._last_time = media_time(result, self.rate)
         if self._encoder is not None and self._ring is not None:
-            for packet in self._encoder.encode(result.picture, result.pts):
+            for packet in self._encoder.encode(result.composited, result.pts):
                 item = Stored(time, packet, bool(packet.is_keyframe), packet.size)
                 self._ring.add(item)
                 if self._clip is not None:
@@ -140,7 +140,7 @@ class EventsSink:
         for tracker in self.trackers:
             rule = tracker.rule
             value = sum(coverage.get(rule.region, {}).get(c, 0.0) for c in rule.classes)
-            for change in tracker.update(time, result.index, value, inferred, keep=result.picture):
+            for change in tracker.update(time, result.index, value, inferred, keep=result):
                 self._changed(change)
         if self._clip is not None and self._close_at is not None and time >= self._close_at - 1e-6:
             if not any(t.active is not None and t.active in self._clip_events for t in self.trackers):
@@ -198,10 +198,10 @@ class EventsSink:
             return
         clip.finish(seekable)
         self._write_sidecar(clip)
-        peak = self._clip_events[0].peak_picture
+        peak = self._clip_events[0].peak_picture  # the peak frame's Result
         if peak is not None:
             thumbnail = str(Path(clip.path).with_suffix(".jpg"))
-            if not cv2.imwrite(thumbnail, cv2.cvtColor(peak, cv2.COLOR_RGB2BGR)):
+            if not cv2.imwrite(thumbnail, cv2.cvtColor(peak.picture, cv2.COLOR_RGB2BGR)):
                 log.warning("events %s: cannot write %s", self.plan.source, thumbnail)
         for event in self._clip_events:
             event.peak_picture = None  # done with it: let the frame go

@@ -35,6 +35,7 @@ def open_source(
     options: SourceOptions = SourceOptions(),
     interrupted: threading.Event | None = None,
     vectors: bool = False,
+    planes: bool = False,
 ) -> Source:
     """Open ``uri`` by its scheme.
 
@@ -43,11 +44,12 @@ def open_source(
     else a file (a path or ``file:`` URI): decoded as fast as it goes, or paced as a camera with
     ``options.realtime``. ``interrupted``, once set, stops a live source, even while it still waits
     for its first connection. ``vectors``: the decoder exports its motion vectors and each ``Frame``
-    carries them (``Frame.vectors``); nothing is asked of the decoder otherwise.
+    carries them (``Frame.vectors``); nothing is asked of the decoder otherwise. ``planes``: each frame
+    carries the decoder's own 4:2:0 planes as well (``Frame.planes``), where it decoded them.
     """
     scheme = scheme_of(uri)
     live = functools.partial(
-        LiveSource, options=options, max_frames=max_frames, interrupted=interrupted, vectors=vectors
+        LiveSource, options=options, max_frames=max_frames, interrupted=interrupted, vectors=vectors, planes=planes
     )
     if scheme.reads == "live":
         extra = _rtsp_options(options) if scheme.name in ("rtsp", "rtsps") else _CONTAINER_OPTIONS.get(scheme.name)
@@ -65,6 +67,7 @@ def open_source(
         max_pixels=options.max_pixels,
         decode_threads=options.decode_threads,
         vectors=vectors,
+        planes=planes,
     )
 
 

@@ -28,9 +28,9 @@ import numpy as np
 from streamseg.backoff import Backoff
 from streamseg.cores import codec_threads
 from streamseg.errors import SourceError
-from streamseg.frames import Frame, StreamInfo
+from streamseg.frames import Frame, StreamInfo, Yuv420Planes
 from streamseg.logs import redact
-from streamseg.sources.file import to_rgb
+from streamseg.sources.file import to_planes, to_rgb
 from streamseg.sources.limits import FrameTooLargeError, check_frame, check_stream, guard_stream
 from streamseg.sources.no_answer import no_answer
 from streamseg.sources.vectors import export_vectors, frame_vectors
@@ -38,7 +38,8 @@ from streamseg.stage_options import SourceOptions
 
 log = logging.getLogger(__name__)
 
-Picture = tuple[np.ndarray, np.ndarray | None]  # an upright RGB picture and its motion vectors (when asked for)
+# an upright RGB picture, its motion vectors and its I420 planes (each when asked for and there)
+Picture = tuple[np.ndarray, np.ndarray | None, Yuv420Planes | None]
 
 CLOCK_RATE = 90000  # ticks per second of the capture-clock pts, as RTP video uses
 TIME_BASE = Fraction(1, CLOCK_RATE)
@@ -92,7 +93,7 @@ class LiveSource:
     timeouts, undecodable data, ExitError and refused connections lead to
     reconnects. ``paced`` plays a file at its own rate; with ``loop`` it starts
     over at the end instead of stopping. With ``vectors`` the decoder exports its
-    motion vectors and each frame carries them.
+    motion vectors and each frame carries them; with ``planes``, its own 4:2:0 planes.
     """
 
     def __init__(
@@ -106,9 +107,11 @@ class LiveSource:
         max_frames: int | None = None,
         interrupted: threading.Event | None = None,
         vectors: bool = False,
+        planes: bool = False,
     ):
         self.url = url
         self.vectors = vectors
+        self.planes = planes
         self.name = redact(url)
         self.options = options
         self.paced = paced
@@ -253,7 +256,11 @@ class LiveSource:
                     wait = started + offset - time.monotonic()
                     if wait > 0 and self._interrupted.wait(wait):
                         return
-                yield to_rgb(frame), frame_vectors(frame) if self.vectors else None
+                yield (
+                    to_rgb(frame),
+                    frame_vectors(frame) if self.vectors else None,
+                    to_planes(frame) if self.planes else None,
+                )
 
     def frames(self) -> Iterator[Frame]:
         clock = CaptureClock()
@@ -270,14 +277,14 @@ class LiveSource:
                 if pending is not None:
                     pictures = _prepend(pending, self._pictures)
                     pending = None
-                for image, vectors in pictures:
+                for image, vectors, planes in pictures:
                     if image.shape[:2] != size:  # a camera that came back at another size: its vectors don't fit
                         image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-                        vectors = None
+                        vectors = planes = None
                     now = time.monotonic()
                     if not self._flowing:
                         self._flowing, self.problem = True, None
-                    yield Frame(self.name, index, image, clock.pts(now), TIME_BASE, time.time(), vectors)
+                    yield Frame(self.name, index, image, clock.pts(now), TIME_BASE, time.time(), vectors, planes)
                     index += 1
                     backoff.reset()
                     if self.max_frames is not None and index >= self.max_frames:

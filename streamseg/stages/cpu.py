@@ -23,15 +23,15 @@ class CpuLane(PlainSteps):
         self.spec = spec  # what run() takes: the model's input, or pictures where the engine normalizes
         self.preprocess = CpuPreprocessor(spec)
         self.post = postprocess  # stateless per call: shared by the lanes
-        self.draw = compositor
+        self.compositor = compositor
+        self.decoder_planes = compositor.takes_planes  # an overlay draws on the decoder's own planes
         self._scores = scores
 
     def composite(self, item: Inferred) -> Result:
         frame = item.frame
         labels = self.post(item.output, item.geometry)
-        picture = self.draw(frame.image, labels)
         scores = self.post.scores(item.output, item.geometry) if self._scores else None
-        return Result.of(frame, labels, picture, scores=scores)
+        return Result.of(frame, labels, self.compositor.draw(frame, labels), scores=scores)
 
 
 class CpuStages:

@@ -11,8 +11,9 @@ process:
 * ``warm_up(height, width, prepare)``: set the backend up for every input shape the steps will use;
 * ``counts()`` for the source's summary row, ``state()`` for ``/metrics``.
 
-``motion_vectors`` says what the steps need from the source itself: the decoder's motion vectors on each
-frame (``Frame.vectors``), which the lane's source then exports; nothing is asked of the decoder otherwise.
+``motion_vectors`` and ``decoder_planes`` say what the steps need from the source itself: the decoder's motion
+vectors on each frame (``Frame.vectors``), its own 4:2:0 planes (``Frame.planes``, which an overlay draws on);
+the lane's source then hands them on; nothing is asked of the decoder otherwise.
 
 A stage set's own lane (``CpuLane``, ``CudaLane``) takes the defaults of ``PlainSteps``. A plug-in
 (``LanePlugin``) wraps a lane's steps in its own (temporal: ``streamseg.temporal.steps``); each stage set
@@ -34,6 +35,7 @@ Prepare = Callable[[tuple[int, ...]], bool]  # set the backend up for an input s
 class LaneSteps(Protocol):
     labels_origin: bool  # results say where their labels came from (inferred, flow, held): the summary sink's column
     motion_vectors: bool  # frames carry the decoder's motion vectors (Frame.vectors): the source exports them
+    decoder_planes: bool  # frames carry the decoder's 4:2:0 planes (Frame.planes), where it decoded that
 
     def preprocess(self, frame: Frame) -> Any: ...
 
@@ -64,6 +66,7 @@ class PlainSteps:
 
     labels_origin = False
     motion_vectors = False
+    decoder_planes = False
     spec: ModelSpec  # the model input the steps produce
 
     def on_open(self, info: StreamInfo, reconnects: Callable[[], int]) -> None:

@@ -99,6 +99,7 @@ class TemporalSteps:
         self.inputs: dict[int | None, CpuPreprocessor] = dict(inputs or {None: steps.preprocess})
         self.propagate = plugin.propagate
         self.motion_vectors = plugin.propagate == "mv"  # the source exports them; on_open makes the chain
+        self.decoder_planes = steps.decoder_planes
         self.chain: VectorChain | None = None
         self.carried_by: Counter[str] = Counter()  # carried frames by what carried them (Carried.by)
         self.smoother = ScoreSmoother(plugin.smooth) if plugin.smooth is not None else None
@@ -295,8 +296,8 @@ class TemporalSteps:
         )
 
     def _result(self, frame: Frame, labels: np.ndarray, origin: str, age_frames: int, age_ms: float) -> Result:
-        picture = self.steps.draw(frame.image, labels)
-        return Result.of(frame, labels, picture, origin=origin, age_frames=age_frames, age_ms=age_ms)
+        composited = self.steps.compositor.draw(frame, labels)
+        return Result.of(frame, labels, composited, origin=origin, age_frames=age_frames, age_ms=age_ms)
 
 
 def propagation(asked: str, carried_by: Mapping[str, int]) -> str:

@@ -108,13 +108,13 @@ class VideoFileSink:
         self._audio_packets = audio_in.demux(source)
 
     def write(self, result: Result) -> None:
-        picture = result.picture
         try:
             if self._container is None or self._video is None:
-                container, video = self._open(picture.shape[1], picture.shape[0])
+                height, width = result.size
+                container, video = self._open(width, height)
             else:
                 container, video = self._container, self._video
-            frame = encoder_frame(picture, video)
+            frame = encoder_frame(result.composited, video)
             pts = result.pts
             if pts is None or (self._last_pts is not None and pts <= self._last_pts):  # encoders need rising pts
                 pts = 0 if self._last_pts is None else self._last_pts + 1

@@ -142,9 +142,9 @@ class StreamSink:
         return container, video
 
     def write(self, result: Result) -> None:
-        picture = result.picture
         if self._container is None or self._video is None:
-            opened = self._connect(picture.shape[1], picture.shape[0])
+            height, width = result.size
+            opened = self._connect(width, height)
             if opened is None:
                 self.dropped += 1
                 return
@@ -155,7 +155,7 @@ class StreamSink:
             self._start = result.capture_time
         pts = max(round((result.capture_time - self._start) * 90000), self._last_pts + 1)
         self._last_pts = pts
-        frame = encoder_frame(picture, video)
+        frame = encoder_frame(result.composited, video)
         frame.pts, frame.time_base = pts, TIME_BASE
         try:
             for packet in video.encode(frame):
