@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import av
-import cv2
 import numpy as np
 import pytest
 
 from streamseg.composite import Compositor
 from streamseg.models import ZOO
+from tests.support.hue_labels import decoded_with_labels
 
 FCN = ZOO["fcn_resnet50"].spec
 
@@ -27,18 +26,8 @@ def float_reference(compositor: Compositor, image: np.ndarray, labels: np.ndarra
 
 @pytest.fixture(scope="module")
 def frames_and_labels(car_video):
-    """Three decoded frames, with labels that follow the picture (hue classes) made at 1/8 size and resized."""
-    out = []
-    with av.open(str(car_video)) as container:
-        for k, frame in enumerate(container.decode(video=0)):
-            if k == 3:
-                break
-            rgb = frame.to_ndarray(format="rgb24")
-            h, w = rgb.shape[:2]
-            hue = cv2.cvtColor(cv2.resize(rgb, (w // 8, h // 8)), cv2.COLOR_RGB2HSV)[..., 0]
-            small = (hue.astype(np.uint16) * FCN.num_classes // 180).astype(np.uint8)
-            out.append((rgb, cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)))
-    return out
+    """Three decoded frames, with labels that follow the picture (hue classes made at 1/8 size and resized)."""
+    return [(rgb, labels) for _, rgb, labels in decoded_with_labels(car_video, 3, FCN.num_classes)]
 
 
 @pytest.mark.parametrize("mode", ["overlay", "mask", "side-by-side"])

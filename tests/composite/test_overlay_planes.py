@@ -14,6 +14,7 @@ from streamseg.frames import Frame, Result
 from streamseg.models import ZOO
 from streamseg.outputs.encoder import encoder_frame
 from streamseg.sources.file import FileSource, to_planes
+from tests.support.hue_labels import decoded_with_labels
 
 FCN = ZOO["fcn_resnet50"].spec
 
@@ -21,18 +22,9 @@ FCN = ZOO["fcn_resnet50"].spec
 @pytest.fixture(scope="module")
 def decoded(car_video):
     """Three decoded frames as the source hands them (RGB and planes), with labels that follow the picture."""
-    out = []
-    with av.open(str(car_video)) as container:
-        for k, frame in enumerate(container.decode(video=0)):
-            if k == 3:
-                break
-            rgb = frame.to_ndarray(format="rgb24")
-            h, w = rgb.shape[:2]
-            hue = cv2.cvtColor(cv2.resize(rgb, (w // 8, h // 8)), cv2.COLOR_RGB2HSV)[..., 0]
-            small = (hue.astype(np.uint16) * FCN.num_classes // 180).astype(np.uint8)
-            labels = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
-            out.append((rgb, to_planes(frame), labels))
-    return out
+    return [
+        (rgb, to_planes(frame), labels) for frame, rgb, labels in decoded_with_labels(car_video, 3, FCN.num_classes)
+    ]
 
 
 @pytest.mark.parametrize("alpha", [0.5, 0.37])
