@@ -19,6 +19,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import av
@@ -92,7 +93,11 @@ def main() -> None:
     args = parser.parse_args()
     spec = ZOO["fcn_resnet50"].spec
     new = Compositor(spec, mode="overlay", alpha=0.5)
-    compositors = {"color_map": new, "banded": BandedCompositor(new), "frame_sized": FrameSizedCompositor(new)}
+    compositors: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+        "color_map": new,
+        "banded": BandedCompositor(new),
+        "frame_sized": FrameSizedCompositor(new),
+    }
     for_encoder = {
         "rgb_then_i420": lambda rgb, labels, planes: cv2.cvtColor(new(rgb, labels), cv2.COLOR_RGB2YUV_I420),
         "planes": lambda rgb, labels, planes: new.overlay_planes(planes, labels),
